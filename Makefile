@@ -1,0 +1,146 @@
+# storaged - the only build system. See README.md.
+#
+#   make            build storaged, storagectl and the front-end modules
+#   make run        install deps, build, run the daemon with ./storaged.conf
+#   make test       install deps, build, unit tests (plain + ASan/UBSan),
+#                   integration tests against the real daemon
+#   make install    PREFIX=/usr/local DESTDIR=
+#   make clean
+
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+BINDIR     ?= $(PREFIX)/bin
+LIBDIR     ?= $(PREFIX)/lib
+MODDIR     ?= $(LIBDIR)/storaged
+SYSCONFDIR ?= $(PREFIX)/etc
+MANDIR     ?= $(PREFIX)/share/man
+DATADIR    ?= $(PREFIX)/share/storaged
+VERSION    := 0.1.0
+
+CC      ?= cc
+PKGS    := sqlite3 libsodium libcrypto inih
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -pthread \
+           -I. -Icore $(shell pkg-config --cflags $(PKGS)) \
+           -DSD_VERSION='"$(VERSION)"' -DSD_MODULE_DIR='"$(MODDIR)"'
+LDLIBS  := $(shell pkg-config --libs $(PKGS)) -ldl -lpthread -lm
+
+BUILD   := build
+ASAN_BUILD := build/asan
+SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+
+CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c)) $(wildcard db/*.c)
+CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
+CORE_ASAN_OBJ := $(CORE_SRC:%.c=$(ASAN_BUILD)/%.o)
+HDRS := $(wildcard core/*.h db/*.h)
+
+# Each front end adds itself: frontends/<name>/module.mk sets
+#   MODULES += name
+#   name_PKGS := pkg-config packages   name_LDLIBS := extra libraries
+MODULES :=
+-include $(wildcard frontends/*/module.mk)
+-include packaging/packaging.mk
+MODULE_SOS := $(MODULES:%=frontends/%.so)
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+UNIT_ASAN_BIN := $(UNIT_SRC:tests/unit/%.c=$(ASAN_BUILD)/tests/%)
+TEST_MODULE := $(BUILD)/tests/testmod.so
+
+.PHONY: all deps run test unit unit-asan integration install clean doc-config
+all: storaged storagectl $(MODULE_SOS)
+
+deps:
+	@packaging/install-deps.sh
+
+# migrations/*.sql are compiled in, so a binary always knows its schema.
+$(BUILD)/migrations.c: $(sort $(wildcard migrations/*.sql)) db/embed-migrations.sh
+	@mkdir -p $(dir $@)
+	db/embed-migrations.sh $(sort $(wildcard migrations/*.sql)) > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+$(ASAN_BUILD)/%.o: %.c $(HDRS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -DSD_TEST_BUILD -c -o $@ $<
+
+$(BUILD)/libsdcore.a: $(CORE_OBJ) $(BUILD)/migrations.o
+	$(AR) rcs $@ $^
+
+$(ASAN_BUILD)/libsdcore.a: $(CORE_ASAN_OBJ) $(ASAN_BUILD)/migrations.o
+	$(AR) rcs $@ $^
+
+$(ASAN_BUILD)/migrations.o: $(BUILD)/migrations.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -c -o $@ $<
+
+storaged: $(BUILD)/core/main.o $(BUILD)/libsdcore.a
+	$(CC) $(CFLAGS) -rdynamic -o $@ $^ $(LDLIBS)
+
+storagectl: $(BUILD)/cli/storagectl.o $(BUILD)/libsdcore.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+
+# Front-end modules: position-independent, linked only against their own
+# libraries; the core reaches them through the sd_core_api table.
+define module_rule
+$(1)_SRC := $$(wildcard frontends/$(1)/*.c)
+$(1)_HDR := $$(wildcard frontends/$(1)/*.h)
+frontends/$(1).so: $$($(1)_SRC) $$($(1)_HDR) core/storaged.h
+	$$(CC) $$(CFLAGS) $$(if $$($(1)_PKGS),$$(shell pkg-config --cflags $$($(1)_PKGS))) -shared \
+		-Wl,--no-undefined -o $$@ $$($(1)_SRC) \
+		$$(if $$($(1)_PKGS),$$(shell pkg-config --libs $$($(1)_PKGS))) $$($(1)_LDLIBS) -lpthread
+endef
+$(foreach m,$(MODULES),$(eval $(call module_rule,$(m))))
+
+# ---------------------------------------------------------------- tests
+CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
+
+$(TEST_MODULE): tests/unit/testmod/testmod.c core/storaged.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -o $@ $<
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(BUILD)/libsdcore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -o $@ $< $(BUILD)/libsdcore.a $(CHECK_LIBS) $(LDLIBS)
+
+$(ASAN_BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(ASAN_BUILD)/libsdcore.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -DSD_TEST_BUILD $(CHECK_CFLAGS) -o $@ $< $(ASAN_BUILD)/libsdcore.a $(CHECK_LIBS) $(LDLIBS)
+
+unit: $(UNIT_BIN) $(TEST_MODULE)
+	@tests/unit/run.sh $(UNIT_BIN)
+
+unit-asan: $(UNIT_ASAN_BIN) $(TEST_MODULE)
+	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		tests/unit/run.sh $(UNIT_ASAN_BIN)
+
+integration: all
+	@tests/integration/run.sh
+
+test: deps
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory unit-asan
+	@$(MAKE) --no-print-directory integration
+
+run: deps
+	@$(MAKE) --no-print-directory all
+	./storaged -c storaged.conf
+
+doc-config: storaged
+	./storaged --doc-config > docs/configuration-reference.md
+
+install: all
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MODDIR) \
+		$(DESTDIR)$(SYSCONFDIR)/storaged
+	install -m 0755 storaged $(DESTDIR)$(SBINDIR)/storaged
+	install -m 0755 storagectl $(DESTDIR)$(BINDIR)/storagectl
+	$(if $(MODULE_SOS),install -m 0644 $(MODULE_SOS) $(DESTDIR)$(MODDIR)/)
+	test -e $(DESTDIR)$(SYSCONFDIR)/storaged/storaged.conf || \
+		install -m 0644 packaging/storaged.conf $(DESTDIR)$(SYSCONFDIR)/storaged/storaged.conf
+
+clean:
+	rm -rf $(BUILD) storaged storagectl frontends/*.so

@@ -1,0 +1,28 @@
+/*
+ * log.h - one process-wide logger.
+ *
+ * One line per event: "2026-11-21T15:46:33.123Z level=info src=core <msg>",
+ * where msg is key=value pairs written by the caller. Lines go to stderr or
+ * to a file opened O_APPEND; each line is written with a single write(2), so
+ * concurrent threads never interleave inside a line. sd_log_reopen() (called
+ * on SIGHUP) reopens the file for log rotation.
+ */
+#ifndef SD_LOG_H
+#define SD_LOG_H
+
+#include <stdarg.h>
+
+/* path NULL or "" = stderr. level: enum sd_log_level. 0 or -errno. */
+int sd_log_open(const char *path, int level);
+/* Reopen the log file (no-op on stderr). Safe to call from any thread. */
+void sd_log_reopen(void);
+void sd_log_close(void);
+void sd_log_set_level(int level);
+int sd_log_get_level(void);
+void sd_log(int level, const char *src, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void sd_vlog(int level, const char *src, const char *fmt, va_list ap);
+/* "debug"|"info"|"warn"|"error" -> level, or -1. */
+int sd_log_level_parse(const char *s);
+const char *sd_log_level_name(int level);
+
+#endif
