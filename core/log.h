@@ -11,6 +11,7 @@
 #define SD_LOG_H
 
 #include <stdarg.h>
+#include "storaged.h" /* enum sd_log_level */
 
 /* path NULL or "" = stderr. level: enum sd_log_level. 0 or -errno. */
 int sd_log_open(const char *path, int level);

@@ -1,0 +1,691 @@
+/*
+ * auth.c - users, public keys, API tokens and login throttling.
+ *
+ * "Dynamic validation" (seed 000): every login reads the database; nothing
+ * about a user is cached, so disabling a user, revoking a token or changing
+ * a password takes effect at the next login with no restart.
+ *
+ * Passwords: Argon2id strings (crypto_pwhash_str, interactive limits, about
+ * 64 MiB and 0.1 s per verification); at most auth_max_concurrent
+ * verifications run at once so a login storm cannot exhaust memory. An
+ * unknown user costs a verification against a dummy hash too, so timing
+ * does not reveal which names exist.
+ *
+ * Tokens: "sdt_" + 43 base64url characters (32 random bytes). Only the
+ * SHA-256 of the whole token is stored; a token is high-entropy, so a fast
+ * hash suffices and lookups are by an index. Scope rw or ro (ro logins get
+ * SD_USER_READONLY and every mutation returns -EROFS), optional expiry.
+ *
+ * Throttling: a fixed table of client addresses with their recent
+ * failures. Each failure sleeps auth_fail_delay; auth_max_failures failures
+ * within auth_block_time lock the address out for auth_block_time
+ * (-SD_EBLOCKED). A success clears the address's count.
+ */
+#include <errno.h>
+#include <openssl/evp.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "log.h"
+#include "util.h"
+
+#define AUTH_SLOTS 1024
+#define TOKEN_PREFIX "sdt_"
+
+struct sd_authfail {
+	char addr[64];
+	int failures;
+	int64_t first_ms;
+	int64_t blocked_until;
+	int64_t last_ms;
+};
+
+int sd__auth_init(sd_core *c)
+{
+	if (sodium_init() < 0)
+		return -EIO;
+	c->fails = sd_xcalloc(AUTH_SLOTS, sizeof *c->fails);
+	pthread_mutex_init(&c->auth_lock, NULL);
+	pthread_cond_init(&c->auth_cond, NULL);
+	return 0;
+}
+
+void sd__auth_free(sd_core *c)
+{
+	free(c->fails);
+	c->fails = NULL;
+	pthread_mutex_destroy(&c->auth_lock);
+	pthread_cond_destroy(&c->auth_cond);
+}
+
+int sd__check_writable(const sd_user *u)
+{
+	return (u->flags & SD_USER_READONLY) ? -EROFS : 0;
+}
+
+/* Slot for addr (existing, else the least recently used). Lock held. */
+static sd_authfail *slot_for(sd_core *c, const char *addr, int create)
+{
+	sd_authfail *lru = &c->fails[0];
+	for (int i = 0; i < AUTH_SLOTS; i++) {
+		sd_authfail *f = &c->fails[i];
+		if (f->addr[0] && strcmp(f->addr, addr) == 0)
+			return f;
+		if (f->last_ms < lru->last_ms)
+			lru = f;
+	}
+	if (!create)
+		return NULL;
+	memset(lru, 0, sizeof *lru);
+	snprintf(lru->addr, sizeof lru->addr, "%s", addr);
+	return lru;
+}
+
+int sd__auth_allowed(sd_core *c, const char *addr)
+{
+	if (!addr || !*addr)
+		return 0;
+	int64_t now = sd__now_ms(c);
+	pthread_mutex_lock(&c->auth_lock);
+	sd_authfail *f = slot_for(c, addr, 0);
+	int r = (f && f->blocked_until > now) ? -SD_EBLOCKED : 0;
+	pthread_mutex_unlock(&c->auth_lock);
+	return r;
+}
+
+static void write_journal(sd_core *c, const char *user, const char *op, const char *detail)
+{
+	sd_dbc *d = sd_db_write_begin(c->db);
+	if (!d)
+		return;
+	sd__journal(d, sd__now_ms(c), user, op, NULL, detail);
+	sd_db_write_end(c->db, d, 1);
+}
+
+/* Record a failed login: count, maybe block, journal, then delay. */
+static int auth_failed(sd_core *c, const char *user, const char *addr, const char *why)
+{
+	const sd_conf *conf = c->conf;
+	int64_t now = sd__now_ms(c);
+	int blocked = 0;
+	if (addr && *addr) {
+		pthread_mutex_lock(&c->auth_lock);
+		sd_authfail *f = slot_for(c, addr, 1);
+		if (now - f->first_ms > conf->auth_block_time) {
+			f->failures = 0;
+			f->first_ms = now;
+		}
+		f->failures++;
+		f->last_ms = now;
+		if (f->failures >= conf->auth_max_failures) {
+			f->blocked_until = now + conf->auth_block_time;
+			f->failures = 0;
+			f->first_ms = now;
+			blocked = 1;
+		}
+		pthread_mutex_unlock(&c->auth_lock);
+	}
+	char detail[160];
+	snprintf(detail, sizeof detail, "addr=%s reason=%s%s", addr ? addr : "-", why,
+		 blocked ? " blocked=1" : "");
+	sd_log(SD_LOG_WARN, "auth", "event=login_failed user=\"%s\" addr=%s reason=%s%s",
+	       user ? user : "", addr ? addr : "-", why, blocked ? " blocked=1" : "");
+	write_journal(c, user, "login_failed", detail);
+	sd__metric_add(c, "storaged_login_failures_total", NULL, 1);
+	sd_sleep_ms(conf->auth_fail_delay);
+	return blocked ? -SD_EBLOCKED : -SD_EAUTH;
+}
+
+static void auth_succeeded(sd_core *c, const char *addr)
+{
+	if (!addr || !*addr)
+		return;
+	pthread_mutex_lock(&c->auth_lock);
+	sd_authfail *f = slot_for(c, addr, 0);
+	if (f && f->blocked_until <= sd__now_ms(c))
+		memset(f, 0, sizeof *f);
+	pthread_mutex_unlock(&c->auth_lock);
+}
+
+SD_SQL(q_user_by_name, "SELECT id, name, admin, disabled, quota_bytes, used_bytes, pwhash "
+		       "FROM users WHERE name = ?1");
+SD_SQL(q_user_by_id, "SELECT id, name, admin, disabled, quota_bytes, used_bytes, pwhash "
+		     "FROM users WHERE id = ?1");
+
+/* Fill u from a q_user_by_* row; copy pwhash if wanted. */
+static void read_user(sqlite3_stmt *st, sd_user *u, char *pwhash, size_t pwlen)
+{
+	memset(u, 0, sizeof *u);
+	u->id = sqlite3_column_int64(st, 0);
+	snprintf(u->name, sizeof u->name, "%s", (const char *)sqlite3_column_text(st, 1));
+	if (sqlite3_column_int(st, 2))
+		u->flags |= SD_USER_ADMIN;
+	if (sqlite3_column_int(st, 3))
+		u->flags |= SD_USER_DISABLED;
+	u->quota = sqlite3_column_int64(st, 4);
+	u->used = sqlite3_column_int64(st, 5);
+	if (pwhash) {
+		const unsigned char *h = sqlite3_column_text(st, 6);
+		snprintf(pwhash, pwlen, "%s", h ? (const char *)h : "");
+	}
+}
+
+static int get_user(sd_core *c, const char *name, int64_t id, sd_user *u, char *pwhash, size_t pwlen)
+{
+	sd_dbc *d = sd_db_read_begin(c->db);
+	sqlite3_stmt *st;
+	if (name) {
+		st = sd_db_stmt(d, &q_user_by_name);
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	} else {
+		st = sd_db_stmt(d, &q_user_by_id);
+		sqlite3_bind_int64(st, 1, id);
+	}
+	int r = -ENOENT;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		read_user(st, u, pwhash, pwlen);
+		r = 0;
+	}
+	sqlite3_reset(st);
+	sd_db_read_end(c->db, d);
+	return r;
+}
+
+int sd__user_get(sd_core *c, const char *name, sd_user *out)
+{
+	return get_user(c, name, 0, out, NULL, 0);
+}
+
+int sd__user_get_id(sd_core *c, int64_t id, sd_user *out)
+{
+	return get_user(c, NULL, id, out, NULL, 0);
+}
+
+int sd__user_refresh(sd_core *c, sd_user *u)
+{
+	sd_user fresh;
+	int r = sd__user_get_id(c, u->id, &fresh);
+	if (r < 0)
+		return r;
+	fresh.flags |= u->flags & SD_USER_READONLY;
+	*u = fresh;
+	return 0;
+}
+
+/* Argon2id verification, at most auth_max_concurrent at once. */
+static int verify_password(sd_core *c, const char *hash, const char *pw)
+{
+	pthread_mutex_lock(&c->auth_lock);
+	while (c->auth_active >= c->conf->auth_max_concurrent)
+		pthread_cond_wait(&c->auth_cond, &c->auth_lock);
+	c->auth_active++;
+	pthread_mutex_unlock(&c->auth_lock);
+	int ok = crypto_pwhash_str_verify(hash, pw, strlen(pw)) == 0;
+	pthread_mutex_lock(&c->auth_lock);
+	c->auth_active--;
+	pthread_cond_signal(&c->auth_cond);
+	pthread_mutex_unlock(&c->auth_lock);
+	return ok;
+}
+
+static int hash_password(const char *pw, char out[crypto_pwhash_STRBYTES])
+{
+	if (crypto_pwhash_str(out, pw, strlen(pw), crypto_pwhash_OPSLIMIT_INTERACTIVE,
+			      crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
+		return -ENOMEM;
+	return 0;
+}
+
+/* A hash of a password nobody knows, to spend the same time on unknown
+ * users as on known ones. */
+static char dummy[crypto_pwhash_STRBYTES];
+static void make_dummy(void)
+{
+	unsigned char r[16];
+	char pw[33];
+	randombytes_buf(r, sizeof r);
+	sd_hex(r, sizeof r, pw);
+	hash_password(pw, dummy);
+}
+
+static void token_hash(const char *token, unsigned char out[32])
+{
+	unsigned int len = 0;
+	EVP_Digest(token, strlen(token), out, &len, EVP_sha256(), NULL);
+}
+
+SD_SQL(q_token_find, "SELECT t.user, t.readonly, t.expires, t.revoked FROM tokens t WHERE t.hash = ?1");
+
+/* Resolve a token to its user; checks revocation, expiry, disabled. */
+static int token_user(sd_core *c, const char *token, sd_user *out, const char **why)
+{
+	*why = "bad_token";
+	if (strncmp(token, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) != 0 || strlen(token) > SD_TOKEN_MAX)
+		return -SD_EAUTH;
+	unsigned char h[32];
+	token_hash(token, h);
+	sd_dbc *d = sd_db_read_begin(c->db);
+	sqlite3_stmt *st = sd_db_stmt(d, &q_token_find);
+	sqlite3_bind_blob(st, 1, h, 32, SQLITE_STATIC);
+	int r = -SD_EAUTH;
+	int64_t uid = 0;
+	int ro = 0;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		uid = sqlite3_column_int64(st, 0);
+		ro = sqlite3_column_int(st, 1);
+		int64_t exp = sqlite3_column_int64(st, 2);
+		int revoked = sqlite3_column_int(st, 3);
+		if (revoked)
+			*why = "token_revoked";
+		else if (exp && exp <= sd__now_ms(c))
+			*why = "token_expired";
+		else
+			r = 0;
+	}
+	sqlite3_reset(st);
+	sd_db_read_end(c->db, d);
+	if (r < 0)
+		return r;
+	if ((r = sd__user_get_id(c, uid, out)) < 0) {
+		*why = "no_user";
+		return -SD_EAUTH;
+	}
+	if (out->flags & SD_USER_DISABLED) {
+		*why = "disabled";
+		return -SD_EAUTH;
+	}
+	if (ro)
+		out->flags |= SD_USER_READONLY;
+	return 0;
+}
+
+static int login_ok(sd_core *c, const sd_user *u, const char *addr, const char *method)
+{
+	auth_succeeded(c, addr);
+	sd_log(SD_LOG_INFO, "auth", "event=login user=%s addr=%s method=%s%s", u->name,
+	       addr ? addr : "-", method, (u->flags & SD_USER_READONLY) ? " readonly=1" : "");
+	return 0;
+}
+
+int sd__auth_password(sd_core *c, const char *user, const char *secret, const char *addr,
+		      sd_user *out)
+{
+	if (sd__auth_allowed(c, addr) < 0)
+		return -SD_EBLOCKED;
+	if (!user || !secret)
+		return auth_failed(c, user, addr, "missing");
+	if (strncmp(secret, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) == 0) {
+		const char *why;
+		sd_user u;
+		if (token_user(c, secret, &u, &why) == 0 && strcmp(u.name, user) == 0) {
+			*out = u;
+			return login_ok(c, out, addr, "token");
+		}
+		return auth_failed(c, user, addr, why);
+	}
+	char hash[crypto_pwhash_STRBYTES];
+	sd_user u;
+	int r = get_user(c, user, 0, &u, hash, sizeof hash);
+	if (r < 0 || !hash[0]) {
+		static pthread_once_t once = PTHREAD_ONCE_INIT;
+		pthread_once(&once, make_dummy);
+		verify_password(c, dummy, secret);
+		return auth_failed(c, user, addr, r < 0 ? "no_user" : "no_password");
+	}
+	if (!verify_password(c, hash, secret))
+		return auth_failed(c, user, addr, "bad_password");
+	if (u.flags & SD_USER_DISABLED)
+		return auth_failed(c, user, addr, "disabled");
+	*out = u;
+	return login_ok(c, out, addr, "password");
+}
+
+int sd__auth_token(sd_core *c, const char *token, const char *addr, sd_user *out)
+{
+	if (sd__auth_allowed(c, addr) < 0)
+		return -SD_EBLOCKED;
+	const char *why;
+	if (!token || token_user(c, token, out, &why) < 0)
+		return auth_failed(c, NULL, addr, token ? why : "missing");
+	return login_ok(c, out, addr, "token");
+}
+
+SD_SQL(q_key_find, "SELECT 1 FROM keys WHERE user = ?1 AND type = ?2 AND b64 = ?3");
+
+int sd__auth_pubkey(sd_core *c, const char *user, const char *type, const char *b64,
+		    const char *addr, unsigned flags, sd_user *out)
+{
+	if (sd__auth_allowed(c, addr) < 0)
+		return -SD_EBLOCKED;
+	sd_user u;
+	int r = sd__user_get(c, user, &u);
+	int found = 0;
+	if (r == 0) {
+		sd_dbc *d = sd_db_read_begin(c->db);
+		sqlite3_stmt *st = sd_db_stmt(d, &q_key_find);
+		sqlite3_bind_int64(st, 1, u.id);
+		sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
+		sqlite3_bind_text(st, 3, b64, -1, SQLITE_STATIC);
+		found = sqlite3_step(st) == SQLITE_ROW;
+		sqlite3_reset(st);
+		sd_db_read_end(c->db, d);
+	}
+	if (found && !(u.flags & SD_USER_DISABLED)) {
+		*out = u;
+		if (flags & SD_AUTH_PROBE)
+			return 0;
+		return login_ok(c, out, addr, "publickey");
+	}
+	if (flags & SD_AUTH_PROBE)
+		return -SD_EAUTH;
+	return auth_failed(c, user, addr, !found ? "unknown_key" : "disabled");
+}
+
+/* ------------------------------------------------------------ admin */
+
+static int valid_username(const char *n)
+{
+	size_t len = strlen(n);
+	if (len == 0 || len > SD_USERNAME_MAX || n[0] == '.' || n[0] == '-')
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char ch = n[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      ch == '.' || ch == '_' || ch == '-' || ch == '@'))
+			return 0;
+	}
+	return 1;
+}
+
+SD_SQL(q_user_insert, "INSERT INTO users(name, pwhash, quota_bytes, admin, created) "
+		      "VALUES (?1, ?2, ?3, ?4, ?5)");
+SD_SQL(q_root_insert, "INSERT INTO nodes(owner, parent, name, kind, size, mode, mtime, ctime) "
+		      "VALUES (?1, NULL, '', 2, 0, 493, ?2, ?2)");
+SD_SQL(q_user_set_root, "UPDATE users SET root = ?2 WHERE id = ?1");
+SD_SQL(q_user_exists, "SELECT id FROM users WHERE name = ?1");
+
+int sd__user_add(sd_core *c, const char *name, const char *password, int64_t quota,
+		 unsigned flags, int64_t *id)
+{
+	if (!name || !valid_username(name))
+		return -EINVAL;
+	if (quota < 0)
+		return -EINVAL;
+	char hash[crypto_pwhash_STRBYTES] = "";
+	if (password && *password && hash_password(password, hash) < 0)
+		return -ENOMEM;
+	sd_dbc *d = sd_db_write_begin(c->db);
+	if (!d)
+		return -EIO;
+	int64_t now = sd__now_ms(c);
+	sqlite3_stmt *st = sd_db_stmt(d, &q_user_exists);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	int exists = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_reset(st);
+	int r = exists ? -EEXIST : 0;
+	int64_t uid = 0, root = 0;
+	if (r == 0) {
+		st = sd_db_stmt(d, &q_user_insert);
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+		if (hash[0])
+			sqlite3_bind_text(st, 2, hash, -1, SQLITE_STATIC);
+		else
+			sqlite3_bind_null(st, 2);
+		sqlite3_bind_int64(st, 3, quota);
+		sqlite3_bind_int(st, 4, (flags & SD_USER_ADMIN) ? 1 : 0);
+		sqlite3_bind_int64(st, 5, now);
+		r = sd_db_exec_stmt(st);
+		uid = sqlite3_last_insert_rowid(sd_db_handle(d));
+	}
+	if (r == 0) {
+		st = sd_db_stmt(d, &q_root_insert);
+		sqlite3_bind_int64(st, 1, uid);
+		sqlite3_bind_int64(st, 2, now / 1000);
+		r = sd_db_exec_stmt(st);
+		root = sqlite3_last_insert_rowid(sd_db_handle(d));
+	}
+	if (r == 0) {
+		st = sd_db_stmt(d, &q_user_set_root);
+		sqlite3_bind_int64(st, 1, uid);
+		sqlite3_bind_int64(st, 2, root);
+		r = sd_db_exec_stmt(st);
+	}
+	if (r == 0)
+		sd__journal(d, now, name, "user_add", NULL, (flags & SD_USER_ADMIN) ? "admin=1" : NULL);
+	int cr = sd_db_write_end(c->db, d, r == 0);
+	sodium_memzero(hash, sizeof hash);
+	if (r == 0 && cr == 0 && id)
+		*id = uid;
+	return r ? r : cr;
+}
+
+SD_SQL(q_user_list, "SELECT id, name, admin, disabled, quota_bytes, used_bytes, NULL "
+		    "FROM users ORDER BY name");
+
+int sd__user_list(sd_core *c, sd_user_cb cb, void *arg)
+{
+	/* Collect first: the callback may call back into the engine. */
+	sd_user *us = NULL;
+	size_t n = 0, cap = 0;
+	sd_dbc *d = sd_db_read_begin(c->db);
+	sqlite3_stmt *st = sd_db_stmt(d, &q_user_list);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			us = sd_xrealloc(us, cap * sizeof *us);
+		}
+		read_user(st, &us[n++], NULL, 0);
+	}
+	sqlite3_reset(st);
+	sd_db_read_end(c->db, d);
+	int count = 0;
+	for (size_t i = 0; i < n; i++) {
+		count++;
+		if (cb && cb(arg, &us[i]))
+			break;
+	}
+	free(us);
+	return count;
+}
+
+/* Run one UPDATE on a user by name; -ENOENT if no such user. */
+static int user_update(sd_core *c, const char *name, sd_sql *q, int64_t ival, const char *sval,
+		       const char *op, const char *detail)
+{
+	sd_dbc *d = sd_db_write_begin(c->db);
+	if (!d)
+		return -EIO;
+	sqlite3_stmt *st = sd_db_stmt(d, q);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	if (sval)
+		sqlite3_bind_text(st, 2, sval, -1, SQLITE_STATIC);
+	else
+		sqlite3_bind_int64(st, 2, ival);
+	int r = sd_db_exec_stmt(st);
+	if (r == 0 && sqlite3_changes(sd_db_handle(d)) == 0)
+		r = -ENOENT;
+	if (r == 0)
+		sd__journal(d, sd__now_ms(c), name, op, NULL, detail);
+	int cr = sd_db_write_end(c->db, d, r == 0);
+	return r ? r : cr;
+}
+
+SD_SQL(q_set_pw, "UPDATE users SET pwhash = ?2 WHERE name = ?1");
+SD_SQL(q_set_disabled, "UPDATE users SET disabled = ?2 WHERE name = ?1");
+SD_SQL(q_set_quota, "UPDATE users SET quota_bytes = ?2 WHERE name = ?1");
+SD_SQL(q_set_admin, "UPDATE users SET admin = ?2 WHERE name = ?1");
+
+int sd__user_set_password(sd_core *c, const char *name, const char *password)
+{
+	if (!password || !*password)
+		return -EINVAL;
+	char hash[crypto_pwhash_STRBYTES];
+	if (hash_password(password, hash) < 0)
+		return -ENOMEM;
+	int r = user_update(c, name, &q_set_pw, 0, hash, "passwd", NULL);
+	sodium_memzero(hash, sizeof hash);
+	return r;
+}
+
+int sd__user_set_disabled(sd_core *c, const char *name, int disabled)
+{
+	return user_update(c, name, &q_set_disabled, disabled ? 1 : 0, NULL,
+			   disabled ? "user_disable" : "user_enable", NULL);
+}
+
+int sd__user_set_quota(sd_core *c, const char *name, int64_t quota)
+{
+	if (quota < 0)
+		return -EINVAL;
+	char det[40];
+	snprintf(det, sizeof det, "quota=%lld", (long long)quota);
+	return user_update(c, name, &q_set_quota, quota, NULL, "user_quota", det);
+}
+
+int sd__user_set_admin(sd_core *c, const char *name, int admin)
+{
+	return user_update(c, name, &q_set_admin, admin ? 1 : 0, NULL, "user_admin",
+			   admin ? "admin=1" : "admin=0");
+}
+
+SD_SQL(q_key_insert, "INSERT OR IGNORE INTO keys(user, type, b64, comment, created) "
+		     "VALUES (?1, ?2, ?3, ?4, ?5)");
+
+int sd__key_add(sd_core *c, const char *name, const char *line)
+{
+	/* "type base64 [comment]": options before the type are not accepted. */
+	char type[64], b64[8192], comment[256] = "";
+	while (*line == ' ' || *line == '\t')
+		line++;
+	int n = sscanf(line, "%63s %8191s %255[^\n]", type, b64, comment);
+	if (n < 2 || (strncmp(type, "ssh-", 4) != 0 && strncmp(type, "ecdsa-", 6) != 0 &&
+		      strncmp(type, "sk-", 3) != 0))
+		return -EINVAL;
+	for (const char *p = b64; *p; p++)
+		if (!((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
+		      *p == '+' || *p == '/' || *p == '='))
+			return -EINVAL;
+	sd_user u;
+	int r = sd__user_get(c, name, &u);
+	if (r < 0)
+		return r;
+	sd_dbc *d = sd_db_write_begin(c->db);
+	if (!d)
+		return -EIO;
+	int64_t now = sd__now_ms(c);
+	sqlite3_stmt *st = sd_db_stmt(d, &q_key_insert);
+	sqlite3_bind_int64(st, 1, u.id);
+	sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, b64, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, comment, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 5, now);
+	r = sd_db_exec_stmt(st);
+	if (r == 0)
+		sd__journal(d, now, name, "key_add", NULL, type);
+	int cr = sd_db_write_end(c->db, d, r == 0);
+	return r ? r : cr;
+}
+
+SD_SQL(q_token_insert, "INSERT INTO tokens(user, hash, readonly, created, expires) "
+		       "VALUES (?1, ?2, ?3, ?4, ?5)");
+
+int sd__token_create(sd_core *c, const char *name, int scope, int64_t expires,
+		     char out[SD_TOKEN_MAX], int64_t *id)
+{
+	if (expires < 0 || (scope != SD_SCOPE_RO && scope != SD_SCOPE_RW))
+		return -EINVAL;
+	sd_user u;
+	int r = sd__user_get(c, name, &u);
+	if (r < 0)
+		return r;
+	unsigned char rnd[32];
+	randombytes_buf(rnd, sizeof rnd);
+	char b64[64];
+	sodium_bin2base64(b64, sizeof b64, rnd, sizeof rnd, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	snprintf(out, SD_TOKEN_MAX, "%s%s", TOKEN_PREFIX, b64);
+	unsigned char h[32];
+	token_hash(out, h);
+	sd_dbc *d = sd_db_write_begin(c->db);
+	if (!d)
+		return -EIO;
+	int64_t now = sd__now_ms(c);
+	sqlite3_stmt *st = sd_db_stmt(d, &q_token_insert);
+	sqlite3_bind_int64(st, 1, u.id);
+	sqlite3_bind_blob(st, 2, h, 32, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, scope == SD_SCOPE_RO);
+	sqlite3_bind_int64(st, 4, now);
+	sqlite3_bind_int64(st, 5, expires ? now + expires * 1000 : 0);
+	r = sd_db_exec_stmt(st);
+	int64_t tid = sqlite3_last_insert_rowid(sd_db_handle(d));
+	if (r == 0)
+		sd__journal(d, now, name, "token_create", NULL, scope == SD_SCOPE_RO ? "scope=ro" : "scope=rw");
+	int cr = sd_db_write_end(c->db, d, r == 0);
+	sodium_memzero(rnd, sizeof rnd);
+	if (r == 0 && cr == 0 && id)
+		*id = tid;
+	if (r || cr)
+		sodium_memzero(out, SD_TOKEN_MAX);
+	return r ? r : cr;
+}
+
+SD_SQL(q_token_revoke, "UPDATE tokens SET revoked = 1 WHERE id = ?1");
+
+int sd__token_revoke(sd_core *c, int64_t id)
+{
+	sd_dbc *d = sd_db_write_begin(c->db);
+	if (!d)
+		return -EIO;
+	sqlite3_stmt *st = sd_db_stmt(d, &q_token_revoke);
+	sqlite3_bind_int64(st, 1, id);
+	int r = sd_db_exec_stmt(st);
+	if (r == 0 && sqlite3_changes(sd_db_handle(d)) == 0)
+		r = -ENOENT;
+	if (r == 0) {
+		char det[32];
+		snprintf(det, sizeof det, "id=%lld", (long long)id);
+		sd__journal(d, sd__now_ms(c), NULL, "token_revoke", NULL, det);
+	}
+	int cr = sd_db_write_end(c->db, d, r == 0);
+	return r ? r : cr;
+}
+
+SD_SQL(q_token_list, "SELECT t.id, u.name, t.readonly, t.created, t.expires, t.revoked "
+		     "FROM tokens t JOIN users u ON u.id = t.user "
+		     "WHERE ?1 IS NULL OR u.name = ?1 ORDER BY t.id");
+
+int sd__token_list(sd_core *c, const char *name, sd_token_cb cb, void *arg)
+{
+	sd_token_info *ts = NULL;
+	size_t n = 0, cap = 0;
+	sd_dbc *d = sd_db_read_begin(c->db);
+	sqlite3_stmt *st = sd_db_stmt(d, &q_token_list);
+	if (name)
+		sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 16;
+			ts = sd_xrealloc(ts, cap * sizeof *ts);
+		}
+		sd_token_info *t = &ts[n++];
+		memset(t, 0, sizeof *t);
+		t->id = sqlite3_column_int64(st, 0);
+		snprintf(t->user, sizeof t->user, "%s", (const char *)sqlite3_column_text(st, 1));
+		t->readonly = sqlite3_column_int(st, 2);
+		t->created = sqlite3_column_int64(st, 3) / 1000;
+		t->expires = sqlite3_column_int64(st, 4) / 1000;
+		t->revoked = sqlite3_column_int(st, 5);
+	}
+	sqlite3_reset(st);
+	sd_db_read_end(c->db, d);
+	int count = 0;
+	for (size_t i = 0; i < n; i++) {
+		count++;
+		if (cb && cb(arg, &ts[i]))
+			break;
+	}
+	free(ts);
+	return count;
+}

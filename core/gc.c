@@ -1,0 +1,626 @@
+/*
+ * gc.c - the cleaner (DESIGN path 5, FSTS), start-up recovery and fsck.
+ *
+ * A cleaner pass:
+ *   1. purge logically deleted nodes older than deleted_retention: each
+ *      deleted node whose parent is live is purged with its whole subtree
+ *      (its descendants were deleted no later than it), dropping their
+ *      versions and so their blob references, in one transaction per node;
+ *   2. if disk usage >= disk_high_water, remove blobs with refs = 0 whose
+ *      last use is older than unreferenced_min_age (N). Unreferenced blobs
+ *      below the high-water mark stay: they make later instant uploads
+ *      possible (FSTS);
+ *   3. remove temp files of processes that are gone, and any temp file
+ *      older than temp_max_age;
+ *   4. flush the batched last-access times of blobs that were read.
+ * force (`storagectl gc --now`) ignores retention, age and high water.
+ * Blob removal follows I3: stripe lock, DELETE ... WHERE refs = 0, commit,
+ * unlink.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "log.h"
+#include "sys.h"
+#include "util.h"
+
+SD_SQL(q_purge_roots,
+       "SELECT n.id FROM nodes n WHERE n.deleted_at IS NOT NULL AND n.deleted_at <= ?1 "
+       "AND (n.parent IS NULL OR EXISTS (SELECT 1 FROM nodes p WHERE p.id = n.parent "
+       "AND p.deleted_at IS NULL)) LIMIT 256");
+SD_SQL(q_sub_clear, "DELETE FROM temp.gc_sub");
+SD_SQL(q_sub_fill,
+       "INSERT INTO temp.gc_sub(id) WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL "
+       "SELECT n.id FROM nodes n JOIN sub ON n.parent = sub.id) SELECT id FROM sub");
+SD_SQL(q_sub_unref,
+       "UPDATE blobs SET refs = refs - (SELECT count(*) FROM versions v WHERE v.blob = blobs.id "
+       "AND v.node IN (SELECT id FROM temp.gc_sub)), last_access = ?1 "
+       "WHERE id IN (SELECT blob FROM versions WHERE node IN (SELECT id FROM temp.gc_sub))");
+SD_SQL(q_sub_versions, "DELETE FROM versions WHERE node IN (SELECT id FROM temp.gc_sub)");
+SD_SQL(q_sub_nodes, "DELETE FROM nodes WHERE id IN (SELECT id FROM temp.gc_sub)");
+SD_SQL(q_sub_count, "SELECT count(*) FROM temp.gc_sub");
+SD_SQL(q_unref_blobs, "SELECT id, sha256, size FROM blobs WHERE refs = 0 AND last_access <= ?1 "
+		      "AND id > ?2 ORDER BY id LIMIT 256");
+SD_SQL(q_blob_delete, "DELETE FROM blobs WHERE id = ?1 AND refs = 0");
+
+static int purge_nodes(sd_core *c, int64_t cutoff, sd_gc_report *rep)
+{
+	for (;;) {
+		int64_t ids[256];
+		int n = 0;
+		sd_dbc *d = sd_db_read_begin(c->db);
+		sqlite3_stmt *st = sd_db_stmt(d, &q_purge_roots);
+		sqlite3_bind_int64(st, 1, cutoff);
+		while (n < 256 && sqlite3_step(st) == SQLITE_ROW)
+			ids[n++] = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		sd_db_read_end(c->db, d);
+		if (n == 0)
+			return 0;
+		for (int i = 0; i < n; i++) {
+			d = sd_db_write_begin(c->db);
+			if (!d)
+				return -EIO;
+			sqlite3_exec(sd_db_handle(d),
+				     "CREATE TEMP TABLE IF NOT EXISTS gc_sub(id INTEGER PRIMARY KEY);"
+				     "PRAGMA defer_foreign_keys = ON;",
+				     NULL, NULL, NULL);
+			int r = sd_db_exec_stmt(sd_db_stmt(d, &q_sub_clear));
+			if (r == 0) {
+				st = sd_db_stmt(d, &q_sub_fill);
+				sqlite3_bind_int64(st, 1, ids[i]);
+				r = sd_db_exec_stmt(st);
+			}
+			int64_t cnt = 0;
+			if (r == 0) {
+				st = sd_db_stmt(d, &q_sub_count);
+				if (sqlite3_step(st) == SQLITE_ROW)
+					cnt = sqlite3_column_int64(st, 0);
+				sqlite3_reset(st);
+				st = sd_db_stmt(d, &q_sub_unref);
+				sqlite3_bind_int64(st, 1, sd__now_ms(c));
+				r = sd_db_exec_stmt(st);
+			}
+			if (r == 0)
+				r = sd_db_exec_stmt(sd_db_stmt(d, &q_sub_versions));
+			if (r == 0)
+				r = sd_db_exec_stmt(sd_db_stmt(d, &q_sub_nodes));
+			if (r == 0)
+				sd_db_exec_stmt(sd_db_stmt(d, &q_sub_clear));
+			int cr = sd_db_write_end(c->db, d, r == 0);
+			if (r || cr) {
+				sd_log(SD_LOG_ERROR, "gc", "event=purge_failed node=%lld err=\"%s\"",
+				       (long long)ids[i], sd__strerror(r ? r : cr));
+				return r ? r : cr;
+			}
+			rep->nodes_purged += cnt;
+		}
+	}
+}
+
+static int remove_blobs(sd_core *c, int64_t cutoff, sd_gc_report *rep)
+{
+	int64_t after = 0;
+	for (;;) {
+		struct {
+			int64_t id, size;
+			char sha[SD_SHA256_HEX];
+		} b[256];
+		int n = 0;
+		sd_dbc *d = sd_db_read_begin(c->db);
+		sqlite3_stmt *st = sd_db_stmt(d, &q_unref_blobs);
+		sqlite3_bind_int64(st, 1, cutoff);
+		sqlite3_bind_int64(st, 2, after);
+		while (n < 256 && sqlite3_step(st) == SQLITE_ROW) {
+			b[n].id = sqlite3_column_int64(st, 0);
+			snprintf(b[n].sha, sizeof b[n].sha, "%s", (const char *)sqlite3_column_text(st, 1));
+			b[n].size = sqlite3_column_int64(st, 2);
+			n++;
+		}
+		sqlite3_reset(st);
+		sd_db_read_end(c->db, d);
+		if (n == 0)
+			return 0;
+		for (int i = 0; i < n; i++) {
+			after = b[i].id;
+			int lk = sd__blob_lock(c, b[i].sha);
+			if (lk < 0)
+				return lk;
+			d = sd_db_write_begin(c->db);
+			if (!d) {
+				sd__blob_unlock(lk);
+				return -EIO;
+			}
+			st = sd_db_stmt(d, &q_blob_delete);
+			sqlite3_bind_int64(st, 1, b[i].id);
+			int r = sd_db_exec_stmt(st);
+			int gone = r == 0 && sqlite3_changes(sd_db_handle(d)) == 1;
+			int cr = sd_db_write_end(c->db, d, r == 0);
+			if (gone && cr == 0) {
+				char p[PATH_MAX];
+				sd__blob_path(c, b[i].sha, p);
+				int u = sd_sys_unlink(p);
+				if (u < 0 && u != -ENOENT)
+					sd_log(SD_LOG_WARN, "gc", "event=unlink_failed sha256=%s err=\"%s\"",
+					       b[i].sha, strerror(-u));
+				rep->blobs_removed++;
+				rep->bytes_freed += b[i].size;
+			}
+			sd__blob_unlock(lk);
+		}
+	}
+}
+
+/* 1 if a temp file name "<pid>-<seq>.tmp" belongs to a live process. */
+static int temp_owner_alive(const char *name)
+{
+	char *end;
+	long pid = strtol(name, &end, 10);
+	if (end == name || *end != '-' || pid <= 0)
+		return 0;
+	if (pid == (long)getpid())
+		return 1;
+	return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
+static void sweep_temps(sd_core *c, int64_t max_age_ms, sd_gc_report *rep)
+{
+	DIR *dir = opendir(c->tmp_dir);
+	if (!dir)
+		return;
+	struct dirent *de;
+	time_t now = time(NULL);
+	while ((de = readdir(dir))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char p[PATH_MAX];
+		if (snprintf(p, sizeof p, "%s/%s", c->tmp_dir, de->d_name) >= (int)sizeof p)
+			continue;
+		struct stat sb;
+		if (lstat(p, &sb) != 0 || !S_ISREG(sb.st_mode))
+			continue;
+		int old = max_age_ms > 0 && (int64_t)(now - sb.st_mtime) * 1000 > max_age_ms;
+		if (!temp_owner_alive(de->d_name) || old) {
+			if (sd_sys_unlink(p) == 0) {
+				rep->temps_removed++;
+				sd_log(SD_LOG_INFO, "gc", "event=temp_removed file=%s", de->d_name);
+			}
+		}
+	}
+	closedir(dir);
+}
+
+int sd__gc_run(sd_core *c, int force, sd_gc_report *out)
+{
+	sd_gc_report rep = {0};
+	const sd_conf *conf = c->conf;
+	pthread_mutex_lock(&c->gc_lock);
+	int64_t now = sd__now_ms(c);
+	sd__blob_touch_flush(c);
+	int r = purge_nodes(c, force ? INT64_MAX : now - conf->deleted_retention, &rep);
+	int pct = 0;
+	if (r == 0 && (r = sd__disk_pct(c, &pct)) == 0) {
+		rep.disk_used_pct = pct;
+		if (force || pct >= conf->disk_high_water)
+			r = remove_blobs(c, force ? INT64_MAX : now - conf->unreferenced_min_age, &rep);
+	}
+	sweep_temps(c, conf->temp_max_age, &rep);
+	pthread_mutex_unlock(&c->gc_lock);
+	sd_log(r ? SD_LOG_ERROR : SD_LOG_INFO, "gc",
+	       "event=gc force=%d nodes_purged=%lld blobs_removed=%lld bytes_freed=%lld "
+	       "temps_removed=%lld disk_used_pct=%d%s%s",
+	       force, (long long)rep.nodes_purged, (long long)rep.blobs_removed,
+	       (long long)rep.bytes_freed, (long long)rep.temps_removed, rep.disk_used_pct,
+	       r ? " err=" : "", r ? sd__strerror(r) : "");
+	sd__metric_add(c, "storaged_gc_runs_total", NULL, 1);
+	sd__metric_add(c, "storaged_gc_blobs_removed_total", NULL, rep.blobs_removed);
+	if (out)
+		*out = rep;
+	return r;
+}
+
+/* ------------------------------------------------------------ thread */
+
+static void *cleaner_main(void *arg)
+{
+	sd_core *c = arg;
+	const sd_conf *conf = c->conf;
+	int64_t next_gc = sd_mono_ms() + conf->cleaner_interval;
+	int64_t next_ckpt = sd_mono_ms() + conf->checkpoint_interval;
+	pthread_mutex_lock(&c->cl_lock);
+	while (!c->cleaner_stop) {
+		int64_t now = sd_mono_ms();
+		int64_t wake = next_gc < next_ckpt ? next_gc : next_ckpt;
+		if (!c->cleaner_kick && wake > now) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			int64_t ms = wake - now;
+			ts.tv_sec += ms / 1000;
+			ts.tv_nsec += (ms % 1000) * 1000000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&c->cl_cond, &c->cl_lock, &ts);
+			continue;
+		}
+		int kicked = c->cleaner_kick;
+		c->cleaner_kick = 0;
+		pthread_mutex_unlock(&c->cl_lock);
+		now = sd_mono_ms();
+		if (kicked || now >= next_gc) {
+			sd__gc_run(c, 0, NULL);
+			next_gc = sd_mono_ms() + conf->cleaner_interval;
+		}
+		if (now >= next_ckpt) {
+			sd__blob_touch_flush(c);
+			sd_db_checkpoint(c->db);
+			next_ckpt = sd_mono_ms() + conf->checkpoint_interval;
+		}
+		pthread_mutex_lock(&c->cl_lock);
+	}
+	pthread_mutex_unlock(&c->cl_lock);
+	return NULL;
+}
+
+int sd__cleaner_start(sd_core *c)
+{
+	c->cleaner_stop = 0;
+	int e = pthread_create(&c->cleaner, NULL, cleaner_main, c);
+	if (e)
+		return -e;
+	c->cleaner_running = 1;
+	return 0;
+}
+
+void sd__cleaner_stop(sd_core *c)
+{
+	if (!c->cleaner_running)
+		return;
+	pthread_mutex_lock(&c->cl_lock);
+	c->cleaner_stop = 1;
+	pthread_cond_signal(&c->cl_cond);
+	pthread_mutex_unlock(&c->cl_lock);
+	pthread_join(c->cleaner, NULL);
+	c->cleaner_running = 0;
+}
+
+/* ------------------------------------------------------------ store walk */
+
+/* out = a "/" b; 0, or -1 when it does not fit. */
+static int pjoin(char out[PATH_MAX], const char *a, const char *b)
+{
+	int n = snprintf(out, PATH_MAX, "%s/%s", a, b);
+	return n < 0 || n >= PATH_MAX ? -1 : 0;
+}
+
+/* A shard directory name: exactly two lowercase hex digits. */
+static int shard_name(const char *n)
+{
+	return strlen(n) == 2 && strchr("0123456789abcdef", n[0]) && strchr("0123456789abcdef", n[1]) &&
+	       n[0] && n[1];
+}
+
+typedef void (*blob_file_cb)(sd_core *c, const char *hex, const char *path, void *arg);
+
+/* Call cb for every file in blobs/xx/yy/ named by 64 hex digits; other
+ * files are reported as strays through cb with hex NULL. */
+static void walk_store(sd_core *c, blob_file_cb cb, void *arg)
+{
+	DIR *d1 = opendir(c->blob_dir);
+	if (!d1)
+		return;
+	struct dirent *e1;
+	while ((e1 = readdir(d1))) {
+		if (!shard_name(e1->d_name))
+			continue;
+		char p1[PATH_MAX];
+		if (pjoin(p1, c->blob_dir, e1->d_name) < 0)
+			continue;
+		DIR *d2 = opendir(p1);
+		if (!d2)
+			continue;
+		struct dirent *e2;
+		while ((e2 = readdir(d2))) {
+			if (!shard_name(e2->d_name))
+				continue;
+			char p2[PATH_MAX];
+			if (pjoin(p2, p1, e2->d_name) < 0)
+				continue;
+			DIR *d3 = opendir(p2);
+			if (!d3)
+				continue;
+			struct dirent *e3;
+			while ((e3 = readdir(d3))) {
+				if (e3->d_name[0] == '.')
+					continue;
+				char p3[PATH_MAX];
+				if (pjoin(p3, p2, e3->d_name) < 0)
+					continue;
+				int ok = sd_is_sha256_hex(e3->d_name) &&
+					 strncmp(e3->d_name, e1->d_name, 2) == 0 &&
+					 strncmp(e3->d_name + 2, e2->d_name, 2) == 0;
+				cb(c, ok ? e3->d_name : NULL, p3, arg);
+			}
+			closedir(d3);
+		}
+		closedir(d2);
+	}
+	closedir(d1);
+}
+
+SD_SQL(q_blob_exists, "SELECT id FROM blobs WHERE sha256 = ?1");
+SD_SQL(q_blob_adopt, "INSERT OR IGNORE INTO blobs(sha256, size, refs, created, last_access) "
+		     "VALUES (?1, ?2, 0, ?3, ?3)");
+
+static int blob_row_exists(sd_core *c, const char *hex)
+{
+	sd_dbc *d = sd_db_read_begin(c->db);
+	sqlite3_stmt *st = sd_db_stmt(d, &q_blob_exists);
+	sqlite3_bind_text(st, 1, hex, 64, SQLITE_STATIC);
+	int found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_reset(st);
+	sd_db_read_end(c->db, d);
+	return found;
+}
+
+/* Adopt or remove one orphan file (no row). Returns 1 adopted, 0 removed,
+ * negative on error. */
+static int settle_orphan(sd_core *c, const char *hex, const char *path)
+{
+	int lk = sd__blob_lock(c, hex);
+	if (lk < 0)
+		return lk;
+	int r;
+	if (blob_row_exists(c, hex)) { /* committed meanwhile */
+		sd__blob_unlock(lk);
+		return 1;
+	}
+	int fd = sd_sys_open(path, O_RDONLY, 0);
+	if (fd < 0) {
+		sd__blob_unlock(lk);
+		return fd;
+	}
+	struct stat sb;
+	fstat(fd, &sb);
+	char got[SD_SHA256_HEX];
+	r = sd__hash_fd(fd, (uint64_t)sb.st_size, got);
+	close(fd);
+	if (r == 0 && strcmp(got, hex) == 0) {
+		sd_dbc *d = sd_db_write_begin(c->db);
+		if (!d) {
+			sd__blob_unlock(lk);
+			return -EIO;
+		}
+		sqlite3_stmt *st = sd_db_stmt(d, &q_blob_adopt);
+		sqlite3_bind_text(st, 1, hex, 64, SQLITE_STATIC);
+		sqlite3_bind_int64(st, 2, (int64_t)sb.st_size);
+		sqlite3_bind_int64(st, 3, sd__now_ms(c));
+		r = sd_db_exec_stmt(st);
+		int cr = sd_db_write_end(c->db, d, r == 0);
+		r = r ? r : cr;
+		if (r == 0)
+			r = 1;
+	} else if (r == 0) {
+		r = sd_sys_unlink(path);
+	}
+	sd__blob_unlock(lk);
+	return r;
+}
+
+typedef struct recover_ctx {
+	int64_t files, orphans, adopted, removed, strays;
+} recover_ctx;
+
+static void recover_cb(sd_core *c, const char *hex, const char *path, void *arg)
+{
+	recover_ctx *x = arg;
+	if (!hex) {
+		x->strays++;
+		sd_log(SD_LOG_WARN, "recover", "event=stray_file path=\"%s\"", path);
+		return;
+	}
+	x->files++;
+	if (blob_row_exists(c, hex))
+		return;
+	x->orphans++;
+	int r = settle_orphan(c, hex, path);
+	if (r == 1)
+		x->adopted++;
+	else if (r == 0)
+		x->removed++;
+	sd_log(SD_LOG_WARN, "recover", "event=orphan_blob sha256=%s action=%s", hex,
+	       r == 1 ? "adopted" : r == 0 ? "removed_bad_hash" : "error");
+}
+
+SD_SQL(q_all_blobs, "SELECT sha256 FROM blobs WHERE id > ?1 ORDER BY id LIMIT 1024");
+SD_SQL(q_all_blob_ids, "SELECT id FROM blobs WHERE id > ?1 ORDER BY id LIMIT 1024");
+
+/* Count rows whose file is missing; cb per finding. */
+static int64_t find_missing(sd_core *c, void (*cb)(void *, const char *), void *arg)
+{
+	int64_t missing = 0;
+	int64_t after = 0;
+	for (;;) {
+		char (*shas)[SD_SHA256_HEX] = sd_xmalloc(1024 * SD_SHA256_HEX);
+		int64_t last = after;
+		int n = 0;
+		sd_dbc *d = sd_db_read_begin(c->db);
+		sqlite3_stmt *st = sd_db_stmt(d, &q_all_blobs);
+		sqlite3_bind_int64(st, 1, after);
+		while (sqlite3_step(st) == SQLITE_ROW)
+			snprintf(shas[n++], SD_SHA256_HEX, "%s", (const char *)sqlite3_column_text(st, 0));
+		sqlite3_reset(st);
+		st = sd_db_stmt(d, &q_all_blob_ids);
+		sqlite3_bind_int64(st, 1, after);
+		while (sqlite3_step(st) == SQLITE_ROW)
+			last = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		sd_db_read_end(c->db, d);
+		for (int i = 0; i < n; i++) {
+			char p[PATH_MAX];
+			sd__blob_path(c, shas[i], p);
+			struct stat sb;
+			if (stat(p, &sb) != 0) {
+				missing++;
+				char line[160];
+				snprintf(line, sizeof line, "missing blob file %s", shas[i]);
+				sd_log(SD_LOG_ERROR, "recover", "event=missing_blob sha256=%s", shas[i]);
+				if (cb)
+					cb(arg, line);
+			}
+		}
+		free(shas);
+		if (n < 1024)
+			break;
+		after = last;
+	}
+	return missing;
+}
+
+int sd__recover(sd_core *c)
+{
+	sd_gc_report rep = {0};
+	sweep_temps(c, 0, &rep);
+	recover_ctx x = {0};
+	walk_store(c, recover_cb, &x);
+	int64_t missing = find_missing(c, NULL, NULL);
+	sd_log(missing ? SD_LOG_ERROR : SD_LOG_INFO, "recover",
+	       "event=recovered temps_removed=%lld blob_files=%lld orphans=%lld adopted=%lld "
+	       "removed=%lld strays=%lld missing=%lld",
+	       (long long)rep.temps_removed, (long long)x.files, (long long)x.orphans,
+	       (long long)x.adopted, (long long)x.removed, (long long)x.strays, (long long)missing);
+	return 0;
+}
+
+/* ------------------------------------------------------------ fsck */
+
+typedef struct fsck_ctx {
+	sd_fsck_report *r;
+	int repair;
+	void (*cb)(void *, const char *);
+	void *arg;
+} fsck_ctx;
+
+static void say(fsck_ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(fsck_ctx *x, const char *fmt, ...)
+{
+	if (!x->cb)
+		return;
+	char line[512];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof line, fmt, ap);
+	va_end(ap);
+	x->cb(x->arg, line);
+}
+
+static void fsck_file_cb(sd_core *c, const char *hex, const char *path, void *arg)
+{
+	fsck_ctx *x = arg;
+	if (!hex) {
+		x->r->orphans++;
+		say(x, "stray file in the store: %s%s", path, x->repair ? " (removed)" : "");
+		if (x->repair && sd_sys_unlink(path) == 0)
+			x->r->repaired++;
+		return;
+	}
+	x->r->blobs_checked++;
+	int fd = sd_sys_open(path, O_RDONLY, 0);
+	if (fd < 0)
+		return;
+	struct stat sb;
+	fstat(fd, &sb);
+	char got[SD_SHA256_HEX];
+	int h = sd__hash_fd(fd, (uint64_t)sb.st_size, got);
+	close(fd);
+	int exists = blob_row_exists(c, hex);
+	if (h == 0 && strcmp(got, hex) != 0) {
+		x->r->bad_hash++;
+		say(x, "damaged blob %s: content hashes to %s", hex, got);
+		return;
+	}
+	if (!exists) {
+		x->r->orphans++;
+		if (x->repair) {
+			int r = settle_orphan(c, hex, path);
+			if (r >= 0)
+				x->r->repaired++;
+			say(x, "orphan blob file %s (%s)", hex, r == 1 ? "adopted as unreferenced" : "removed");
+		} else {
+			say(x, "orphan blob file %s (no row; --repair adopts it)", hex);
+		}
+	}
+}
+
+static void fsck_line(void *arg, const char *line)
+{
+	fsck_ctx *x = arg;
+	if (x->cb)
+		x->cb(x->arg, line);
+}
+
+int sd_core_fsck(sd_core *c, int repair, sd_fsck_report *r,
+		 void (*cb)(void *arg, const char *line), void *arg)
+{
+	memset(r, 0, sizeof *r);
+	fsck_ctx x = {r, repair, cb, arg};
+	walk_store(c, fsck_file_cb, &x);
+	r->missing = find_missing(c, fsck_line, &x);
+
+	/* reference counts and usage, checked (and fixed) in one transaction */
+	sd_dbc *d = sd_db_write_begin(c->db);
+	if (!d)
+		return -EIO;
+	sqlite3 *h = sd_db_handle(d);
+	sqlite3_stmt *st;
+	const char *q_refs = "SELECT b.sha256, b.refs, (SELECT count(*) FROM versions v WHERE v.blob = b.id) "
+			     "FROM blobs b WHERE b.refs != (SELECT count(*) FROM versions v WHERE v.blob = b.id)";
+	if (sqlite3_prepare_v2(h, q_refs, -1, &st, NULL) == SQLITE_OK) {
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			r->bad_refs++;
+			say(&x, "blob %s: refs %lld but %lld references", sqlite3_column_text(st, 0),
+			    (long long)sqlite3_column_int64(st, 1), (long long)sqlite3_column_int64(st, 2));
+		}
+		sqlite3_finalize(st);
+	}
+	const char *q_used = "SELECT u.name, u.used_bytes, (SELECT coalesce(sum(size), 0) FROM nodes n "
+			     "WHERE n.owner = u.id AND n.kind = 1 AND n.deleted_at IS NULL) AS real "
+			     "FROM users u WHERE u.used_bytes != real";
+	if (sqlite3_prepare_v2(h, q_used, -1, &st, NULL) == SQLITE_OK) {
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			r->bad_used++;
+			say(&x, "user %s: used_bytes %lld but files total %lld", sqlite3_column_text(st, 0),
+			    (long long)sqlite3_column_int64(st, 1), (long long)sqlite3_column_int64(st, 2));
+		}
+		sqlite3_finalize(st);
+	}
+	int rc = 0;
+	if (repair && (r->bad_refs || r->bad_used)) {
+		rc = sqlite3_exec(h,
+				  "UPDATE blobs SET refs = (SELECT count(*) FROM versions v WHERE v.blob = blobs.id);"
+				  "UPDATE users SET used_bytes = (SELECT coalesce(sum(size), 0) FROM nodes n "
+				  "WHERE n.owner = users.id AND n.kind = 1 AND n.deleted_at IS NULL);",
+				  NULL, NULL, NULL);
+		if (rc == SQLITE_OK)
+			r->repaired += r->bad_refs + r->bad_used;
+	}
+	sd_db_write_end(c->db, d, repair && rc == SQLITE_OK);
+	sd_log(SD_LOG_INFO, "fsck",
+	       "event=fsck repair=%d blobs=%lld bad_hash=%lld missing=%lld orphans=%lld bad_refs=%lld "
+	       "bad_used=%lld repaired=%lld",
+	       repair, (long long)r->blobs_checked, (long long)r->bad_hash, (long long)r->missing,
+	       (long long)r->orphans, (long long)r->bad_refs, (long long)r->bad_used,
+	       (long long)r->repaired);
+	return rc == SQLITE_OK ? 0 : -EIO;
+}

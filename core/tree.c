@@ -1,0 +1,739 @@
+/*
+ * tree.c - the user view (FSTS): per-user file trees in `nodes`.
+ *
+ * A path is resolved component by component from the user's root with the
+ * (parent, name) index of live rows. Delete is logical: deleted_at is set
+ * and the row leaves the live index; the cleaner purges it after
+ * deleted_retention (gc.c). Every mutation runs in one write transaction
+ * that also keeps users.used_bytes (I4) and writes its journal row (I5).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "log.h"
+#include "sys.h"
+#include "util.h"
+
+#define NODE_COLS "n.id, n.parent, n.owner, n.blob, n.kind, n.size, n.mode, n.mtime, n.ctime, b.sha256"
+
+SD_SQL(q_root, "SELECT root, disabled FROM users WHERE id = ?1");
+SD_SQL(q_child, "SELECT " NODE_COLS " FROM nodes n LEFT JOIN blobs b ON b.id = n.blob "
+		"WHERE n.parent = ?1 AND n.name = ?2 AND n.deleted_at IS NULL");
+SD_SQL(q_node_by_id, "SELECT " NODE_COLS " FROM nodes n LEFT JOIN blobs b ON b.id = n.blob "
+		     "WHERE n.id = ?1");
+SD_SQL(q_versions, "SELECT count(*) FROM versions WHERE node = ?1");
+SD_SQL(q_insert_node, "INSERT INTO nodes(owner, parent, name, kind, blob, size, mode, mtime, ctime) "
+		      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)");
+SD_SQL(q_update_content, "UPDATE nodes SET blob = ?2, size = ?3, mtime = ?4 WHERE id = ?1");
+SD_SQL(q_used_add, "UPDATE users SET used_bytes = used_bytes + ?2 WHERE id = ?1");
+SD_SQL(q_used_get, "SELECT quota_bytes, used_bytes, name FROM users WHERE id = ?1");
+SD_SQL(q_list, "SELECT n.id, n.parent, n.owner, n.blob, n.kind, n.size, n.mode, n.mtime, n.ctime, "
+	       "b.sha256, n.name FROM nodes n LEFT JOIN blobs b ON b.id = n.blob "
+	       "WHERE n.parent = ?1 AND n.deleted_at IS NULL AND n.name > ?2 "
+	       "ORDER BY n.name LIMIT ?3");
+SD_SQL(q_has_child, "SELECT 1 FROM nodes WHERE parent = ?1 AND deleted_at IS NULL LIMIT 1");
+SD_SQL(q_delete_node, "UPDATE nodes SET deleted_at = ?2 WHERE id = ?1");
+SD_SQL(q_delete_tree,
+       "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL SELECT n.id FROM nodes n JOIN sub "
+       "ON n.parent = sub.id WHERE n.deleted_at IS NULL) "
+       "UPDATE nodes SET deleted_at = ?2 WHERE id IN sub AND deleted_at IS NULL");
+SD_SQL(q_tree_size,
+       "WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL SELECT n.id FROM nodes n JOIN sub "
+       "ON n.parent = sub.id WHERE n.deleted_at IS NULL) "
+       "SELECT coalesce(sum(size), 0) FROM nodes WHERE id IN sub AND kind = 1");
+SD_SQL(q_move, "UPDATE nodes SET parent = ?2, name = ?3 WHERE id = ?1");
+SD_SQL(q_chmod, "UPDATE nodes SET mode = ?2 WHERE id = ?1");
+SD_SQL(q_mtime, "UPDATE nodes SET mtime = ?2 WHERE id = ?1");
+SD_SQL(q_parent_of, "SELECT parent FROM nodes WHERE id = ?1");
+SD_SQL(q_journal, "INSERT INTO journal(ts, user, op, path, detail) VALUES (?1, ?2, ?3, ?4, ?5)");
+SD_SQL(q_user_name, "SELECT name FROM users WHERE id = ?1");
+
+void sd__journal(sd_dbc *d, int64_t ts, const char *user, const char *op, const char *path,
+		 const char *detail)
+{
+	sqlite3_stmt *st = sd_db_stmt(d, &q_journal);
+	sqlite3_bind_int64(st, 1, ts);
+	sqlite3_bind_text(st, 2, user, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 3, op, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, path, -1, SQLITE_TRANSIENT);
+	sqlite3_bind_text(st, 5, detail, -1, SQLITE_TRANSIENT);
+	sd_db_exec_stmt(st);
+}
+
+int sd__user_root(sd_dbc *d, int64_t uid, int64_t *root)
+{
+	sqlite3_stmt *st = sd_db_stmt(d, &q_root);
+	sqlite3_bind_int64(st, 1, uid);
+	int r = -ENOENT;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		*root = sqlite3_column_int64(st, 0);
+		r = 0;
+	}
+	sqlite3_reset(st);
+	return r;
+}
+
+static void read_node(sqlite3_stmt *st, sd_node *n)
+{
+	n->id = sqlite3_column_int64(st, 0);
+	n->parent = sqlite3_column_int64(st, 1);
+	n->owner = sqlite3_column_int64(st, 2);
+	n->blob = sqlite3_column_int64(st, 3);
+	n->kind = sqlite3_column_int(st, 4);
+	n->size = (uint64_t)sqlite3_column_int64(st, 5);
+	n->mode = (uint32_t)sqlite3_column_int(st, 6);
+	n->mtime = sqlite3_column_int64(st, 7);
+	n->ctime = sqlite3_column_int64(st, 8);
+	const unsigned char *h = sqlite3_column_text(st, 9);
+	snprintf(n->sha256, sizeof n->sha256, "%s", h ? (const char *)h : "");
+}
+
+static int node_by_id(sd_dbc *d, int64_t id, sd_node *out)
+{
+	sqlite3_stmt *st = sd_db_stmt(d, &q_node_by_id);
+	sqlite3_bind_int64(st, 1, id);
+	int r = -ENOENT;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		read_node(st, out);
+		r = 0;
+	}
+	sqlite3_reset(st);
+	return r;
+}
+
+static int child(sd_dbc *d, int64_t parent, const char *name, size_t len, sd_node *out)
+{
+	sqlite3_stmt *st = sd_db_stmt(d, &q_child);
+	sqlite3_bind_int64(st, 1, parent);
+	sqlite3_bind_text(st, 2, name, (int)len, SQLITE_STATIC);
+	int rc = sqlite3_step(st);
+	int r = -ENOENT;
+	if (rc == SQLITE_ROW) {
+		read_node(st, out);
+		r = 0;
+	} else if (rc != SQLITE_DONE) {
+		r = sd_db_errno(rc);
+	}
+	sqlite3_reset(st);
+	return r;
+}
+
+int sd__tree_lookup(sd_dbc *d, int64_t uid, const char *npath, sd_node *out)
+{
+	int64_t root;
+	int r = sd__user_root(d, uid, &root);
+	if (r < 0)
+		return r;
+	if ((r = node_by_id(d, root, out)) < 0)
+		return r;
+	const char *p = npath;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		const char *s = p;
+		while (*p && *p != '/')
+			p++;
+		if (out->kind != SD_KIND_DIR)
+			return -ENOTDIR;
+		if ((r = child(d, out->id, s, (size_t)(p - s), out)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+void sd__node_to_stat(const sd_node *n, sd_stat *st)
+{
+	memset(st, 0, sizeof *st);
+	st->id = n->id;
+	st->kind = n->kind;
+	st->size = n->kind == SD_KIND_FILE ? n->size : 0;
+	st->mode = n->mode;
+	st->mtime = n->mtime;
+	st->ctime = n->ctime;
+	memcpy(st->sha256, n->sha256, sizeof st->sha256);
+}
+
+static int64_t count_versions(sd_dbc *d, int64_t node)
+{
+	sqlite3_stmt *st = sd_db_stmt(d, &q_versions);
+	sqlite3_bind_int64(st, 1, node);
+	int64_t v = 0;
+	if (sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return v;
+}
+
+static int user_name(sd_dbc *d, int64_t uid, char out[SD_USERNAME_MAX + 1])
+{
+	sqlite3_stmt *st = sd_db_stmt(d, &q_user_name);
+	sqlite3_bind_int64(st, 1, uid);
+	int r = -ENOENT;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		snprintf(out, SD_USERNAME_MAX + 1, "%s", (const char *)sqlite3_column_text(st, 0));
+		r = 0;
+	}
+	sqlite3_reset(st);
+	return r;
+}
+
+static int used_add(sd_dbc *d, int64_t uid, int64_t delta, int check_quota)
+{
+	sqlite3_stmt *st = sd_db_stmt(d, &q_used_add);
+	sqlite3_bind_int64(st, 1, uid);
+	sqlite3_bind_int64(st, 2, delta);
+	int r = sd_db_exec_stmt(st);
+	if (r < 0 || !check_quota || delta <= 0)
+		return r;
+	st = sd_db_stmt(d, &q_used_get);
+	sqlite3_bind_int64(st, 1, uid);
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		int64_t quota = sqlite3_column_int64(st, 0), used = sqlite3_column_int64(st, 1);
+		if (quota > 0 && used > quota)
+			r = -EDQUOT;
+	}
+	sqlite3_reset(st);
+	return r;
+}
+
+static int insert_node(sd_dbc *d, int64_t owner, int64_t parent, const char *name, size_t nlen,
+		       int kind, int64_t blob, uint64_t size, uint32_t mode, int64_t now_s,
+		       int64_t *id)
+{
+	sqlite3_stmt *st = sd_db_stmt(d, &q_insert_node);
+	sqlite3_bind_int64(st, 1, owner);
+	sqlite3_bind_int64(st, 2, parent);
+	sqlite3_bind_text(st, 3, name, (int)nlen, SQLITE_STATIC);
+	sqlite3_bind_int(st, 4, kind);
+	if (blob)
+		sqlite3_bind_int64(st, 5, blob);
+	else
+		sqlite3_bind_null(st, 5);
+	sqlite3_bind_int64(st, 6, (int64_t)size);
+	sqlite3_bind_int(st, 7, (int)mode);
+	sqlite3_bind_int64(st, 8, now_s);
+	int r = sd_db_exec_stmt(st);
+	if (r == 0 && id)
+		*id = sqlite3_last_insert_rowid(sd_db_handle(d));
+	return r;
+}
+
+/* Walk to the parent directory of npath inside a write transaction,
+ * creating missing directories when create is set. */
+static int walk_parent(sd_dbc *d, int64_t uid, const char *npath, int create, int64_t now_s,
+		       sd_node *dir, const char **leaf)
+{
+	int64_t root;
+	int r = sd__user_root(d, uid, &root);
+	if (r < 0)
+		return r;
+	if ((r = node_by_id(d, root, dir)) < 0)
+		return r;
+	const char *last = strrchr(npath, '/');
+	*leaf = last + 1;
+	const char *p = npath;
+	while (p < last) {
+		while (*p == '/' && p < last)
+			p++;
+		if (p >= last)
+			break;
+		const char *s = p;
+		while (*p && *p != '/')
+			p++;
+		size_t len = (size_t)(p - s);
+		if (dir->kind != SD_KIND_DIR)
+			return -ENOTDIR;
+		sd_node next;
+		r = child(d, dir->id, s, len, &next);
+		if (r == -ENOENT && create) {
+			int64_t id;
+			if ((r = insert_node(d, uid, dir->id, s, len, SD_KIND_DIR, 0, 0, 0755, now_s, &id)) < 0)
+				return r;
+			r = node_by_id(d, id, &next);
+		}
+		if (r < 0)
+			return r;
+		*dir = next;
+	}
+	return dir->kind == SD_KIND_DIR ? 0 : -ENOTDIR;
+}
+
+int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, void *arg)
+{
+	sd_put *put = arg;
+	int64_t now_ms = sd__now_ms(c), now_s = now_ms / 1000;
+	sd_node dir, n;
+	const char *leaf;
+	int r = walk_parent(d, put->u->id, put->npath, (put->flags & SD_UP_PARENTS) != 0, now_s, &dir,
+			    &leaf);
+	if (r < 0)
+		return r;
+	size_t llen = strlen(leaf);
+	r = child(d, dir.id, leaf, llen, &n);
+	int64_t delta;
+	if (r == 0) {
+		if (n.kind == SD_KIND_DIR)
+			return -EISDIR;
+		if (put->flags & SD_UP_EXCL)
+			return -EEXIST;
+		if (put->expect_node > 0 && n.id != put->expect_node)
+			return -ESTALE;
+		sqlite3_stmt *st = sd_db_stmt(d, &q_update_content);
+		sqlite3_bind_int64(st, 1, n.id);
+		sqlite3_bind_int64(st, 2, blob_id);
+		sqlite3_bind_int64(st, 3, (int64_t)put->size);
+		sqlite3_bind_int64(st, 4, now_s);
+		if ((r = sd_db_exec_stmt(st)) < 0)
+			return r;
+		delta = (int64_t)put->size - (int64_t)n.size;
+		put->node_id = n.id;
+	} else if (r == -ENOENT) {
+		if (put->expect_node > 0)
+			return -ESTALE;
+		uint32_t mode = put->mode ? put->mode & 07777 : 0644;
+		if ((r = insert_node(d, put->u->id, dir.id, leaf, llen, SD_KIND_FILE, blob_id, put->size,
+				     mode, now_s, &put->node_id)) < 0)
+			return r;
+		delta = (int64_t)put->size;
+	} else {
+		return r;
+	}
+	if ((r = used_add(d, put->u->id, delta, 1)) < 0)
+		return r;
+	if ((r = sd__version_add(c, d, put->node_id, blob_id, put->size, now_ms)) < 0)
+		return r;
+	char detail[128];
+	snprintf(detail, sizeof detail, "size=%llu blob=%lld", (unsigned long long)put->size,
+		 (long long)blob_id);
+	sd__journal(d, now_ms, put->u->name, put->op, put->npath, detail);
+	if (put->st) {
+		if ((r = node_by_id(d, put->node_id, &n)) < 0)
+			return r;
+		sd__node_to_stat(&n, put->st);
+		put->st->versions = count_versions(d, n.id);
+	}
+	return 0;
+}
+
+int sd__tree_stat_path(sd_core *c, const sd_user *u, const char *npath, sd_stat *st)
+{
+	sd_node n;
+	sd_dbc *d = sd_db_read_begin(c->db);
+	int r = sd__tree_lookup(d, u->id, npath, &n);
+	if (r == 0) {
+		sd__node_to_stat(&n, st);
+		if (n.kind == SD_KIND_FILE)
+			st->versions = count_versions(d, n.id);
+	}
+	sd_db_read_end(c->db, d);
+	return r;
+}
+
+int sd__stat(sd_core *c, const sd_user *u, const char *path, sd_stat *st)
+{
+	char np[SD_PATH_MAX + 1];
+	int r = sd__path_norm(path, np, sizeof np);
+	if (r < 0)
+		return r;
+	return sd__tree_stat_path(c, u, np, st);
+}
+
+/* ------------------------------------------------------------ readdir */
+
+typedef struct dent {
+	char *name;
+	sd_stat st;
+} dent;
+
+int sd__readdir(sd_core *c, const sd_user *u, const char *path, const char *after, int limit,
+		sd_readdir_cb cb, void *arg, int *more)
+{
+	char np[SD_PATH_MAX + 1];
+	int r = sd__path_norm(path, np, sizeof np);
+	if (r < 0)
+		return r;
+	if (more)
+		*more = 0;
+	const int page = 512;
+	char *cursor = sd_xstrdup(after ? after : "");
+	int delivered = 0, stop = 0;
+	dent *ents = sd_xcalloc((size_t)page + 1, sizeof *ents);
+	while (!stop) {
+		int want = page;
+		if (limit > 0 && limit - delivered + 1 < want)
+			want = limit - delivered + 1; /* one extra tells "more" */
+		sd_dbc *d = sd_db_read_begin(c->db);
+		sd_node dir;
+		r = sd__tree_lookup(d, u->id, np, &dir);
+		if (r == 0 && dir.kind != SD_KIND_DIR)
+			r = -ENOTDIR;
+		int n = 0;
+		if (r == 0) {
+			sqlite3_stmt *st = sd_db_stmt(d, &q_list);
+			sqlite3_bind_int64(st, 1, dir.id);
+			sqlite3_bind_text(st, 2, cursor, -1, SQLITE_STATIC);
+			sqlite3_bind_int(st, 3, want);
+			while (sqlite3_step(st) == SQLITE_ROW) {
+				sd_node nd;
+				read_node(st, &nd);
+				sd__node_to_stat(&nd, &ents[n].st);
+				ents[n].name = sd_xstrdup((const char *)sqlite3_column_text(st, 10));
+				n++;
+			}
+			sqlite3_reset(st);
+		}
+		sd_db_read_end(c->db, d);
+		if (r < 0)
+			break;
+		int deliver = n;
+		if (limit > 0 && delivered + deliver > limit) {
+			deliver = limit - delivered;
+			if (more)
+				*more = 1;
+			stop = 1;
+		}
+		for (int i = 0; i < deliver && !stop; i++) {
+			sd_dirent e = {ents[i].name, ents[i].st};
+			delivered++;
+			if (cb && cb(arg, &e)) {
+				stop = 1;
+				if (more)
+					*more = 1;
+			}
+		}
+		if (n > 0) {
+			free(cursor);
+			cursor = sd_xstrdup(ents[n - 1].name);
+		}
+		for (int i = 0; i < n; i++)
+			free(ents[i].name);
+		if (n < want)
+			stop = 1;
+		if (limit > 0 && delivered >= limit && !stop) {
+			/* exactly limit delivered and a full page came back */
+			stop = 1;
+			if (more)
+				*more = 1;
+		}
+	}
+	free(ents);
+	free(cursor);
+	return r < 0 ? r : delivered;
+}
+
+/* ------------------------------------------------------------ mutations */
+
+/* Begin a write transaction and resolve the user name for the journal. */
+static sd_dbc *wbegin(sd_core *c, const sd_user *u, char name[SD_USERNAME_MAX + 1])
+{
+	sd_dbc *d = sd_db_write_begin(c->db);
+	if (d && user_name(d, u->id, name) < 0)
+		snprintf(name, SD_USERNAME_MAX + 1, "%s", u->name);
+	return d;
+}
+
+static int prep(const sd_user *u, const char *path, char np[SD_PATH_MAX + 1], int write)
+{
+	if (write) {
+		int r = sd__check_writable(u);
+		if (r < 0)
+			return r;
+	}
+	return sd__path_norm(path, np, SD_PATH_MAX + 1);
+}
+
+int sd__mkdir(sd_core *c, const sd_user *u, const char *path, uint32_t mode, int parents)
+{
+	char np[SD_PATH_MAX + 1], name[SD_USERNAME_MAX + 1];
+	int r = prep(u, path, np, 1);
+	if (r < 0)
+		return r;
+	if (strcmp(np, "/") == 0)
+		return parents ? 0 : -EEXIST;
+	sd_dbc *d = wbegin(c, u, name);
+	if (!d)
+		return -EIO;
+	int64_t now_ms = sd__now_ms(c);
+	sd_node dir, n;
+	const char *leaf;
+	r = walk_parent(d, u->id, np, parents, now_ms / 1000, &dir, &leaf);
+	if (r == 0) {
+		r = child(d, dir.id, leaf, strlen(leaf), &n);
+		if (r == 0)
+			r = (parents && n.kind == SD_KIND_DIR) ? 0 : -EEXIST;
+		else if (r == -ENOENT) {
+			r = insert_node(d, u->id, dir.id, leaf, strlen(leaf), SD_KIND_DIR, 0, 0,
+					mode ? mode & 07777 : 0755, now_ms / 1000, NULL);
+			if (r == 0)
+				sd__journal(d, now_ms, name, "mkdir", np, NULL);
+		}
+	}
+	int cr = sd_db_write_end(c->db, d, r == 0);
+	return r ? r : cr;
+}
+
+static int has_children(sd_dbc *d, int64_t id)
+{
+	sqlite3_stmt *st = sd_db_stmt(d, &q_has_child);
+	sqlite3_bind_int64(st, 1, id);
+	int has = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_reset(st);
+	return has;
+}
+
+/* Logically delete node n (and its subtree); keeps used_bytes. */
+static int delete_node(sd_dbc *d, const sd_node *n, int64_t uid, int64_t now_ms)
+{
+	sqlite3_stmt *st;
+	int64_t bytes = 0;
+	if (n->kind == SD_KIND_DIR) {
+		st = sd_db_stmt(d, &q_tree_size);
+		sqlite3_bind_int64(st, 1, n->id);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			bytes = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		st = sd_db_stmt(d, &q_delete_tree);
+	} else {
+		bytes = (int64_t)n->size;
+		st = sd_db_stmt(d, &q_delete_node);
+	}
+	sqlite3_bind_int64(st, 1, n->id);
+	sqlite3_bind_int64(st, 2, now_ms);
+	int r = sd_db_exec_stmt(st);
+	if (r == 0 && bytes)
+		r = used_add(d, uid, -bytes, 0);
+	return r;
+}
+
+static int remove_path(sd_core *c, const sd_user *u, const char *path, int want_dir, int recursive)
+{
+	char np[SD_PATH_MAX + 1], name[SD_USERNAME_MAX + 1];
+	int r = prep(u, path, np, 1);
+	if (r < 0)
+		return r;
+	if (strcmp(np, "/") == 0)
+		return -EACCES; /* the root cannot be removed */
+	sd_dbc *d = wbegin(c, u, name);
+	if (!d)
+		return -EIO;
+	int64_t now_ms = sd__now_ms(c);
+	sd_node n;
+	r = sd__tree_lookup(d, u->id, np, &n);
+	if (r == 0) {
+		if (want_dir && n.kind != SD_KIND_DIR)
+			r = -ENOTDIR;
+		else if (!want_dir && n.kind == SD_KIND_DIR && !recursive)
+			r = -EISDIR;
+		else if (want_dir && has_children(d, n.id))
+			r = -ENOTEMPTY;
+	}
+	if (r == 0)
+		r = delete_node(d, &n, u->id, now_ms);
+	if (r == 0)
+		sd__journal(d, now_ms, name, n.kind == SD_KIND_DIR ? "rmdir" : "delete", np,
+			    recursive && n.kind == SD_KIND_DIR ? "recursive" : NULL);
+	int cr = sd_db_write_end(c->db, d, r == 0);
+	return r ? r : cr;
+}
+
+int sd__rmdir(sd_core *c, const sd_user *u, const char *path)
+{
+	return remove_path(c, u, path, 1, 0);
+}
+
+int sd__unlink(sd_core *c, const sd_user *u, const char *path, int recursive)
+{
+	return remove_path(c, u, path, 0, recursive);
+}
+
+/* 1 if node `anc` is `id` or one of its ancestors. */
+static int is_ancestor(sd_dbc *d, int64_t anc, int64_t id)
+{
+	for (int depth = 0; id && depth < 10000; depth++) {
+		if (id == anc)
+			return 1;
+		sqlite3_stmt *st = sd_db_stmt(d, &q_parent_of);
+		sqlite3_bind_int64(st, 1, id);
+		int64_t p = 0;
+		if (sqlite3_step(st) == SQLITE_ROW)
+			p = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		id = p;
+	}
+	return 0;
+}
+
+int sd__rename(sd_core *c, const sd_user *u, const char *from, const char *to)
+{
+	char nf[SD_PATH_MAX + 1], nt[SD_PATH_MAX + 1], name[SD_USERNAME_MAX + 1];
+	int r = prep(u, from, nf, 1);
+	if (r < 0 || (r = sd__path_norm(to, nt, sizeof nt)) < 0)
+		return r;
+	if (strcmp(nf, "/") == 0 || strcmp(nt, "/") == 0)
+		return -EBUSY;
+	if (strcmp(nf, nt) == 0)
+		return 0;
+	sd_dbc *d = wbegin(c, u, name);
+	if (!d)
+		return -EIO;
+	int64_t now_ms = sd__now_ms(c);
+	sd_node src, dir, dst;
+	const char *leaf;
+	r = sd__tree_lookup(d, u->id, nf, &src);
+	if (r == 0)
+		r = walk_parent(d, u->id, nt, 0, 0, &dir, &leaf);
+	if (r == 0 && src.kind == SD_KIND_DIR && is_ancestor(d, src.id, dir.id))
+		r = -EINVAL; /* into itself */
+	if (r == 0) {
+		r = child(d, dir.id, leaf, strlen(leaf), &dst);
+		if (r == 0) {
+			if (dst.kind == SD_KIND_DIR && src.kind != SD_KIND_DIR)
+				r = -EISDIR;
+			else if (dst.kind != SD_KIND_DIR && src.kind == SD_KIND_DIR)
+				r = -ENOTDIR;
+			else if (dst.kind == SD_KIND_DIR && has_children(d, dst.id))
+				r = -ENOTEMPTY;
+			else
+				r = delete_node(d, &dst, u->id, now_ms);
+		} else if (r == -ENOENT) {
+			r = 0;
+		}
+	}
+	if (r == 0) {
+		sqlite3_stmt *st = sd_db_stmt(d, &q_move);
+		sqlite3_bind_int64(st, 1, src.id);
+		sqlite3_bind_int64(st, 2, dir.id);
+		sqlite3_bind_text(st, 3, leaf, -1, SQLITE_STATIC);
+		r = sd_db_exec_stmt(st);
+	}
+	if (r == 0) {
+		sd_buf det = SD_BUF_INIT;
+		sd_buf_printf(&det, "to=%s", nt);
+		sd__journal(d, now_ms, name, "rename", nf, det.data);
+		sd_buf_free(&det);
+	}
+	int cr = sd_db_write_end(c->db, d, r == 0);
+	return r ? r : cr;
+}
+
+static int set_attr(sd_core *c, const sd_user *u, const char *path, sd_sql *q, int64_t value,
+		    const char *op)
+{
+	char np[SD_PATH_MAX + 1], name[SD_USERNAME_MAX + 1];
+	int r = prep(u, path, np, 1);
+	if (r < 0)
+		return r;
+	sd_dbc *d = wbegin(c, u, name);
+	if (!d)
+		return -EIO;
+	int64_t now_ms = sd__now_ms(c);
+	sd_node n;
+	r = sd__tree_lookup(d, u->id, np, &n);
+	if (r == 0) {
+		sqlite3_stmt *st = sd_db_stmt(d, q);
+		sqlite3_bind_int64(st, 1, n.id);
+		sqlite3_bind_int64(st, 2, value);
+		r = sd_db_exec_stmt(st);
+	}
+	if (r == 0) {
+		char det[48];
+		snprintf(det, sizeof det, q == &q_chmod ? "mode=%llo" : "mtime=%lld",
+			 (long long)value);
+		sd__journal(d, now_ms, name, op, np, det);
+	}
+	int cr = sd_db_write_end(c->db, d, r == 0);
+	return r ? r : cr;
+}
+
+int sd__chmod(sd_core *c, const sd_user *u, const char *path, uint32_t mode)
+{
+	return set_attr(c, u, path, &q_chmod, mode & 07777, "chmod");
+}
+
+int sd__set_mtime(sd_core *c, const sd_user *u, const char *path, int64_t mtime)
+{
+	return set_attr(c, u, path, &q_mtime, mtime, "mtime");
+}
+
+int sd__copy(sd_core *c, const sd_user *u, const char *from, const char *to)
+{
+	char nf[SD_PATH_MAX + 1], nt[SD_PATH_MAX + 1], name[SD_USERNAME_MAX + 1];
+	int r = prep(u, from, nf, 1);
+	if (r < 0 || (r = sd__path_norm(to, nt, sizeof nt)) < 0)
+		return r;
+	if (strcmp(nt, "/") == 0)
+		return -EISDIR;
+	sd_dbc *d = wbegin(c, u, name);
+	if (!d)
+		return -EIO;
+	sd_node src;
+	r = sd__tree_lookup(d, u->id, nf, &src);
+	if (r == 0 && src.kind != SD_KIND_FILE)
+		r = -EISDIR;
+	if (r == 0 && strcmp(nf, nt) == 0)
+		r = -EINVAL;
+	if (r == 0) {
+		sd_put put = {.u = u, .npath = nt, .mode = src.mode, .size = src.size, .op = "copy"};
+		r = sd__tree_put(c, d, src.blob, &put);
+	}
+	int cr = sd_db_write_end(c->db, d, r == 0);
+	return r ? r : cr;
+}
+
+int sd__fsinfo(sd_core *c, const sd_user *u, sd_fsinfo *out)
+{
+	memset(out, 0, sizeof *out);
+	int r = sd_sys_disk_usage(c->data_dir, NULL, &out->disk_total, &out->disk_free);
+	if (r < 0)
+		return r;
+	sd_dbc *d = sd_db_read_begin(c->db);
+	sqlite3_stmt *st = sd_db_stmt(d, &q_used_get);
+	sqlite3_bind_int64(st, 1, u->id);
+	r = -ENOENT;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		out->quota = sqlite3_column_int64(st, 0);
+		out->used = sqlite3_column_int64(st, 1);
+		r = 0;
+	}
+	sqlite3_reset(st);
+	sd_db_read_end(c->db, d);
+	return r;
+}
+
+int sd__open_read(sd_core *c, const sd_user *u, const char *path, int *fd, sd_stat *st)
+{
+	char np[SD_PATH_MAX + 1];
+	int r = sd__path_norm(path, np, sizeof np);
+	if (r < 0)
+		return r;
+	sd_node n;
+	sd_dbc *d = sd_db_read_begin(c->db);
+	r = sd__tree_lookup(d, u->id, np, &n);
+	if (r == 0 && n.kind != SD_KIND_FILE)
+		r = -EISDIR;
+	if (r == 0 && st) {
+		sd__node_to_stat(&n, st);
+		st->versions = count_versions(d, n.id);
+	}
+	/* Opened inside the read transaction: while this snapshot sees the
+	 * node, its versions hold the blob (refs > 0), so the cleaner cannot
+	 * have removed the file (I3). */
+	int f = r == 0 ? sd__blob_open(c, n.sha256) : -ENOENT;
+	sd_db_read_end(c->db, d);
+	if (r < 0)
+		return r;
+	if (f < 0) {
+		sd_log(SD_LOG_ERROR, "tree", "event=blob_missing sha256=%s path=\"%s\" err=\"%s\"",
+		       n.sha256, np, strerror(-f));
+		return f == -ENOENT ? -SD_ECORRUPT : f;
+	}
+	sd__blob_touch(c, n.blob);
+	*fd = f;
+	return 0;
+}

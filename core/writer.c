@@ -1,0 +1,544 @@
+/*
+ * writer.c - the buffered write pipeline (DESIGN path 1, seed 000) and
+ * streamed uploads built on it.
+ *
+ * A pipe (sd_wpipe) owns one temp file, a running SHA-256 and two buffers.
+ * The caller fills the current buffer with chunks of any size; when it is
+ * full (write_buffer bytes) the pipe hands it to a pool thread, which
+ * hashes it and writes it at its offset, and the caller goes on filling
+ * the other buffer. Before handing over the next buffer the caller waits for
+ * the previous job, so jobs of one pipe run strictly in order and the hash
+ * sees the bytes in file order. Pipes are independent: N uploads keep up to
+ * N pool jobs queued.
+ *
+ * Buffers start at 64 KiB and double up to write_buffer, so a 4 KiB upload
+ * never allocates megabytes; a pipe whose content fits in one buffer is
+ * hashed and written inline at finish, without a thread hand-off.
+ *
+ * Pipe states:  FILLING --(buffer full)--> FILLING+JOB --(job done)--> FILLING
+ *               any --(drain)--> DRAINED (everything in the file, hash valid)
+ *               any --(invalidate: random write)--> hash invalid: finish()
+ *               re-reads the file to compute the address.
+ * A write error (ENOSPC, EIO) is sticky: every later call returns it.
+ */
+#include <errno.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "log.h"
+#include "sys.h"
+#include "util.h"
+
+#define SD_WPIPE_MIN_BUF (64 * 1024)
+
+struct sd_wpipe {
+	sd_core *c;
+	int fd;
+	char path[PATH_MAX];
+	EVP_MD_CTX *md;
+	int hash_valid;
+	char *buf[2];
+	size_t cap[2];
+	int cur;
+	size_t fill;
+	uint64_t size;    /* bytes given */
+	uint64_t flushed; /* bytes handed to jobs or written */
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	int busy;
+	int err;
+	/* the job in flight */
+	const char *jbuf;
+	size_t jlen;
+	uint64_t joff;
+	sd_wpipe *jnext;
+};
+
+struct sd_pool {
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	sd_wpipe *head, *tail;
+	int stop;
+	int nthreads;
+	pthread_t *threads;
+};
+
+/* Hash then write one buffer; returns 0 or -errno. */
+static int run_job(sd_wpipe *p, const char *buf, size_t len, uint64_t off)
+{
+	if (p->hash_valid && EVP_DigestUpdate(p->md, buf, len) != 1)
+		return -EIO;
+	return sd_sys_pwrite(p->fd, buf, len, off);
+}
+
+static void *pool_main(void *arg)
+{
+	sd_pool *pool = arg;
+	pthread_mutex_lock(&pool->m);
+	for (;;) {
+		while (!pool->head && !pool->stop)
+			pthread_cond_wait(&pool->cv, &pool->m);
+		if (!pool->head && pool->stop)
+			break;
+		sd_wpipe *p = pool->head;
+		pool->head = p->jnext;
+		if (!pool->head)
+			pool->tail = NULL;
+		pthread_mutex_unlock(&pool->m);
+
+		int r = run_job(p, p->jbuf, p->jlen, p->joff);
+
+		pthread_mutex_lock(&p->m);
+		if (r < 0 && !p->err)
+			p->err = r;
+		p->busy = 0;
+		pthread_cond_signal(&p->cv);
+		pthread_mutex_unlock(&p->m);
+		pthread_mutex_lock(&pool->m);
+	}
+	pthread_mutex_unlock(&pool->m);
+	return NULL;
+}
+
+int sd__pool_start(sd_core *c, int threads)
+{
+	sd_pool *pool = sd_xcalloc(1, sizeof *pool);
+	pthread_mutex_init(&pool->m, NULL);
+	pthread_cond_init(&pool->cv, NULL);
+	pool->threads = sd_xcalloc((size_t)(threads > 0 ? threads : 1), sizeof(pthread_t));
+	for (int i = 0; i < threads; i++) {
+		int e = pthread_create(&pool->threads[i], NULL, pool_main, pool);
+		if (e) {
+			c->pool = pool;
+			sd__pool_stop(c);
+			return -e;
+		}
+		pool->nthreads++;
+	}
+	c->pool = pool;
+	return 0;
+}
+
+void sd__pool_stop(sd_core *c)
+{
+	sd_pool *pool = c->pool;
+	if (!pool)
+		return;
+	pthread_mutex_lock(&pool->m);
+	pool->stop = 1;
+	pthread_cond_broadcast(&pool->cv);
+	pthread_mutex_unlock(&pool->m);
+	for (int i = 0; i < pool->nthreads; i++)
+		pthread_join(pool->threads[i], NULL);
+	pthread_mutex_destroy(&pool->m);
+	pthread_cond_destroy(&pool->cv);
+	free(pool->threads);
+	free(pool);
+	c->pool = NULL;
+}
+
+int sd__wpipe_open(sd_core *c, sd_wpipe **out)
+{
+	sd_wpipe *p = sd_xcalloc(1, sizeof *p);
+	p->c = c;
+	p->fd = sd__temp_create(c, p->path);
+	if (p->fd < 0) {
+		int e = p->fd;
+		free(p);
+		return e;
+	}
+	p->md = EVP_MD_CTX_new();
+	if (!p->md || EVP_DigestInit_ex(p->md, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(p->md);
+		close(p->fd);
+		sd_sys_unlink(p->path);
+		free(p);
+		return -ENOMEM;
+	}
+	p->hash_valid = 1;
+	pthread_mutex_init(&p->m, NULL);
+	pthread_cond_init(&p->cv, NULL);
+	*out = p;
+	return 0;
+}
+
+static int wait_idle(sd_wpipe *p)
+{
+	pthread_mutex_lock(&p->m);
+	while (p->busy)
+		pthread_cond_wait(&p->cv, &p->m);
+	int e = p->err;
+	pthread_mutex_unlock(&p->m);
+	return e;
+}
+
+/* Hand the current buffer to the pool (or run it inline without one). */
+static int submit(sd_wpipe *p)
+{
+	int e = wait_idle(p);
+	if (e)
+		return e;
+	sd_pool *pool = p->c->pool;
+	if (!pool || pool->nthreads == 0) {
+		e = run_job(p, p->buf[p->cur], p->fill, p->flushed);
+		if (e) {
+			p->err = e;
+			return e;
+		}
+		p->flushed += p->fill;
+		p->fill = 0;
+		return 0;
+	}
+	p->jbuf = p->buf[p->cur];
+	p->jlen = p->fill;
+	p->joff = p->flushed;
+	p->jnext = NULL;
+	p->busy = 1;
+	pthread_mutex_lock(&pool->m);
+	if (pool->tail)
+		pool->tail->jnext = p;
+	else
+		pool->head = p;
+	pool->tail = p;
+	pthread_cond_signal(&pool->cv);
+	pthread_mutex_unlock(&pool->m);
+	p->flushed += p->fill;
+	p->fill = 0;
+	p->cur ^= 1;
+	return 0;
+}
+
+int sd__wpipe_write(sd_wpipe *p, const void *data, size_t len)
+{
+	if (p->err)
+		return p->err;
+	size_t max = (size_t)p->c->conf->write_buffer;
+	const char *src = data;
+	while (len > 0) {
+		int i = p->cur;
+		if (p->cap[i] < max && p->fill + len > p->cap[i]) {
+			size_t want = p->cap[i] ? p->cap[i] * 2 : SD_WPIPE_MIN_BUF;
+			while (want < p->fill + len && want < max)
+				want *= 2;
+			if (want > max)
+				want = max;
+			p->buf[i] = sd_xrealloc(p->buf[i], want);
+			p->cap[i] = want;
+		}
+		size_t room = p->cap[i] - p->fill;
+		size_t n = len < room ? len : room;
+		memcpy(p->buf[i] + p->fill, src, n);
+		p->fill += n;
+		p->size += n;
+		src += n;
+		len -= n;
+		if (p->fill == max) {
+			int e = submit(p);
+			if (e)
+				return e;
+		}
+	}
+	return 0;
+}
+
+int sd__wpipe_drain(sd_wpipe *p)
+{
+	int e = wait_idle(p);
+	if (e)
+		return e;
+	if (p->fill > 0) {
+		e = run_job(p, p->buf[p->cur], p->fill, p->flushed);
+		if (e) {
+			p->err = e;
+			return e;
+		}
+		p->flushed += p->fill;
+		p->fill = 0;
+	}
+	return 0;
+}
+
+uint64_t sd__wpipe_size(const sd_wpipe *p)
+{
+	return p->size;
+}
+
+int sd__wpipe_fd(const sd_wpipe *p)
+{
+	return p->fd;
+}
+
+const char *sd__wpipe_path(const sd_wpipe *p)
+{
+	return p->path;
+}
+
+void sd__wpipe_invalidate(sd_wpipe *p, uint64_t size)
+{
+	p->hash_valid = 0;
+	p->size = p->flushed = size;
+}
+
+int sd__hash_fd(int fd, uint64_t size, char hex[SD_SHA256_HEX])
+{
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
+		EVP_MD_CTX_free(md);
+		return -ENOMEM;
+	}
+	size_t bufsz = 1 << 20;
+	char *buf = sd_xmalloc(bufsz);
+	uint64_t off = 0;
+	int r = 0;
+	while (off < size) {
+		size_t want = size - off < bufsz ? (size_t)(size - off) : bufsz;
+		ssize_t n = sd_sys_pread(fd, buf, want, off);
+		if (n < 0) {
+			r = (int)n;
+			break;
+		}
+		if (n == 0) {
+			r = -EIO;
+			break;
+		}
+		EVP_DigestUpdate(md, buf, (size_t)n);
+		off += (uint64_t)n;
+	}
+	if (r == 0) {
+		unsigned char dg[32];
+		unsigned int dl = 0;
+		EVP_DigestFinal_ex(md, dg, &dl);
+		sd_hex(dg, 32, hex);
+	}
+	free(buf);
+	EVP_MD_CTX_free(md);
+	return r;
+}
+
+int sd__wpipe_finish(sd_wpipe *p, char hex[SD_SHA256_HEX], uint64_t *size)
+{
+	int e = sd__wpipe_drain(p);
+	if (e)
+		return e;
+	*size = p->size;
+	if (!p->hash_valid)
+		return sd__hash_fd(p->fd, p->size, hex);
+	unsigned char dg[32];
+	unsigned int dl = 0;
+	if (EVP_DigestFinal_ex(p->md, dg, &dl) != 1)
+		return -EIO;
+	p->hash_valid = 0; /* the context is spent */
+	sd_hex(dg, 32, hex);
+	return 0;
+}
+
+void sd__wpipe_free(sd_wpipe *p, int unlink_temp, int *keep_fd)
+{
+	if (!p)
+		return;
+	wait_idle(p);
+	if (unlink_temp)
+		sd_sys_unlink(p->path);
+	if (keep_fd)
+		*keep_fd = p->fd;
+	else if (p->fd >= 0)
+		close(p->fd);
+	free(p->buf[0]);
+	free(p->buf[1]);
+	EVP_MD_CTX_free(p->md);
+	pthread_mutex_destroy(&p->m);
+	pthread_cond_destroy(&p->cv);
+	free(p);
+}
+
+/* ------------------------------------------------------------ uploads */
+
+/*
+ * Upload states: OPEN --write*--> OPEN --commit--> (freed)
+ *                OPEN --error on write--> DEAD --commit/abort--> (freed)
+ * Nothing is visible to any reader until commit's transaction.
+ */
+struct sd_upload {
+	sd_core *c;
+	sd_user u;
+	char npath[SD_PATH_MAX + 1];
+	unsigned flags;
+	uint32_t mode;
+	sd_wpipe *p;
+	int dead;
+	int64_t room; /* bytes the quota allows for this file; -1 = unlimited */
+};
+
+SD_SQL(q_user_quota, "SELECT quota_bytes, used_bytes FROM users WHERE id = ?1");
+
+/* Quota room for a new content of path (existing size counts back). */
+static int quota_room(sd_dbc *d, int64_t uid, uint64_t existing, int64_t *room)
+{
+	sqlite3_stmt *st = sd_db_stmt(d, &q_user_quota);
+	sqlite3_bind_int64(st, 1, uid);
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		sqlite3_reset(st);
+		return -SD_EAUTH;
+	}
+	int64_t quota = sqlite3_column_int64(st, 0), used = sqlite3_column_int64(st, 1);
+	sqlite3_reset(st);
+	*room = quota > 0 ? quota - used + (int64_t)existing : -1;
+	if (*room < -1)
+		*room = 0;
+	return 0;
+}
+
+/* Copy the first n bytes of the current content into the pipe (resume). */
+static int copy_prefix(sd_core *c, sd_wpipe *p, const char *hex, uint64_t n)
+{
+	int fd = sd__blob_open(c, hex);
+	if (fd < 0)
+		return fd == -ENOENT ? -SD_ECORRUPT : fd;
+	size_t bufsz = 1 << 20;
+	char *buf = sd_xmalloc(bufsz);
+	uint64_t off = 0;
+	int r = 0;
+	while (off < n) {
+		size_t want = n - off < bufsz ? (size_t)(n - off) : bufsz;
+		ssize_t got = sd_sys_pread(fd, buf, want, off);
+		if (got <= 0) {
+			r = got < 0 ? (int)got : -SD_ECORRUPT;
+			break;
+		}
+		if ((r = sd__wpipe_write(p, buf, (size_t)got)) < 0)
+			break;
+		off += (uint64_t)got;
+	}
+	free(buf);
+	close(fd);
+	return r;
+}
+
+int sd__upload_begin(sd_core *c, const sd_user *u, const char *path, unsigned flags,
+		     uint64_t offset, uint32_t mode, sd_upload **out)
+{
+	int r = sd__check_writable(u);
+	if (r < 0)
+		return r;
+	sd_upload *up = sd_xcalloc(1, sizeof *up);
+	up->c = c;
+	up->u = *u;
+	up->flags = flags;
+	up->mode = mode ? mode & 07777 : 0644;
+	if ((r = sd__path_norm(path, up->npath, sizeof up->npath)) < 0)
+		goto fail;
+	if (strcmp(up->npath, "/") == 0) {
+		r = -EISDIR;
+		goto fail;
+	}
+
+	sd_node n, parent;
+	char hex[SD_SHA256_HEX] = "";
+	uint64_t existing = 0;
+	sd_dbc *d = sd_db_read_begin(c->db);
+	r = sd__tree_lookup(d, u->id, up->npath, &n);
+	if (r == 0) {
+		if (n.kind == SD_KIND_DIR)
+			r = -EISDIR;
+		else if (flags & SD_UP_EXCL)
+			r = -EEXIST;
+		else {
+			existing = n.size;
+			memcpy(hex, n.sha256, sizeof hex);
+		}
+	} else if (r == -ENOENT) {
+		/* the parent must exist unless we may create it */
+		char ppath[SD_PATH_MAX + 1];
+		snprintf(ppath, sizeof ppath, "%s", up->npath);
+		char *slash = strrchr(ppath, '/');
+		if (slash == ppath)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+		r = sd__tree_lookup(d, u->id, ppath, &parent);
+		if (r == 0 && parent.kind != SD_KIND_DIR)
+			r = -ENOTDIR;
+		if ((r == -ENOENT) && (flags & SD_UP_PARENTS))
+			r = 0;
+		if (r == 0 && offset > 0)
+			r = -EINVAL; /* nothing to resume */
+	}
+	if (r == 0)
+		r = quota_room(d, u->id, existing, &up->room);
+	sd_db_read_end(c->db, d);
+	if (r < 0)
+		goto fail;
+	if (offset > existing) {
+		r = -EINVAL;
+		goto fail;
+	}
+	if ((r = sd__wpipe_open(c, &up->p)) < 0)
+		goto fail;
+	if (offset > 0 && (r = copy_prefix(c, up->p, hex, offset)) < 0)
+		goto fail;
+	*out = up;
+	return 0;
+fail:
+	sd__wpipe_free(up->p, 1, NULL);
+	free(up);
+	return r;
+}
+
+int sd__upload_write(sd_upload *up, const void *buf, size_t len)
+{
+	if (up->dead)
+		return up->dead;
+	if (up->room >= 0 && sd__wpipe_size(up->p) + len > (uint64_t)up->room) {
+		up->dead = -EDQUOT;
+		return up->dead;
+	}
+	int r = sd__wpipe_write(up->p, buf, len);
+	if (r < 0)
+		up->dead = r;
+	return r;
+}
+
+uint64_t sd__upload_size(const sd_upload *up)
+{
+	return sd__wpipe_size(up->p);
+}
+
+int sd__upload_commit(sd_upload *up, const char *expect, sd_stat *st, int *dedup)
+{
+	sd_core *c = up->c;
+	char hex[SD_SHA256_HEX];
+	uint64_t size = 0;
+	int r = up->dead;
+	if (r == 0)
+		r = sd__wpipe_finish(up->p, hex, &size);
+	if (r == 0 && expect && strcasecmp(expect, hex) != 0)
+		r = -SD_ECHECKSUM;
+	if (r < 0) {
+		sd__upload_abort(up);
+		return r;
+	}
+	sd_put put = {.u = &up->u, .npath = up->npath, .flags = up->flags, .mode = up->mode,
+		      .size = size, .op = "write", .st = st};
+	int dd = 0;
+	r = sd__blob_commit(c, sd__wpipe_fd(up->p), sd__wpipe_path(up->p), hex, size, sd__tree_put,
+			    &put, &dd);
+	if (dedup)
+		*dedup = dd;
+	sd__wpipe_free(up->p, 0, NULL);
+	if (r == 0)
+		sd__metric_add(c, "storaged_uploads_total", NULL, 1);
+	free(up);
+	return r;
+}
+
+void sd__upload_abort(sd_upload *up)
+{
+	if (!up)
+		return;
+	sd__wpipe_free(up->p, 1, NULL);
+	free(up);
+}
