@@ -94,15 +94,16 @@ static int shard_dirs(sd_core *c, const char *hex, char dir[PATH_MAX])
 	char d1[PATH_MAX];
 	snprintf(d1, sizeof d1, "%s/%.2s", c->blob_dir, hex);
 	snprintf(dir, PATH_MAX, "%s/%.2s/%.2s", c->blob_dir, hex, hex + 2);
+	int durable = c->conf->durability_full;
 	if (mkdir(d1, 0750) == 0) {
-		int r = sd_sys_fsync_dir(c->blob_dir);
+		int r = durable ? sd_sys_fsync_dir(c->blob_dir) : 0;
 		if (r < 0)
 			return r;
 	} else if (errno != EEXIST) {
 		return -errno;
 	}
 	if (mkdir(dir, 0750) == 0) {
-		int r = sd_sys_fsync_dir(d1);
+		int r = durable ? sd_sys_fsync_dir(d1) : 0;
 		if (r < 0)
 			return r;
 	} else if (errno != EEXIST) {
