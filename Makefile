@@ -45,7 +45,7 @@ MODULE_SOS := $(MODULES:%=frontends/%.so)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_ASAN_BIN := $(UNIT_SRC:tests/unit/%.c=$(ASAN_BUILD)/tests/%)
-TEST_MODULE := $(BUILD)/tests/testmod.so
+TEST_MODULES := $(BUILD)/tests/testmod.so $(BUILD)/tests/badabi.so $(BUILD)/tests/badsig.so
 
 .PHONY: all deps run test unit unit-asan integration install clean doc-config
 all: storaged storagectl $(MODULE_SOS)
@@ -98,7 +98,8 @@ $(foreach m,$(MODULES),$(eval $(call module_rule,$(m))))
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
 
-$(TEST_MODULE): tests/unit/testmod/testmod.c core/storaged.h
+# test_module loads these: a good module and two the loader must refuse
+$(BUILD)/tests/%.so: tests/unit/testmod/%.c core/storaged.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -shared -o $@ $<
 
@@ -110,10 +111,10 @@ $(ASAN_BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(ASAN_BUILD)/libsdc
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -DSD_TEST_BUILD $(CHECK_CFLAGS) -o $@ $< $(ASAN_BUILD)/libsdcore.a $(CHECK_LIBS) $(LDLIBS)
 
-unit: $(UNIT_BIN) $(TEST_MODULE)
+unit: $(UNIT_BIN) $(TEST_MODULES)
 	@tests/unit/run.sh $(UNIT_BIN)
 
-unit-asan: $(UNIT_ASAN_BIN) $(TEST_MODULE)
+unit-asan: $(UNIT_ASAN_BIN) $(TEST_MODULES)
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		tests/unit/run.sh $(UNIT_ASAN_BIN)
 
@@ -131,7 +132,7 @@ run: deps
 	./storaged -c storaged.conf
 
 doc-config: storaged
-	./storaged --doc-config > docs/configuration-reference.md
+	./storaged -c storaged.conf --doc-config > docs/configuration-reference.md
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MODDIR) \
