@@ -391,12 +391,12 @@ int sd__readdir(sd_core *c, const sd_user *u, const char *path, const char *afte
 		sd_db_read_end(c->db, d);
 		if (r < 0)
 			break;
-		int deliver = n;
+		int deliver = n, last_page = 0;
 		if (limit > 0 && delivered + deliver > limit) {
 			deliver = limit - delivered;
 			if (more)
 				*more = 1;
-			stop = 1;
+			last_page = 1;
 		}
 		for (int i = 0; i < deliver && !stop; i++) {
 			sd_dirent e = {ents[i].name, ents[i].st};
@@ -404,9 +404,11 @@ int sd__readdir(sd_core *c, const sd_user *u, const char *path, const char *afte
 			if (cb && cb(arg, &e)) {
 				stop = 1;
 				if (more)
-					*more = 1;
+					*more = i + 1 < n || n == want;
 			}
 		}
+		if (last_page)
+			stop = 1;
 		if (n > 0) {
 			free(cursor);
 			cursor = sd_xstrdup(ents[n - 1].name);
@@ -577,8 +579,6 @@ int sd__rename(sd_core *c, const sd_user *u, const char *from, const char *to)
 		return r;
 	if (strcmp(nf, "/") == 0 || strcmp(nt, "/") == 0)
 		return -EBUSY;
-	if (strcmp(nf, nt) == 0)
-		return 0;
 	sd_dbc *d = wbegin(c, u, name);
 	if (!d)
 		return -EIO;
@@ -586,6 +586,10 @@ int sd__rename(sd_core *c, const sd_user *u, const char *from, const char *to)
 	sd_node src, dir, dst;
 	const char *leaf;
 	r = sd__tree_lookup(d, u->id, nf, &src);
+	if (r == 0 && strcmp(nf, nt) == 0) { /* POSIX: renaming onto itself does nothing */
+		sd_db_write_end(c->db, d, 0);
+		return 0;
+	}
 	if (r == 0)
 		r = walk_parent(d, u->id, nt, 0, 0, &dir, &leaf);
 	if (r == 0 && src.kind == SD_KIND_DIR && is_ancestor(d, src.id, dir.id))
