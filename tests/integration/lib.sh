@@ -18,7 +18,7 @@ set -u
 SD_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 T_PASS=0
 T_FAIL=0
-T_NAME=${T_NAME:-$(basename "$(dirname "$0")")}
+T_NAME=${T_NAME:-$(basename "$(cd "$(dirname "$0")" && pwd)")}
 
 sd_free_port() {
 	/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'

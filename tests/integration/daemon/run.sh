@@ -1,0 +1,60 @@
+#!/bin/bash
+# The daemon itself: start-up errors are one clear line and a non-zero exit,
+# SIGHUP reopens the log, SIGTERM exits 0, --check-config validates.
+. "$(dirname "$0")/../lib.sh"
+sd_setup
+SD=$SD_ROOT/storaged
+
+# -- bad configuration: exit 2, one line naming file:line:key
+printf '[storaged]\ndata_dir = %s/d\nbogus_key = 1\n' "$SD_TMP" > "$SD_TMP/bad.conf"
+"$SD" -c "$SD_TMP/bad.conf" > "$SD_TMP/o" 2>&1; rc=$?
+t_eq "unknown key exits 2" 2 "$rc"
+t_check "unknown key message names file:line:key" grep -q "bad.conf:3:.*bogus_key" "$SD_TMP/o"
+t_eq "the message is one line" 1 "$(wc -l < "$SD_TMP/o")"
+t_fails "nothing was created for a bad config" test -e "$SD_TMP/d"
+
+printf '[storaged]\ndata_dir = %s/d\nwrite_buffer = 4Q\n' "$SD_TMP" > "$SD_TMP/bad2.conf"
+"$SD" -c "$SD_TMP/bad2.conf" > "$SD_TMP/o" 2>&1; rc=$?
+t_eq "bad size exits 2" 2 "$rc"
+t_check "bad size message names the key" grep -q "write_buffer" "$SD_TMP/o"
+
+"$SD" -c "$SD_TMP/missing.conf" > "$SD_TMP/o" 2>&1; rc=$?
+t_eq "missing config exits 2" 2 "$rc"
+
+# -- unwritable data directory (root can write anywhere: use a path under a file)
+: > "$SD_TMP/afile"
+printf '[storaged]\ndata_dir = %s/afile/data\nlog_file = %s/l1\n' "$SD_TMP" "$SD_TMP" > "$SD_TMP/nodir.conf"
+"$SD" -c "$SD_TMP/nodir.conf" > "$SD_TMP/o" 2>&1; rc=$?
+t_eq "uncreatable data dir exits 1" 1 "$rc"
+t_check "... with one line saying why" grep -q "cannot create data directory" "$SD_TMP/o"
+
+# -- a database newer than this binary
+sd_start
+sd_stop
+sqlite3 "$SD_DATA/storaged.db" 'PRAGMA user_version=999'
+"$SD" -c "$SD_CONF" > "$SD_TMP/o" 2>&1; rc=$?
+t_eq "newer database exits 1" 1 "$rc"
+t_check "... saying it is newer" grep -q "newer than this storaged" "$SD_TMP/o"
+sqlite3 "$SD_DATA/storaged.db" 'PRAGMA user_version=1'
+
+# -- a module that does not exist
+cp "$SD_CONF" "$SD_TMP/nomod.conf"
+printf '[nosuch]\nenabled = yes\nlisten = 127.0.0.1:1\n' >> "$SD_TMP/nomod.conf"
+"$SD" -c "$SD_TMP/nomod.conf" > "$SD_TMP/o" 2>&1; rc=$?
+t_eq "missing module exits 1" 1 "$rc"
+t_check "... naming the module" grep -q "nosuch" "$SD_TMP/o"
+
+# -- --check-config
+"$SD" -c "$SD_CONF" --check-config > "$SD_TMP/o" 2>&1; rc=$?
+t_eq "--check-config on a good file exits 0" 0 "$rc"
+
+# -- running: SIGHUP reopens the log, SIGTERM exits 0
+sd_start
+mv "$SD_LOG" "$SD_LOG.1"
+kill -HUP "$SD_PID"
+for i in $(seq 1 50); do [ -s "$SD_LOG" ] && break; sleep 0.05; done
+t_check "SIGHUP reopens the log file" test -s "$SD_LOG"
+t_check "... and the old file got no new lines after the rename" sh -c "! grep -q event=reopen '$SD_LOG.1'"
+sd_adduser alice 'pw-alice-1'
+t_check "storagectl works while the daemon runs" sd_ctl user list
+t_done
