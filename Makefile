@@ -60,7 +60,7 @@ $(BUILD)/migrations.c: $(sort $(wildcard migrations/*.sql)) db/embed-migrations.
 
 $(BUILD)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -c -o $@ $<
+	$(CC) $(CPPFLAGS) $(CFLAGS) -c -o $@ $<
 
 $(ASAN_BUILD)/%.o: %.c $(HDRS)
 	@mkdir -p $(dir $@)
@@ -77,10 +77,10 @@ $(ASAN_BUILD)/migrations.o: $(BUILD)/migrations.c
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 
 storaged: $(BUILD)/core/main.o $(BUILD)/libsdcore.a
-	$(CC) $(CFLAGS) -rdynamic -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -rdynamic -o $@ $^ $(LDLIBS)
 
 storagectl: $(BUILD)/cli/storagectl.o $(BUILD)/libsdcore.a
-	$(CC) $(CFLAGS) -o $@ $^ $(LDLIBS)
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 # Front-end modules: position-independent, linked only against their own
 # libraries; the core reaches them through the sd_core_api table.
@@ -88,7 +88,7 @@ define module_rule
 $(1)_SRC := $$(wildcard frontends/$(1)/*.c)
 $(1)_HDR := $$(wildcard frontends/$(1)/*.h)
 frontends/$(1).so: $$($(1)_SRC) $$($(1)_HDR) core/storaged.h
-	$$(CC) $$(CFLAGS) $$(if $$($(1)_PKGS),$$(shell pkg-config --cflags $$($(1)_PKGS))) -shared \
+	$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(LDFLAGS) $$(if $$($(1)_PKGS),$$(shell pkg-config --cflags $$($(1)_PKGS))) -shared \
 		-Wl,--no-undefined -o $$@ $$($(1)_SRC) \
 		$$(if $$($(1)_PKGS),$$(shell pkg-config --libs $$($(1)_PKGS))) $$($(1)_LDLIBS) -lpthread
 endef
@@ -141,7 +141,8 @@ install: all
 	install -m 0755 storagectl $(DESTDIR)$(BINDIR)/storagectl
 	$(if $(MODULE_SOS),install -m 0644 $(MODULE_SOS) $(DESTDIR)$(MODDIR)/)
 	test -e $(DESTDIR)$(SYSCONFDIR)/storaged/storaged.conf || \
-		install -m 0644 packaging/storaged.conf $(DESTDIR)$(SYSCONFDIR)/storaged/storaged.conf
+		sed 's|^module_dir *=.*|module_dir = $(MODDIR)|' packaging/storaged.conf \
+		> $(DESTDIR)$(SYSCONFDIR)/storaged/storaged.conf
 
 clean:
 	rm -rf $(BUILD) storaged storagectl frontends/*.so
