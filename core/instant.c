@@ -44,21 +44,28 @@ SD_SQL(q_blob_by_sha, "SELECT id, size FROM blobs WHERE sha256 = ?1");
 SD_SQL(q_user_refs_blob, "SELECT 1 FROM versions v JOIN nodes n ON n.id = v.node "
 			 "WHERE v.blob = ?1 AND n.owner = ?2 LIMIT 1");
 
-static int lookup(sd_core *c, int64_t uid, const char *sha, uint64_t size, int *owned)
+/* The blob row with this address and size: 0 and *bid, or -SD_ESENDDATA. */
+static int blob_by_sha(sd_dbc *d, const char *sha, uint64_t size, int64_t *bid)
 {
-	sd_dbc *d = sd_db_read_begin(c->db);
 	sqlite3_stmt *st = sd_db_stmt(d, &q_blob_by_sha);
 	sqlite3_bind_text(st, 1, sha, 64, SQLITE_STATIC);
 	int r = -SD_ESENDDATA;
-	int64_t bid = 0;
 	if (sqlite3_step(st) == SQLITE_ROW && (uint64_t)sqlite3_column_int64(st, 1) == size) {
-		bid = sqlite3_column_int64(st, 0);
+		*bid = sqlite3_column_int64(st, 0);
 		r = 0;
 	}
 	sqlite3_reset(st);
+	return r;
+}
+
+static int lookup(sd_core *c, int64_t uid, const char *sha, uint64_t size, int *owned)
+{
+	sd_dbc *d = sd_db_read_begin(c->db);
+	int64_t bid = 0;
+	int r = blob_by_sha(d, sha, size, &bid);
 	*owned = 0;
 	if (r == 0) {
-		st = sd_db_stmt(d, &q_user_refs_blob);
+		sqlite3_stmt *st = sd_db_stmt(d, &q_user_refs_blob);
 		sqlite3_bind_int64(st, 1, bid);
 		sqlite3_bind_int64(st, 2, uid);
 		*owned = sqlite3_step(st) == SQLITE_ROW;
@@ -81,15 +88,8 @@ static int link_blob(sd_core *c, const sd_user *u, const char *npath, unsigned f
 	sd_dbc *d = sd_db_write_begin(c->db);
 	if (!d)
 		return -EIO;
-	sqlite3_stmt *q = sd_db_stmt(d, &q_blob_by_sha);
-	sqlite3_bind_text(q, 1, sha, 64, SQLITE_STATIC);
-	int r = -SD_ESENDDATA;
 	int64_t bid = 0;
-	if (sqlite3_step(q) == SQLITE_ROW && (uint64_t)sqlite3_column_int64(q, 1) == size) {
-		bid = sqlite3_column_int64(q, 0);
-		r = 0;
-	}
-	sqlite3_reset(q);
+	int r = blob_by_sha(d, sha, size, &bid);
 	if (r == 0) {
 		sd_put put = {.u = u, .npath = npath, .flags = flags, .size = size, .op = "instant",
 			      .st = st};

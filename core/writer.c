@@ -176,6 +176,20 @@ static int wait_idle(sd_wpipe *p)
 	return e;
 }
 
+/* Hash and write the current buffer in the calling thread (no job may be
+ * in flight). Errors are sticky. */
+static int write_inline(sd_wpipe *p)
+{
+	int e = run_job(p, p->buf[p->cur], p->fill, p->flushed);
+	if (e) {
+		p->err = e;
+		return e;
+	}
+	p->flushed += p->fill;
+	p->fill = 0;
+	return 0;
+}
+
 /* Hand the current buffer to the pool (or run it inline without one). */
 static int submit(sd_wpipe *p)
 {
@@ -183,16 +197,8 @@ static int submit(sd_wpipe *p)
 	if (e)
 		return e;
 	sd_pool *pool = p->c->pool;
-	if (!pool || pool->nthreads == 0) {
-		e = run_job(p, p->buf[p->cur], p->fill, p->flushed);
-		if (e) {
-			p->err = e;
-			return e;
-		}
-		p->flushed += p->fill;
-		p->fill = 0;
-		return 0;
-	}
+	if (!pool || pool->nthreads == 0)
+		return write_inline(p);
 	p->jbuf = p->buf[p->cur];
 	p->jlen = p->fill;
 	p->joff = p->flushed;
@@ -250,16 +256,7 @@ int sd__wpipe_drain(sd_wpipe *p)
 	int e = wait_idle(p);
 	if (e)
 		return e;
-	if (p->fill > 0) {
-		e = run_job(p, p->buf[p->cur], p->fill, p->flushed);
-		if (e) {
-			p->err = e;
-			return e;
-		}
-		p->flushed += p->fill;
-		p->fill = 0;
-	}
-	return 0;
+	return p->fill > 0 ? write_inline(p) : 0;
 }
 
 uint64_t sd__wpipe_size(const sd_wpipe *p)

@@ -4,7 +4,6 @@
  * start-up recovery from each crash point of the commit step.
  */
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <signal.h>
 #include <sys/stat.h>
 
@@ -131,15 +130,6 @@ static void write_file(const char *path, const void *data, size_t len)
 	close(fd);
 }
 
-static void sha_hex(const void *data, size_t len, char out[65])
-{
-	unsigned char d[32];
-	unsigned int n;
-	EVP_Digest(data, len, d, &n, EVP_sha256(), NULL);
-	for (int i = 0; i < 32; i++)
-		sprintf(out + 2 * i, "%02x", d[i]);
-}
-
 /* A pid that is not running now. */
 static long dead_pid(void)
 {
@@ -168,7 +158,7 @@ START_TEST(test_recovery_crash_points)
 	write_file(live, "in progress", 11);
 	/* crash point 2: blob renamed into place, row never written */
 	const char *orphan = "orphaned content";
-	sha_hex(orphan, strlen(orphan), hex);
+	tu_sha_hex(orphan, strlen(orphan), hex);
 	char dir[PATH_MAX - 100];
 	snprintf(dir, sizeof dir, "%s/blobs/%.2s", t.dir, hex);
 	mkdir(dir, 0750);
@@ -178,7 +168,7 @@ START_TEST(test_recovery_crash_points)
 	write_file(p, orphan, strlen(orphan));
 	/* a damaged orphan (content does not match its name) */
 	char badhex[65];
-	sha_hex("x", 1, badhex);
+	tu_sha_hex("x", 1, badhex);
 	snprintf(dir, sizeof dir, "%s/blobs/%.2s", t.dir, badhex);
 	mkdir(dir, 0750);
 	snprintf(dir, sizeof dir, "%s/blobs/%.2s/%.2s", t.dir, badhex, badhex + 2);
@@ -188,7 +178,7 @@ START_TEST(test_recovery_crash_points)
 	write_file(badp, "not x", 5);
 	/* crash point 3 (external damage): a row whose file is gone */
 	char losthex[65], lostp[PATH_MAX];
-	sha_hex("will lose its file", 18, losthex);
+	tu_sha_hex("will lose its file", 18, losthex);
 	snprintf(lostp, sizeof lostp, "%s/blobs/%.2s/%.2s/%s", t.dir, losthex, losthex + 2, losthex);
 	ck_assert_int_eq(unlink(lostp), 0);
 
@@ -238,7 +228,7 @@ START_TEST(test_fsck_finds_and_repairs)
 		 "AND rowid = 1; UPDATE users SET used_bytes = 3\"", t.dir);
 	ck_assert_int_eq(system(cmd), 0);
 	char hex[65], p[PATH_MAX];
-	sha_hex("bravo", 5, hex);
+	tu_sha_hex("bravo", 5, hex);
 	snprintf(p, sizeof p, "%s/blobs/%.2s/%.2s/%s", t.dir, hex, hex + 2, hex);
 	write_file(p, "BRAVO", 5);
 	tu_core_reopen(&t, 0);
@@ -284,9 +274,5 @@ int main(void)
 	tcase_add_test(tc, test_fsck_finds_and_repairs);
 	tcase_add_test(tc, test_cleaner_thread_sweeps_temps);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return tu_run(s);
 }

@@ -1,17 +1,7 @@
 /* test_instant.c - instant upload with and without a valid proof. */
-#include <openssl/evp.h>
 
 #include "testutil.h"
 #include "core/internal.h"
-
-static void sha_hex(const void *data, size_t len, char out[65])
-{
-	unsigned char d[32];
-	unsigned int n;
-	EVP_Digest(data, len, d, &n, EVP_sha256(), NULL);
-	for (int i = 0; i < 32; i++)
-		sprintf(out + 2 * i, "%02x", d[i]);
-}
 
 /* The client side of a challenge: SHA-256(nonce || ranges). */
 static void answer(const sd_challenge *ch, const char *data, char out[65])
@@ -45,7 +35,7 @@ START_TEST(test_unknown_sends_data)
 	tu_core_open(&t, 0);
 	sd_user u = tu_user(&t, "alice");
 	char sha[65];
-	sha_hex("nothing", 7, sha);
+	tu_sha_hex("nothing", 7, sha);
 	sd_challenge ch;
 	sd_stat st;
 	ck_assert_int_eq(t.api->instant_begin(t.c, &u, "/a", 0, sha, 7, &ch, &st), -SD_ESENDDATA);
@@ -61,7 +51,7 @@ START_TEST(test_own_content_no_proof)
 	tu_core_open(&t, 0);
 	sd_user u = tu_user(&t, "alice");
 	char *d = data(), sha[65];
-	sha_hex(d, SIZE, sha);
+	tu_sha_hex(d, SIZE, sha);
 	tu_put(&t, &u, "/orig", d, SIZE);
 	sd_challenge ch;
 	sd_stat st;
@@ -89,7 +79,7 @@ START_TEST(test_other_user_needs_proof)
 	tu_core_open(&t, 0);
 	sd_user a = tu_user(&t, "alice"), b = tu_user(&t, "mallory");
 	char *d = data(), sha[65];
-	sha_hex(d, SIZE, sha);
+	tu_sha_hex(d, SIZE, sha);
 	tu_put(&t, &a, "/secret", d, SIZE);
 
 	/* knowing the hash alone is not enough */
@@ -151,7 +141,7 @@ START_TEST(test_challenge_expires)
 	sd__core_set_clock(t.c, fake_clock, NULL);
 	sd_user a = tu_user(&t, "alice"), b = tu_user(&t, "bob");
 	char *d = data(), sha[65], good[65];
-	sha_hex(d, SIZE, sha);
+	tu_sha_hex(d, SIZE, sha);
 	tu_put(&t, &a, "/f", d, SIZE);
 	sd_challenge ch;
 	sd_stat st;
@@ -170,7 +160,7 @@ START_TEST(test_readonly_and_quota)
 	tu_core_open(&t, 0);
 	sd_user a = tu_user(&t, "alice");
 	char *d = data(), sha[65];
-	sha_hex(d, SIZE, sha);
+	tu_sha_hex(d, SIZE, sha);
 	tu_put(&t, &a, "/f", d, SIZE);
 	sd_user ro = a;
 	ro.flags |= SD_USER_READONLY;
@@ -196,9 +186,5 @@ int main(void)
 	tcase_add_test(tc, test_challenge_expires);
 	tcase_add_test(tc, test_readonly_and_quota);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return tu_run(s);
 }

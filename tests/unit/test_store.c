@@ -3,21 +3,11 @@
  * pipeline across buffer boundaries, and failure injection: nothing
  * acknowledged is lost and nothing torn becomes visible.
  */
-#include <openssl/evp.h>
 #include <pthread.h>
 
 #include "testutil.h"
 #include "core/internal.h"
 #include "core/sys.h"
-
-static void sha_hex(const void *data, size_t len, char out[65])
-{
-	unsigned char d[32];
-	unsigned int n;
-	EVP_Digest(data, len, d, &n, EVP_sha256(), NULL);
-	for (int i = 0; i < 32; i++)
-		sprintf(out + 2 * i, "%02x", d[i]);
-}
 
 /* Deterministic content: seed picks one of a few patterns. */
 static char *make_data(int seed, size_t len)
@@ -46,7 +36,7 @@ START_TEST(test_roundtrip_sizes)
 		int dedup = -1;
 		ck_assert_int_eq(tu_put_r(&t, &u, path, data, sizes[i], &st, &dedup), 0);
 		char want[65];
-		sha_hex(data, sizes[i], want);
+		tu_sha_hex(data, sizes[i], want);
 		ck_assert_str_eq(st.sha256, want);
 		ck_assert_uint_eq(st.size, sizes[i]);
 		ck_assert_int_eq(dedup, 0);
@@ -183,7 +173,7 @@ START_TEST(test_checksum_and_abort)
 	ck_assert_int_eq(tu_blob_files(&t), 0);
 
 	char right[65];
-	sha_hex(data, 300000, right);
+	tu_sha_hex(data, 300000, right);
 	ck_assert_int_eq(t.api->upload_begin(t.c, &u, "/g", 0, 0, 0, &up), 0);
 	ck_assert_int_eq(t.api->upload_write(up, data, 300000), 0);
 	ck_assert_int_eq(t.api->upload_commit(up, right, &st, NULL), 0);
@@ -292,9 +282,5 @@ int main(void)
 	tcase_add_test(tc, test_fault_injection);
 	tcase_add_test(tc, test_durability_normal);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? 1 : 0;
+	return tu_run(s);
 }

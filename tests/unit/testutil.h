@@ -6,6 +6,7 @@
 #define SD_TESTUTIL_H
 
 #include <check.h>
+#include <openssl/evp.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,16 @@
 #include "core/core.h"
 #include "core/log.h"
 #include "core/storaged.h"
+
+/* Run one suite (fork mode, as check defaults); exit status for main. */
+static inline int tu_run(Suite *s)
+{
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? 1 : 0;
+}
 
 /* mkdtemp under /tmp; returns a malloc'd path. */
 static inline char *tu_tempdir(void)
@@ -154,6 +165,16 @@ static inline char *tu_get(tu_core *t, const sd_user *u, const char *path, size_
 	close(fd);
 	*len = got;
 	return buf;
+}
+
+/* Lowercase hex SHA-256 of a buffer. */
+static inline void tu_sha_hex(const void *data, size_t len, char out[65])
+{
+	unsigned char d[32];
+	unsigned int n;
+	EVP_Digest(data, len, d, &n, EVP_sha256(), NULL);
+	for (int i = 0; i < 32; i++)
+		snprintf(out + 2 * i, 3, "%02x", d[i]);
 }
 
 /* Number of 64-hex-named files under the store. */
