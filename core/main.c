@@ -28,11 +28,14 @@
  * 2 bad command line or configuration.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -48,6 +51,28 @@
 
 #define ERRLEN 1024
 #define DEFAULT_CONF "/etc/storaged/storaged.conf"
+
+/* Tell systemd (Type=notify) our state: one datagram to $NOTIFY_SOCKET,
+ * the whole sd_notify protocol we need, without linking libsystemd. Does
+ * nothing when not started by systemd. */
+static void notify(const char *state)
+{
+	const char *path = getenv("NOTIFY_SOCKET");
+	if (!path || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path))
+		return;
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	size_t len = strlen(path);
+	memcpy(sa.sun_path, path, len);
+	if (sa.sun_path[0] == '@')
+		sa.sun_path[0] = '\0'; /* abstract namespace */
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	socklen_t salen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len);
+	if (sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa, salen) < 0)
+		sd_log(SD_LOG_WARN, "core", "event=notify_failed err=\"%s\"", strerror(errno));
+	close(fd);
+}
 
 static void usage(FILE *f)
 {
@@ -275,6 +300,7 @@ static int run(sd_conf *conf, const char *argv0)
 		       mods[i].mod->name, fmt_addr(s, addr, sizeof addr));
 	}
 	sd_log(SD_LOG_INFO, "core", "event=ready modules=%zu", nmods);
+	notify("READY=1");
 
 	char *ctl = storagectl_path(argv0);
 	char *abs_conf = NULL;
@@ -311,6 +337,7 @@ static int run(sd_conf *conf, const char *argv0)
 			continue;
 		}
 		sd_log(SD_LOG_INFO, "core", "event=stopping signal=%s", sig == SIGINT ? "INT" : "TERM");
+		notify("STOPPING=1");
 		break;
 	}
 	stop_all(mods, nmods);

@@ -48,6 +48,24 @@ t_check "... naming the module" grep -q "nosuch" "$SD_TMP/o"
 "$SD" -c "$SD_CONF" --check-config > "$SD_TMP/o" 2>&1; rc=$?
 t_eq "--check-config on a good file exits 0" 0 "$rc"
 
+# -- systemd readiness: READY=1 once listening, STOPPING=1 on SIGTERM
+cat > "$SD_TMP/notify.py" <<'PY'
+import os, socket, subprocess, sys
+sock_path = os.path.join(sys.argv[1], "notify.sock")
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sock_path)
+s.settimeout(10)
+env = dict(os.environ, NOTIFY_SOCKET=sock_path)
+p = subprocess.Popen([sys.argv[2], "-c", sys.argv[3]], env=env, stdout=subprocess.DEVNULL)
+first = s.recv(100)
+p.terminate()
+second = s.recv(100)
+rc = p.wait()
+print(first.decode(), second.decode(), rc)
+sys.exit(0 if (first, second, rc) == (b"READY=1", b"STOPPING=1", 0) else 1)
+PY
+t_check "sd_notify: READY=1 then STOPPING=1, exit 0" /usr/bin/python3 "$SD_TMP/notify.py" "$SD_TMP" "$SD" "$SD_CONF"
+
 # -- running: SIGHUP reopens the log, SIGTERM exits 0
 sd_start
 mv "$SD_LOG" "$SD_LOG.1"
