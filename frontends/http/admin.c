@@ -1,0 +1,335 @@
+/*
+ * admin.c - the admin API of the HTTP front end (users with SD_USER_ADMIN):
+ *
+ *   GET    /api/v1/admin/users                 list users
+ *   POST   /api/v1/admin/users                 {"name","password","quota","admin"}
+ *   GET    /api/v1/admin/users/<name>          one user
+ *   PATCH  /api/v1/admin/users/<name>          {"password","quota","disabled","admin"}
+ *   DELETE /api/v1/admin/users/<name>          disable (rows are kept for the journal)
+ *   POST   /api/v1/admin/users/<name>/keys     {"key": "<authorized_keys line>"}
+ *   GET    /api/v1/admin/tokens[?user=]        list tokens
+ *   POST   /api/v1/admin/tokens                {"user","readonly","expires"} -> token
+ *   DELETE /api/v1/admin/tokens/<id>           revoke
+ *   GET    /api/v1/admin/stats                 engine counters
+ *   POST   /api/v1/admin/gc[?force=1]          one cleaner pass now
+ *
+ * Calls without a body (GET, DELETE) are answered from the first handler
+ * call; the others collect a JSON body first (BODY_JSON, ACT_ADMIN).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+static json_t *user_json(const sd_user *u)
+{
+	return json_pack("{s:I, s:s, s:b, s:b, s:I, s:I}", "id", (json_int_t)u->id, "name", u->name,
+			 "admin", (u->flags & SD_USER_ADMIN) != 0, "disabled",
+			 (u->flags & SD_USER_DISABLED) != 0, "quota", (json_int_t)u->quota, "used",
+			 (json_int_t)u->used);
+}
+
+static int user_cb(void *arg, const sd_user *u)
+{
+	json_array_append_new(arg, user_json(u));
+	return 0;
+}
+
+static int token_cb(void *arg, const sd_token_info *t)
+{
+	json_array_append_new(arg, json_pack("{s:I, s:s, s:b, s:I, s:I, s:b}", "id",
+					     (json_int_t)t->id, "user", t->user, "readonly",
+					     t->readonly != 0, "created", (json_int_t)t->created,
+					     "expires", (json_int_t)t->expires, "revoked",
+					     t->revoked != 0));
+	return 0;
+}
+
+/* Split r->route "a/b/c" into up to 3 decoded segments. -1 on bad input. */
+static int split_route(const char *route, char seg[3][SD_USERNAME_MAX * 3 + 1], int *nseg)
+{
+	*nseg = 0;
+	const char *p = route;
+	while (*p) {
+		const char *e = strchr(p, '/');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		if (*nseg >= 3 || n == 0 || n > SD_USERNAME_MAX * 3)
+			return -1;
+		char raw[SD_USERNAME_MAX * 3 + 1];
+		memcpy(raw, p, n);
+		raw[n] = '\0';
+		if (sd__http_pct_decode(raw, seg[*nseg], sizeof seg[0]) < 0)
+			return -1;
+		(*nseg)++;
+		p += n;
+		if (*p == '/')
+			p++;
+	}
+	return 0;
+}
+
+static enum MHD_Result stats_reply(struct MHD_Connection *c, hreq *r)
+{
+	http_srv *s = r->srv;
+	sd_stats st;
+	int rc = s->api->stats(s->core, &st);
+	if (rc < 0)
+		return sd__http_reply_errno(c, r, rc);
+	json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "users",
+			      (json_int_t)st.users, "files", (json_int_t)st.files, "dirs",
+			      (json_int_t)st.dirs, "deleted", (json_int_t)st.deleted,
+			      "logical_bytes", (json_int_t)st.logical_bytes, "blobs",
+			      (json_int_t)st.blobs, "stored_bytes", (json_int_t)st.stored_bytes,
+			      "unreferenced_blobs", (json_int_t)st.unreferenced_blobs, "versions",
+			      (json_int_t)st.versions, "journal_rows", (json_int_t)st.journal_rows);
+	return sd__http_reply_json(c, r, 200, o);
+}
+
+enum MHD_Result sd__http_admin_begin(struct MHD_Connection *c, hreq *r, const char *tail)
+{
+	http_srv *s = r->srv;
+	if (!(r->user.flags & SD_USER_ADMIN))
+		return sd__http_reply_error(c, r, 403, "forbidden", "admin rights needed");
+	if (strlen(tail) >= sizeof r->route)
+		return sd__http_reply_error(c, r, 404, "not_found", "no such endpoint");
+	snprintf(r->route, sizeof r->route, "%s", tail);
+	char seg[3][SD_USERNAME_MAX * 3 + 1];
+	int n;
+	if (split_route(tail, seg, &n) < 0 || n == 0)
+		return sd__http_reply_error(c, r, 404, "not_found", "no such endpoint");
+	const char *m = r->method;
+	int get = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0;
+	int del = strcmp(m, "DELETE") == 0;
+	int rc;
+	if (strcmp(seg[0], "users") == 0) {
+		if (n == 1 && get) {
+			json_t *arr = json_array();
+			rc = s->api->user_list(s->core, user_cb, arr);
+			if (rc < 0) {
+				json_decref(arr);
+				return sd__http_reply_errno(c, r, rc);
+			}
+			return sd__http_reply_json(c, r, 200, json_pack("{s:o}", "users", arr));
+		}
+		if (n == 2 && get) {
+			sd_user u;
+			if ((rc = s->api->user_get(s->core, seg[1], &u)) < 0)
+				return sd__http_reply_errno(c, r, rc);
+			return sd__http_reply_json(c, r, 200, user_json(&u));
+		}
+		if (n == 2 && del) {
+			if ((rc = s->api->user_set_disabled(s->core, seg[1], 1)) < 0)
+				return sd__http_reply_errno(c, r, rc);
+			s->api->log(s->core, SD_LOG_INFO, HTTP_SRC, "event=admin_disable admin=%s user=%s",
+				    r->user.name, seg[1]);
+			struct MHD_Response *resp =
+			    MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+			return sd__http_queue(c, r, 204, resp, 0);
+		}
+	} else if (strcmp(seg[0], "tokens") == 0) {
+		if (n == 1 && get) {
+			char user[SD_USERNAME_MAX + 1];
+			int has = sd__http_arg(c, "user", user, sizeof user);
+			if (has < 0)
+				return sd__http_reply_error(c, r, 400, "bad_request", "bad user");
+			json_t *arr = json_array();
+			rc = s->api->token_list(s->core, has == 1 ? user : NULL, token_cb, arr);
+			if (rc < 0) {
+				json_decref(arr);
+				return sd__http_reply_errno(c, r, rc);
+			}
+			return sd__http_reply_json(c, r, 200, json_pack("{s:o}", "tokens", arr));
+		}
+		if (n == 2 && del) {
+			char *end;
+			long long id = strtoll(seg[1], &end, 10);
+			if (*end || id <= 0)
+				return sd__http_reply_error(c, r, 400, "bad_request", "token id must be a number");
+			if ((rc = s->api->token_revoke(s->core, id)) < 0)
+				return sd__http_reply_errno(c, r, rc);
+			struct MHD_Response *resp =
+			    MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+			return sd__http_queue(c, r, 204, resp, 0);
+		}
+	} else if (strcmp(seg[0], "stats") == 0 && n == 1 && get) {
+		return stats_reply(c, r);
+	}
+	if (get || del)
+		return sd__http_reply_error(c, r, 404, "not_found", "no such endpoint or method");
+	/* calls with a JSON body */
+	r->state = RQ_BODY;
+	r->body = BODY_JSON;
+	r->action = ACT_ADMIN;
+	return MHD_YES;
+}
+
+static int get_int(json_t *j, const char *key, int64_t *v)
+{
+	json_t *x = json_object_get(j, key);
+	if (!x)
+		return 0;
+	if (!json_is_integer(x))
+		return -1;
+	*v = json_integer_value(x);
+	return 1;
+}
+
+static int get_bool(json_t *j, const char *key, int *v)
+{
+	json_t *x = json_object_get(j, key);
+	if (!x)
+		return 0;
+	if (!json_is_boolean(x))
+		return -1;
+	*v = json_is_true(x);
+	return 1;
+}
+
+enum MHD_Result sd__http_admin_finish(struct MHD_Connection *c, hreq *r)
+{
+	http_srv *s = r->srv;
+	char seg[3][SD_USERNAME_MAX * 3 + 1];
+	int n;
+	if (split_route(r->route, seg, &n) < 0 || n == 0)
+		return sd__http_reply_error(c, r, 404, "not_found", "no such endpoint");
+	json_t *j = NULL;
+	if (r->json_len) {
+		json_error_t jerr;
+		j = json_loadb(r->json, r->json_len, 0, &jerr);
+		if (!j || !json_is_object(j)) {
+			json_decref(j);
+			return sd__http_reply_error(c, r, 400, "bad_json", "body must be a JSON object");
+		}
+	} else {
+		j = json_object();
+	}
+	const char *m = r->method;
+	int post = strcmp(m, "POST") == 0;
+	int patch = post || strcmp(m, "PATCH") == 0 || strcmp(m, "PUT") == 0;
+	enum MHD_Result ret;
+	int rc = 0;
+	int64_t iv;
+	int bv;
+
+	if (strcmp(seg[0], "users") == 0 && n == 1 && post) {
+		const char *name = json_string_value(json_object_get(j, "name"));
+		const char *pw = json_string_value(json_object_get(j, "password"));
+		int64_t quota = 0;
+		int admin = 0;
+		if (!name || get_int(j, "quota", &quota) < 0 || quota < 0 ||
+		    get_bool(j, "admin", &admin) < 0) {
+			ret = sd__http_reply_error(c, r, 400, "bad_request",
+						   "need name; optional password, quota (bytes), admin (bool)");
+			goto out;
+		}
+		int64_t id = 0;
+		rc = s->api->user_add(s->core, name, pw, quota, admin ? SD_USER_ADMIN : 0, &id);
+		if (rc < 0) {
+			ret = sd__http_reply_errno(c, r, rc);
+			goto out;
+		}
+		s->api->log(s->core, SD_LOG_INFO, HTTP_SRC, "event=admin_user_add admin=%s user=%s",
+			    r->user.name, name);
+		sd_user u;
+		if (s->api->user_get(s->core, name, &u) == 0)
+			ret = sd__http_reply_json(c, r, 201, user_json(&u));
+		else
+			ret = sd__http_reply_json(c, r, 201, json_pack("{s:I, s:s}", "id", (json_int_t)id,
+								       "name", name));
+		goto out;
+	}
+	if (strcmp(seg[0], "users") == 0 && n == 2 && patch) {
+		const char *name = seg[1];
+		json_t *pw = json_object_get(j, "password");
+		if (pw && !json_is_string(pw)) {
+			ret = sd__http_reply_error(c, r, 400, "bad_request", "password must be a string");
+			goto out;
+		}
+		if (pw && (rc = s->api->user_set_password(s->core, name, json_string_value(pw))) < 0)
+			goto err;
+		if ((rc = get_int(j, "quota", &iv)) < 0 || (rc == 1 && iv < 0)) {
+			ret = sd__http_reply_error(c, r, 400, "bad_request", "quota must be bytes >= 0");
+			goto out;
+		}
+		if (rc == 1 && (rc = s->api->user_set_quota(s->core, name, iv)) < 0)
+			goto err;
+		if ((rc = get_bool(j, "disabled", &bv)) < 0) {
+			ret = sd__http_reply_error(c, r, 400, "bad_request", "disabled must be a boolean");
+			goto out;
+		}
+		if (rc == 1 && (rc = s->api->user_set_disabled(s->core, name, bv)) < 0)
+			goto err;
+		if ((rc = get_bool(j, "admin", &bv)) < 0) {
+			ret = sd__http_reply_error(c, r, 400, "bad_request", "admin must be a boolean");
+			goto out;
+		}
+		if (rc == 1 && (rc = s->api->user_set_admin(s->core, name, bv)) < 0)
+			goto err;
+		s->api->log(s->core, SD_LOG_INFO, HTTP_SRC, "event=admin_user_change admin=%s user=%s",
+			    r->user.name, name);
+		sd_user u;
+		if ((rc = s->api->user_get(s->core, name, &u)) < 0)
+			goto err;
+		ret = sd__http_reply_json(c, r, 200, user_json(&u));
+		goto out;
+	}
+	if (strcmp(seg[0], "users") == 0 && n == 3 && strcmp(seg[2], "keys") == 0 && post) {
+		const char *key = json_string_value(json_object_get(j, "key"));
+		if (!key) {
+			ret = sd__http_reply_error(c, r, 400, "bad_request", "need key (authorized_keys line)");
+			goto out;
+		}
+		if ((rc = s->api->key_add(s->core, seg[1], key)) < 0)
+			goto err;
+		ret = sd__http_reply_json(c, r, 201, json_pack("{s:s}", "user", seg[1]));
+		goto out;
+	}
+	if (strcmp(seg[0], "tokens") == 0 && n == 1 && post) {
+		const char *user = json_string_value(json_object_get(j, "user"));
+		int ro = 0;
+		int64_t expires = 0;
+		if (!user || get_bool(j, "readonly", &ro) < 0 || get_int(j, "expires", &expires) < 0 ||
+		    expires < 0) {
+			ret = sd__http_reply_error(c, r, 400, "bad_request",
+						   "need user; optional readonly (bool), expires (seconds)");
+			goto out;
+		}
+		char tok[SD_TOKEN_MAX];
+		int64_t id = 0;
+		rc = s->api->token_create(s->core, user, ro ? SD_SCOPE_RO : SD_SCOPE_RW, expires, tok, &id);
+		if (rc < 0)
+			goto err;
+		ret = sd__http_reply_json(c, r, 201,
+					  json_pack("{s:I, s:s, s:s, s:b, s:I}", "id", (json_int_t)id,
+						    "token", tok, "user", user, "readonly", ro,
+						    "expires", (json_int_t)expires));
+		memset(tok, 0, sizeof tok);
+		goto out;
+	}
+	if (strcmp(seg[0], "gc") == 0 && n == 1 && post) {
+		int force = sd__http_arg_true(c, "force");
+		if (get_bool(j, "force", &bv) == 1)
+			force = bv;
+		sd_gc_report rep;
+		memset(&rep, 0, sizeof rep);
+		if ((rc = s->api->gc_run(s->core, force, &rep)) < 0)
+			goto err;
+		ret = sd__http_reply_json(c, r, 200,
+					  json_pack("{s:I, s:I, s:I, s:I, s:i}", "nodes_purged",
+						    (json_int_t)rep.nodes_purged, "blobs_removed",
+						    (json_int_t)rep.blobs_removed, "bytes_freed",
+						    (json_int_t)rep.bytes_freed, "temps_removed",
+						    (json_int_t)rep.temps_removed, "disk_used_pct",
+						    rep.disk_used_pct));
+		goto out;
+	}
+	ret = sd__http_reply_error(c, r, 404, "not_found", "no such endpoint or method");
+	goto out;
+err:
+	ret = sd__http_reply_errno(c, r, rc);
+out:
+	json_decref(j);
+	return ret;
+}

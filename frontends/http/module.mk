@@ -1,0 +1,4 @@
+# HTTP/REST front end (libmicrohttpd) -> frontends/http.so
+MODULES += http
+http_PKGS := libmicrohttpd jansson gnutls
+http_LDLIBS :=
