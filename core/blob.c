@@ -3,10 +3,11 @@
  * stripe locks and the commit step (internal.h I1-I3).
  *
  * Commit, for content H of a temp file T:
- *   1. fsync(T)                         (durability = full)
+ *   1. fsync(T) unless blobs/H exists   (durability = full)
  *   2. lock stripe(H)
  *   3. if blobs/H exists: dedup, T will be dropped
- *      else: mkdir shard dirs, rename(T, blobs/H), fsync(shard dir)
+ *      else: (fsync T if step 1 skipped it), mkdir shard dirs,
+ *      rename(T, blobs/H), fsync(shard dir)
  *   4. BEGIN IMMEDIATE; find or insert the blob row; fn(); COMMIT
  *      (on failure: ROLLBACK, and unlink blobs/H if step 3 created it)
  *   5. unlock stripe(H); unlink T if it still exists
@@ -142,19 +143,29 @@ int sd__blob_commit(sd_core *c, int fd, const char *tmppath, const char *hex, ui
 	char bpath[PATH_MAX], dir[PATH_MAX];
 	sd__blob_path(c, hex, bpath);
 
-	if (c->conf->durability_full && (r = sd_sys_fsync(fd)) < 0) {
-		sd_sys_unlink(tmppath);
-		return r;
+	/* The temp file needs to be durable only if it becomes the blob: a
+	 * dedup hit (the common case for re-uploads) skips the fsync. Checked
+	 * again under the lock, where the answer is final. */
+	struct stat sb;
+	int synced = 0;
+	if (c->conf->durability_full && stat(bpath, &sb) != 0) {
+		if ((r = sd_sys_fsync(fd)) < 0) {
+			sd_sys_unlink(tmppath);
+			return r;
+		}
+		synced = 1;
 	}
 	int lockfd = sd__blob_lock(c, hex);
 	if (lockfd < 0) {
 		sd_sys_unlink(tmppath);
 		return lockfd;
 	}
-	struct stat sb;
 	if (stat(bpath, &sb) == 0) {
 		is_dedup = 1;
 	} else {
+		/* rare: the blob went away since the first look */
+		if (c->conf->durability_full && !synced && (r = sd_sys_fsync(fd)) < 0)
+			goto out;
 		if ((r = shard_dirs(c, hex, dir)) < 0)
 			goto out;
 		if ((r = sd_sys_rename(tmppath, bpath)) < 0)

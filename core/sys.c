@@ -127,6 +127,12 @@ int sd_sys_fsync(int fd)
 	return fsync(fd) == 0 ? 0 : -errno;
 }
 
+void sd_sys_writeback(int fd, uint64_t off, uint64_t len)
+{
+	while (sync_file_range(fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE) != 0 && errno == EINTR)
+		;
+}
+
 int sd_sys_fdatasync(int fd)
 {
 	int e = injected(SD_SYS_FSYNC);

@@ -25,6 +25,10 @@ int sd_sys_write(int fd, const void *buf, size_t n);
 /* Reads up to n bytes (one loop until n or EOF). Returns bytes read. */
 ssize_t sd_sys_read(int fd, void *buf, size_t n);
 int sd_sys_fsync(int fd);
+/* Start writing [off, off+len) back to disk without waiting, so a later
+ * fsync has little left to do. Advisory: errors are ignored (the fsync
+ * that follows reports any). */
+void sd_sys_writeback(int fd, uint64_t off, uint64_t len);
 int sd_sys_fdatasync(int fd);
 /* fsync the directory at path. */
 int sd_sys_fsync_dir(const char *path);

@@ -72,7 +72,12 @@ static int run_job(sd_wpipe *p, const char *buf, size_t len, uint64_t off)
 {
 	if (p->hash_valid && EVP_DigestUpdate(p->md, buf, len) != 1)
 		return -EIO;
-	return sd_sys_pwrite(p->fd, buf, len, off);
+	int r = sd_sys_pwrite(p->fd, buf, len, off);
+	/* Durable mode fsyncs at commit: start the disk on this buffer now,
+	 * overlapping it with the transfer, instead of all at the end. */
+	if (r == 0 && p->c->conf->durability_full)
+		sd_sys_writeback(p->fd, off, len);
+	return r;
 }
 
 static void *pool_main(void *arg)
