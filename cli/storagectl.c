@@ -621,7 +621,7 @@ static int cmd_user_key(int argc, char **argv)
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t len;
-	int added = 0, bad = 0, lineno = 0;
+	int added = 0, bad = 0, dups = 0, lineno = 0;
 	while ((len = getline(&line, &cap, f)) >= 0) {
 		lineno++;
 		while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
@@ -639,6 +639,7 @@ static int cmd_user_key(int argc, char **argv)
 		rc = A->key_add(g_core, name, p);
 		if (rc == -EEXIST) {
 			warnx("%s:%d: key already registered for %s", file, lineno, name);
+			dups++;
 			continue;
 		}
 		if (rc < 0) {
@@ -654,12 +655,10 @@ static int cmd_user_key(int argc, char **argv)
 	free(line);
 	if (f != stdin)
 		fclose(f);
-	printf("added %d key%s for %s\n", added, added == 1 ? "" : "s", name);
-	if (bad)
-		return 1;
-	if (added == 0 && lineno == 0)
+	if (added == 0 && bad == 0 && dups == 0)
 		return fail("user key add", "%s: no keys in file", file);
-	return 0;
+	printf("added %d key%s for %s\n", added, added == 1 ? "" : "s", name);
+	return bad ? 1 : 0;
 }
 
 static int cmd_user(int argc, char **argv)
@@ -716,9 +715,16 @@ static int cmd_token_create(int argc, char **argv)
 			    rc == -ENOENT ? "no such user" : errstr(rc));
 	printf("%s\n", tok);
 	fflush(stdout);
-	fprintf(stderr, "storagectl: token %" PRId64 " for %s (%s%s): shown once, store it now\n",
-		id, pos[0], scope == SD_SCOPE_RO ? "read-only" : "read-write",
-		exp_s_val ? ", expires" : ", never expires");
+	char when[48];
+	if (exp_s_val) {
+		char iso[40];
+		fmt_iso((A->now(g_core) + exp_s_val) * 1000, 0, iso, sizeof iso);
+		snprintf(when, sizeof when, "expires %s", iso);
+	} else {
+		snprintf(when, sizeof when, "never expires");
+	}
+	fprintf(stderr, "storagectl: token %" PRId64 " for %s (%s, %s): shown once, store it now\n",
+		id, pos[0], scope == SD_SCOPE_RO ? "read-only" : "read-write", when);
 	memset(tok, 0, sizeof tok);
 	return 0;
 }
