@@ -830,8 +830,8 @@ static int cmd_token(int argc, char **argv)
  * (SD_UP_PARENTS), writes of CHUNK, commit. buf has CHUNK bytes. On
  * success fills st and *dedup and returns 0; on failure returns the
  * negative error and sets *where to "read" (local) or "upload" (engine). */
-static int upload_fd(const sd_user *u, int fd, const char *remote, uint32_t mode, char *buf,
-		     sd_stat *st, int *dedup, const char **where)
+static int upload_fd(const sd_user *u, int fd, const char *remote, uint32_t mode, int64_t mtime,
+		     char *buf, sd_stat *st, int *dedup, const char **where)
 {
 	sd_upload *up = NULL;
 	*where = "upload";
@@ -856,6 +856,8 @@ static int upload_fd(const sd_user *u, int fd, const char *remote, uint32_t mode
 			break; /* sd_sys_read loops until CHUNK or EOF */
 	}
 	*dedup = 0;
+	if (mtime > 0)
+		A->upload_set_mtime(up, mtime); /* in the commit itself */
 	return A->upload_commit(up, NULL, st, dedup);
 }
 
@@ -890,7 +892,7 @@ static int cmd_put(int argc, char **argv)
 	sd_stat st;
 	int dedup = 0;
 	const char *where;
-	rc = upload_fd(&u, fd, remote, mode, buf, &st, &dedup, &where);
+	rc = upload_fd(&u, fd, remote, mode, 0, buf, &st, &dedup, &where);
 	free(buf);
 	if (fd != STDIN_FILENO)
 		sd_sys_close(fd);
@@ -1291,17 +1293,16 @@ static void imp_file(imp_ctx *ic, const imp_entry *e, char *buf)
 	sd_stat rs;
 	int dedup = 0;
 	const char *where;
-	int rc = upload_fd(&ic->u, fd, remote, st.st_mode & 07777, buf, &rs, &dedup, &where);
+	int rc = upload_fd(&ic->u, fd, remote, st.st_mode & 07777, (int64_t)st.st_mtime, buf, &rs,
+			   &dedup, &where);
 	sd_sys_close(fd);
 	if (rc == 0) {
-		/* The content is committed; mode and mtime are metadata on top.
-		 * The mode was given to upload_begin, re-apply it in case the
-		 * file existed before with another mode. */
+		/* The mtime went in with the commit. The mode was given to
+		 * upload_begin, which applies to new files only: re-apply it if
+		 * the file existed before with another mode. */
 		int r2 = 0;
 		if ((rs.mode & 07777) != (st.st_mode & 07777))
 			r2 = A->chmod(g_core, &ic->u, remote, st.st_mode & 07777);
-		if (r2 == 0)
-			r2 = A->set_mtime(g_core, &ic->u, remote, (int64_t)st.st_mtime);
 		if (r2 < 0) {
 			pthread_mutex_lock(&ic->mu);
 			warnx("%s: stored, but setting mode/mtime failed: %s", remote, errstr(r2));
@@ -1554,14 +1555,16 @@ static int cmd_fsck(int argc, char **argv)
 		return fail("fsck", "%s", errstr(rc));
 	int64_t problems = r.bad_hash + r.missing + r.orphans + r.bad_refs + r.bad_used;
 	printf("fsck: %" PRId64 " blobs checked, %" PRId64 " bad hash, %" PRId64 " missing, %" PRId64
-	       " orphan files, %" PRId64 " bad refs, %" PRId64 " bad usage, %" PRId64 " repaired\n",
+	       " orphan files, %" PRId64 " bad refs, %" PRId64 " bad usage, %" PRId64
+	       " crash leftovers, %" PRId64 " repaired\n",
 	       r.blobs_checked, r.bad_hash, r.missing, r.orphans, r.bad_refs, r.bad_used,
-	       r.repaired);
+	       r.adoptable, r.repaired);
 	if (problems == 0) {
 		printf("fsck: clean\n");
 		return 0;
 	}
-	if (repair && r.repaired >= problems) {
+	/* repaired also counts adopted crash leftovers, which are no problem */
+	if (repair && r.repaired >= problems + r.adoptable) {
 		printf("fsck: all %" PRId64 " problems repaired\n", problems);
 		return 0;
 	}

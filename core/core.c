@@ -265,6 +265,7 @@ static const sd_core_api api = {
 	.token_list = sd__token_list,
 	.stats = sd__stats,
 	.gc_run = sd__gc_run,
+	.upload_set_mtime = sd__upload_set_mtime,
 };
 
 const sd_core_api *sd_core_api_table(void)

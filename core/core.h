@@ -27,7 +27,10 @@ typedef struct sd_fsck_report {
 	int64_t blobs_checked;
 	int64_t bad_hash;       /* file content does not match its address */
 	int64_t missing;        /* row without file */
-	int64_t orphans;        /* file without row */
+	int64_t orphans;        /* stray or damaged file without row */
+	int64_t adoptable;      /* file without row whose content matches its
+				 * name: a crash between rename and row left it;
+				 * harmless, adopted by --repair or recovery */
 	int64_t bad_refs;       /* refs column != counted references */
 	int64_t bad_used;       /* users.used_bytes != sum of live files */
 	int64_t repaired;
@@ -35,6 +38,8 @@ typedef struct sd_fsck_report {
 /* Re-hash every blob, recount references and per-user usage, find missing
  * and orphan files. With repair: fix refs and usage, adopt orphan files
  * whose content matches their name as unreferenced blobs, remove the rest.
+ * Problems are bad_hash, missing, orphans, bad_refs and bad_used;
+ * adoptable files are not (the crash-safe commit order can leave them).
  * Each finding is passed to cb (may be NULL) as one line. */
 int sd_core_fsck(sd_core *c, int repair, sd_fsck_report *r,
 		 void (*cb)(void *arg, const char *line), void *arg);

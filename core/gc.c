@@ -545,20 +545,34 @@ static void fsck_file_cb(sd_core *c, const char *hex, const char *path, void *ar
 	int h = sd__hash_fd(fd, (uint64_t)sb.st_size, got);
 	close(fd);
 	int exists = blob_row_exists(c, hex);
+	if (!exists) {
+		/* A commit holds the stripe lock from its rename until its row
+		 * is committed: look again under the lock before calling this an
+		 * orphan. */
+		int lk = sd__blob_lock(c, hex);
+		exists = blob_row_exists(c, hex);
+		sd__blob_unlock(lk);
+	}
 	if (h == 0 && strcmp(got, hex) != 0) {
 		x->r->bad_hash++;
 		say(x, "damaged blob %s: content hashes to %s", hex, got);
+		if (!exists && x->repair && sd_sys_unlink(path) == 0) {
+			x->r->repaired++;
+			say(x, "  removed (no row names it)");
+		}
 		return;
 	}
 	if (!exists) {
-		x->r->orphans++;
+		x->r->adoptable++;
 		if (x->repair) {
 			int r = settle_orphan(c, hex, path);
 			if (r >= 0)
 				x->r->repaired++;
-			say(x, "orphan blob file %s (%s)", hex, r == 1 ? "adopted as unreferenced" : "removed");
+			say(x, "unreferenced blob file %s without a row (crash leftover): %s", hex,
+			    r == 1 ? "adopted" : "removed");
 		} else {
-			say(x, "orphan blob file %s (no row; --repair adopts it)", hex);
+			say(x, "unreferenced blob file %s without a row (crash leftover; --repair adopts it)",
+			    hex);
 		}
 	}
 }
@@ -617,10 +631,10 @@ int sd_core_fsck(sd_core *c, int repair, sd_fsck_report *r,
 	}
 	sd_db_write_end(c->db, d, repair && rc == SQLITE_OK);
 	sd_log(SD_LOG_INFO, "fsck",
-	       "event=fsck repair=%d blobs=%lld bad_hash=%lld missing=%lld orphans=%lld bad_refs=%lld "
-	       "bad_used=%lld repaired=%lld",
+	       "event=fsck repair=%d blobs=%lld bad_hash=%lld missing=%lld orphans=%lld adoptable=%lld "
+	       "bad_refs=%lld bad_used=%lld repaired=%lld",
 	       repair, (long long)r->blobs_checked, (long long)r->bad_hash, (long long)r->missing,
-	       (long long)r->orphans, (long long)r->bad_refs, (long long)r->bad_used,
+	       (long long)r->orphans, (long long)r->adoptable, (long long)r->bad_refs, (long long)r->bad_used,
 	       (long long)r->repaired);
 	return rc == SQLITE_OK ? 0 : -EIO;
 }

@@ -177,6 +177,7 @@ typedef struct sd_put {
 	int64_t node_id;   /* out */
 	int64_t expect_node; /* if > 0: the node must still be this one */
 	sd_stat *st;       /* out, may be NULL: the file after the change */
+	int64_t mtime;     /* seconds; 0 = the commit time */
 } sd_put;
 int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, void *put /* sd_put */);
 void sd__node_to_stat(const sd_node *n, sd_stat *st);
@@ -240,6 +241,7 @@ int sd__upload_begin(sd_core *c, const sd_user *u, const char *path, unsigned fl
 		     uint64_t offset, uint32_t mode, sd_upload **out);
 int sd__upload_write(sd_upload *up, const void *buf, size_t len);
 uint64_t sd__upload_size(const sd_upload *up);
+void sd__upload_set_mtime(sd_upload *up, int64_t mtime);
 int sd__upload_commit(sd_upload *up, const char *expect, sd_stat *st, int *dedup);
 void sd__upload_abort(sd_upload *up);
 

@@ -333,7 +333,13 @@ typedef struct sd_core_api {
 	/* One cleaner pass now. force: ignore retention, age and high water. */
 	int (*gc_run)(sd_core *c, int force, sd_gc_report *out);
 
-	void *spare[16]; /* future calls; NULL */
+	/* -- added in a spare slot (same ABI) ---------------------------- */
+	/* Give the file this mtime (seconds) at commit instead of the commit
+	 * time, in the same transaction (an import or an MFMT-style client
+	 * then needs one commit, not two). Call before upload_commit. */
+	void (*upload_set_mtime)(sd_upload *up, int64_t mtime);
+
+	void *spare[15]; /* future calls; NULL */
 } sd_core_api;
 
 /* ---------------------------------------------------- module config */

@@ -268,6 +268,7 @@ int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, void *arg)
 {
 	sd_put *put = arg;
 	int64_t now_ms = sd__now_ms(c), now_s = now_ms / 1000;
+	int64_t mtime = put->mtime > 0 ? put->mtime : now_s;
 	sd_node dir, n;
 	const char *leaf;
 	int r = walk_parent(d, put->u->id, put->npath, (put->flags & SD_UP_PARENTS) != 0, now_s, &dir,
@@ -288,7 +289,7 @@ int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, void *arg)
 		sqlite3_bind_int64(st, 1, n.id);
 		sqlite3_bind_int64(st, 2, blob_id);
 		sqlite3_bind_int64(st, 3, (int64_t)put->size);
-		sqlite3_bind_int64(st, 4, now_s);
+		sqlite3_bind_int64(st, 4, mtime);
 		if ((r = sd_db_exec_stmt(st)) < 0)
 			return r;
 		delta = (int64_t)put->size - (int64_t)n.size;
@@ -300,6 +301,13 @@ int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, void *arg)
 		if ((r = insert_node(d, put->u->id, dir.id, leaf, llen, SD_KIND_FILE, blob_id, put->size,
 				     mode, now_s, &put->node_id)) < 0)
 			return r;
+		if (mtime != now_s) {
+			sqlite3_stmt *st = sd_db_stmt(d, &q_mtime);
+			sqlite3_bind_int64(st, 1, put->node_id);
+			sqlite3_bind_int64(st, 2, mtime);
+			if ((r = sd_db_exec_stmt(st)) < 0)
+				return r;
+		}
 		delta = (int64_t)put->size;
 	} else {
 		return r;

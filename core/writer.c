@@ -373,6 +373,7 @@ struct sd_upload {
 	sd_wpipe *p;
 	int dead;
 	int64_t room; /* bytes the quota allows for this file; -1 = unlimited */
+	int64_t mtime; /* 0 = commit time */
 };
 
 SD_SQL(q_user_quota, "SELECT quota_bytes, used_bytes FROM users WHERE id = ?1");
@@ -504,6 +505,11 @@ int sd__upload_write(sd_upload *up, const void *buf, size_t len)
 	return r;
 }
 
+void sd__upload_set_mtime(sd_upload *up, int64_t mtime)
+{
+	up->mtime = mtime > 0 ? mtime : 0;
+}
+
 uint64_t sd__upload_size(const sd_upload *up)
 {
 	return sd__wpipe_size(up->p);
@@ -524,7 +530,7 @@ int sd__upload_commit(sd_upload *up, const char *expect, sd_stat *st, int *dedup
 		return r;
 	}
 	sd_put put = {.u = &up->u, .npath = up->npath, .flags = up->flags, .mode = up->mode,
-		      .size = size, .op = "write", .st = st};
+		      .size = size, .op = "write", .st = st, .mtime = up->mtime};
 	int dd = 0;
 	r = sd__blob_commit(c, sd__wpipe_fd(up->p), sd__wpipe_path(up->p), hex, size, sd__tree_put,
 			    &put, &dd);

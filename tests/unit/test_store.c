@@ -249,6 +249,31 @@ START_TEST(test_fault_injection)
 }
 END_TEST
 
+START_TEST(test_set_mtime_at_commit)
+{
+	tu_core t;
+	tu_core_open(&t, 0);
+	sd_user u = tu_user(&t, "alice");
+	sd_upload *up;
+	sd_stat st;
+	ck_assert_int_eq(t.api->upload_begin(t.c, &u, "/old", 0, 0, 0, &up), 0);
+	ck_assert_int_eq(t.api->upload_write(up, "x", 1), 0);
+	t.api->upload_set_mtime(up, 1234567890);
+	ck_assert_int_eq(t.api->upload_commit(up, NULL, &st, NULL), 0);
+	ck_assert_int_eq(st.mtime, 1234567890);
+	/* replacing an existing file keeps the given time too, in one commit */
+	long long before = tu_sql_int(&t, "SELECT count(*) FROM journal");
+	ck_assert_int_eq(t.api->upload_begin(t.c, &u, "/old", 0, 0, 0, &up), 0);
+	t.api->upload_set_mtime(up, 1000000000);
+	ck_assert_int_eq(t.api->upload_commit(up, NULL, &st, NULL), 0);
+	ck_assert_int_eq(st.mtime, 1000000000);
+	ck_assert_int_eq(tu_sql_int(&t, "SELECT count(*) FROM journal"), before + 1);
+	ck_assert_int_eq(t.api->stat(t.c, &u, "/old", &st), 0);
+	ck_assert_int_eq(st.mtime, 1000000000);
+	tu_core_close(&t);
+}
+END_TEST
+
 START_TEST(test_durability_normal)
 {
 	tu_core t;
@@ -280,6 +305,7 @@ int main(void)
 	tcase_add_test(tc, test_checksum_and_abort);
 	tcase_add_test(tc, test_resume_offset);
 	tcase_add_test(tc, test_fault_injection);
+	tcase_add_test(tc, test_set_mtime_at_commit);
 	tcase_add_test(tc, test_durability_normal);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
