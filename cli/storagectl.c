@@ -46,6 +46,7 @@
  */
 #include <dirent.h>
 #include <errno.h>
+#include <grp.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -321,6 +322,21 @@ static int getargs(int argc, char **argv, const optdef *opts, char **pos, int ma
 
 /* Load the configuration and open the engine (flags 0). Returns 0, or
  * prints the reason and returns 1. */
+/* Run as root on a data directory owned by another user (the packaged
+ * `storaged` user), become that user first: files storagectl creates (the
+ * database's WAL, blobs, temp files) must stay writable by the daemon.
+ * Returns 0, or 1 after printing why the switch failed. */
+static int become_data_owner(const char *data_dir)
+{
+	struct stat st;
+	if (geteuid() != 0 || stat(data_dir, &st) != 0 || st.st_uid == 0)
+		return 0;
+	if (setgroups(0, NULL) != 0 || setgid(st.st_gid) != 0 || setuid(st.st_uid) != 0)
+		return fail("open", "cannot switch to the owner (uid %u) of %s: %s",
+			    (unsigned)st.st_uid, data_dir, strerror(errno));
+	return 0;
+}
+
 static int core_open(void)
 {
 	char err[512];
@@ -335,6 +351,8 @@ static int core_open(void)
 	g_conf_loaded = 1;
 	if (g_verbose)
 		sd_log_set_level(g_conf.log_level < SD_LOG_INFO ? g_conf.log_level : SD_LOG_INFO);
+	if (become_data_owner(g_conf.data_dir))
+		return 1;
 	g_core = sd_core_open(&g_conf, 0, err, sizeof err);
 	if (!g_core)
 		return fail("open", "%s", err);

@@ -75,4 +75,21 @@ t_check "SIGHUP reopens the log file" test -s "$SD_LOG"
 t_check "... and the old file got no new lines after the rename" sh -c "! grep -q event=reopen '$SD_LOG.1'"
 sd_adduser alice 'pw-alice-1'
 t_check "storagectl works while the daemon runs" sd_ctl user list
+sd_stop
+
+# -- storagectl as root on a data directory owned by another user (the
+#    packaged storaged user) works as that user: every file it creates
+#    stays writable by the daemon
+mkdir -p "$SD_TMP/owned/data"
+chmod 755 "$SD_TMP"   # mkdtemp's 0700 would keep the owner out, unlike /var/lib
+chown -R nobody:nogroup "$SD_TMP/owned"
+printf '[storaged]\ndata_dir = %s/owned/data\n' "$SD_TMP" > "$SD_TMP/owned.conf"
+t_check "storagectl user add as root into a nobody-owned data dir" sh -c \
+	"printf 'pw-x\n' | '$SD_ROOT/storagectl' -c '$SD_TMP/owned.conf' user add x --password-stdin"
+printf 'content' > "$SD_TMP/f"
+chmod 644 "$SD_TMP/f"
+t_check "storagectl put as root into a nobody-owned data dir" \
+	"$SD_ROOT/storagectl" -c "$SD_TMP/owned.conf" put x "$SD_TMP/f" /f
+t_check "... created the database" test -s "$SD_TMP/owned/data/storaged.db"
+t_eq "no file in it is owned by root" "" "$(find "$SD_TMP/owned/data" -uid 0 | head -3)"
 t_done
