@@ -47,7 +47,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_ASAN_BIN := $(UNIT_SRC:tests/unit/%.c=$(ASAN_BUILD)/tests/%)
 TEST_MODULES := $(BUILD)/tests/testmod.so $(BUILD)/tests/badabi.so $(BUILD)/tests/badsig.so
 
-.PHONY: all deps run test unit unit-asan integration install clean doc-config
+.PHONY: all deps run test unit unit-asan integration install clean doc-config bench
 all: storaged storagectl $(MODULE_SOS)
 
 deps:
@@ -130,6 +130,13 @@ test: deps
 run: deps
 	@$(MAKE) --no-print-directory all
 	./storaged -c storaged.conf
+
+# Benchmarks against peer servers (by hand; rewrites docs/benchmarks.md).
+# BENCH_ARGS=--quick for a smaller run.
+bench:
+	@packaging/install-deps.sh --bench
+	@$(MAKE) --no-print-directory all
+	bench/run.sh $(BENCH_ARGS)
 
 doc-config: storaged
 	./storaged -c storaged.conf --doc-config > docs/configuration-reference.md
