@@ -138,8 +138,10 @@ bench:
 	@$(MAKE) --no-print-directory all
 	bench/run.sh $(BENCH_ARGS)
 
-doc-config: storaged
-	./storaged -c storaged.conf --doc-config > docs/configuration-reference.md
+# Regenerate the key reference inside docs/configuration.md.
+doc-config: all
+	docs/gen-config-reference.sh ./storaged storaged.conf docs/configuration.md > docs/configuration.md.new
+	mv docs/configuration.md.new docs/configuration.md
 
 install: all
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MODDIR) \

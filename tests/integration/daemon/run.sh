@@ -44,6 +44,12 @@ printf '[nosuch]\nenabled = yes\nlisten = 127.0.0.1:1\n' >> "$SD_TMP/nomod.conf"
 t_eq "missing module exits 1" 1 "$rc"
 t_check "... naming the module" grep -q "nosuch" "$SD_TMP/o"
 
+# -- the key reference in docs/configuration.md is what the binary says
+"$SD_ROOT/docs/gen-config-reference.sh" "$SD" "$SD_ROOT/storaged.conf" "$SD_ROOT/docs/configuration.md" \
+	> "$SD_TMP/configuration.md" 2>&1
+t_check "docs/configuration.md lists every key the build knows (make doc-config)" \
+	cmp "$SD_TMP/configuration.md" "$SD_ROOT/docs/configuration.md"
+
 # -- --check-config
 "$SD" -c "$SD_CONF" --check-config > "$SD_TMP/o" 2>&1; rc=$?
 t_eq "--check-config on a good file exits 0" 0 "$rc"
