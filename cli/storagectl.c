@@ -1538,10 +1538,11 @@ static int cmd_gc(int argc, char **argv)
 	rc = A->gc_run(g_core, now != NULL, &r);
 	if (rc < 0)
 		return fail("gc", "%s", errstr(rc));
-	printf("gc%s: %" PRId64 " nodes purged, %" PRId64 " blobs removed, %" PRId64
+	printf("gc%s: %" PRId64 " nodes purged, %" PRId64 " old versions dropped, %" PRId64
+	       " journal rows pruned, %" PRId64 " blobs removed, %" PRId64
 	       " bytes freed, %" PRId64 " temp files removed, disk %d%% used\n",
-	       now ? " --now" : "", r.nodes_purged, r.blobs_removed, r.bytes_freed,
-	       r.temps_removed, r.disk_used_pct);
+	       now ? " --now" : "", r.nodes_purged, r.versions_dropped, r.journal_pruned,
+	       r.blobs_removed, r.bytes_freed, r.temps_removed, r.disk_used_pct);
 	return 0;
 }
 

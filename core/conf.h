@@ -53,6 +53,8 @@ typedef struct sd_conf {
 	int64_t busy_timeout;
 	int64_t checkpoint_interval;
 	int64_t deleted_retention;
+	int64_t version_retention;   /* 0 = keep all versions */
+	int64_t journal_retention;   /* 0 = keep the journal forever */
 	int64_t unreferenced_min_age;
 	int disk_high_water;
 	int64_t cleaner_interval;

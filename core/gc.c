@@ -6,13 +6,16 @@
  *      deleted node whose parent is live is purged with its whole subtree
  *      (its descendants were deleted no later than it), dropping their
  *      versions and so their blob references, in one transaction per node;
- *   2. if disk usage >= disk_high_water, remove blobs with refs = 0 whose
+ *   2. drop replaced versions older than version_retention (never a
+ *      file's current version), releasing their references, and journal
+ *      rows older than journal_retention;
+ *   3. if disk usage >= disk_high_water, remove blobs with refs = 0 whose
  *      last use is older than unreferenced_min_age (N). Unreferenced blobs
  *      below the high-water mark stay: they make later instant uploads
  *      possible (FSTS);
- *   3. remove temp files of processes that are gone, and any temp file
+ *   4. remove temp files of processes that are gone, and any temp file
  *      older than temp_max_age;
- *   4. flush the batched last-access times of blobs that were read.
+ *   5. flush the batched last-access times of blobs that were read.
  * force (`storagectl gc --now`) ignores retention, age and high water.
  * Blob removal follows I3: stripe lock, DELETE ... WHERE refs = 0, commit,
  * unlink.
@@ -105,6 +108,72 @@ static int purge_nodes(sd_core *c, int64_t cutoff, sd_gc_report *rep)
 			}
 			rep->nodes_purged += cnt;
 		}
+	}
+}
+
+/* A version is "replaced" when a newer version of the same node exists;
+ * the newest one is the node's current content and always stays. */
+SD_SQL(q_old_versions,
+       "SELECT v.id, v.blob FROM versions v WHERE v.ts < ?1 AND EXISTS (SELECT 1 FROM versions w "
+       "WHERE w.node = v.node AND w.id > v.id) ORDER BY v.id LIMIT 512");
+SD_SQL(q_version_delete, "DELETE FROM versions WHERE id = ?1");
+SD_SQL(q_blob_unref, "UPDATE blobs SET refs = refs - 1, last_access = ?2 WHERE id = ?1");
+SD_SQL(q_journal_prune, "DELETE FROM journal WHERE seq IN (SELECT seq FROM journal WHERE ts < ?1 "
+			"ORDER BY seq LIMIT 5000)");
+
+static int drop_versions(sd_core *c, int64_t cutoff, sd_gc_report *rep)
+{
+	for (;;) {
+		sd_dbc *d = sd_db_write_begin(c->db);
+		if (!d)
+			return -EIO;
+		int64_t ids[512], blobs[512];
+		int n = 0, r = 0;
+		sqlite3_stmt *st = sd_db_stmt(d, &q_old_versions);
+		sqlite3_bind_int64(st, 1, cutoff);
+		while (n < 512 && sqlite3_step(st) == SQLITE_ROW) {
+			ids[n] = sqlite3_column_int64(st, 0);
+			blobs[n] = sqlite3_column_int64(st, 1);
+			n++;
+		}
+		sqlite3_reset(st);
+		int64_t now = sd__now_ms(c);
+		for (int i = 0; i < n && r == 0; i++) {
+			st = sd_db_stmt(d, &q_version_delete);
+			sqlite3_bind_int64(st, 1, ids[i]);
+			r = sd_db_exec_stmt(st);
+			if (r == 0) {
+				st = sd_db_stmt(d, &q_blob_unref);
+				sqlite3_bind_int64(st, 1, blobs[i]);
+				sqlite3_bind_int64(st, 2, now);
+				r = sd_db_exec_stmt(st);
+			}
+		}
+		int cr = sd_db_write_end(c->db, d, r == 0);
+		if (r || cr)
+			return r ? r : cr;
+		rep->versions_dropped += n;
+		if (n < 512)
+			return 0;
+	}
+}
+
+static int prune_journal(sd_core *c, int64_t cutoff, sd_gc_report *rep)
+{
+	for (;;) {
+		sd_dbc *d = sd_db_write_begin(c->db);
+		if (!d)
+			return -EIO;
+		sqlite3_stmt *st = sd_db_stmt(d, &q_journal_prune);
+		sqlite3_bind_int64(st, 1, cutoff);
+		int r = sd_db_exec_stmt(st);
+		int n = r == 0 ? sqlite3_changes(sd_db_handle(d)) : 0;
+		int cr = sd_db_write_end(c->db, d, r == 0);
+		if (r || cr)
+			return r ? r : cr;
+		rep->journal_pruned += n;
+		if (n < 5000)
+			return 0;
 	}
 }
 
@@ -208,6 +277,12 @@ int sd__gc_run(sd_core *c, int force, sd_gc_report *out)
 	int64_t now = sd__now_ms(c);
 	sd__blob_touch_flush(c);
 	int r = purge_nodes(c, force ? INT64_MAX : now - conf->deleted_retention, &rep);
+	/* history and audit are policy, not garbage: even force keeps them
+	 * for their configured time */
+	if (r == 0 && conf->version_retention > 0)
+		r = drop_versions(c, now - conf->version_retention, &rep);
+	if (r == 0 && conf->journal_retention > 0)
+		r = prune_journal(c, now - conf->journal_retention, &rep);
 	int pct = 0;
 	if (r == 0 && (r = sd__disk_pct(c, &pct)) == 0) {
 		rep.disk_used_pct = pct;
@@ -217,9 +292,10 @@ int sd__gc_run(sd_core *c, int force, sd_gc_report *out)
 	sweep_temps(c, conf->temp_max_age, &rep);
 	pthread_mutex_unlock(&c->gc_lock);
 	sd_log(r ? SD_LOG_ERROR : SD_LOG_INFO, "gc",
-	       "event=gc force=%d nodes_purged=%lld blobs_removed=%lld bytes_freed=%lld "
-	       "temps_removed=%lld disk_used_pct=%d%s%s",
-	       force, (long long)rep.nodes_purged, (long long)rep.blobs_removed,
+	       "event=gc force=%d nodes_purged=%lld versions_dropped=%lld journal_pruned=%lld "
+	       "blobs_removed=%lld bytes_freed=%lld temps_removed=%lld disk_used_pct=%d%s%s",
+	       force, (long long)rep.nodes_purged, (long long)rep.versions_dropped,
+	       (long long)rep.journal_pruned, (long long)rep.blobs_removed,
 	       (long long)rep.bytes_freed, (long long)rep.temps_removed, rep.disk_used_pct,
 	       r ? " err=" : "", r ? sd__strerror(r) : "");
 	sd__metric_add(c, "storaged_gc_runs_total", NULL, 1);

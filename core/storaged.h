@@ -143,6 +143,8 @@ typedef struct sd_gc_report {
 	int64_t bytes_freed;
 	int64_t temps_removed;
 	int disk_used_pct; /* usage seen when deciding, 0-100 */
+	int64_t versions_dropped; /* replaced versions past version_retention */
+	int64_t journal_pruned;   /* journal rows past journal_retention */
 } sd_gc_report;
 
 /* An API token as listed (the secret itself is never stored). */
@@ -386,7 +388,7 @@ typedef struct sd_module_conf {
 
 #define SD_MODULE_ABI 1
 /* Changes whenever sd_module or sd_core_api changes shape. */
-#define SD_MODULE_SIGNATURE "storaged-module/1:api1:conf1"
+#define SD_MODULE_SIGNATURE "storaged-module/1:api1:conf1:gc2"
 #define SD_MODULE_SYMBOL "storaged_module"
 
 /* Each front end exports `const sd_module storaged_module = {...}`.

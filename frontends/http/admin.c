@@ -317,8 +317,10 @@ enum MHD_Result sd__http_admin_finish(struct MHD_Connection *c, hreq *r)
 		if ((rc = s->api->gc_run(s->core, force, &rep)) < 0)
 			goto err;
 		ret = sd__http_reply_json(c, r, 200,
-					  json_pack("{s:I, s:I, s:I, s:I, s:i}", "nodes_purged",
-						    (json_int_t)rep.nodes_purged, "blobs_removed",
+					  json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:i}", "nodes_purged",
+						    (json_int_t)rep.nodes_purged, "versions_dropped",
+						    (json_int_t)rep.versions_dropped, "journal_pruned",
+						    (json_int_t)rep.journal_pruned, "blobs_removed",
 						    (json_int_t)rep.blobs_removed, "bytes_freed",
 						    (json_int_t)rep.bytes_freed, "temps_removed",
 						    (json_int_t)rep.temps_removed, "disk_used_pct",

@@ -266,6 +266,8 @@ static void check_defaults(const sd_conf *c, const char *dir)
 	ck_assert_int_eq(c->busy_timeout, 10000);
 	ck_assert_int_eq(c->checkpoint_interval, 60000);
 	ck_assert_int_eq(c->deleted_retention, 7LL * 86400000);
+	ck_assert_int_eq(c->version_retention, 30LL * 86400000);
+	ck_assert_int_eq(c->journal_retention, 365LL * 86400000);
 	ck_assert_int_eq(c->unreferenced_min_age, 86400000);
 	ck_assert_int_eq(c->disk_high_water, 80);
 	ck_assert_int_eq(c->cleaner_interval, 600000);
@@ -369,7 +371,7 @@ START_TEST(t_table_sane)
 		for (const sd_conf_item *jt = it + 1; jt->name; jt++)
 			ck_assert_msg(strcmp(it->name, jt->name) != 0, "key %s twice", it->name);
 	}
-	ck_assert_int_eq(n, 22);
+	ck_assert_int_eq(n, 24);
 }
 END_TEST
 

@@ -122,6 +122,81 @@ START_TEST(test_shared_blob_and_force)
 }
 END_TEST
 
+START_TEST(test_version_and_journal_retention)
+{
+	tu_core t;
+	tu_core_open(&t, 0);
+	seams(&t);
+	sd_user u = tu_user(&t, "alice");
+	tu_put(&t, &u, "/doc", "version one", 11);
+	now_ms += 10 * DAY;
+	tu_put(&t, &u, "/doc", "version two", 11);
+	now_ms += 10 * DAY;
+	tu_put(&t, &u, "/doc", "version three", 13);
+	tu_put(&t, &u, "/other", "alone", 5); /* a single, current version */
+	ck_assert_int_eq(tu_sql_int(&t, "SELECT count(*) FROM versions"), 4);
+	sd_gc_report rep;
+
+	/* 20 days after v1: nothing past the 30-day version retention */
+	ck_assert_int_eq(t.api->gc_run(t.c, 0, &rep), 0);
+	ck_assert_int_eq(rep.versions_dropped, 0);
+
+	/* v1 is 31 days old and replaced: dropped, its blob unreferenced */
+	now_ms += 11 * DAY;
+	ck_assert_int_eq(t.api->gc_run(t.c, 0, &rep), 0);
+	ck_assert_int_eq(rep.versions_dropped, 1);
+	ck_assert_int_eq(tu_sql_int(&t, "SELECT count(*) FROM versions"), 3);
+	ck_assert_int_eq(tu_sql_int(&t, "SELECT refs FROM blobs WHERE size = 11 ORDER BY id LIMIT 1"), 0);
+
+	/* much later: v2 goes too; the current versions never do */
+	now_ms += 400 * DAY;
+	disk_pct = 95;
+	ck_assert_int_eq(t.api->gc_run(t.c, 0, &rep), 0);
+	ck_assert_int_eq(rep.versions_dropped, 1);
+	ck_assert_int_gt(rep.journal_pruned, 0);
+	ck_assert_int_eq(tu_sql_int(&t, "SELECT count(*) FROM versions"), 2);
+	/* v1's content, unused for 400 days, is removed (disk above M); v2's
+	 * became unreferenced just now, so N keeps it until later */
+	ck_assert_int_eq(tu_blob_files(&t), 3);
+	now_ms += 2 * DAY;
+	ck_assert_int_eq(t.api->gc_run(t.c, 0, &rep), 0);
+	ck_assert_int_eq(rep.blobs_removed, 1);
+	ck_assert_int_eq(tu_blob_files(&t), 2);
+	size_t len;
+	char *b = tu_get(&t, &u, "/doc", &len);
+	ck_assert(len == 13 && memcmp(b, "version three", 13) == 0);
+	free(b);
+	/* journal rows older than a year were pruned, newer ones kept */
+	ck_assert_int_eq(tu_sql_int(&t, "SELECT count(*) FROM journal WHERE ts < 1800000000000 + 400 * 86400000"), 0);
+	sd_fsck_report fr;
+	ck_assert_int_eq(sd_core_fsck(t.c, 0, &fr, NULL, NULL), 0);
+	ck_assert_int_eq(fr.bad_refs + fr.bad_used + fr.missing, 0);
+	tu_core_close(&t);
+}
+END_TEST
+
+START_TEST(test_retention_zero_keeps_everything)
+{
+	tu_core t;
+	tu_core_open(&t, 0);
+	sd_core_close(t.c);
+	t.conf.version_retention = 0;
+	t.conf.journal_retention = 0;
+	tu_core_reopen(&t, 0);
+	seams(&t);
+	sd_user u = tu_user(&t, "alice");
+	tu_put(&t, &u, "/doc", "a", 1);
+	tu_put(&t, &u, "/doc", "b", 1);
+	now_ms += 5000 * DAY;
+	sd_gc_report rep;
+	ck_assert_int_eq(t.api->gc_run(t.c, 1, &rep), 0);
+	ck_assert_int_eq(rep.versions_dropped, 0);
+	ck_assert_int_eq(rep.journal_pruned, 0);
+	ck_assert_int_eq(tu_sql_int(&t, "SELECT count(*) FROM versions"), 2);
+	tu_core_close(&t);
+}
+END_TEST
+
 static void write_file(const char *path, const void *data, size_t len)
 {
 	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0640);
@@ -270,6 +345,8 @@ int main(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_policy);
 	tcase_add_test(tc, test_shared_blob_and_force);
+	tcase_add_test(tc, test_version_and_journal_retention);
+	tcase_add_test(tc, test_retention_zero_keeps_everything);
 	tcase_add_test(tc, test_recovery_crash_points);
 	tcase_add_test(tc, test_fsck_finds_and_repairs);
 	tcase_add_test(tc, test_cleaner_thread_sweeps_temps);
