@@ -55,8 +55,8 @@ static const sd_conf_item http_conf_table[] = {
      "an HTTP connection idle this long is closed"},
     {"max_header_size", SD_CONF_SIZE, OFF(max_header_size), "16K",
      "largest request line plus headers; larger requests get 431"},
-    {"conn_memory", SD_CONF_SIZE, OFF(conn_memory), "256K",
-     "memory per HTTP connection for headers and the receive buffer (64K-16M)"},
+    {"conn_memory", SD_CONF_SIZE, OFF(conn_memory), "48K",
+     "memory per HTTP connection for headers and the receive buffer (32K-16M); most of what an idle connection costs"},
     {"tls_cert", SD_CONF_PATH, OFF(tls_cert), NULL,
      "PEM certificate chain; with tls_key, the port speaks HTTPS only"},
     {"tls_key", SD_CONF_PATH, OFF(tls_key), NULL, "PEM private key for tls_cert"},
@@ -709,8 +709,8 @@ static int http_init(const sd_core_api *api, sd_core *core, const sd_module_conf
 		bad = "max_per_ip must be 0-1000000";
 	else if (cf->idle_timeout < 1000)
 		bad = "idle_timeout must be at least 1s";
-	else if (cf->conn_memory < 64 * 1024 || cf->conn_memory > 16 * 1024 * 1024)
-		bad = "conn_memory must be 64K-16M";
+	else if (cf->conn_memory < 32 * 1024 || cf->conn_memory > 16 * 1024 * 1024)
+		bad = "conn_memory must be 32K-16M";
 	else if (cf->max_header_size < 1024 || cf->max_header_size > cf->conn_memory / 2)
 		bad = "max_header_size must be at least 1K and at most half of conn_memory";
 	else if (cf->max_json_body < 1024 || cf->max_json_body > 16 * 1024 * 1024)
