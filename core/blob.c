@@ -6,8 +6,8 @@
  *   1. fsync(T) unless blobs/H exists   (durability = full)
  *   2. lock stripe(H)
  *   3. if blobs/H exists: dedup, T will be dropped
- *      else: (fsync T if step 1 skipped it), mkdir shard dirs,
- *      rename(T, blobs/H), fsync(shard dir)
+ *      else: (fsync T if step 1 skipped it), rename(T, blobs/H) (making
+ *      the shard dirs only if it fails with ENOENT), fsync(shard dir)
  *   4. BEGIN IMMEDIATE; find or insert the blob row; fn(); COMMIT
  *      (on failure: ROLLBACK, and unlink blobs/H if step 3 created it)
  *   5. unlock stripe(H); unlink T if it still exists
@@ -166,10 +166,17 @@ int sd__blob_commit(sd_core *c, int fd, const char *tmppath, const char *hex, ui
 		/* rare: the blob went away since the first look */
 		if (c->conf->durability_full && !synced && (r = sd_sys_fsync(fd)) < 0)
 			goto out;
-		if ((r = shard_dirs(c, hex, dir)) < 0)
+		/* The shard directory usually exists: rename first, and create
+		 * the directories only when it says they are missing. */
+		r = sd_sys_rename(tmppath, bpath);
+		if (r == -ENOENT) {
+			if ((r = shard_dirs(c, hex, dir)) < 0)
+				goto out;
+			r = sd_sys_rename(tmppath, bpath);
+		}
+		if (r < 0)
 			goto out;
-		if ((r = sd_sys_rename(tmppath, bpath)) < 0)
-			goto out;
+		snprintf(dir, sizeof dir, "%s/%.2s/%.2s", c->blob_dir, hex, hex + 2);
 		created = 1;
 		if (c->conf->durability_full && (r = sd_sys_fsync_dir(dir)) < 0)
 			goto out;
