@@ -39,8 +39,11 @@ HDRS := $(wildcard core/*.h db/*.h)
 #   name_PKGS := pkg-config packages   name_LDLIBS := extra libraries
 MODULES :=
 -include $(wildcard frontends/*/module.mk)
--include packaging/packaging.mk
 MODULE_SOS := $(MODULES:%=frontends/%.so)
+
+# The first rule is the default goal: plain `make` builds the programs.
+.DEFAULT_GOAL := all
+-include packaging/packaging.mk
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
