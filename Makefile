@@ -21,7 +21,7 @@ CC      ?= cc
 PKGS    := sqlite3 libsodium libcrypto inih
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -pthread \
-           -I. -Icore $(shell pkg-config --cflags $(PKGS)) \
+           -I. -Icore -Iutil $(shell pkg-config --cflags $(PKGS)) \
            -DSD_VERSION='"$(VERSION)"' -DSD_MODULE_DIR='"$(MODDIR)"'
 LDLIBS  := $(shell pkg-config --libs $(PKGS)) -ldl -lpthread -lm
 
@@ -29,10 +29,17 @@ BUILD   := build
 ASAN_BUILD := build/asan
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
 
-CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c)) $(wildcard db/*.c)
+# util/: the small library linked into the core and into every module
+# (no SQLite, no core state). util/sdjson.c needs jansson and is linked only
+# where JSON is written.
+UTIL_SRC := $(filter-out util/sdjson.c,$(wildcard util/*.c))
+UTIL_OBJ := $(UTIL_SRC:%.c=$(BUILD)/%.o)
+UTIL_HDRS := $(wildcard util/*.h)
+
+CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c core/store/*.c)) $(wildcard db/*.c) $(UTIL_SRC)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 CORE_ASAN_OBJ := $(CORE_SRC:%.c=$(ASAN_BUILD)/%.o)
-HDRS := $(wildcard core/*.h db/*.h)
+HDRS := $(wildcard core/*.h core/store/*.h db/*.h) $(UTIL_HDRS)
 
 # Each front end adds itself: frontends/<name>/module.mk sets
 #   MODULES += name
@@ -85,14 +92,18 @@ storaged: $(BUILD)/core/main.o $(BUILD)/libsdcore.a
 storagectl: $(BUILD)/cli/storagectl.o $(BUILD)/libsdcore.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BUILD)/libsdutil.a: $(UTIL_OBJ)
+	$(AR) rcs $@ $^
+
 # Front-end modules: position-independent, linked only against their own
-# libraries; the core reaches them through the sd_core_api table.
+# libraries and util/ (whose symbols stay private to the module); the core
+# reaches them through the sd_core_api table.
 define module_rule
 $(1)_SRC := $$(wildcard frontends/$(1)/*.c)
 $(1)_HDR := $$(wildcard frontends/$(1)/*.h)
-frontends/$(1).so: $$($(1)_SRC) $$($(1)_HDR) core/storaged.h
+frontends/$(1).so: $$($(1)_SRC) $$($(1)_HDR) $$($(1)_EXTRA_SRC) core/storaged.h $(UTIL_HDRS) $(BUILD)/libsdutil.a
 	$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(LDFLAGS) $$(if $$($(1)_PKGS),$$(shell pkg-config --cflags $$($(1)_PKGS))) -shared \
-		-Wl,--no-undefined -o $$@ $$($(1)_SRC) \
+		-Wl,--no-undefined -Wl,--exclude-libs,ALL -o $$@ $$($(1)_SRC) $$($(1)_EXTRA_SRC) $(BUILD)/libsdutil.a \
 		$$(if $$($(1)_PKGS),$$(shell pkg-config --libs $$($(1)_PKGS))) $$($(1)_LDLIBS) -lpthread
 endef
 $(foreach m,$(MODULES),$(eval $(call module_rule,$(m))))

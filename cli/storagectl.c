@@ -8,7 +8,7 @@
  * files are immutable once renamed into place). It never touches SQLite or
  * the blob directory itself: every operation goes through the same function
  * table the front ends use (sd_core_api_table()), plus sd_core_fsck and
- * sd_core_journal from core.h. So a file put here is the same stored object
+ * sd_core_session from core.h. So a file put here is the same stored object
  * the FTP, SFTP and HTTP front ends serve.
  *
  * The engine is opened with flags 0: no start-up recovery sweep (the daemon
@@ -65,8 +65,8 @@
 #include "core/core.h"
 #include "core/log.h"
 #include "core/storaged.h"
-#include "core/sys.h"
-#include "core/util.h"
+#include "util/sys.h"
+#include "util/util.h"
 
 #ifndef SD_VERSION
 #define SD_VERSION "unknown"
@@ -119,6 +119,7 @@ static int g_verbose;
 static sd_conf g_conf;
 static int g_conf_loaded;
 static sd_core *g_core;
+static sd_session *g_sess; /* the file commands' session, closed with the core */
 static const sd_core_api *A;
 
 /* ------------------------------------------------------------ messages */
@@ -362,6 +363,9 @@ static int core_open(void)
 
 static void core_close(void)
 {
+	if (g_sess)
+		A->session_close(g_sess);
+	g_sess = NULL;
 	if (g_core)
 		sd_core_close(g_core);
 	g_core = NULL;
@@ -370,13 +374,22 @@ static void core_close(void)
 	g_conf_loaded = 0;
 }
 
-/* Look up user NAME for file commands. 0, or prints and returns 1. */
-static int get_user(const char *name, sd_user *u)
+/* A session acting as user NAME for file commands (the one place that
+ * turns a user name into what the tree calls take). 0, or prints and
+ * returns 1. Released by core_close(). */
+static int get_user(const char *name, sd_session **s)
 {
-	int rc = A->user_get(g_core, name, u);
+	int rc = sd_core_session(g_core, name, s);
 	if (rc < 0)
 		return fail(name, "%s", rc == -ENOENT ? "no such user" : errstr(rc));
+	g_sess = *s;
 	return 0;
+}
+
+/* path resolved as the engine will see it (for messages). */
+static int norm_path(sd_session *s, const char *p, char *out, size_t n)
+{
+	return A->resolve(s, p, strlen(p), out, n);
 }
 
 static int parse_size_arg(const char *s, int64_t *out)
@@ -848,12 +861,12 @@ static int cmd_token(int argc, char **argv)
  * (SD_UP_PARENTS), writes of CHUNK, commit. buf has CHUNK bytes. On
  * success fills st and *dedup and returns 0; on failure returns the
  * negative error and sets *where to "read" (local) or "upload" (engine). */
-static int upload_fd(const sd_user *u, int fd, const char *remote, uint32_t mode, int64_t mtime,
+static int upload_fd(sd_session *u, int fd, const char *remote, uint32_t mode, int64_t mtime,
 		     char *buf, sd_stat *st, int *dedup, const char **where)
 {
 	sd_upload *up = NULL;
 	*where = "upload";
-	int rc = A->upload_begin(g_core, u, remote, SD_UP_PARENTS, 0, mode, &up);
+	int rc = A->upload_begin(u, remote, SD_UP_PARENTS, 0, mode, &up);
 	if (rc < 0)
 		return rc;
 	for (;;) {
@@ -900,7 +913,7 @@ static int cmd_put(int argc, char **argv)
 		}
 		mode = lst.st_mode & 07777;
 	}
-	sd_user u;
+	sd_session *u;
 	if (core_open() || get_user(pos[0], &u)) {
 		if (fd != STDIN_FILENO)
 			sd_sys_close(fd);
@@ -910,7 +923,7 @@ static int cmd_put(int argc, char **argv)
 	sd_stat st;
 	int dedup = 0;
 	const char *where;
-	rc = upload_fd(&u, fd, remote, mode, 0, buf, &st, &dedup, &where);
+	rc = upload_fd(u, fd, remote, mode, 0, buf, &st, &dedup, &where);
 	free(buf);
 	if (fd != STDIN_FILENO)
 		sd_sys_close(fd);
@@ -918,7 +931,7 @@ static int cmd_put(int argc, char **argv)
 		return fail("put", "%s: %s", strcmp(where, "read") == 0 ? local : remote,
 			    strcmp(where, "read") == 0 ? strerror(-rc) : errstr(rc));
 	char norm[SD_PATH_MAX + 1];
-	if (A->normalize(remote, norm, sizeof norm) < 0)
+	if (norm_path(u, remote, norm, sizeof norm) < 0)
 		snprintf(norm, sizeof norm, "%s", remote);
 	fputs("stored ", stdout);
 	human_str(stdout, norm);
@@ -928,15 +941,20 @@ static int cmd_put(int argc, char **argv)
 
 /* ------------------------------------------------------------ get */
 
-/* Copy [0,size) of in to out with pread/write (works for pipes). */
-static int copy_to_fd(int in, int out, uint64_t size)
+/* Copy [0,size) of a reader to out with write (works for pipes); to a
+ * file, with copy_file_range when the content is a local file. */
+static int copy_to_fd(sd_reader *in, int out, uint64_t size, int seekable)
 {
+	int lfd;
+	uint64_t base;
+	if (seekable && A->reader_fd(in, &lfd, &base) == 0 && base == 0)
+		return sd_sys_copy_range(lfd, out, size);
 	char *buf = sd_xmalloc(CHUNK);
 	uint64_t off = 0;
 	int rc = 0;
 	while (off < size) {
 		size_t want = size - off < CHUNK ? (size_t)(size - off) : CHUNK;
-		ssize_t n = sd_sys_pread(in, buf, want, off);
+		ssize_t n = A->reader_pread(in, buf, want, off);
 		if (n < 0) {
 			rc = (int)n;
 			break;
@@ -962,17 +980,17 @@ static int cmd_get(int argc, char **argv)
 	if (npos != 3)
 		return usage_err("get needs USER REMOTE LOCAL");
 	const char *remote = pos[1], *local = pos[2];
-	sd_user u;
+	sd_session *u;
 	if (core_open() || get_user(pos[0], &u))
 		return 1;
-	int fd = -1;
+	sd_reader *fd = NULL;
 	sd_stat st;
-	rc = A->open_read(g_core, &u, remote, &fd, &st);
+	rc = A->open_read(u, remote, &fd, &st);
 	if (rc < 0)
 		return fail("get", "%s: %s", remote, errstr(rc));
 	if (strcmp(local, "-") == 0) {
-		rc = copy_to_fd(fd, STDOUT_FILENO, st.size);
-		close(fd);
+		rc = copy_to_fd(fd, STDOUT_FILENO, st.size, 0);
+		A->reader_close(fd);
 		if (rc < 0)
 			return fail("get", "%s: %s", remote, errstr(rc));
 		return 0;
@@ -986,11 +1004,11 @@ static int cmd_get(int argc, char **argv)
 		if (!*base)
 			base = "download";
 		if (snprintf(target, sizeof target, "%s/%s", local, base) >= (int)sizeof target) {
-			close(fd);
+			A->reader_close(fd);
 			return fail("get", "%s: path too long", local);
 		}
 	} else if (snprintf(target, sizeof target, "%s", local) >= (int)sizeof target) {
-		close(fd);
+		A->reader_close(fd);
 		return fail("get", "%s: path too long", local);
 	}
 	char dir[PATH_MAX], tmp[PATH_MAX];
@@ -1001,17 +1019,17 @@ static int cmd_get(int argc, char **argv)
 	else
 		snprintf(dir, sizeof dir, ".");
 	if (snprintf(tmp, sizeof tmp, "%s/.%s.storagectl.XXXXXX", dir, name) >= (int)sizeof tmp) {
-		close(fd);
+		A->reader_close(fd);
 		return fail("get", "%s: path too long", target);
 	}
 	int out = mkstemp(tmp);
 	if (out < 0) {
 		int e = errno;
-		close(fd);
+		A->reader_close(fd);
 		return fail("get", "%s: %s", dir, strerror(e));
 	}
-	rc = sd_sys_copy_range(fd, out, st.size);
-	close(fd);
+	rc = copy_to_fd(fd, out, st.size, 1);
+	A->reader_close(fd);
 	if (rc < 0) {
 		unlink(tmp);
 		close(out);
@@ -1100,11 +1118,11 @@ static int cmd_ls(int argc, char **argv)
 	if (npos < 1 || npos > 2)
 		return usage_err("ls needs USER [PATH]");
 	const char *path = npos == 2 ? pos[1] : "/";
-	sd_user u;
+	sd_session *u;
 	if (core_open() || get_user(pos[0], &u))
 		return 1;
 	sd_stat st;
-	rc = A->stat(g_core, &u, path, &st);
+	rc = A->stat(u, path, &st);
 	if (rc < 0)
 		return fail("ls", "%s: %s", path, errstr(rc));
 	ls_ctx lc = {json != NULL, 0};
@@ -1112,11 +1130,11 @@ static int cmd_ls(int argc, char **argv)
 		fputs("[", stdout);
 	if (st.kind == SD_KIND_DIR) {
 		int more = 0;
-		rc = A->readdir(g_core, &u, path, NULL, 0, ls_cb, &lc, &more);
+		rc = A->readdir(u, path, NULL, 0, ls_cb, &lc, &more);
 	} else {
 		char norm[SD_PATH_MAX + 1];
 		const char *base = path;
-		if (A->normalize(path, norm, sizeof norm) == 0) {
+		if (norm_path(u, path, norm, sizeof norm) == 0) {
 			base = strrchr(norm, '/');
 			base = base ? base + 1 : norm;
 		}
@@ -1142,16 +1160,16 @@ static int cmd_rm(int argc, char **argv)
 		return rc;
 	if (npos != 2)
 		return usage_err("rm needs USER PATH");
-	sd_user u;
+	sd_session *u;
 	if (core_open() || get_user(pos[0], &u))
 		return 1;
 	sd_stat st;
-	rc = A->stat(g_core, &u, pos[1], &st);
+	rc = A->stat(u, pos[1], &st);
 	if (rc < 0)
 		return fail("rm", "%s: %s", pos[1], errstr(rc));
 	if (st.kind == SD_KIND_DIR && !rec)
 		return fail("rm", "%s: is a directory (use -r)", pos[1]);
-	rc = A->unlink(g_core, &u, pos[1], rec != NULL);
+	rc = A->unlink(u, pos[1], rec != NULL);
 	if (rc < 0)
 		return fail("rm", "%s: %s", pos[1], errstr(rc));
 	return 0;
@@ -1167,13 +1185,13 @@ static int cmd_mkdir(int argc, char **argv)
 		return rc;
 	if (npos != 2)
 		return usage_err("mkdir needs USER PATH");
-	sd_user u;
+	sd_session *u;
 	if (core_open() || get_user(pos[0], &u))
 		return 1;
-	rc = A->mkdir(g_core, &u, pos[1], 0755, parents != NULL);
+	rc = A->mkdir(u, pos[1], 0755, parents != NULL);
 	if (rc == -EEXIST && parents) {
 		sd_stat st;
-		if (A->stat(g_core, &u, pos[1], &st) == 0 && st.kind == SD_KIND_DIR)
+		if (A->stat(u, pos[1], &st) == 0 && st.kind == SD_KIND_DIR)
 			rc = 0;
 	}
 	if (rc < 0)
@@ -1192,7 +1210,7 @@ typedef struct imp_entry {
 } imp_entry;
 
 typedef struct imp_ctx {
-	sd_user u;
+	sd_session *u;
 	const char *localroot;
 	char remoteroot[SD_PATH_MAX + 1]; /* normalised, "/" or "/a/b" */
 	imp_entry *v;
@@ -1311,7 +1329,7 @@ static void imp_file(imp_ctx *ic, const imp_entry *e, char *buf)
 	sd_stat rs;
 	int dedup = 0;
 	const char *where;
-	int rc = upload_fd(&ic->u, fd, remote, st.st_mode & 07777, (int64_t)st.st_mtime, buf, &rs,
+	int rc = upload_fd(ic->u, fd, remote, st.st_mode & 07777, (int64_t)st.st_mtime, buf, &rs,
 			   &dedup, &where);
 	sd_sys_close(fd);
 	if (rc == 0) {
@@ -1320,7 +1338,7 @@ static void imp_file(imp_ctx *ic, const imp_entry *e, char *buf)
 		 * the file existed before with another mode. */
 		int r2 = 0;
 		if ((rs.mode & 07777) != (st.st_mode & 07777))
-			r2 = A->chmod(g_core, &ic->u, remote, st.st_mode & 07777);
+			r2 = A->chmod(ic->u, remote, st.st_mode & 07777);
 		if (r2 < 0) {
 			pthread_mutex_lock(&ic->mu);
 			warnx("%s: stored, but setting mode/mtime failed: %s", remote, errstr(r2));
@@ -1393,15 +1411,15 @@ static int cmd_import(int argc, char **argv)
 	if (core_open() || get_user(pos[0], &ic.u))
 		return 1;
 	const char *rroot = npos == 3 ? pos[2] : "/";
-	rc = A->normalize(rroot, ic.remoteroot, sizeof ic.remoteroot);
+	rc = norm_path(ic.u, rroot, ic.remoteroot, sizeof ic.remoteroot);
 	if (rc < 0)
 		return fail("import", "%s: %s", rroot, errstr(rc));
 
 	int64_t t0 = sd_mono_ms();
 	if (strcmp(ic.remoteroot, "/") != 0) {
-		rc = A->mkdir(g_core, &ic.u, ic.remoteroot, 0755, 1);
+		rc = A->mkdir(ic.u, ic.remoteroot, 0755, 1);
 		sd_stat st;
-		if (rc == -EEXIST && A->stat(g_core, &ic.u, ic.remoteroot, &st) == 0 &&
+		if (rc == -EEXIST && A->stat(ic.u, ic.remoteroot, &st) == 0 &&
 		    st.kind == SD_KIND_DIR)
 			rc = 0;
 		if (rc < 0)
@@ -1423,10 +1441,10 @@ static int cmd_import(int argc, char **argv)
 			ic.errors++;
 			continue;
 		}
-		rc = A->mkdir(g_core, &ic.u, remote, e->mode, 1);
+		rc = A->mkdir(ic.u, remote, e->mode, 1);
 		if (rc == -EEXIST) {
 			sd_stat st;
-			if (A->stat(g_core, &ic.u, remote, &st) == 0 && st.kind == SD_KIND_DIR)
+			if (A->stat(ic.u, remote, &st) == 0 && st.kind == SD_KIND_DIR)
 				rc = 0;
 		}
 		if (rc < 0) {
@@ -1457,7 +1475,7 @@ static int cmd_import(int argc, char **argv)
 		char remote[SD_PATH_MAX + 1];
 		if (!e->dir || imp_remote(&ic, e->rel, remote, sizeof remote) < 0)
 			continue;
-		int r2 = A->set_mtime(g_core, &ic.u, remote, e->mtime);
+		int r2 = A->set_mtime(ic.u, remote, e->mtime);
 		if (r2 < 0 && r2 != -ENOENT)
 			warnx("%s: setting mtime failed: %s", remote, errstr(r2));
 	}
@@ -1599,7 +1617,7 @@ typedef struct journal_ctx {
 	int json, n;
 } journal_ctx;
 
-static int journal_cb(void *arg, const sd_journal_row *r)
+static int journal_cb(void *arg, const sd_journal_entry *r)
 {
 	journal_ctx *jc = arg;
 	char iso[40];
@@ -1663,7 +1681,7 @@ static int cmd_journal(int argc, char **argv)
 	journal_ctx jc = {json != NULL, 0};
 	if (jc.json)
 		fputs("[", stdout);
-	rc = sd_core_journal(g_core, since, user, journal_cb, &jc);
+	rc = A->journal(g_core, since, user, 0, journal_cb, &jc);
 	if (jc.json)
 		fputs(jc.n ? "\n]\n" : "]\n", stdout);
 	if (rc < 0)

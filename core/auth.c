@@ -125,11 +125,6 @@ void sd__auth_free(sd_core *c)
 	pthread_cond_destroy(&c->auth_cond);
 }
 
-int sd__check_writable(const sd_user *u)
-{
-	return (u->flags & SD_USER_READONLY) ? -EROFS : 0;
-}
-
 /* Slot for addr (existing, else the least recently used). Lock held. */
 static sd_authfail *slot_for(sd_core *c, const char *addr, int create)
 {
@@ -160,15 +155,6 @@ int sd__auth_allowed(sd_core *c, const char *addr)
 	return r;
 }
 
-static void write_journal(sd_core *c, const char *user, const char *op, const char *detail)
-{
-	sd_dbc *d = sd_db_write_begin(c->db);
-	if (!d)
-		return;
-	sd__journal(d, sd__now_ms(c), user, op, NULL, detail);
-	sd_db_write_end(c->db, d, 1);
-}
-
 /* Record a failed login: count, maybe block, journal, then delay. */
 static int auth_failed(sd_core *c, const char *user, const char *addr, const char *why)
 {
@@ -197,7 +183,8 @@ static int auth_failed(sd_core *c, const char *user, const char *addr, const cha
 		 blocked ? " blocked=1" : "");
 	sd_log(SD_LOG_WARN, "auth", "event=login_failed user=\"%s\" addr=%s reason=%s%s",
 	       user ? user : "", addr ? addr : "-", why, blocked ? " blocked=1" : "");
-	write_journal(c, user, "login_failed", detail);
+	if (sd__journal_alone(c, user, "login_failed", detail) < 0)
+		sd_log(SD_LOG_ERROR, "auth", "event=journal_failed op=login_failed");
 	sd__metric_add(c, "storaged_login_failures_total", NULL, 1);
 	sd_sleep_ms(conf->auth_fail_delay);
 	return blocked ? -SD_EBLOCKED : -SD_EAUTH;
@@ -268,15 +255,42 @@ int sd__user_get_id(sd_core *c, int64_t id, sd_user *out)
 	return get_user(c, NULL, id, out, NULL, 0);
 }
 
-int sd__user_refresh(sd_core *c, sd_user *u)
+SD_SQL(q_token_state, "SELECT revoked, expires FROM tokens WHERE id = ?1 AND user = ?2");
+SD_SQL(q_key_exists, "SELECT 1 FROM keys WHERE id = ?1 AND user = ?2");
+
+int sd__auth_recheck(sd_core *c, int64_t uid, int method, int64_t cred_id,
+		     const unsigned char pwtag[32], sd_user *fresh)
 {
-	sd_user fresh;
-	int r = sd__user_get_id(c, u->id, &fresh);
+	char hash[crypto_pwhash_STRBYTES];
+	int r = get_user(c, NULL, uid, fresh, hash, sizeof hash);
+	if (r == -ENOENT)
+		return -SD_EAUTH;
 	if (r < 0)
 		return r;
-	fresh.flags |= u->flags & SD_USER_READONLY;
-	*u = fresh;
-	return 0;
+	if (method == SD_METHOD_ADMIN)
+		return 0; /* the admin tool acts as the data directory's owner */
+	if (fresh->flags & SD_USER_DISABLED)
+		return -SD_EAUTH;
+	if (method == SD_METHOD_PASSWORD) {
+		unsigned char now[32];
+		sd__pwtag(hash, now);
+		return sodium_memcmp(now, pwtag, 32) == 0 ? 0 : -SD_EAUTH;
+	}
+	sd_dbc *d = sd_db_read_begin(c->db);
+	sqlite3_stmt *st = sd_db_stmt(d, method == SD_METHOD_TOKEN ? &q_token_state : &q_key_exists);
+	sqlite3_bind_int64(st, 1, cred_id);
+	sqlite3_bind_int64(st, 2, uid);
+	r = -SD_EAUTH;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		if (method == SD_METHOD_KEY)
+			r = 0;
+		else if (!sqlite3_column_int(st, 0) &&
+			 (sqlite3_column_int64(st, 1) == 0 || sqlite3_column_int64(st, 1) > sd__now_ms(c)))
+			r = 0;
+	}
+	sqlite3_reset(st);
+	sd_db_read_end(c->db, d);
+	return r;
 }
 
 /* Argon2id verification, at most auth_max_concurrent at once. */
@@ -321,10 +335,12 @@ static void token_hash(const char *token, unsigned char out[32])
 	EVP_Digest(token, strlen(token), out, &len, EVP_sha256(), NULL);
 }
 
-SD_SQL(q_token_find, "SELECT t.user, t.readonly, t.expires, t.revoked FROM tokens t WHERE t.hash = ?1");
+SD_SQL(q_token_find, "SELECT t.user, t.readonly, t.expires, t.revoked, t.id FROM tokens t "
+		     "WHERE t.hash = ?1");
 
-/* Resolve a token to its user; checks revocation, expiry, disabled. */
-static int token_user(sd_core *c, const char *token, sd_user *out, const char **why)
+/* Resolve a token to its user (and the token's id); checks revocation,
+ * expiry, disabled. */
+static int token_user(sd_core *c, const char *token, sd_user *out, int64_t *tid, const char **why)
 {
 	*why = "bad_token";
 	if (strncmp(token, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) != 0 || strlen(token) > SD_TOKEN_MAX)
@@ -342,6 +358,7 @@ static int token_user(sd_core *c, const char *token, sd_user *out, const char **
 		ro = sqlite3_column_int(st, 1);
 		int64_t exp = sqlite3_column_int64(st, 2);
 		int revoked = sqlite3_column_int(st, 3);
+		*tid = sqlite3_column_int64(st, 4);
 		if (revoked)
 			*why = "token_revoked";
 		else if (exp && exp <= sd__now_ms(c))
@@ -366,16 +383,21 @@ static int token_user(sd_core *c, const char *token, sd_user *out, const char **
 	return 0;
 }
 
-static int login_ok(sd_core *c, const sd_user *u, const char *addr, const char *method)
+static const char *const method_names[] = {"admin", "password", "token", "publickey"};
+
+/* A login succeeded: clear the address's failures and make the session. */
+static int login_ok(sd_core *c, const sd_user *u, int method, int64_t cred_id,
+		    const unsigned char *pwtag, const char *addr, const char *proto, sd_session **out)
 {
 	auth_succeeded(c, addr);
-	sd_log(SD_LOG_DEBUG, "auth", "event=login user=%s addr=%s method=%s%s", u->name,
-	       addr ? addr : "-", method, (u->flags & SD_USER_READONLY) ? " readonly=1" : "");
-	return 0;
+	sd_log(SD_LOG_DEBUG, "auth", "event=login user=%s addr=%s proto=%s method=%s%s", u->name,
+	       addr ? addr : "-", proto ? proto : "-", method_names[method],
+	       (u->flags & SD_USER_READONLY) ? " readonly=1" : "");
+	return sd__session_new(c, u, method, cred_id, pwtag, addr, proto, out);
 }
 
 int sd__auth_password(sd_core *c, const char *user, const char *secret, const char *addr,
-		      sd_user *out)
+		      const char *proto, sd_session **out)
 {
 	if (sd__auth_allowed(c, addr) < 0)
 		return -SD_EBLOCKED;
@@ -384,10 +406,9 @@ int sd__auth_password(sd_core *c, const char *user, const char *secret, const ch
 	if (strncmp(secret, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) == 0) {
 		const char *why;
 		sd_user u;
-		if (token_user(c, secret, &u, &why) == 0 && strcmp(u.name, user) == 0) {
-			*out = u;
-			return login_ok(c, out, addr, "token");
-		}
+		int64_t tid = 0;
+		if (token_user(c, secret, &u, &tid, &why) == 0 && strcmp(u.name, user) == 0)
+			return login_ok(c, &u, SD_METHOD_TOKEN, tid, NULL, addr, proto, out);
 		return auth_failed(c, user, addr, why);
 	}
 	char hash[crypto_pwhash_STRBYTES];
@@ -409,45 +430,52 @@ int sd__auth_password(sd_core *c, const char *user, const char *secret, const ch
 	}
 	if (u.flags & SD_USER_DISABLED)
 		return auth_failed(c, user, addr, "disabled");
-	*out = u;
-	return login_ok(c, out, addr, "password");
+	unsigned char tag[32];
+	sd__pwtag(hash, tag);
+	return login_ok(c, &u, SD_METHOD_PASSWORD, 0, tag, addr, proto, out);
 }
 
-int sd__auth_token(sd_core *c, const char *token, const char *addr, sd_user *out)
+int sd__auth_token(sd_core *c, const char *token, const char *addr, const char *proto,
+		   sd_session **out)
 {
 	if (sd__auth_allowed(c, addr) < 0)
 		return -SD_EBLOCKED;
 	const char *why;
-	if (!token || token_user(c, token, out, &why) < 0)
+	sd_user u;
+	int64_t tid = 0;
+	if (!token || token_user(c, token, &u, &tid, &why) < 0)
 		return auth_failed(c, NULL, addr, token ? why : "missing");
-	return login_ok(c, out, addr, "token");
+	return login_ok(c, &u, SD_METHOD_TOKEN, tid, NULL, addr, proto, out);
 }
 
-SD_SQL(q_key_find, "SELECT 1 FROM keys WHERE user = ?1 AND type = ?2 AND b64 = ?3");
+SD_SQL(q_key_find, "SELECT id FROM keys WHERE user = ?1 AND type = ?2 AND b64 = ?3");
 
 int sd__auth_pubkey(sd_core *c, const char *user, const char *type, const char *b64,
-		    const char *addr, unsigned flags, sd_user *out)
+		    const char *addr, const char *proto, unsigned flags, sd_session **out)
 {
 	if (sd__auth_allowed(c, addr) < 0)
 		return -SD_EBLOCKED;
 	sd_user u;
 	int r = sd__user_get(c, user, &u);
 	int found = 0;
+	int64_t kid = 0;
 	if (r == 0) {
 		sd_dbc *d = sd_db_read_begin(c->db);
 		sqlite3_stmt *st = sd_db_stmt(d, &q_key_find);
 		sqlite3_bind_int64(st, 1, u.id);
 		sqlite3_bind_text(st, 2, type, -1, SQLITE_STATIC);
 		sqlite3_bind_text(st, 3, b64, -1, SQLITE_STATIC);
-		found = sqlite3_step(st) == SQLITE_ROW;
+		if (sqlite3_step(st) == SQLITE_ROW) {
+			found = 1;
+			kid = sqlite3_column_int64(st, 0);
+		}
 		sqlite3_reset(st);
 		sd_db_read_end(c->db, d);
 	}
 	if (found && !(u.flags & SD_USER_DISABLED)) {
-		*out = u;
 		if (flags & SD_AUTH_PROBE)
 			return 0;
-		return login_ok(c, out, addr, "publickey");
+		return login_ok(c, &u, SD_METHOD_KEY, kid, NULL, addr, proto, out);
 	}
 	if (flags & SD_AUTH_PROBE)
 		return -SD_EAUTH;
@@ -524,7 +552,7 @@ int sd__user_add(sd_core *c, const char *name, const char *password, int64_t quo
 		r = sd_db_exec_stmt(st);
 	}
 	if (r == 0)
-		sd__journal(d, now, name, "user_add", NULL, (flags & SD_USER_ADMIN) ? "admin=1" : NULL);
+		r = sd__journal(d, now, name, "user_add", NULL, (flags & SD_USER_ADMIN) ? "admin=1" : NULL);
 	int cr = sd_db_write_end(c->db, d, r == 0);
 	sodium_memzero(hash, sizeof hash);
 	if (r == 0 && cr == 0 && id)
@@ -578,8 +606,10 @@ static int user_update(sd_core *c, const char *name, sd_sql *q, int64_t ival, co
 	if (r == 0 && sqlite3_changes(sd_db_handle(d)) == 0)
 		r = -ENOENT;
 	if (r == 0)
-		sd__journal(d, sd__now_ms(c), name, op, NULL, detail);
+		r = sd__journal(d, sd__now_ms(c), name, op, NULL, detail);
 	int cr = sd_db_write_end(c->db, d, r == 0);
+	if (r == 0 && cr == 0)
+		atomic_fetch_add(&c->cred_gen, 1); /* sessions re-check at once */
 	return r ? r : cr;
 }
 
@@ -654,7 +684,7 @@ int sd__key_add(sd_core *c, const char *name, const char *line)
 	sqlite3_bind_int64(st, 5, now);
 	r = sd_db_exec_stmt(st);
 	if (r == 0)
-		sd__journal(d, now, name, "key_add", NULL, type);
+		r = sd__journal(d, now, name, "key_add", NULL, type);
 	int cr = sd_db_write_end(c->db, d, r == 0);
 	return r ? r : cr;
 }
@@ -691,7 +721,7 @@ int sd__token_create(sd_core *c, const char *name, int scope, int64_t expires,
 	r = sd_db_exec_stmt(st);
 	int64_t tid = sqlite3_last_insert_rowid(sd_db_handle(d));
 	if (r == 0)
-		sd__journal(d, now, name, "token_create", NULL, scope == SD_SCOPE_RO ? "scope=ro" : "scope=rw");
+		r = sd__journal(d, now, name, "token_create", NULL, scope == SD_SCOPE_RO ? "scope=ro" : "scope=rw");
 	int cr = sd_db_write_end(c->db, d, r == 0);
 	sodium_memzero(rnd, sizeof rnd);
 	if (r == 0 && cr == 0 && id)
@@ -716,9 +746,11 @@ int sd__token_revoke(sd_core *c, int64_t id)
 	if (r == 0) {
 		char det[32];
 		snprintf(det, sizeof det, "id=%lld", (long long)id);
-		sd__journal(d, sd__now_ms(c), NULL, "token_revoke", NULL, det);
+		r = sd__journal(d, sd__now_ms(c), NULL, "token_revoke", NULL, det);
 	}
 	int cr = sd_db_write_end(c->db, d, r == 0);
+	if (r == 0 && cr == 0)
+		atomic_fetch_add(&c->cred_gen, 1); /* sessions re-check at once */
 	return r ? r : cr;
 }
 

@@ -113,6 +113,8 @@ const sd_conf_item sd_conf_table[] = {
 	 "Length of each byte range of an instant-upload challenge."},
 	{"challenge_ttl", SD_CONF_DURATION, F(challenge_ttl), "5m",
 	 "How long an instant-upload challenge can be answered."},
+	{"max_handles", SD_CONF_INT, F(max_handles), "16384",
+	 "Random-access open files (handles) of all sessions together; an open beyond it fails with 'too many open handles'."},
 	{NULL, 0, 0, NULL, NULL},
 };
 
@@ -136,6 +138,7 @@ static const conf_range conf_ranges[] = {
 	{"challenge_ranges", 1, SD_CHALLENGE_MAX, "1..8"},
 	{"challenge_range_size", 1, 64 << 20, "1..64M"},
 	{"challenge_ttl", 1000, 86400000, "1s..1d"},
+	{"max_handles", 16, 1000000, "16..1000000"},
 	{NULL, 0, 0, NULL},
 };
 

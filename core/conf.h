@@ -66,6 +66,7 @@ typedef struct sd_conf {
 	int64_t challenge_ranges;
 	int64_t challenge_range_size;
 	int64_t challenge_ttl;
+	int64_t max_handles;
 
 	char *config_path;         /* as given */
 	char *config_dir;          /* absolute directory of the file */

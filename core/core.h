@@ -17,6 +17,11 @@
  * with a one-line reason in err (unwritable data dir, database newer than
  * this binary, ...). */
 sd_core *sd_core_open(const sd_conf *conf, unsigned flags, char *err, size_t errlen);
+/* The same on a blob store the caller made (store.h); the core owns it
+ * from here on, also when the open fails. For tests and new back ends. */
+struct sd_store;
+sd_core *sd_core_open_store(const sd_conf *conf, unsigned flags, struct sd_store *store,
+			    char *err, size_t errlen);
 /* Wait for in-flight commits, stop threads, checkpoint the WAL, close. */
 void sd_core_close(sd_core *c);
 /* The function table handed to modules (static, never NULL). */
@@ -44,14 +49,11 @@ typedef struct sd_fsck_report {
 int sd_core_fsck(sd_core *c, int repair, sd_fsck_report *r,
 		 void (*cb)(void *arg, const char *line), void *arg);
 
-/* -- journal ---------------------------------------------------------- */
-typedef struct sd_journal_row {
-	int64_t seq, ts; /* ts in ms */
-	const char *user, *op, *path, *detail;
-} sd_journal_row;
-/* Rows with ts >= since_ms (0: all) for user (NULL: all), oldest first. */
-int sd_core_journal(sd_core *c, int64_t since_ms, const char *user,
-		    int (*cb)(void *arg, const sd_journal_row *r), void *arg);
+/* -- sessions for the admin tool ---------------------------------------- */
+/* A session acting as the named user without credentials (storagectl runs
+ * with the rights of the data directory's owner). proto is recorded as
+ * "cli". -ENOENT for an unknown user. Release with api->session_close. */
+int sd_core_session(sd_core *c, const char *user, sd_session **out);
 
 /* -- test seams ------------------------------------------------------- */
 /* Replace the clock (ms since epoch) and the disk-usage source (percent)

@@ -1,26 +1,42 @@
 /*
- * file.c - random-access open files (DESIGN path 4, Cage's open modes).
+ * file.c - working copies of random-access open files (DESIGN path 4),
+ * with Cage's open modes. Front ends reach them through handles
+ * (handle.c, api.c); nothing here knows about sessions.
  *
- * An sd_file reads from the immutable blob of the version it opened (its
- * "base") until it writes. The first write or truncate gives it a private
- * working copy, a temp file fed through a write pipe:
+ * An sd_file reads the version it opened (its "base", a reader) until it
+ * writes. The first write or truncate gives it a private working copy, a
+ * temp file fed through a write pipe:
  *   - SEQUENTIAL: the file was new or truncated and every write so far
  *     landed exactly at the end. Writes go through the pipeline, which
  *     hashes as it goes (the common upload case: no re-read at commit).
- *   - RANDOM: anything else. The base is copied into the temp file
- *     (copy_file_range) if it had content, writes are pwrite()s, and the
- *     address is computed by re-reading the file at commit.
- * sync/close commit the working copy through the blob commit step as a new
- * version of the node (whichever node now has the path: last commit wins);
- * the committed blob then becomes the new base. abandon drops the working
+ *   - RANDOM: anything else. The base is copied into the temp file if it
+ *     had content, writes are pwrite()s, and the address is computed by
+ *     re-reading the file at commit.
+ * sync/close commit the working copy through the one commit step as a new
+ * version of whichever node now has the path (last commit wins); the
+ * committed content then becomes the new base. abandon drops the working
  * copy, so a client that vanishes leaves the previous version intact.
  *
- * Open modes: a table keyed by node id counts opens per mode.
+ * Creates: an open with SD_O_CREAT of a path that does not exist makes a
+ * PENDING file: nothing is visible until its first commit (close or sync),
+ * which creates the node in the same transaction as its content (with
+ * SD_O_EXCL, failing if someone else created the path meanwhile). A pending
+ * file that is closed without writes still commits: open(O_CREAT) + close
+ * makes an empty file, as on a local disk. Abandoning it leaves nothing.
+ *
+ * Attributes set on an open file with unsaved writes (or pending) are kept
+ * and applied in the commit transaction, so "write, set mtime, close"
+ * keeps the client's mtime.
+ *
+ * Open modes: a table keyed by the node ("n<id>") or, for a pending file,
+ * by its owner and path ("p<uid>:<path>") counts opens per mode.
  *   EXCLUSIVE    needs no other open; blocks every other open.
  *   SHARE_READ   read-only itself; refuses while a writer is open, and
  *                blocks writers while it is open.
  *   SHARE_WRITE  (default) coexists with readers and writers.
- * A refused open returns -EBUSY.
+ * A refused open returns -EBUSY; an SD_O_EXCL create of a path that another
+ * open is creating returns -EEXIST. When a pending file commits, its
+ * entry moves to the node's key (I7: counts never go negative).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,11 +48,10 @@
 #include "internal.h"
 #include "log.h"
 #include "sys.h"
-#include "util.h"
 
 struct sd_openent {
 	sd_openent *next;
-	int64_t node;
+	char *key;
 	int total, writers, exclusive, share_read;
 };
 
@@ -44,65 +59,109 @@ enum wmode { W_CLEAN = 0, W_SEQ, W_RANDOM };
 
 struct sd_file {
 	sd_core *c;
-	sd_user u;
+	sd_principal u;
 	char npath[SD_PATH_MAX + 1];
 	unsigned flags;
+	char *okey;        /* open-mode table key */
+	int pending;       /* created by this open, not committed yet */
+	uint32_t cmode;    /* mode of a pending file */
 	int64_t node;
-	int base_fd; /* -1: empty base */
+	sd_reader *base;   /* NULL: empty base */
 	uint64_t base_size;
 	sd_wpipe *wp;
 	enum wmode wmode;
-	uint64_t size; /* logical size */
+	uint64_t size;     /* logical size */
 	int dirty;
-	unsigned omode; /* SD_O_EXCLUSIVE / SHARE_READ / SHARE_WRITE */
+	unsigned omode;    /* SD_O_EXCLUSIVE / SHARE_READ / SHARE_WRITE */
+	int writes;
+	unsigned amask;    /* SD_ATTR_* kept for the next commit */
+	uint32_t amode;
+	int64_t amtime;
 };
 
-static int open_acquire(sd_core *c, int64_t node, unsigned omode, int writes)
+/* ------------------------------------------------------------ open modes */
+
+/* Lock held. */
+static sd_openent *ent_find(sd_core *c, const char *key)
 {
-	pthread_mutex_lock(&c->open_lock);
-	sd_openent *e = c->opens;
-	while (e && e->node != node)
-		e = e->next;
-	int r = 0;
-	if (e) {
-		if (e->exclusive || (omode == SD_O_EXCLUSIVE && e->total > 0) ||
-		    (omode == SD_O_SHARE_READ && e->writers > 0) || (writes && e->share_read > 0))
-			r = -EBUSY;
-	}
-	if (r == 0) {
-		if (!e) {
-			e = sd_xcalloc(1, sizeof *e);
-			e->node = node;
-			e->next = c->opens;
-			c->opens = e;
-		}
-		e->total++;
-		e->writers += writes;
-		e->exclusive += omode == SD_O_EXCLUSIVE;
-		e->share_read += omode == SD_O_SHARE_READ;
-	}
-	pthread_mutex_unlock(&c->open_lock);
-	return r;
+	for (sd_openent *e = c->opens; e; e = e->next)
+		if (strcmp(e->key, key) == 0)
+			return e;
+	return NULL;
 }
 
-static void open_release(sd_core *c, int64_t node, unsigned omode, int writes)
+static void ent_add(sd_core *c, const char *key, unsigned omode, int writes)
 {
-	pthread_mutex_lock(&c->open_lock);
+	sd_openent *e = ent_find(c, key);
+	if (!e) {
+		e = sd_xcalloc(1, sizeof *e);
+		e->key = sd_xstrdup(key);
+		e->next = c->opens;
+		c->opens = e;
+	}
+	e->total++;
+	e->writers += writes;
+	e->exclusive += omode == SD_O_EXCLUSIVE;
+	e->share_read += omode == SD_O_SHARE_READ;
+}
+
+static void ent_sub(sd_core *c, const char *key, unsigned omode, int writes)
+{
 	for (sd_openent **pp = &c->opens; *pp; pp = &(*pp)->next) {
 		sd_openent *e = *pp;
-		if (e->node != node)
+		if (strcmp(e->key, key) != 0)
 			continue;
 		e->total--;
 		e->writers -= writes;
 		e->exclusive -= omode == SD_O_EXCLUSIVE;
 		e->share_read -= omode == SD_O_SHARE_READ;
+		SD_ASSERT(e->total >= 0 && e->writers >= 0 && e->exclusive >= 0 &&
+			  e->share_read >= 0); /* I7 */
 		if (e->total <= 0) {
 			*pp = e->next;
+			free(e->key);
 			free(e);
 		}
-		break;
+		return;
 	}
+	SD_ASSERT(!"open-mode entry missing"); /* I7 */
+}
+
+static int open_acquire(sd_core *c, const char *key, unsigned omode, int writes, int excl_create)
+{
+	pthread_mutex_lock(&c->open_lock);
+	sd_openent *e = ent_find(c, key);
+	int r = 0;
+	if (e && excl_create)
+		r = -EEXIST;
+	else if (e && (e->exclusive || (omode == SD_O_EXCLUSIVE && e->total > 0) ||
+		       (omode == SD_O_SHARE_READ && e->writers > 0) || (writes && e->share_read > 0)))
+		r = -EBUSY;
+	if (r == 0)
+		ent_add(c, key, omode, writes);
 	pthread_mutex_unlock(&c->open_lock);
+	return r;
+}
+
+static void open_release(sd_core *c, const char *key, unsigned omode, int writes)
+{
+	pthread_mutex_lock(&c->open_lock);
+	ent_sub(c, key, omode, writes);
+	pthread_mutex_unlock(&c->open_lock);
+}
+
+/* A pending file became node: move its open from the path key to the
+ * node's (an open that exists there now was made after our commit, so
+ * both are allowed to stay). */
+static void open_rekey(sd_file *f, int64_t node)
+{
+	char *nk = sd_xasprintf("n%lld", (long long)node);
+	pthread_mutex_lock(&f->c->open_lock);
+	ent_sub(f->c, f->okey, f->omode, f->writes);
+	ent_add(f->c, nk, f->omode, f->writes);
+	pthread_mutex_unlock(&f->c->open_lock);
+	free(f->okey);
+	f->okey = nk;
 }
 
 void sd__open_free_all(sd_core *c)
@@ -110,36 +169,34 @@ void sd__open_free_all(sd_core *c)
 	sd_openent *e = c->opens;
 	while (e) {
 		sd_openent *n = e->next;
+		free(e->key);
 		free(e);
 		e = n;
 	}
 	c->opens = NULL;
 }
 
-/* Create an empty file at npath (visible at once, like open(O_CREAT)). */
-static int create_empty(sd_core *c, const sd_user *u, const char *npath, unsigned excl,
-			uint32_t mode)
+/* ------------------------------------------------------------ open */
+
+/* The parent of a path to be created must be a directory. */
+static int parent_is_dir(sd_core *c, const sd_principal *u, const char *npath)
 {
-	sd_wpipe *p;
-	int r = sd__wpipe_open(c, &p);
-	if (r < 0)
-		return r;
-	char hex[SD_SHA256_HEX];
-	uint64_t size;
-	if ((r = sd__wpipe_finish(p, hex, &size)) == 0) {
-		sd_put put = {.u = u, .npath = npath, .flags = excl ? SD_UP_EXCL : 0, .mode = mode,
-			      .size = 0, .op = "create"};
-		r = sd__blob_commit(c, sd__wpipe_fd(p), sd__wpipe_path(p), hex, 0, sd__tree_put, &put,
-				    NULL);
-		sd__wpipe_free(p, 0, NULL);
-	} else {
-		sd__wpipe_free(p, 1, NULL);
-	}
+	char pp[SD_PATH_MAX + 1];
+	snprintf(pp, sizeof pp, "%s", npath);
+	char *slash = strrchr(pp, '/');
+	if (slash == pp)
+		slash[1] = '\0';
+	else
+		*slash = '\0';
+	sd_stat st;
+	int r = sd__tree_stat(c, u, pp, &st);
+	if (r == 0 && st.kind != SD_KIND_DIR)
+		r = -ENOTDIR;
 	return r;
 }
 
-int sd__file_open(sd_core *c, const sd_user *u, const char *path, unsigned flags, uint32_t mode,
-		  sd_file **out)
+int sd__file_open(sd_core *c, const sd_principal *u, const char *npath, unsigned flags,
+		  uint32_t mode, sd_file **out, sd_stat *stout)
 {
 	int writes = (flags & (SD_O_WRITE | SD_O_APPEND | SD_O_TRUNC | SD_O_CREAT)) != 0;
 	if (writes) {
@@ -155,56 +212,68 @@ int sd__file_open(sd_core *c, const sd_user *u, const char *path, unsigned flags
 		return -EINVAL;
 	if (omode == SD_O_SHARE_READ && writes)
 		return -EINVAL;
+	if (strcmp(npath, "/") == 0)
+		return -EISDIR;
 	sd_file *f = sd_xcalloc(1, sizeof *f);
 	f->c = c;
 	f->u = *u;
 	f->flags = flags;
 	f->omode = omode;
-	f->base_fd = -1;
-	int r = sd__path_norm(path, f->npath, sizeof f->npath);
-	if (r < 0)
-		goto fail;
-	if (strcmp(f->npath, "/") == 0) {
-		r = -EISDIR;
-		goto fail;
-	}
+	f->writes = writes;
+	snprintf(f->npath, sizeof f->npath, "%s", npath);
 	sd_stat st;
-	r = sd__tree_stat_path(c, u, f->npath, &st);
+	int r = sd__tree_stat(c, u, npath, &st);
 	if (r == 0 && (flags & SD_O_CREAT) && (flags & SD_O_EXCL))
 		r = -EEXIST;
+	else if (r == 0 && st.kind != SD_KIND_FILE)
+		r = -EISDIR;
 	else if (r == -ENOENT && (flags & SD_O_CREAT)) {
-		r = create_empty(c, u, f->npath, flags & SD_O_EXCL, mode);
-		if (r == 0)
-			r = sd__tree_stat_path(c, u, f->npath, &st);
+		if ((r = parent_is_dir(c, u, npath)) == 0) {
+			f->pending = 1;
+			f->cmode = mode ? mode & 07777 : 0644;
+			f->okey = sd_xasprintf("p%lld:%s", (long long)u->id, npath);
+			r = open_acquire(c, f->okey, omode, writes, (flags & SD_O_EXCL) != 0);
+		}
+		if (r < 0)
+			goto fail;
+		memset(&st, 0, sizeof st);
+		st.kind = SD_KIND_FILE;
+		st.mode = f->cmode;
+		st.mtime = st.ctime = sd__now_s(c);
+		f->dirty = 1; /* close creates it, even empty */
+		goto done;
 	}
 	if (r < 0)
 		goto fail;
-	if (st.kind != SD_KIND_FILE) {
-		r = -EISDIR;
-		goto fail;
-	}
 	f->node = st.id;
-	if ((r = open_acquire(c, f->node, omode, writes)) < 0)
+	f->okey = sd_xasprintf("n%lld", (long long)st.id);
+	if ((r = open_acquire(c, f->okey, omode, writes, 0)) < 0)
 		goto fail;
 	if (st.size > 0 && !(flags & SD_O_TRUNC)) {
-		int fd;
-		r = sd__open_read(c, u, f->npath, &fd, &st);
-		if (r < 0) {
-			open_release(c, f->node, omode, writes);
+		/* the reader's version is what we read, whatever stat saw */
+		if ((r = sd__reader_open(c, u->id, npath, &f->base, &st)) < 0) {
+			open_release(c, f->okey, omode, writes);
 			goto fail;
 		}
-		f->base_fd = fd;
 		f->base_size = st.size;
 	}
-	f->size = (flags & SD_O_TRUNC) ? 0 : f->base_size;
 	if (flags & SD_O_TRUNC)
 		f->dirty = st.size > 0; /* an empty version only if there was content */
+done:
+	f->size = (flags & SD_O_TRUNC) ? 0 : f->base_size;
+	if (stout) {
+		*stout = st;
+		stout->size = f->size;
+	}
 	*out = f;
 	return 0;
 fail:
+	free(f->okey);
 	free(f);
 	return r;
 }
+
+/* ------------------------------------------------------------ writing */
 
 /* Make sure a working copy exists, in the mode this write needs. */
 static int need_working_copy(sd_file *f, int sequential_ok)
@@ -220,7 +289,7 @@ static int need_working_copy(sd_file *f, int sequential_ok)
 		}
 		/* copy the base's first `size` bytes (size <= base_size) */
 		uint64_t keep = f->size < f->base_size ? f->size : f->base_size;
-		if (keep > 0 && (r = sd_sys_copy_range(f->base_fd, sd__wpipe_fd(f->wp), keep)) < 0)
+		if (keep > 0 && (r = sd__reader_copy_to_fd(f->base, sd__wpipe_fd(f->wp), keep)) < 0)
 			return r;
 		if (f->size > keep && (r = sd_sys_ftruncate(sd__wpipe_fd(f->wp), f->size)) < 0)
 			return r;
@@ -278,20 +347,22 @@ ssize_t sd__file_pread(sd_file *f, void *buf, size_t len, uint64_t off)
 			return r;
 		return sd_sys_pread(sd__wpipe_fd(f->wp), buf, len, off);
 	}
-	if (f->base_fd < 0)
+	if (!f->base)
 		return 0;
-	return sd_sys_pread(f->base_fd, buf, len, off);
+	return sd__reader_pread(f->base, buf, len, off);
 }
 
 int sd__file_truncate(sd_file *f, uint64_t size)
 {
 	if (!(f->flags & SD_O_WRITE))
 		return -EBADF;
+	if (size > (uint64_t)INT64_MAX)
+		return -EFBIG;
 	if (size == f->size)
 		return 0;
 	if (size == 0 && (!f->wp || f->wmode == W_SEQ)) {
 		/* truncating to nothing: start a fresh sequential copy */
-		sd__wpipe_free(f->wp, 1, NULL);
+		sd__wpipe_free(f->wp, 1);
 		f->wp = NULL;
 		f->size = 0;
 		f->dirty = 1;
@@ -311,24 +382,56 @@ int sd__file_truncate(sd_file *f, uint64_t size)
 	return 0;
 }
 
+/* ------------------------------------------------------------ metadata */
+
 int sd__file_fstat(sd_file *f, sd_stat *st)
 {
-	int r = sd__tree_stat_path(f->c, &f->u, f->npath, st);
+	int r = f->pending ? -ENOENT : sd__tree_stat(f->c, &f->u, f->npath, st);
 	if (r == -ENOENT) {
-		/* renamed or deleted while open: report what we hold */
+		/* pending, or renamed or deleted while open: report what we hold */
 		memset(st, 0, sizeof *st);
 		st->id = f->node;
 		st->kind = SD_KIND_FILE;
-		st->mode = 0644;
+		st->mode = f->pending ? f->cmode : 0644;
+		st->mtime = st->ctime = sd__now_s(f->c);
 		r = 0;
 	} else if (r < 0) {
 		return r;
 	}
 	st->size = f->size;
+	if (f->amask & SD_ATTR_MODE)
+		st->mode = f->amode;
+	if (f->amask & SD_ATTR_MTIME)
+		st->mtime = f->amtime;
 	if (f->dirty)
 		st->sha256[0] = '\0'; /* not known until commit */
 	return 0;
 }
+
+int sd__file_setattr(sd_file *f, unsigned mask, uint32_t mode, int64_t mtime)
+{
+	if (mask & ~(SD_ATTR_MODE | SD_ATTR_MTIME))
+		return -EINVAL;
+	if (f->dirty || f->pending) {
+		int r = sd__check_writable(&f->u);
+		if (r < 0)
+			return r;
+		f->amask |= mask;
+		if (mask & SD_ATTR_MODE)
+			f->amode = mode & 07777;
+		if (mask & SD_ATTR_MTIME)
+			f->amtime = mtime;
+		return 0;
+	}
+	int r = 0;
+	if (mask & SD_ATTR_MODE)
+		r = sd__tree_chmod(f->c, &f->u, f->npath, mode);
+	if (r == 0 && (mask & SD_ATTR_MTIME))
+		r = sd__tree_set_mtime(f->c, &f->u, f->npath, mtime);
+	return r;
+}
+
+/* ------------------------------------------------------------ commit */
 
 int sd__file_sync(sd_file *f)
 {
@@ -338,42 +441,48 @@ int sd__file_sync(sd_file *f)
 	char hex[SD_SHA256_HEX];
 	uint64_t size;
 	int r;
-	if (!f->wp && (r = need_working_copy(f, 1)) < 0) /* truncated to 0 */
+	if (!f->wp && (r = need_working_copy(f, 1)) < 0) /* truncated to 0, or new */
 		return r;
 	if ((r = sd__wpipe_finish(f->wp, hex, &size)) < 0)
 		return r;
 	sd_put put = {.u = &f->u, .npath = f->npath, .size = size, .op = "write"};
-	int fd = -1;
-	r = sd__blob_commit(c, sd__wpipe_fd(f->wp), sd__wpipe_path(f->wp), hex, size, sd__tree_put,
-			    &put, NULL);
-	sd__wpipe_free(f->wp, r < 0, &fd);
+	if (f->pending) {
+		put.flags = (f->flags & SD_O_EXCL) ? SD_UP_EXCL : 0;
+		put.mode = (f->amask & SD_ATTR_MODE) ? f->amode : f->cmode;
+	} else if (f->amask & SD_ATTR_MODE) {
+		put.mode = f->amode;
+		put.set_mode = 1;
+	}
+	if (f->amask & SD_ATTR_MTIME)
+		put.mtime = f->amtime;
+	r = sd__commit_temp(c, sd__wpipe_fd(f->wp), sd__wpipe_path(f->wp), hex, size, &put, NULL);
+	sd__wpipe_free(f->wp, r < 0);
 	f->wp = NULL;
 	f->wmode = W_CLEAN;
-	if (r < 0) {
-		/* the data is gone with the temp file: nothing else to commit */
-		close(fd);
-		f->dirty = 0;
+	f->dirty = 0; /* on failure the data is gone with the temp file */
+	if (r < 0)
 		return r;
+	f->amask = 0;
+	if (f->pending) {
+		f->pending = 0;
+		open_rekey(f, put.node_id);
 	}
-	/* the committed content is the new base (the fd now names the blob,
-	 * or the dropped temp file with identical content on dedup) */
-	if (f->base_fd >= 0)
-		close(f->base_fd);
-	f->base_fd = fd;
-	f->base_size = size;
-	f->size = size;
-	f->dirty = 0;
-	if (put.node_id)
-		f->node = f->node ? f->node : put.node_id;
+	f->node = put.node_id;
+	/* the committed content is the new base */
+	sd__reader_close(f->base);
+	f->base = NULL;
+	f->base_size = f->size = size;
+	if (size > 0 && (r = sd__reader_open_hex(c, hex, size, &f->base)) < 0)
+		return r;
 	return 0;
 }
 
 static void release(sd_file *f)
 {
-	sd__wpipe_free(f->wp, 1, NULL);
-	if (f->base_fd >= 0)
-		close(f->base_fd);
-	open_release(f->c, f->node, f->omode, (f->flags & SD_O_WRITE) != 0);
+	sd__wpipe_free(f->wp, 1);
+	sd__reader_close(f->base);
+	open_release(f->c, f->okey, f->omode, f->writes);
+	free(f->okey);
 	free(f);
 }
 

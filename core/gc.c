@@ -18,7 +18,9 @@
  *   5. flush the batched last-access times of blobs that were read.
  * force (`storagectl gc --now`) ignores retention, age and high water.
  * Blob removal follows I3: stripe lock, DELETE ... WHERE refs = 0, commit,
- * unlink.
+ * remove from the store.
+ *
+ * Start-up recovery is here too; fsck is fsck.c.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -202,12 +204,13 @@ static int remove_blobs(sd_core *c, int64_t cutoff, sd_gc_report *rep)
 			return 0;
 		for (int i = 0; i < n; i++) {
 			after = b[i].id;
-			int lk = sd__blob_lock(c, b[i].sha);
+			const sd_store_ops *ops = c->store->ops;
+			int lk = ops->lock(c->store, b[i].sha);
 			if (lk < 0)
 				return lk;
 			d = sd_db_write_begin(c->db);
 			if (!d) {
-				sd__blob_unlock(lk);
+				ops->unlock(c->store, lk);
 				return -EIO;
 			}
 			st = sd_db_stmt(d, &q_blob_delete);
@@ -216,16 +219,14 @@ static int remove_blobs(sd_core *c, int64_t cutoff, sd_gc_report *rep)
 			int gone = r == 0 && sqlite3_changes(sd_db_handle(d)) == 1;
 			int cr = sd_db_write_end(c->db, d, r == 0);
 			if (gone && cr == 0) {
-				char p[PATH_MAX];
-				sd__blob_path(c, b[i].sha, p);
-				int u = sd_sys_unlink(p);
+				int u = ops->remove(c->store, b[i].sha);
 				if (u < 0 && u != -ENOENT)
-					sd_log(SD_LOG_WARN, "gc", "event=unlink_failed sha256=%s err=\"%s\"",
-					       b[i].sha, strerror(-u));
+					sd_log(SD_LOG_WARN, "gc", "event=remove_failed sha256=%s err=\"%s\"",
+					       b[i].sha, sd__strerror(u));
 				rep->blobs_removed++;
 				rep->bytes_freed += b[i].size;
 			}
-			sd__blob_unlock(lk);
+			ops->unlock(c->store, lk);
 		}
 	}
 }
@@ -371,75 +372,13 @@ void sd__cleaner_stop(sd_core *c)
 	c->cleaner_running = 0;
 }
 
-/* ------------------------------------------------------------ store walk */
-
-/* out = a "/" b; 0, or -1 when it does not fit. */
-static int pjoin(char out[PATH_MAX], const char *a, const char *b)
-{
-	int n = snprintf(out, PATH_MAX, "%s/%s", a, b);
-	return n < 0 || n >= PATH_MAX ? -1 : 0;
-}
-
-/* A shard directory name: exactly two lowercase hex digits. */
-static int shard_name(const char *n)
-{
-	return strlen(n) == 2 && strchr("0123456789abcdef", n[0]) && strchr("0123456789abcdef", n[1]) &&
-	       n[0] && n[1];
-}
-
-typedef void (*blob_file_cb)(sd_core *c, const char *hex, const char *path, void *arg);
-
-/* Call cb for every file in blobs/xx/yy/ named by 64 hex digits; other
- * files are reported as strays through cb with hex NULL. */
-static void walk_store(sd_core *c, blob_file_cb cb, void *arg)
-{
-	DIR *d1 = opendir(c->blob_dir);
-	if (!d1)
-		return;
-	struct dirent *e1;
-	while ((e1 = readdir(d1))) {
-		if (!shard_name(e1->d_name))
-			continue;
-		char p1[PATH_MAX];
-		if (pjoin(p1, c->blob_dir, e1->d_name) < 0)
-			continue;
-		DIR *d2 = opendir(p1);
-		if (!d2)
-			continue;
-		struct dirent *e2;
-		while ((e2 = readdir(d2))) {
-			if (!shard_name(e2->d_name))
-				continue;
-			char p2[PATH_MAX];
-			if (pjoin(p2, p1, e2->d_name) < 0)
-				continue;
-			DIR *d3 = opendir(p2);
-			if (!d3)
-				continue;
-			struct dirent *e3;
-			while ((e3 = readdir(d3))) {
-				if (e3->d_name[0] == '.')
-					continue;
-				char p3[PATH_MAX];
-				if (pjoin(p3, p2, e3->d_name) < 0)
-					continue;
-				int ok = sd_is_sha256_hex(e3->d_name) &&
-					 strncmp(e3->d_name, e1->d_name, 2) == 0 &&
-					 strncmp(e3->d_name + 2, e2->d_name, 2) == 0;
-				cb(c, ok ? e3->d_name : NULL, p3, arg);
-			}
-			closedir(d3);
-		}
-		closedir(d2);
-	}
-	closedir(d1);
-}
+/* ------------------------------------------------------------ recovery */
 
 SD_SQL(q_blob_exists, "SELECT id FROM blobs WHERE sha256 = ?1");
 SD_SQL(q_blob_adopt, "INSERT OR IGNORE INTO blobs(sha256, size, refs, created, last_access) "
 		     "VALUES (?1, ?2, 0, ?3, ?3)");
 
-static int blob_row_exists(sd_core *c, const char *hex)
+int sd__blob_row_exists(sd_core *c, const char *hex)
 {
 	sd_dbc *d = sd_db_read_begin(c->db);
 	sqlite3_stmt *st = sd_db_stmt(d, &q_blob_exists);
@@ -450,117 +389,98 @@ static int blob_row_exists(sd_core *c, const char *hex)
 	return found;
 }
 
-/* Adopt or remove one orphan file (no row). Returns 1 adopted, 0 removed,
- * negative on error. */
-static int settle_orphan(sd_core *c, const char *hex, const char *path)
+int sd__settle_orphan(sd_core *c, const char *hex)
 {
-	int lk = sd__blob_lock(c, hex);
+	const sd_store_ops *ops = c->store->ops;
+	int lk = ops->lock(c->store, hex);
 	if (lk < 0)
 		return lk;
 	int r;
-	if (blob_row_exists(c, hex)) { /* committed meanwhile */
-		sd__blob_unlock(lk);
-		return 1;
-	}
-	int fd = sd_sys_open(path, O_RDONLY, 0);
-	if (fd < 0) {
-		sd__blob_unlock(lk);
-		return fd;
-	}
-	struct stat sb;
-	fstat(fd, &sb);
+	uint64_t size = 0;
 	char got[SD_SHA256_HEX];
-	r = sd__hash_fd(fd, (uint64_t)sb.st_size, got);
-	close(fd);
-	if (r == 0 && strcmp(got, hex) == 0) {
+	if (sd__blob_row_exists(c, hex)) /* committed meanwhile */
+		r = 1;
+	else if ((r = ops->stat(c->store, hex, &size)) == 0 &&
+		 (r = sd__blob_hash(c, hex, size, got)) == 0 && strcmp(got, hex) == 0) {
 		sd_dbc *d = sd_db_write_begin(c->db);
 		if (!d) {
-			sd__blob_unlock(lk);
+			ops->unlock(c->store, lk);
 			return -EIO;
 		}
 		sqlite3_stmt *st = sd_db_stmt(d, &q_blob_adopt);
 		sqlite3_bind_text(st, 1, hex, 64, SQLITE_STATIC);
-		sqlite3_bind_int64(st, 2, (int64_t)sb.st_size);
+		sqlite3_bind_int64(st, 2, (int64_t)size);
 		sqlite3_bind_int64(st, 3, sd__now_ms(c));
 		r = sd_db_exec_stmt(st);
 		int cr = sd_db_write_end(c->db, d, r == 0);
 		r = r ? r : cr;
 		if (r == 0)
 			r = 1;
-	} else if (r == 0) {
-		r = sd_sys_unlink(path);
+	} else if (r == 0 || r == -SD_ECORRUPT) {
+		r = ops->remove(c->store, hex);
 	}
-	sd__blob_unlock(lk);
+	ops->unlock(c->store, lk);
 	return r;
 }
 
 typedef struct recover_ctx {
+	sd_core *c;
 	int64_t files, orphans, adopted, removed, strays;
 } recover_ctx;
 
-static void recover_cb(sd_core *c, const char *hex, const char *path, void *arg)
+static int recover_cb(void *arg, const char *hex, const char *name)
 {
 	recover_ctx *x = arg;
 	if (!hex) {
 		x->strays++;
-		sd_log(SD_LOG_WARN, "recover", "event=stray_file path=\"%s\"", path);
-		return;
+		sd_log(SD_LOG_WARN, "recover", "event=stray_file path=\"%s\"", name);
+		return 0;
 	}
 	x->files++;
-	if (blob_row_exists(c, hex))
-		return;
+	if (sd__blob_row_exists(x->c, hex))
+		return 0;
 	x->orphans++;
-	int r = settle_orphan(c, hex, path);
+	int r = sd__settle_orphan(x->c, hex);
 	if (r == 1)
 		x->adopted++;
 	else if (r == 0)
 		x->removed++;
 	sd_log(SD_LOG_WARN, "recover", "event=orphan_blob sha256=%s action=%s", hex,
 	       r == 1 ? "adopted" : r == 0 ? "removed_bad_hash" : "error");
+	return 0;
 }
 
-SD_SQL(q_all_blobs, "SELECT sha256 FROM blobs WHERE id > ?1 ORDER BY id LIMIT 1024");
-SD_SQL(q_all_blob_ids, "SELECT id FROM blobs WHERE id > ?1 ORDER BY id LIMIT 1024");
+SD_SQL(q_all_blobs, "SELECT id, sha256 FROM blobs WHERE id > ?1 ORDER BY id LIMIT 1024");
 
-/* Count rows whose file is missing; cb per finding. */
-static int64_t find_missing(sd_core *c, void (*cb)(void *, const char *), void *arg)
+int64_t sd__find_missing(sd_core *c, void (*cb)(void *, const char *), void *arg)
 {
-	int64_t missing = 0;
-	int64_t after = 0;
+	int64_t missing = 0, after = 0;
+	char (*shas)[SD_SHA256_HEX] = sd_xmalloc(1024 * SD_SHA256_HEX);
 	for (;;) {
-		char (*shas)[SD_SHA256_HEX] = sd_xmalloc(1024 * SD_SHA256_HEX);
-		int64_t last = after;
 		int n = 0;
 		sd_dbc *d = sd_db_read_begin(c->db);
 		sqlite3_stmt *st = sd_db_stmt(d, &q_all_blobs);
 		sqlite3_bind_int64(st, 1, after);
-		while (sqlite3_step(st) == SQLITE_ROW)
-			snprintf(shas[n++], SD_SHA256_HEX, "%s", (const char *)sqlite3_column_text(st, 0));
-		sqlite3_reset(st);
-		st = sd_db_stmt(d, &q_all_blob_ids);
-		sqlite3_bind_int64(st, 1, after);
-		while (sqlite3_step(st) == SQLITE_ROW)
-			last = sqlite3_column_int64(st, 0);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			after = sqlite3_column_int64(st, 0);
+			snprintf(shas[n++], SD_SHA256_HEX, "%s", (const char *)sqlite3_column_text(st, 1));
+		}
 		sqlite3_reset(st);
 		sd_db_read_end(c->db, d);
 		for (int i = 0; i < n; i++) {
-			char p[PATH_MAX];
-			sd__blob_path(c, shas[i], p);
-			struct stat sb;
-			if (stat(p, &sb) != 0) {
-				missing++;
-				char line[160];
-				snprintf(line, sizeof line, "missing blob file %s", shas[i]);
-				sd_log(SD_LOG_ERROR, "recover", "event=missing_blob sha256=%s", shas[i]);
-				if (cb)
-					cb(arg, line);
-			}
+			if (c->store->ops->stat(c->store, shas[i], NULL) == 0)
+				continue;
+			missing++;
+			char line[160];
+			snprintf(line, sizeof line, "missing blob file %s", shas[i]);
+			sd_log(SD_LOG_ERROR, "recover", "event=missing_blob sha256=%s", shas[i]);
+			if (cb)
+				cb(arg, line);
 		}
-		free(shas);
 		if (n < 1024)
 			break;
-		after = last;
 	}
+	free(shas);
 	return missing;
 }
 
@@ -568,149 +488,13 @@ int sd__recover(sd_core *c)
 {
 	sd_gc_report rep = {0};
 	sweep_temps(c, 0, &rep);
-	recover_ctx x = {0};
-	walk_store(c, recover_cb, &x);
-	int64_t missing = find_missing(c, NULL, NULL);
+	recover_ctx x = {.c = c};
+	c->store->ops->walk(c->store, recover_cb, &x);
+	int64_t missing = sd__find_missing(c, NULL, NULL);
 	sd_log(missing ? SD_LOG_ERROR : SD_LOG_INFO, "recover",
 	       "event=recovered temps_removed=%lld blob_files=%lld orphans=%lld adopted=%lld "
 	       "removed=%lld strays=%lld missing=%lld",
 	       (long long)rep.temps_removed, (long long)x.files, (long long)x.orphans,
 	       (long long)x.adopted, (long long)x.removed, (long long)x.strays, (long long)missing);
 	return 0;
-}
-
-/* ------------------------------------------------------------ fsck */
-
-typedef struct fsck_ctx {
-	sd_fsck_report *r;
-	int repair;
-	void (*cb)(void *, const char *);
-	void *arg;
-} fsck_ctx;
-
-static void say(fsck_ctx *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void say(fsck_ctx *x, const char *fmt, ...)
-{
-	if (!x->cb)
-		return;
-	char line[512];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(line, sizeof line, fmt, ap);
-	va_end(ap);
-	x->cb(x->arg, line);
-}
-
-static void fsck_file_cb(sd_core *c, const char *hex, const char *path, void *arg)
-{
-	fsck_ctx *x = arg;
-	if (!hex) {
-		x->r->orphans++;
-		say(x, "stray file in the store: %s%s", path, x->repair ? " (removed)" : "");
-		if (x->repair && sd_sys_unlink(path) == 0)
-			x->r->repaired++;
-		return;
-	}
-	x->r->blobs_checked++;
-	int fd = sd_sys_open(path, O_RDONLY, 0);
-	if (fd < 0)
-		return;
-	struct stat sb;
-	fstat(fd, &sb);
-	char got[SD_SHA256_HEX];
-	int h = sd__hash_fd(fd, (uint64_t)sb.st_size, got);
-	close(fd);
-	int exists = blob_row_exists(c, hex);
-	if (!exists) {
-		/* A commit holds the stripe lock from its rename until its row
-		 * is committed: look again under the lock before calling this an
-		 * orphan. */
-		int lk = sd__blob_lock(c, hex);
-		exists = blob_row_exists(c, hex);
-		sd__blob_unlock(lk);
-	}
-	if (h == 0 && strcmp(got, hex) != 0) {
-		x->r->bad_hash++;
-		say(x, "damaged blob %s: content hashes to %s", hex, got);
-		if (!exists && x->repair && sd_sys_unlink(path) == 0) {
-			x->r->repaired++;
-			say(x, "  removed (no row names it)");
-		}
-		return;
-	}
-	if (!exists) {
-		x->r->adoptable++;
-		if (x->repair) {
-			int r = settle_orphan(c, hex, path);
-			if (r >= 0)
-				x->r->repaired++;
-			say(x, "unreferenced blob file %s without a row (crash leftover): %s", hex,
-			    r == 1 ? "adopted" : "removed");
-		} else {
-			say(x, "unreferenced blob file %s without a row (crash leftover; --repair adopts it)",
-			    hex);
-		}
-	}
-}
-
-static void fsck_line(void *arg, const char *line)
-{
-	fsck_ctx *x = arg;
-	if (x->cb)
-		x->cb(x->arg, line);
-}
-
-int sd_core_fsck(sd_core *c, int repair, sd_fsck_report *r,
-		 void (*cb)(void *arg, const char *line), void *arg)
-{
-	memset(r, 0, sizeof *r);
-	fsck_ctx x = {r, repair, cb, arg};
-	walk_store(c, fsck_file_cb, &x);
-	r->missing = find_missing(c, fsck_line, &x);
-
-	/* reference counts and usage, checked (and fixed) in one transaction */
-	sd_dbc *d = sd_db_write_begin(c->db);
-	if (!d)
-		return -EIO;
-	sqlite3 *h = sd_db_handle(d);
-	sqlite3_stmt *st;
-	const char *q_refs = "SELECT b.sha256, b.refs, (SELECT count(*) FROM versions v WHERE v.blob = b.id) "
-			     "FROM blobs b WHERE b.refs != (SELECT count(*) FROM versions v WHERE v.blob = b.id)";
-	if (sqlite3_prepare_v2(h, q_refs, -1, &st, NULL) == SQLITE_OK) {
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			r->bad_refs++;
-			say(&x, "blob %s: refs %lld but %lld references", sqlite3_column_text(st, 0),
-			    (long long)sqlite3_column_int64(st, 1), (long long)sqlite3_column_int64(st, 2));
-		}
-		sqlite3_finalize(st);
-	}
-	const char *q_used = "SELECT u.name, u.used_bytes, (SELECT coalesce(sum(size), 0) FROM nodes n "
-			     "WHERE n.owner = u.id AND n.kind = 1 AND n.deleted_at IS NULL) AS real "
-			     "FROM users u WHERE u.used_bytes != real";
-	if (sqlite3_prepare_v2(h, q_used, -1, &st, NULL) == SQLITE_OK) {
-		while (sqlite3_step(st) == SQLITE_ROW) {
-			r->bad_used++;
-			say(&x, "user %s: used_bytes %lld but files total %lld", sqlite3_column_text(st, 0),
-			    (long long)sqlite3_column_int64(st, 1), (long long)sqlite3_column_int64(st, 2));
-		}
-		sqlite3_finalize(st);
-	}
-	int rc = 0;
-	if (repair && (r->bad_refs || r->bad_used)) {
-		rc = sqlite3_exec(h,
-				  "UPDATE blobs SET refs = (SELECT count(*) FROM versions v WHERE v.blob = blobs.id);"
-				  "UPDATE users SET used_bytes = (SELECT coalesce(sum(size), 0) FROM nodes n "
-				  "WHERE n.owner = users.id AND n.kind = 1 AND n.deleted_at IS NULL);",
-				  NULL, NULL, NULL);
-		if (rc == SQLITE_OK)
-			r->repaired += r->bad_refs + r->bad_used;
-	}
-	sd_db_write_end(c->db, d, repair && rc == SQLITE_OK);
-	sd_log(SD_LOG_INFO, "fsck",
-	       "event=fsck repair=%d blobs=%lld bad_hash=%lld missing=%lld orphans=%lld adoptable=%lld "
-	       "bad_refs=%lld bad_used=%lld repaired=%lld",
-	       repair, (long long)r->blobs_checked, (long long)r->bad_hash, (long long)r->missing,
-	       (long long)r->orphans, (long long)r->adoptable, (long long)r->bad_refs, (long long)r->bad_used,
-	       (long long)r->repaired);
-	return rc == SQLITE_OK ? 0 : -EIO;
 }

@@ -40,29 +40,14 @@ struct sd_chal {
 	int64_t expires;
 };
 
-SD_SQL(q_blob_by_sha, "SELECT id, size FROM blobs WHERE sha256 = ?1");
 SD_SQL(q_user_refs_blob, "SELECT 1 FROM versions v JOIN nodes n ON n.id = v.node "
 			 "WHERE v.blob = ?1 AND n.owner = ?2 LIMIT 1");
-
-/* The blob row with this address and size: 0 and *bid, or -SD_ESENDDATA. */
-static int blob_by_sha(sd_dbc *d, const char *sha, uint64_t size, int64_t *bid)
-{
-	sqlite3_stmt *st = sd_db_stmt(d, &q_blob_by_sha);
-	sqlite3_bind_text(st, 1, sha, 64, SQLITE_STATIC);
-	int r = -SD_ESENDDATA;
-	if (sqlite3_step(st) == SQLITE_ROW && (uint64_t)sqlite3_column_int64(st, 1) == size) {
-		*bid = sqlite3_column_int64(st, 0);
-		r = 0;
-	}
-	sqlite3_reset(st);
-	return r;
-}
 
 static int lookup(sd_core *c, int64_t uid, const char *sha, uint64_t size, int *owned)
 {
 	sd_dbc *d = sd_db_read_begin(c->db);
 	int64_t bid = 0;
-	int r = blob_by_sha(d, sha, size, &bid);
+	int r = sd__blob_find(d, sha, size, &bid) == 0 ? 0 : -SD_ESENDDATA;
 	*owned = 0;
 	if (r == 0) {
 		sqlite3_stmt *st = sd_db_stmt(d, &q_user_refs_blob);
@@ -75,44 +60,27 @@ static int lookup(sd_core *c, int64_t uid, const char *sha, uint64_t size, int *
 	return r;
 }
 
-typedef struct link_arg {
-	sd_put put;
-	const char *sha;
-	uint64_t size;
-} link_arg;
-
-/* Point the path at the stored blob, in one write transaction. */
-static int link_blob(sd_core *c, const sd_user *u, const char *npath, unsigned flags,
+static int link_blob(sd_core *c, const sd_principal *u, const char *npath, unsigned flags,
 		     const char *sha, uint64_t size, sd_stat *st)
 {
-	sd_dbc *d = sd_db_write_begin(c->db);
-	if (!d)
-		return -EIO;
-	int64_t bid = 0;
-	int r = blob_by_sha(d, sha, size, &bid);
+	sd_put put = {.u = u, .npath = npath, .flags = flags, .size = size, .op = "instant",
+		      .st = st};
+	int r = sd__commit_stored(c, sha, size, &put);
 	if (r == 0) {
-		sd_put put = {.u = u, .npath = npath, .flags = flags, .size = size, .op = "instant",
-			      .st = st};
-		r = sd__tree_put(c, d, bid, &put);
-	}
-	int cr = sd_db_write_end(c->db, d, r == 0);
-	if (r == 0 && cr == 0) {
 		sd__metric_add(c, "storaged_instant_uploads_total", NULL, 1);
 		sd__metric_add(c, "storaged_uploads_deduplicated_total", NULL, 1);
 		sd__metric_add(c, "storaged_bytes_saved_total", NULL, (int64_t)size);
 	}
-	return r ? r : cr;
+	return r;
 }
 
-static int check_args(const sd_user *u, const char *path, const char *sha, char np[SD_PATH_MAX + 1])
+static int check_args(const sd_principal *u, const char *np, const char *sha)
 {
 	int r = sd__check_writable(u);
 	if (r < 0)
 		return r;
 	if (!sd_is_sha256_hex(sha))
 		return -EINVAL;
-	if ((r = sd__path_norm(path, np, SD_PATH_MAX + 1)) < 0)
-		return r;
 	return strcmp(np, "/") == 0 ? -EISDIR : 0;
 }
 
@@ -123,11 +91,11 @@ static void lower(const char *in, char out[SD_SHA256_HEX])
 	out[64] = '\0';
 }
 
-int sd__instant_begin(sd_core *c, const sd_user *u, const char *path, unsigned flags,
+int sd__instant_begin(sd_core *c, const sd_principal *u, const char *np, unsigned flags,
 		      const char *sha256, uint64_t size, sd_challenge *ch, sd_stat *st)
 {
-	char np[SD_PATH_MAX + 1], sha[SD_SHA256_HEX];
-	int r = check_args(u, path, sha256, np);
+	char sha[SD_SHA256_HEX];
+	int r = check_args(u, np, sha256);
 	if (r < 0)
 		return r;
 	lower(sha256, sha);
@@ -211,9 +179,10 @@ static sd_chal *take(sd_core *c, const char *nonce)
 /* The expected answer: SHA-256(nonce_hex || ranges...) over the blob. */
 static int expected_proof(sd_core *c, const sd_chal *k, char hex[SD_SHA256_HEX])
 {
-	int fd = sd__blob_open(c, k->sha);
-	if (fd < 0)
-		return fd == -ENOENT ? -SD_ESENDDATA : fd;
+	sd_reader *rd;
+	int rr = sd__reader_open_hex(c, k->sha, k->size, &rd);
+	if (rr < 0)
+		return rr == -SD_ECORRUPT ? -SD_ESENDDATA : rr;
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	int r = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 ? 0 : -ENOMEM;
 	if (r == 0)
@@ -223,7 +192,7 @@ static int expected_proof(sd_core *c, const sd_chal *k, char hex[SD_SHA256_HEX])
 		uint64_t off = k->ch.off[i], left = k->ch.len[i];
 		while (left > 0) {
 			size_t want = left < (1 << 16) ? (size_t)left : (1 << 16);
-			ssize_t n = sd_sys_pread(fd, buf, want, off);
+			ssize_t n = sd__reader_pread(rd, buf, want, off);
 			if (n <= 0) {
 				r = n < 0 ? (int)n : -SD_ECORRUPT;
 				break;
@@ -241,16 +210,16 @@ static int expected_proof(sd_core *c, const sd_chal *k, char hex[SD_SHA256_HEX])
 	}
 	free(buf);
 	EVP_MD_CTX_free(md);
-	close(fd);
+	sd__reader_close(rd);
 	return r;
 }
 
-int sd__instant_prove(sd_core *c, const sd_user *u, const char *path, unsigned flags,
+int sd__instant_prove(sd_core *c, const sd_principal *u, const char *np, unsigned flags,
 		      const char *sha256, uint64_t size, const char *nonce, const char *proof,
 		      sd_stat *st)
 {
-	char np[SD_PATH_MAX + 1], sha[SD_SHA256_HEX];
-	int r = check_args(u, path, sha256, np);
+	char sha[SD_SHA256_HEX];
+	int r = check_args(u, np, sha256);
 	if (r < 0)
 		return r;
 	if (!nonce || !proof || !sd_is_sha256_hex(proof) || strlen(nonce) != 64)

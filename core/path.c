@@ -1,88 +1,87 @@
 /*
- * path.c - user path normalisation: the confinement boundary.
+ * path.c - the one resolver: the confinement boundary of every protocol.
  *
- * A user path names a node below the user's root and nothing else. There
- * is no ".." resolution at all: a ".." component is refused outright rather
- * than clamped, so "a/../../etc" is an error, not "/etc". The output is
- * "/" or "/c1/c2..." with no empty, "." or ".." components.
+ * A client's path argument names a node of the session's view and nothing
+ * else. It is resolved textually, before any lookup:
+ *   - an argument starting with '/' starts at the root, any other at the
+ *     working directory (itself already resolved);
+ *   - empty components (repeated or trailing slashes) and "." vanish;
+ *   - ".." drops the previous component, and at the root stays at the
+ *     root, like chroot: "/../../etc" is "/etc" inside the user's tree;
+ *   - every component of the argument is checked, also those a later ".."
+ *     drops: NUL, invalid UTF-8, ASCII control characters and backslashes
+ *     are refused (-EINVAL), a component over SD_NAME_MAX or a result over
+ *     SD_PATH_MAX (or the caller's buffer) is -ENAMETOOLONG.
+ * The output is "/" or "/c1/c2..." with no empty, "." or ".." component, so
+ * resolving an output again gives it back unchanged.
  */
 #include <errno.h>
 #include <string.h>
 
 #include "internal.h"
 
-int sd__utf8_valid(const char *s, size_t n)
+/* Check one component; 0, -EINVAL or -ENAMETOOLONG. */
+static int check_component(const char *p, size_t n)
 {
-	const unsigned char *p = (const unsigned char *)s;
-	size_t i = 0;
-	while (i < n) {
-		unsigned char c = p[i];
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		int len;
-		unsigned cp;
-		if (c >= 0xc2 && c <= 0xdf)
-			len = 2, cp = c & 0x1f;
-		else if (c >= 0xe0 && c <= 0xef)
-			len = 3, cp = c & 0x0f;
-		else if (c >= 0xf0 && c <= 0xf4)
-			len = 4, cp = c & 0x07;
-		else
-			return 0;
-		if (i + (size_t)len > n)
-			return 0;
-		for (int k = 1; k < len; k++) {
-			if ((p[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = cp << 6 | (p[i + k] & 0x3f);
-		}
-		/* overlong forms, surrogates, beyond U+10FFFF */
-		if ((len == 3 && cp < 0x800) || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)) ||
-		    (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		i += (size_t)len;
+	if (n > SD_NAME_MAX)
+		return -ENAMETOOLONG;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)p[i];
+		if (ch < 0x20 || ch == 0x7f || ch == '\\')
+			return -EINVAL;
 	}
-	return 1;
+	return 0;
 }
 
-int sd__path_norm(const char *in, char *out, size_t outlen)
+int sd__resolve(const char *cwd, const char *arg, size_t len, char *out, size_t outlen)
 {
-	if (!in || outlen < 2)
+	if (!arg || outlen < 2)
 		return -EINVAL;
-	size_t inlen = strnlen(in, SD_PATH_MAX + 1);
-	if (inlen > SD_PATH_MAX)
+	if (memchr(arg, '\0', len))
+		return -EINVAL;
+	if (len > SD_PATH_MAX)
 		return -ENAMETOOLONG;
-	if (!sd__utf8_valid(in, inlen))
+	if (!sd_utf8_valid(arg, len))
 		return -EINVAL;
+	size_t cap = outlen - 1 < SD_PATH_MAX ? outlen - 1 : SD_PATH_MAX; /* bytes before NUL */
 	size_t o = 0;
-	const char *p = in;
-	while (*p) {
-		while (*p == '/')
-			p++;
-		if (!*p)
-			break;
-		const char *start = p;
-		while (*p && *p != '/')
-			p++;
-		size_t len = (size_t)(p - start);
-		if (len == 1 && start[0] == '.')
-			continue;
-		if (len == 2 && start[0] == '.' && start[1] == '.')
-			return -EINVAL;
-		if (len > SD_NAME_MAX)
-			return -ENAMETOOLONG;
-		for (size_t i = 0; i < len; i++) {
-			unsigned char ch = (unsigned char)start[i];
-			if (ch < 0x20 || ch == 0x7f || ch == '\\')
-				return -EINVAL;
+	if (len == 0 || arg[0] != '/') {
+		/* start at the working directory ("/" adds nothing) */
+		size_t cl = cwd ? strlen(cwd) : 0;
+		if (cl > 1) {
+			if (cl > cap)
+				return -ENAMETOOLONG;
+			memcpy(out, cwd, cl);
+			o = cl;
 		}
-		if (o + 1 + len + 1 > outlen)
+	}
+	size_t i = 0;
+	while (i < len) {
+		while (i < len && arg[i] == '/')
+			i++;
+		if (i >= len)
+			break;
+		size_t s = i;
+		while (i < len && arg[i] != '/')
+			i++;
+		size_t n = i - s;
+		int r = check_component(arg + s, n);
+		if (r < 0)
+			return r;
+		if (n == 1 && arg[s] == '.')
+			continue;
+		if (n == 2 && arg[s] == '.' && arg[s + 1] == '.') {
+			while (o > 0 && out[o - 1] != '/')
+				o--;
+			if (o > 0)
+				o--; /* the '/' before the dropped component */
+			continue;
+		}
+		if (o + 1 + n > cap)
 			return -ENAMETOOLONG;
 		out[o++] = '/';
-		memcpy(out + o, start, len);
-		o += len;
+		memcpy(out + o, arg + s, n);
+		o += n;
 	}
 	if (o == 0)
 		out[o++] = '/';
@@ -90,7 +89,12 @@ int sd__path_norm(const char *in, char *out, size_t outlen)
 	return 0;
 }
 
-int sd__normalize(const char *path, char *out, size_t outlen)
+int sd__path_norm(const char *in, char *out, size_t outlen)
 {
-	return sd__path_norm(path, out, outlen);
+	if (!in)
+		return -EINVAL;
+	size_t n = strnlen(in, SD_PATH_MAX + 1);
+	if (n > SD_PATH_MAX)
+		return -ENAMETOOLONG;
+	return sd__resolve("/", in, n, out, outlen);
 }

@@ -9,21 +9,40 @@
  *
  * The module never links against core symbols: every engine service reaches
  * it through the versioned function table `sd_core_api` handed to init().
- * It never sees SQLite or the blob directory; it names files by user path and
- * receives file descriptors for reading.
+ * It never sees SQLite, the blob store or the data directory.
+ *
+ * The shape of the API (version 2):
+ *  - authentication returns an opaque SESSION (user, read-only flag, client
+ *    address, protocol, working directory). Every call on a user's files
+ *    takes the session, never a user id: a front end cannot name another
+ *    user's tree except through open_read_public;
+ *  - the core's one RESOLVER turns a client's path argument into a path in
+ *    the session's view: relative arguments start at the working directory,
+ *    "." and empty components vanish, ".." removes the previous component
+ *    and stops at the root (like a chroot). NUL bytes, invalid UTF-8,
+ *    control characters and backslashes are refused (-EINVAL), components
+ *    over SD_NAME_MAX and results over SD_PATH_MAX with -ENAMETOOLONG.
+ *    Every call below that takes a path resolves it this way; front ends do
+ *    not fold paths themselves;
+ *  - a session's credentials are checked again while it lives: once the
+ *    user is disabled or removed, its password changed (for a password
+ *    login), its token revoked or expired, or its key removed, every call
+ *    on the session returns -SD_EAUTH and the front end ends the session;
+ *  - files are read through READERS (pread at any offset; a descriptor for
+ *    sendfile only when the content is a local file), written through
+ *    streamed UPLOADS or random-access HANDLES (open modes, create visible
+ *    at commit).
  *
  * Conventions (see CONVENTIONS.md):
  *  - fallible calls return 0 (or a byte count) on success and a negative
  *    errno, or a negative SD_E* code below, on failure; api->strerror() turns
  *    either into words fit for a client;
- *  - paths are user paths: UTF-8, '/'-separated, relative to the user's root
- *    ("/a/b", "a/b" and "a//b/" are the same). The core normalises them and
- *    refuses "..", NUL, empty or overlong components and invalid UTF-8 with
- *    -EINVAL / -ENAMETOOLONG. A path can never leave the user's tree;
  *  - objects returned through an out-pointer are owned by the caller and
- *    released with the matching close/abort/free call.
- *  - every function is thread-safe; one sd_upload / sd_file object is used
- *    by one thread at a time.
+ *    released with the matching close/abort/free call; if a call fails, its
+ *    out-pointer is not set and nothing needs releasing;
+ *  - every function is thread-safe, except that one session, upload or
+ *    reader is used by one thread at a time (a session's handles belong to
+ *    the session and follow the same rule).
  */
 #ifndef STORAGED_H
 #define STORAGED_H
@@ -53,7 +72,8 @@ extern "C" {
  *   ENOENT no such path    EEXIST exists           ENOTDIR/EISDIR kind
  *   ENOTEMPTY dir not empty EACCES not permitted   EROFS read-only token
  *   EDQUOT quota exceeded  ENOSPC disk full        EBUSY open-mode conflict
- *   EINVAL bad path/arg    ENAMETOOLONG too long   EIO storage failure */
+ *   EINVAL bad path/arg    ENAMETOOLONG too long   EIO storage failure
+ *   EBADF unknown handle   EMFILE too many handles ENOTSUP not available */
 
 /* ---------------------------------------------------------------- limits */
 
@@ -66,26 +86,43 @@ extern "C" {
 
 /* ---------------------------------------------------------------- types */
 
-typedef struct sd_core sd_core;     /* the engine */
-typedef struct sd_upload sd_upload; /* a streamed upload in progress */
-typedef struct sd_file sd_file;     /* a random-access open file */
+typedef struct sd_core sd_core;       /* the engine */
+typedef struct sd_session sd_session; /* an authenticated client session */
+typedef struct sd_upload sd_upload;   /* a streamed upload in progress */
+typedef struct sd_reader sd_reader;   /* one version of a file, open for reading */
+/* A random-access open file of a session: a slot index and a generation,
+ * never 0. A stale, forged or foreign id gets -EBADF. */
+typedef uint64_t sd_handle;
 
 enum sd_kind { SD_KIND_FILE = 1, SD_KIND_DIR = 2 };
 
 /* User flags. */
 #define SD_USER_ADMIN    0x1u
 #define SD_USER_DISABLED 0x2u
-#define SD_USER_READONLY 0x4u /* set on a login made with a read-only token */
+#define SD_USER_READONLY 0x4u /* a session logged in with a read-only token */
 
-/* An authenticated principal, filled by the auth calls; plain data, copy it
- * freely. Every engine call that touches a tree takes one. */
+/* A user row as the admin calls list it. Plain data: it is NOT a
+ * credential, and no call on files accepts one. */
 typedef struct sd_user {
 	int64_t id;
 	char name[SD_USERNAME_MAX + 1];
 	unsigned flags;
 	int64_t quota; /* logical bytes, 0 = unlimited */
-	int64_t used;  /* logical bytes in live files at login time */
+	int64_t used;  /* logical bytes in live files */
 } sd_user;
+
+/* What a session is, as of the call (session_info). */
+typedef struct sd_session_info {
+	int64_t uid;
+	char user[SD_USERNAME_MAX + 1];
+	unsigned flags;   /* SD_USER_ADMIN, SD_USER_READONLY */
+	int64_t quota;    /* logical bytes, 0 = unlimited */
+	int64_t used;     /* logical bytes in live files now */
+	char addr[64];    /* client address given at login */
+	char proto[16];   /* "ftp", "sftp", "http", "cli" ... */
+	int handles;      /* open handles of this session */
+	char cwd[SD_PATH_MAX + 1]; /* working directory, "/" at login */
+} sd_session_info;
 
 /* Metadata of one node. mtime is seconds since the epoch. */
 typedef struct sd_stat {
@@ -107,7 +144,7 @@ typedef struct sd_dirent {
 
 /* Space figures for statvfs-like answers. */
 typedef struct sd_fsinfo {
-	uint64_t disk_total; /* bytes of the file system holding data_dir */
+	uint64_t disk_total; /* bytes of the store holding the content */
 	uint64_t disk_free;
 	int64_t quota; /* the user's quota, 0 = unlimited */
 	int64_t used;  /* the user's logical bytes now */
@@ -121,6 +158,24 @@ typedef struct sd_challenge {
 	uint64_t off[SD_CHALLENGE_MAX];
 	uint64_t len[SD_CHALLENGE_MAX];
 } sd_challenge;
+
+/* One stored version of a file, newest first (versions). */
+typedef struct sd_version {
+	int64_t ts;     /* ms since the epoch of the commit */
+	uint64_t size;
+	char sha256[SD_SHA256_HEX];
+	int current;    /* 1 for the file's current content */
+} sd_version;
+
+/* One journal row (journal); strings valid during the callback. */
+typedef struct sd_journal_entry {
+	int64_t seq;
+	int64_t ts;         /* ms */
+	const char *user;   /* may be NULL */
+	const char *op;     /* "write", "rename", "login_failed" ... */
+	const char *path;   /* may be NULL */
+	const char *detail; /* may be NULL */
+} sd_journal_entry;
 
 /* Whole-engine counters for `storagectl stats` and the admin API. */
 typedef struct sd_stats {
@@ -176,6 +231,10 @@ typedef struct sd_token_info {
 #define SD_O_SHARE_READ  0x200u
 #define SD_O_SHARE_WRITE 0x400u
 
+/* handle_setattr mask */
+#define SD_ATTR_MODE  0x1u
+#define SD_ATTR_MTIME 0x2u
+
 /* Log levels. */
 enum sd_log_level { SD_LOG_DEBUG = 0, SD_LOG_INFO, SD_LOG_WARN, SD_LOG_ERROR };
 
@@ -183,15 +242,17 @@ enum sd_log_level { SD_LOG_DEBUG = 0, SD_LOG_INFO, SD_LOG_WARN, SD_LOG_ERROR };
 enum sd_scope { SD_SCOPE_RW = 0, SD_SCOPE_RO = 1 };
 
 /* Auth flags. */
-#define SD_AUTH_PROBE 0x1u /* public-key probe: do not count a failure */
+#define SD_AUTH_PROBE 0x1u /* public-key probe: do not count a failure, make no session */
 
 /* ---------------------------------------------------- the function table */
 
-#define SD_CORE_API_VERSION 1
+#define SD_CORE_API_VERSION 2
 
 typedef int (*sd_readdir_cb)(void *arg, const sd_dirent *e); /* nonzero stops */
 typedef int (*sd_user_cb)(void *arg, const sd_user *u);
 typedef int (*sd_token_cb)(void *arg, const sd_token_info *t);
+typedef int (*sd_version_cb)(void *arg, const sd_version *v);          /* nonzero stops */
+typedef int (*sd_journal_cb)(void *arg, const sd_journal_entry *e);    /* nonzero stops */
 
 typedef struct sd_core_api {
 	uint32_t version; /* SD_CORE_API_VERSION */
@@ -215,60 +276,90 @@ typedef struct sd_core_api {
 	void (*free)(void *p);
 	/* Seconds since the epoch as the engine sees it. */
 	int64_t (*now)(sd_core *c);
-	/* Absolute data directory (for host keys and such module state). */
-	const char *(*data_dir)(sd_core *c);
+	/* A private directory for the module's own state (host keys ...):
+	 * <data_dir>/<name>, created 0700 if missing. name is [a-z0-9_-]{1,32}
+	 * and not one of the engine's own ("blobs", "tmp"). The absolute path
+	 * goes into out. 0, -EINVAL, -ENAMETOOLONG or -errno. */
+	int (*state_dir)(sd_core *c, const char *name, char *out, size_t outlen);
 
-	/* -- authentication: every call reads the database ------------- */
-	/* Password or API token (token given in the password field). addr is
-	 * the client address for throttling and the journal. */
-	int (*auth_password)(sd_core *c, const char *user, const char *secret,
-			     const char *addr, sd_user *out);
+	/* -- authentication and sessions --------------------------------- */
+	/* Every login reads the database (users, keys, tokens), so changes
+	 * take effect at once. addr is the client's address (throttling, the
+	 * journal); proto names the front end ("ftp"). On success *out is a
+	 * new session with cwd "/"; release it with session_close. */
+	/* Password, or an API token given in the password field. */
+	int (*auth_password)(sd_core *c, const char *user, const char *secret, const char *addr,
+			     const char *proto, sd_session **out);
 	/* A bare token (HTTP Bearer). */
-	int (*auth_token)(sd_core *c, const char *token, const char *addr, sd_user *out);
+	int (*auth_token)(sd_core *c, const char *token, const char *addr, const char *proto,
+			  sd_session **out);
 	/* A public key, OpenSSH type name ("ssh-ed25519") and base64 blob.
-	 * Succeeds only if the key is registered to the enabled user. */
-	int (*auth_pubkey)(sd_core *c, const char *user, const char *type,
-			   const char *b64, const char *addr, unsigned flags, sd_user *out);
+	 * Succeeds only if the key is registered to the enabled user. With
+	 * SD_AUTH_PROBE (the client asks whether a key would do, before
+	 * signing) nothing is counted and no session is made: out may be NULL. */
+	int (*auth_pubkey)(sd_core *c, const char *user, const char *type, const char *b64,
+			   const char *addr, const char *proto, unsigned flags, sd_session **out);
 	/* 0 if addr may try to log in now, -SD_EBLOCKED if it is locked out. */
 	int (*auth_allowed)(sd_core *c, const char *addr);
-	/* Reload a user's row (quota, used, flags) by id. */
-	int (*user_refresh)(sd_core *c, sd_user *u);
+	/* End a session: abandons every handle it still has open (their
+	 * previous versions stay). NULL is a no-op. */
+	void (*session_close)(sd_session *s);
+	/* Fill *out (the user's quota and usage read now). -SD_EAUTH once the
+	 * session's credentials no longer hold. */
+	int (*session_info)(sd_session *s, sd_session_info *out);
+	/* 0 while the credentials still hold, else -SD_EAUTH (see the top of
+	 * this file). Every call on the session checks this itself; a front end
+	 * calls it between requests that touch no file (FTP NOOP, a keepalive). */
+	int (*session_check)(sd_session *s);
+	/* Resolve a client's path argument (arg, len bytes; it may hold a NUL,
+	 * which is refused) into the session's view: "/" or "/a/b" into out.
+	 * 0, -EINVAL or -ENAMETOOLONG. Front ends use it to show paths
+	 * (SFTP REALPATH, FTP replies); the calls below resolve by themselves. */
+	int (*resolve)(sd_session *s, const char *arg, size_t len, char *out, size_t outlen);
+	/* Change the working directory: path must be a directory. */
+	int (*chdir)(sd_session *s, const char *path);
 
 	/* -- the user tree ---------------------------------------------- */
-	int (*stat)(sd_core *c, const sd_user *u, const char *path, sd_stat *st);
+	int (*stat)(sd_session *s, const char *path, sd_stat *st);
 	/* Entries of a directory in stable (bytewise name) order, starting
 	 * after the name `after` (NULL: from the start), at most `limit`
 	 * (0: all). Returns the number of entries delivered, *more set when
 	 * entries remain. */
-	int (*readdir)(sd_core *c, const sd_user *u, const char *path, const char *after,
-		       int limit, sd_readdir_cb cb, void *arg, int *more);
-	int (*mkdir)(sd_core *c, const sd_user *u, const char *path, uint32_t mode, int parents);
-	int (*rmdir)(sd_core *c, const sd_user *u, const char *path);
+	int (*readdir)(sd_session *s, const char *path, const char *after, int limit,
+		       sd_readdir_cb cb, void *arg, int *more);
+	int (*mkdir)(sd_session *s, const char *path, uint32_t mode, int parents);
+	int (*rmdir)(sd_session *s, const char *path);
 	/* Logical delete of a file; with recursive, of a directory tree. */
-	int (*unlink)(sd_core *c, const sd_user *u, const char *path, int recursive);
+	int (*unlink)(sd_session *s, const char *path, int recursive);
 	/* Atomic; replaces an existing target file (or empty dir) like POSIX
-	 * rename(2). -EINVAL when moving a directory into itself. */
-	int (*rename)(sd_core *c, const sd_user *u, const char *from, const char *to);
-	int (*chmod)(sd_core *c, const sd_user *u, const char *path, uint32_t mode);
-	int (*set_mtime)(sd_core *c, const sd_user *u, const char *path, int64_t mtime);
-	/* Copy a file: a new node referencing the same blob, no data copied.
-	 * Replaces an existing target file. */
-	int (*copy)(sd_core *c, const sd_user *u, const char *from, const char *to);
-	int (*fsinfo)(sd_core *c, const sd_user *u, sd_fsinfo *out);
-	/* Normalise a user path into "/a/b" form in out (size outlen). */
-	int (*normalize)(const char *path, char *out, size_t outlen);
+	 * rename(2). -EINVAL when moving a directory into itself, -EBUSY for
+	 * the root. */
+	int (*rename)(sd_session *s, const char *from, const char *to);
+	int (*chmod)(sd_session *s, const char *path, uint32_t mode);
+	int (*set_mtime)(sd_session *s, const char *path, int64_t mtime);
+	/* Copy a file: a new node referencing the same content, no data
+	 * copied. Replaces an existing target file. */
+	int (*copy)(sd_session *s, const char *from, const char *to);
+	int (*fsinfo)(sd_session *s, sd_fsinfo *out);
+	/* Stored versions of a file, newest first. Returns the count
+	 * delivered. */
+	int (*versions)(sd_session *s, const char *path, sd_version_cb cb, void *arg);
 
 	/* -- streamed uploads (DESIGN path 1) ---------------------------- */
 	/* Start writing `path`. offset > 0 keeps the first `offset` bytes of
 	 * the current content (resume/append); -EINVAL if larger than the
-	 * file. Nothing is visible to anyone until commit. */
-	int (*upload_begin)(sd_core *c, const sd_user *u, const char *path, unsigned flags,
-			    uint64_t offset, uint32_t mode, sd_upload **out);
+	 * file. Nothing is visible to anyone until commit. The upload does not
+	 * need the session after this call. */
+	int (*upload_begin)(sd_session *s, const char *path, unsigned flags, uint64_t offset,
+			    uint32_t mode, sd_upload **out);
 	/* Any chunk size. -EDQUOT when the quota would be exceeded, -ENOSPC,
 	 * -EIO: the upload is then dead; call upload_abort. */
 	int (*upload_write)(sd_upload *up, const void *buf, size_t len);
 	/* Bytes taken so far (including a kept prefix). */
 	uint64_t (*upload_size)(const sd_upload *up);
+	/* Give the file this mtime (seconds) at commit instead of the commit
+	 * time, in the same transaction. Call before upload_commit. */
+	void (*upload_set_mtime)(sd_upload *up, int64_t mtime);
 	/* Finish: durable blob (dedup'd), new version, journal row; then frees
 	 * up whatever the result. expect_sha256: NULL or 64 hex digits; a
 	 * mismatch stores nothing and returns -SD_ECHECKSUM. *dedup (may be
@@ -281,36 +372,65 @@ typedef struct sd_core_api {
 	/* "I have content sha256 of size bytes for path." Returns 0 (done,
 	 * *st filled), -SD_ECHALLENGE (*ch filled: answer with
 	 * instant_prove), or -SD_ESENDDATA (send the data the normal way). */
-	int (*instant_begin)(sd_core *c, const sd_user *u, const char *path, unsigned flags,
-			     const char *sha256, uint64_t size, sd_challenge *ch, sd_stat *st);
+	int (*instant_begin)(sd_session *s, const char *path, unsigned flags, const char *sha256,
+			     uint64_t size, sd_challenge *ch, sd_stat *st);
 	/* Answer a challenge: 0 and *st filled, or -SD_EPROOF. A nonce is
 	 * good for one answer and expires after a few minutes. */
-	int (*instant_prove)(sd_core *c, const sd_user *u, const char *path, unsigned flags,
-			     const char *sha256, uint64_t size, const char *nonce,
-			     const char *proof, sd_stat *st);
+	int (*instant_prove)(sd_session *s, const char *path, unsigned flags, const char *sha256,
+			     uint64_t size, const char *nonce, const char *proof, sd_stat *st);
 
-	/* -- downloads (DESIGN path 3) ----------------------------------- */
-	/* Open the current content of a file for reading. *fd is a read-only
-	 * descriptor of the immutable blob, owned by the caller (close(2) it);
-	 * use pread/sendfile at any offset. st filled (size, sha256 = ETag). */
-	int (*open_read)(sd_core *c, const sd_user *u, const char *path, int *fd, sd_stat *st);
+	/* -- readers (DESIGN path 3) -------------------------------------- */
+	/* Open the current content of a file: *out reads that version even if
+	 * the file is replaced or deleted meanwhile. st filled (size, sha256 =
+	 * ETag). The reader does not need the session after this call. */
+	int (*open_read)(sd_session *s, const char *path, sd_reader **out, sd_stat *st);
+	/* Open a file of another user's tree, read-only, for a link the front
+	 * end has decided is public (a file id, later a share link). -ENOENT
+	 * when the owner is unknown or disabled. */
+	int (*open_read_public)(sd_core *c, int64_t owner, const char *path, sd_reader **out,
+				sd_stat *st);
+	/* Up to len bytes at off (fewer only at the end). Bytes read, 0 at or
+	 * past the end, or -errno (-SD_ECORRUPT when stored content is
+	 * missing or damaged). */
+	ssize_t (*reader_pread)(sd_reader *r, void *buf, size_t len, uint64_t off);
+	/* For sendfile(2): when the content is a local file, *fd (owned by the
+	 * reader: do not close it) holds it at [*base, *base + size). Else
+	 * -ENOTSUP: use reader_pread. */
+	int (*reader_fd)(sd_reader *r, int *fd, uint64_t *base);
+	void (*reader_close)(sd_reader *r);
 
-	/* -- random-access files (DESIGN path 4) -------------------------- */
-	/* SD_O_* flags. Writing works on a private working copy; close or
-	 * sync commits it as a new version. */
-	int (*file_open)(sd_core *c, const sd_user *u, const char *path, unsigned flags,
-			 uint32_t mode, sd_file **out);
-	ssize_t (*file_pread)(sd_file *f, void *buf, size_t len, uint64_t off);
-	ssize_t (*file_pwrite)(sd_file *f, const void *buf, size_t len, uint64_t off);
-	int (*file_truncate)(sd_file *f, uint64_t size);
-	int (*file_fstat)(sd_file *f, sd_stat *st);
-	/* Commit the working copy now (stays open). No-op when clean. */
-	int (*file_sync)(sd_file *f);
-	/* Commit if dirty, then release. Frees f whatever the result. */
-	int (*file_close)(sd_file *f);
-	/* Release without committing (client vanished): the previous version
-	 * stays. Frees f. */
-	void (*file_abandon)(sd_file *f);
+	/* -- handles: random-access files (DESIGN path 4) ----------------- */
+	/* SD_O_* flags. Reads see the version opened (or the handle's own
+	 * writes); writing works on a private working copy that sync or
+	 * close commits as a new version (last commit wins). A file created
+	 * by an open (SD_O_CREAT) becomes visible at its first commit; until
+	 * then a second SD_O_EXCL create of the same path fails -EEXIST.
+	 * *st (may be NULL) describes the file as opened (size, sha256 of the
+	 * base; sha256 "" for a new file). -EBUSY on an open-mode conflict,
+	 * -EMFILE when the engine's handle table (max_handles) is full. */
+	int (*handle_open)(sd_session *s, const char *path, unsigned flags, uint32_t mode,
+			   sd_handle *out, sd_stat *st);
+	ssize_t (*handle_pread)(sd_session *s, sd_handle h, void *buf, size_t len, uint64_t off);
+	/* Writes all len bytes at off (SD_O_APPEND: at the end). Returns len. */
+	ssize_t (*handle_pwrite)(sd_session *s, sd_handle h, const void *buf, size_t len,
+				 uint64_t off);
+	int (*handle_truncate)(sd_session *s, sd_handle h, uint64_t size);
+	/* The file as this handle sees it: size includes unsaved writes;
+	 * sha256 is "" while there are unsaved writes. */
+	int (*handle_fstat)(sd_session *s, sd_handle h, sd_stat *st);
+	/* Mode and/or mtime (mask of SD_ATTR_*): applied with the next commit
+	 * when the handle has unsaved writes or a pending create (so a client's
+	 * "set mtime, then close" keeps its mtime), at once otherwise. */
+	int (*handle_setattr)(sd_session *s, sd_handle h, unsigned mask, uint32_t mode,
+			      int64_t mtime);
+	/* Commit the working copy now (the handle stays open). No-op when
+	 * clean. */
+	int (*handle_sync)(sd_session *s, sd_handle h);
+	/* Commit if dirty, then release the handle whatever the result. */
+	int (*handle_close)(sd_session *s, sd_handle h);
+	/* Release without committing (the client vanished): the previous
+	 * version stays, a pending create leaves nothing. */
+	int (*handle_abandon)(sd_session *s, sd_handle h);
 
 	/* -- administration (admin API, storagectl) ----------------------- */
 	int (*user_add)(sd_core *c, const char *name, const char *password, int64_t quota,
@@ -334,14 +454,13 @@ typedef struct sd_core_api {
 	int (*stats)(sd_core *c, sd_stats *out);
 	/* One cleaner pass now. force: ignore retention, age and high water. */
 	int (*gc_run)(sd_core *c, int force, sd_gc_report *out);
+	/* Journal rows with ts >= since_ms (0: all) of user (NULL: all) and
+	 * seq > after (0: from the first), oldest first. Returns the count
+	 * delivered. */
+	int (*journal)(sd_core *c, int64_t since_ms, const char *user, int64_t after,
+		       sd_journal_cb cb, void *arg);
 
-	/* -- added in a spare slot (same ABI) ---------------------------- */
-	/* Give the file this mtime (seconds) at commit instead of the commit
-	 * time, in the same transaction (an import or an MFMT-style client
-	 * then needs one commit, not two). Call before upload_commit. */
-	void (*upload_set_mtime)(sd_upload *up, int64_t mtime);
-
-	void *spare[15]; /* future calls; NULL */
+	void *spare[16]; /* future calls; NULL */
 } sd_core_api;
 
 /* ---------------------------------------------------- module config */
@@ -386,9 +505,9 @@ typedef struct sd_module_conf {
 
 /* ------------------------------------------------------ the descriptor */
 
-#define SD_MODULE_ABI 1
+#define SD_MODULE_ABI 2
 /* Changes whenever sd_module or sd_core_api changes shape. */
-#define SD_MODULE_SIGNATURE "storaged-module/1:api1:conf1:gc2"
+#define SD_MODULE_SIGNATURE "storaged-module/2:api2:conf1:session1"
 #define SD_MODULE_SYMBOL "storaged_module"
 
 /* Each front end exports `const sd_module storaged_module = {...}`.

@@ -25,7 +25,6 @@ SD_SQL(q_child, "SELECT " NODE_COLS " FROM nodes n LEFT JOIN blobs b ON b.id = n
 		"WHERE n.parent = ?1 AND n.name = ?2 AND n.deleted_at IS NULL");
 SD_SQL(q_node_by_id, "SELECT " NODE_COLS " FROM nodes n LEFT JOIN blobs b ON b.id = n.blob "
 		     "WHERE n.id = ?1");
-SD_SQL(q_versions, "SELECT count(*) FROM versions WHERE node = ?1");
 SD_SQL(q_insert_node, "INSERT INTO nodes(owner, parent, name, kind, blob, size, mode, mtime, ctime) "
 		      "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)");
 SD_SQL(q_update_content, "UPDATE nodes SET blob = ?2, size = ?3, mtime = ?4 WHERE id = ?1");
@@ -49,20 +48,6 @@ SD_SQL(q_move, "UPDATE nodes SET parent = ?2, name = ?3 WHERE id = ?1");
 SD_SQL(q_chmod, "UPDATE nodes SET mode = ?2 WHERE id = ?1");
 SD_SQL(q_mtime, "UPDATE nodes SET mtime = ?2 WHERE id = ?1");
 SD_SQL(q_parent_of, "SELECT parent FROM nodes WHERE id = ?1");
-SD_SQL(q_journal, "INSERT INTO journal(ts, user, op, path, detail) VALUES (?1, ?2, ?3, ?4, ?5)");
-SD_SQL(q_user_name, "SELECT name FROM users WHERE id = ?1");
-
-void sd__journal(sd_dbc *d, int64_t ts, const char *user, const char *op, const char *path,
-		 const char *detail)
-{
-	sqlite3_stmt *st = sd_db_stmt(d, &q_journal);
-	sqlite3_bind_int64(st, 1, ts);
-	sqlite3_bind_text(st, 2, user, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 3, op, -1, SQLITE_STATIC);
-	sqlite3_bind_text(st, 4, path, -1, SQLITE_TRANSIENT);
-	sqlite3_bind_text(st, 5, detail, -1, SQLITE_TRANSIENT);
-	sd_db_exec_stmt(st);
-}
 
 int sd__user_root(sd_dbc *d, int64_t uid, int64_t *root)
 {
@@ -159,30 +144,6 @@ void sd__node_to_stat(const sd_node *n, sd_stat *st)
 	memcpy(st->sha256, n->sha256, sizeof st->sha256);
 }
 
-static int64_t count_versions(sd_dbc *d, int64_t node)
-{
-	sqlite3_stmt *st = sd_db_stmt(d, &q_versions);
-	sqlite3_bind_int64(st, 1, node);
-	int64_t v = 0;
-	if (sqlite3_step(st) == SQLITE_ROW)
-		v = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return v;
-}
-
-static int user_name(sd_dbc *d, int64_t uid, char out[SD_USERNAME_MAX + 1])
-{
-	sqlite3_stmt *st = sd_db_stmt(d, &q_user_name);
-	sqlite3_bind_int64(st, 1, uid);
-	int r = -ENOENT;
-	if (sqlite3_step(st) == SQLITE_ROW) {
-		snprintf(out, SD_USERNAME_MAX + 1, "%s", (const char *)sqlite3_column_text(st, 0));
-		r = 0;
-	}
-	sqlite3_reset(st);
-	return r;
-}
-
 static int used_add(sd_dbc *d, int64_t uid, int64_t delta, int check_quota)
 {
 	sqlite3_stmt *st = sd_db_stmt(d, &q_used_add);
@@ -264,9 +225,8 @@ static int walk_parent(sd_dbc *d, int64_t uid, const char *npath, int create, in
 	return dir->kind == SD_KIND_DIR ? 0 : -ENOTDIR;
 }
 
-int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, void *arg)
+int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, sd_put *put)
 {
-	sd_put *put = arg;
 	int64_t now_ms = sd__now_ms(c), now_s = now_ms / 1000;
 	int64_t mtime = put->mtime > 0 ? put->mtime : now_s;
 	sd_node dir, n;
@@ -292,6 +252,13 @@ int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, void *arg)
 		sqlite3_bind_int64(st, 4, mtime);
 		if ((r = sd_db_exec_stmt(st)) < 0)
 			return r;
+		if (put->set_mode) {
+			st = sd_db_stmt(d, &q_chmod);
+			sqlite3_bind_int64(st, 1, n.id);
+			sqlite3_bind_int64(st, 2, put->mode & 07777);
+			if ((r = sd_db_exec_stmt(st)) < 0)
+				return r;
+		}
 		delta = (int64_t)put->size - (int64_t)n.size;
 		put->node_id = n.id;
 	} else if (r == -ENOENT) {
@@ -314,22 +281,23 @@ int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, void *arg)
 	}
 	if ((r = used_add(d, put->u->id, delta, 1)) < 0)
 		return r;
-	if ((r = sd__version_add(c, d, put->node_id, blob_id, put->size, now_ms)) < 0)
+	if ((r = sd__version_add(d, put->node_id, blob_id, put->size, now_ms)) < 0)
 		return r;
 	char detail[128];
 	snprintf(detail, sizeof detail, "size=%llu blob=%lld", (unsigned long long)put->size,
 		 (long long)blob_id);
-	sd__journal(d, now_ms, put->u->name, put->op, put->npath, detail);
+	if ((r = sd__journal(d, now_ms, put->u->name, put->op, put->npath, detail)) < 0)
+		return r;
 	if (put->st) {
 		if ((r = node_by_id(d, put->node_id, &n)) < 0)
 			return r;
 		sd__node_to_stat(&n, put->st);
-		put->st->versions = count_versions(d, n.id);
+		put->st->versions = sd__version_count(d, n.id);
 	}
 	return 0;
 }
 
-int sd__tree_stat_path(sd_core *c, const sd_user *u, const char *npath, sd_stat *st)
+int sd__tree_stat(sd_core *c, const sd_principal *u, const char *npath, sd_stat *st)
 {
 	sd_node n;
 	sd_dbc *d = sd_db_read_begin(c->db);
@@ -337,19 +305,10 @@ int sd__tree_stat_path(sd_core *c, const sd_user *u, const char *npath, sd_stat 
 	if (r == 0) {
 		sd__node_to_stat(&n, st);
 		if (n.kind == SD_KIND_FILE)
-			st->versions = count_versions(d, n.id);
+			st->versions = sd__version_count(d, n.id);
 	}
 	sd_db_read_end(c->db, d);
 	return r;
-}
-
-int sd__stat(sd_core *c, const sd_user *u, const char *path, sd_stat *st)
-{
-	char np[SD_PATH_MAX + 1];
-	int r = sd__path_norm(path, np, sizeof np);
-	if (r < 0)
-		return r;
-	return sd__tree_stat_path(c, u, np, st);
 }
 
 /* ------------------------------------------------------------ readdir */
@@ -359,13 +318,10 @@ typedef struct dent {
 	sd_stat st;
 } dent;
 
-int sd__readdir(sd_core *c, const sd_user *u, const char *path, const char *after, int limit,
-		sd_readdir_cb cb, void *arg, int *more)
+int sd__tree_readdir(sd_core *c, const sd_principal *u, const char *np, const char *after,
+		     int limit, sd_readdir_cb cb, void *arg, int *more)
 {
-	char np[SD_PATH_MAX + 1];
-	int r = sd__path_norm(path, np, sizeof np);
-	if (r < 0)
-		return r;
+	int r = 0;
 	if (more)
 		*more = 0;
 	const int page = 512;
@@ -440,28 +396,17 @@ int sd__readdir(sd_core *c, const sd_user *u, const char *path, const char *afte
 /* ------------------------------------------------------------ mutations */
 
 /* Begin a write transaction and resolve the user name for the journal. */
-static sd_dbc *wbegin(sd_core *c, const sd_user *u, char name[SD_USERNAME_MAX + 1])
+/* Begin a write transaction; name gets the user name for the journal. */
+static sd_dbc *wbegin(sd_core *c, const sd_principal *u, char name[SD_USERNAME_MAX + 1])
 {
-	sd_dbc *d = sd_db_write_begin(c->db);
-	if (d && user_name(d, u->id, name) < 0)
-		snprintf(name, SD_USERNAME_MAX + 1, "%s", u->name);
-	return d;
+	snprintf(name, SD_USERNAME_MAX + 1, "%s", u->name);
+	return sd_db_write_begin(c->db);
 }
 
-static int prep(const sd_user *u, const char *path, char np[SD_PATH_MAX + 1], int write)
+int sd__tree_mkdir(sd_core *c, const sd_principal *u, const char *np, uint32_t mode, int parents)
 {
-	if (write) {
-		int r = sd__check_writable(u);
-		if (r < 0)
-			return r;
-	}
-	return sd__path_norm(path, np, SD_PATH_MAX + 1);
-}
-
-int sd__mkdir(sd_core *c, const sd_user *u, const char *path, uint32_t mode, int parents)
-{
-	char np[SD_PATH_MAX + 1], name[SD_USERNAME_MAX + 1];
-	int r = prep(u, path, np, 1);
+	char name[SD_USERNAME_MAX + 1];
+	int r = sd__check_writable(u);
 	if (r < 0)
 		return r;
 	if (strcmp(np, "/") == 0)
@@ -481,7 +426,7 @@ int sd__mkdir(sd_core *c, const sd_user *u, const char *path, uint32_t mode, int
 			r = insert_node(d, u->id, dir.id, leaf, strlen(leaf), SD_KIND_DIR, 0, 0,
 					mode ? mode & 07777 : 0755, now_ms / 1000, NULL);
 			if (r == 0)
-				sd__journal(d, now_ms, name, "mkdir", np, NULL);
+				r = sd__journal(d, now_ms, name, "mkdir", np, NULL);
 		}
 	}
 	int cr = sd_db_write_end(c->db, d, r == 0);
@@ -521,10 +466,11 @@ static int delete_node(sd_dbc *d, const sd_node *n, int64_t uid, int64_t now_ms)
 	return r;
 }
 
-static int remove_path(sd_core *c, const sd_user *u, const char *path, int want_dir, int recursive)
+int sd__tree_remove(sd_core *c, const sd_principal *u, const char *np, int want_dir,
+		    int recursive)
 {
-	char np[SD_PATH_MAX + 1], name[SD_USERNAME_MAX + 1];
-	int r = prep(u, path, np, 1);
+	char name[SD_USERNAME_MAX + 1];
+	int r = sd__check_writable(u);
 	if (r < 0)
 		return r;
 	if (strcmp(np, "/") == 0)
@@ -546,20 +492,10 @@ static int remove_path(sd_core *c, const sd_user *u, const char *path, int want_
 	if (r == 0)
 		r = delete_node(d, &n, u->id, now_ms);
 	if (r == 0)
-		sd__journal(d, now_ms, name, n.kind == SD_KIND_DIR ? "rmdir" : "delete", np,
-			    recursive && n.kind == SD_KIND_DIR ? "recursive" : NULL);
+		r = sd__journal(d, now_ms, name, n.kind == SD_KIND_DIR ? "rmdir" : "delete", np,
+				recursive && n.kind == SD_KIND_DIR ? "recursive" : NULL);
 	int cr = sd_db_write_end(c->db, d, r == 0);
 	return r ? r : cr;
-}
-
-int sd__rmdir(sd_core *c, const sd_user *u, const char *path)
-{
-	return remove_path(c, u, path, 1, 0);
-}
-
-int sd__unlink(sd_core *c, const sd_user *u, const char *path, int recursive)
-{
-	return remove_path(c, u, path, 0, recursive);
 }
 
 /* 1 if node `anc` is `id` or one of its ancestors. */
@@ -579,11 +515,11 @@ static int is_ancestor(sd_dbc *d, int64_t anc, int64_t id)
 	return 0;
 }
 
-int sd__rename(sd_core *c, const sd_user *u, const char *from, const char *to)
+int sd__tree_rename(sd_core *c, const sd_principal *u, const char *nf, const char *nt)
 {
-	char nf[SD_PATH_MAX + 1], nt[SD_PATH_MAX + 1], name[SD_USERNAME_MAX + 1];
-	int r = prep(u, from, nf, 1);
-	if (r < 0 || (r = sd__path_norm(to, nt, sizeof nt)) < 0)
+	char name[SD_USERNAME_MAX + 1];
+	int r = sd__check_writable(u);
+	if (r < 0)
 		return r;
 	if (strcmp(nf, "/") == 0 || strcmp(nt, "/") == 0)
 		return -EBUSY;
@@ -627,18 +563,18 @@ int sd__rename(sd_core *c, const sd_user *u, const char *from, const char *to)
 	if (r == 0) {
 		sd_buf det = SD_BUF_INIT;
 		sd_buf_printf(&det, "to=%s", nt);
-		sd__journal(d, now_ms, name, "rename", nf, det.data);
+		r = sd__journal(d, now_ms, name, "rename", nf, det.data);
 		sd_buf_free(&det);
 	}
 	int cr = sd_db_write_end(c->db, d, r == 0);
 	return r ? r : cr;
 }
 
-static int set_attr(sd_core *c, const sd_user *u, const char *path, sd_sql *q, int64_t value,
+static int set_attr(sd_core *c, const sd_principal *u, const char *np, sd_sql *q, int64_t value,
 		    const char *op)
 {
-	char np[SD_PATH_MAX + 1], name[SD_USERNAME_MAX + 1];
-	int r = prep(u, path, np, 1);
+	char name[SD_USERNAME_MAX + 1];
+	int r = sd__check_writable(u);
 	if (r < 0)
 		return r;
 	sd_dbc *d = wbegin(c, u, name);
@@ -657,27 +593,27 @@ static int set_attr(sd_core *c, const sd_user *u, const char *path, sd_sql *q, i
 		char det[48];
 		snprintf(det, sizeof det, q == &q_chmod ? "mode=%llo" : "mtime=%lld",
 			 (long long)value);
-		sd__journal(d, now_ms, name, op, np, det);
+		r = sd__journal(d, now_ms, name, op, np, det);
 	}
 	int cr = sd_db_write_end(c->db, d, r == 0);
 	return r ? r : cr;
 }
 
-int sd__chmod(sd_core *c, const sd_user *u, const char *path, uint32_t mode)
+int sd__tree_chmod(sd_core *c, const sd_principal *u, const char *np, uint32_t mode)
 {
-	return set_attr(c, u, path, &q_chmod, mode & 07777, "chmod");
+	return set_attr(c, u, np, &q_chmod, mode & 07777, "chmod");
 }
 
-int sd__set_mtime(sd_core *c, const sd_user *u, const char *path, int64_t mtime)
+int sd__tree_set_mtime(sd_core *c, const sd_principal *u, const char *np, int64_t mtime)
 {
-	return set_attr(c, u, path, &q_mtime, mtime, "mtime");
+	return set_attr(c, u, np, &q_mtime, mtime, "mtime");
 }
 
-int sd__copy(sd_core *c, const sd_user *u, const char *from, const char *to)
+int sd__tree_copy(sd_core *c, const sd_principal *u, const char *nf, const char *nt)
 {
-	char nf[SD_PATH_MAX + 1], nt[SD_PATH_MAX + 1], name[SD_USERNAME_MAX + 1];
-	int r = prep(u, from, nf, 1);
-	if (r < 0 || (r = sd__path_norm(to, nt, sizeof nt)) < 0)
+	char name[SD_USERNAME_MAX + 1];
+	int r = sd__check_writable(u);
+	if (r < 0)
 		return r;
 	if (strcmp(nt, "/") == 0)
 		return -EISDIR;
@@ -698,10 +634,10 @@ int sd__copy(sd_core *c, const sd_user *u, const char *from, const char *to)
 	return r ? r : cr;
 }
 
-int sd__fsinfo(sd_core *c, const sd_user *u, sd_fsinfo *out)
+int sd__tree_fsinfo(sd_core *c, const sd_principal *u, sd_fsinfo *out)
 {
 	memset(out, 0, sizeof *out);
-	int r = sd_sys_disk_usage(c->data_dir, NULL, &out->disk_total, &out->disk_free);
+	int r = c->store->ops->space(c->store, NULL, &out->disk_total, &out->disk_free);
 	if (r < 0)
 		return r;
 	sd_dbc *d = sd_db_read_begin(c->db);
@@ -716,36 +652,4 @@ int sd__fsinfo(sd_core *c, const sd_user *u, sd_fsinfo *out)
 	sqlite3_reset(st);
 	sd_db_read_end(c->db, d);
 	return r;
-}
-
-int sd__open_read(sd_core *c, const sd_user *u, const char *path, int *fd, sd_stat *st)
-{
-	char np[SD_PATH_MAX + 1];
-	int r = sd__path_norm(path, np, sizeof np);
-	if (r < 0)
-		return r;
-	sd_node n;
-	sd_dbc *d = sd_db_read_begin(c->db);
-	r = sd__tree_lookup(d, u->id, np, &n);
-	if (r == 0 && n.kind != SD_KIND_FILE)
-		r = -EISDIR;
-	if (r == 0 && st) {
-		sd__node_to_stat(&n, st);
-		st->versions = count_versions(d, n.id);
-	}
-	/* Opened inside the read transaction: while this snapshot sees the
-	 * node, its versions hold the blob (refs > 0), so the cleaner cannot
-	 * have removed the file (I3). */
-	int f = r == 0 ? sd__blob_open(c, n.sha256) : -ENOENT;
-	sd_db_read_end(c->db, d);
-	if (r < 0)
-		return r;
-	if (f < 0) {
-		sd_log(SD_LOG_ERROR, "tree", "event=blob_missing sha256=%s path=\"%s\" err=\"%s\"",
-		       n.sha256, np, strerror(-f));
-		return f == -ENOENT ? -SD_ECORRUPT : f;
-	}
-	sd__blob_touch(c, n.blob);
-	*fd = f;
-	return 0;
 }

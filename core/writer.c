@@ -20,8 +20,12 @@
  *               any --(invalidate: random write)--> hash invalid: finish()
  *               re-reads the file to compute the address.
  * A write error (ENOSPC, EIO) is sticky: every later call returns it.
+ *
+ * Streamed uploads on top of pipes are upload.c; working copies of handles
+ * are file.c.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,6 +148,14 @@ void sd__pool_stop(sd_core *c)
 	free(pool->threads);
 	free(pool);
 	c->pool = NULL;
+}
+
+int sd__temp_create(sd_core *c, char path[PATH_MAX])
+{
+	uint64_t seq = atomic_fetch_add(&c->temp_seq, 1);
+	snprintf(path, PATH_MAX, "%s/%ld-%llu.tmp", c->tmp_dir, (long)getpid(),
+		 (unsigned long long)seq);
+	return sd_sys_open(path, O_RDWR | O_CREAT | O_EXCL, 0640);
 }
 
 int sd__wpipe_open(sd_core *c, sd_wpipe **out)
@@ -338,16 +350,14 @@ int sd__wpipe_finish(sd_wpipe *p, char hex[SD_SHA256_HEX], uint64_t *size)
 	return 0;
 }
 
-void sd__wpipe_free(sd_wpipe *p, int unlink_temp, int *keep_fd)
+void sd__wpipe_free(sd_wpipe *p, int unlink_temp)
 {
 	if (!p)
 		return;
 	wait_idle(p);
 	if (unlink_temp)
 		sd_sys_unlink(p->path);
-	if (keep_fd)
-		*keep_fd = p->fd;
-	else if (p->fd >= 0)
+	if (p->fd >= 0)
 		close(p->fd);
 	free(p->buf[0]);
 	free(p->buf[1]);
@@ -355,198 +365,4 @@ void sd__wpipe_free(sd_wpipe *p, int unlink_temp, int *keep_fd)
 	pthread_mutex_destroy(&p->m);
 	pthread_cond_destroy(&p->cv);
 	free(p);
-}
-
-/* ------------------------------------------------------------ uploads */
-
-/*
- * Upload states: OPEN --write*--> OPEN --commit--> (freed)
- *                OPEN --error on write--> DEAD --commit/abort--> (freed)
- * Nothing is visible to any reader until commit's transaction.
- */
-struct sd_upload {
-	sd_core *c;
-	sd_user u;
-	char npath[SD_PATH_MAX + 1];
-	unsigned flags;
-	uint32_t mode;
-	sd_wpipe *p;
-	int dead;
-	int64_t room; /* bytes the quota allows for this file; -1 = unlimited */
-	int64_t mtime; /* 0 = commit time */
-};
-
-SD_SQL(q_user_quota, "SELECT quota_bytes, used_bytes FROM users WHERE id = ?1");
-
-/* Quota room for a new content of path (existing size counts back). */
-static int quota_room(sd_dbc *d, int64_t uid, uint64_t existing, int64_t *room)
-{
-	sqlite3_stmt *st = sd_db_stmt(d, &q_user_quota);
-	sqlite3_bind_int64(st, 1, uid);
-	if (sqlite3_step(st) != SQLITE_ROW) {
-		sqlite3_reset(st);
-		return -SD_EAUTH;
-	}
-	int64_t quota = sqlite3_column_int64(st, 0), used = sqlite3_column_int64(st, 1);
-	sqlite3_reset(st);
-	*room = quota > 0 ? quota - used + (int64_t)existing : -1;
-	if (*room < -1)
-		*room = 0;
-	return 0;
-}
-
-/* Copy the first n bytes of the current content into the pipe (resume). */
-static int copy_prefix(sd_core *c, sd_wpipe *p, const char *hex, uint64_t n)
-{
-	int fd = sd__blob_open(c, hex);
-	if (fd < 0)
-		return fd == -ENOENT ? -SD_ECORRUPT : fd;
-	size_t bufsz = 1 << 20;
-	char *buf = sd_xmalloc(bufsz);
-	uint64_t off = 0;
-	int r = 0;
-	while (off < n) {
-		size_t want = n - off < bufsz ? (size_t)(n - off) : bufsz;
-		ssize_t got = sd_sys_pread(fd, buf, want, off);
-		if (got <= 0) {
-			r = got < 0 ? (int)got : -SD_ECORRUPT;
-			break;
-		}
-		if ((r = sd__wpipe_write(p, buf, (size_t)got)) < 0)
-			break;
-		off += (uint64_t)got;
-	}
-	free(buf);
-	close(fd);
-	return r;
-}
-
-int sd__upload_begin(sd_core *c, const sd_user *u, const char *path, unsigned flags,
-		     uint64_t offset, uint32_t mode, sd_upload **out)
-{
-	int r = sd__check_writable(u);
-	if (r < 0)
-		return r;
-	sd_upload *up = sd_xcalloc(1, sizeof *up);
-	up->c = c;
-	up->u = *u;
-	up->flags = flags;
-	up->mode = mode ? mode & 07777 : 0644;
-	if ((r = sd__path_norm(path, up->npath, sizeof up->npath)) < 0)
-		goto fail;
-	if (strcmp(up->npath, "/") == 0) {
-		r = -EISDIR;
-		goto fail;
-	}
-
-	sd_node n, parent;
-	char hex[SD_SHA256_HEX] = "";
-	uint64_t existing = 0;
-	sd_dbc *d = sd_db_read_begin(c->db);
-	r = sd__tree_lookup(d, u->id, up->npath, &n);
-	if (r == 0) {
-		if (n.kind == SD_KIND_DIR)
-			r = -EISDIR;
-		else if (flags & SD_UP_EXCL)
-			r = -EEXIST;
-		else {
-			existing = n.size;
-			memcpy(hex, n.sha256, sizeof hex);
-		}
-	} else if (r == -ENOENT) {
-		/* the parent must exist unless we may create it */
-		char ppath[SD_PATH_MAX + 1];
-		snprintf(ppath, sizeof ppath, "%s", up->npath);
-		char *slash = strrchr(ppath, '/');
-		if (slash == ppath)
-			slash[1] = '\0';
-		else
-			*slash = '\0';
-		r = sd__tree_lookup(d, u->id, ppath, &parent);
-		if (r == 0 && parent.kind != SD_KIND_DIR)
-			r = -ENOTDIR;
-		if ((r == -ENOENT) && (flags & SD_UP_PARENTS))
-			r = 0;
-		if (r == 0 && offset > 0)
-			r = -EINVAL; /* nothing to resume */
-	}
-	if (r == 0)
-		r = quota_room(d, u->id, existing, &up->room);
-	sd_db_read_end(c->db, d);
-	if (r < 0)
-		goto fail;
-	if (offset > existing) {
-		r = -EINVAL;
-		goto fail;
-	}
-	if ((r = sd__wpipe_open(c, &up->p)) < 0)
-		goto fail;
-	if (offset > 0 && (r = copy_prefix(c, up->p, hex, offset)) < 0)
-		goto fail;
-	*out = up;
-	return 0;
-fail:
-	sd__wpipe_free(up->p, 1, NULL);
-	free(up);
-	return r;
-}
-
-int sd__upload_write(sd_upload *up, const void *buf, size_t len)
-{
-	if (up->dead)
-		return up->dead;
-	if (up->room >= 0 && sd__wpipe_size(up->p) + len > (uint64_t)up->room) {
-		up->dead = -EDQUOT;
-		return up->dead;
-	}
-	int r = sd__wpipe_write(up->p, buf, len);
-	if (r < 0)
-		up->dead = r;
-	return r;
-}
-
-void sd__upload_set_mtime(sd_upload *up, int64_t mtime)
-{
-	up->mtime = mtime > 0 ? mtime : 0;
-}
-
-uint64_t sd__upload_size(const sd_upload *up)
-{
-	return sd__wpipe_size(up->p);
-}
-
-int sd__upload_commit(sd_upload *up, const char *expect, sd_stat *st, int *dedup)
-{
-	sd_core *c = up->c;
-	char hex[SD_SHA256_HEX];
-	uint64_t size = 0;
-	int r = up->dead;
-	if (r == 0)
-		r = sd__wpipe_finish(up->p, hex, &size);
-	if (r == 0 && expect && strcasecmp(expect, hex) != 0)
-		r = -SD_ECHECKSUM;
-	if (r < 0) {
-		sd__upload_abort(up);
-		return r;
-	}
-	sd_put put = {.u = &up->u, .npath = up->npath, .flags = up->flags, .mode = up->mode,
-		      .size = size, .op = "write", .st = st, .mtime = up->mtime};
-	int dd = 0;
-	r = sd__blob_commit(c, sd__wpipe_fd(up->p), sd__wpipe_path(up->p), hex, size, sd__tree_put,
-			    &put, &dd);
-	if (dedup)
-		*dedup = dd;
-	sd__wpipe_free(up->p, 0, NULL);
-	if (r == 0)
-		sd__metric_add(c, "storaged_uploads_total", NULL, 1);
-	free(up);
-	return r;
-}
-
-void sd__upload_abort(sd_upload *up)
-{
-	if (!up)
-		return;
-	sd__wpipe_free(up->p, 1, NULL);
-	free(up);
 }

@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "core/log.h"
-#include "core/util.h"
+#include "util/util.h"
 
 #define SD_DB_MAX_STMTS 192
 

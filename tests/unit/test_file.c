@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include "testutil.h"
-#include "core/sys.h"
+#include "util/sys.h"
 
 /* ---------------------------------------------------------------- helpers */
 

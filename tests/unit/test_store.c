@@ -7,7 +7,7 @@
 
 #include "testutil.h"
 #include "core/internal.h"
-#include "core/sys.h"
+#include "util/sys.h"
 
 /* Deterministic content: seed picks one of a few patterns. */
 static char *make_data(int seed, size_t len)

@@ -1,5 +1,8 @@
 /*
- * util.h - allocation, the sd_buf byte buffer, hex and time helpers.
+ * util.h - the small library linked into the core and into every front-end
+ * module (util/, no SQLite, no core state): allocation, the sd_buf byte
+ * buffer, hex, clocks, UTF-8 validation and randomness. Syscall loops are
+ * in sys.h, listening sockets with connection limits in net.h.
  *
  * Allocation contract (CONVENTIONS 3): sd_xmalloc and friends abort the
  * process on OOM and on a zero or overflowing size: use them for sizes the
@@ -54,5 +57,19 @@ void sd_sleep_ms(int64_t ms);
 
 /* Fault seam: make the nth next sd_trymalloc return NULL (1 = next). */
 void sd__alloc_fail_after(int nth);
+
+/* 1 if s[0..n) is well-formed UTF-8 (no overlong forms, no surrogates,
+ * nothing above U+10FFFF; NUL bytes are valid UTF-8 and callers that care
+ * check for them), else 0. */
+int sd_utf8_valid(const char *s, size_t n);
+
+/* n cryptographically random bytes from the kernel (getrandom(2), looping
+ * over short reads and EINTR). 0, or -errno when the kernel cannot give
+ * them: callers fail closed (refuse the login, the token, the session),
+ * never fall back to a weaker source. */
+int sd_random_bytes(void *buf, size_t n);
+/* nbytes random bytes as 2*nbytes lowercase hex digits plus NUL in out.
+ * 0 or -errno, as sd_random_bytes. */
+int sd_random_hex(char *out, size_t nbytes);
 
 #endif

@@ -1,0 +1,393 @@
+/*
+ * api.c - the function table handed to front ends (storaged.h), and the
+ * thin layer that makes every call on a user's files go the same way:
+ *
+ *   1. the session's credentials are checked (session.c): a session whose
+ *      user was disabled, password changed, token revoked or key removed
+ *      gets -SD_EAUTH;
+ *   2. each path argument goes through the one resolver (path.c) against
+ *      the session's working directory;
+ *   3. the engine call runs with the session's principal.
+ * No protocol ever gets a path or a user into the engine another way.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* Steps 1 and 2 for calls with one path. */
+#define ENTER(s, u)                                                         \
+	int err_ = 0;                                                       \
+	const sd_principal *u = sd__session_principal((s), &err_);          \
+	if (!u)                                                             \
+		return err_;                                                \
+	sd_core *c = sd__session_core(s)
+
+static int res(sd_session *s, const char *path, char np[SD_PATH_MAX + 1])
+{
+	if (!path)
+		return -EINVAL;
+	size_t n = strnlen(path, SD_PATH_MAX + 1);
+	if (n > SD_PATH_MAX)
+		return -ENAMETOOLONG;
+	return sd__session_resolve(s, path, n, np, SD_PATH_MAX + 1);
+}
+
+#define RESOLVE(s, path, np)                                                \
+	char np[SD_PATH_MAX + 1];                                           \
+	do {                                                                \
+		int rr_ = res((s), (path), np);                             \
+		if (rr_ < 0)                                                \
+			return rr_;                                         \
+	} while (0)
+
+/* ------------------------------------------------------------ sessions */
+
+static void a_session_close(sd_session *s)
+{
+	sd__session_close(s);
+}
+
+static int a_session_info(sd_session *s, sd_session_info *out)
+{
+	ENTER(s, u);
+	sd_user fresh;
+	if (sd__user_get_id(c, u->id, &fresh) == 0) {
+		sd__session_info(s, out);
+		out->quota = fresh.quota;
+		out->used = fresh.used;
+		return 0;
+	}
+	sd__session_info(s, out);
+	return 0;
+}
+
+static int a_session_check(sd_session *s)
+{
+	ENTER(s, u);
+	(void)u;
+	(void)c;
+	return 0;
+}
+
+static int a_resolve(sd_session *s, const char *arg, size_t len, char *out, size_t outlen)
+{
+	return sd__session_resolve(s, arg, len, out, outlen);
+}
+
+static int a_chdir(sd_session *s, const char *path)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	sd_stat st;
+	int r = sd__tree_stat(c, u, np, &st);
+	if (r < 0)
+		return r;
+	if (st.kind != SD_KIND_DIR)
+		return -ENOTDIR;
+	return sd__session_set_cwd(s, np);
+}
+
+/* ------------------------------------------------------------ the tree */
+
+static int a_stat(sd_session *s, const char *path, sd_stat *st)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	return sd__tree_stat(c, u, np, st);
+}
+
+static int a_readdir(sd_session *s, const char *path, const char *after, int limit,
+		     sd_readdir_cb cb, void *arg, int *more)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	return sd__tree_readdir(c, u, np, after, limit, cb, arg, more);
+}
+
+static int a_mkdir(sd_session *s, const char *path, uint32_t mode, int parents)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	return sd__tree_mkdir(c, u, np, mode, parents);
+}
+
+static int a_rmdir(sd_session *s, const char *path)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	return sd__tree_remove(c, u, np, 1, 0);
+}
+
+static int a_unlink(sd_session *s, const char *path, int recursive)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	return sd__tree_remove(c, u, np, 0, recursive);
+}
+
+static int a_rename(sd_session *s, const char *from, const char *to)
+{
+	ENTER(s, u);
+	RESOLVE(s, from, nf);
+	RESOLVE(s, to, nt);
+	return sd__tree_rename(c, u, nf, nt);
+}
+
+static int a_chmod(sd_session *s, const char *path, uint32_t mode)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	return sd__tree_chmod(c, u, np, mode);
+}
+
+static int a_set_mtime(sd_session *s, const char *path, int64_t mtime)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	return sd__tree_set_mtime(c, u, np, mtime);
+}
+
+static int a_copy(sd_session *s, const char *from, const char *to)
+{
+	ENTER(s, u);
+	RESOLVE(s, from, nf);
+	RESOLVE(s, to, nt);
+	return sd__tree_copy(c, u, nf, nt);
+}
+
+static int a_fsinfo(sd_session *s, sd_fsinfo *out)
+{
+	ENTER(s, u);
+	return sd__tree_fsinfo(c, u, out);
+}
+
+static int a_versions(sd_session *s, const char *path, sd_version_cb cb, void *arg)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	return sd__versions_list(c, u, np, cb, arg);
+}
+
+/* ------------------------------------------------------------ uploads */
+
+static int a_upload_begin(sd_session *s, const char *path, unsigned flags, uint64_t offset,
+			  uint32_t mode, sd_upload **out)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	return sd__upload_begin(c, u, np, flags, offset, mode, out);
+}
+
+static int a_instant_begin(sd_session *s, const char *path, unsigned flags, const char *sha256,
+			   uint64_t size, sd_challenge *ch, sd_stat *st)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	return sd__instant_begin(c, u, np, flags, sha256, size, ch, st);
+}
+
+static int a_instant_prove(sd_session *s, const char *path, unsigned flags, const char *sha256,
+			   uint64_t size, const char *nonce, const char *proof, sd_stat *st)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	return sd__instant_prove(c, u, np, flags, sha256, size, nonce, proof, st);
+}
+
+/* ------------------------------------------------------------ readers */
+
+static int a_open_read(sd_session *s, const char *path, sd_reader **out, sd_stat *st)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	return sd__reader_open(c, u->id, np, out, st);
+}
+
+static int a_open_read_public(sd_core *c, int64_t owner, const char *path, sd_reader **out,
+			      sd_stat *st)
+{
+	sd_user o;
+	if (sd__user_get_id(c, owner, &o) < 0 || (o.flags & SD_USER_DISABLED))
+		return -ENOENT;
+	char np[SD_PATH_MAX + 1];
+	int r = sd__path_norm(path, np, sizeof np);
+	if (r < 0)
+		return r;
+	return sd__reader_open(c, owner, np, out, st);
+}
+
+/* ------------------------------------------------------------ handles */
+
+static int a_handle_open(sd_session *s, const char *path, unsigned flags, uint32_t mode,
+			 sd_handle *out, sd_stat *st)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	sd_file *f;
+	int r = sd__file_open(c, u, np, flags, mode, &f, st);
+	if (r < 0)
+		return r;
+	if ((r = sd__handle_add(c, s, f, out)) < 0)
+		sd__file_abandon(f);
+	return r;
+}
+
+/* Look up a handle of a live session. */
+#define HANDLE(s, h, f)                                                     \
+	ENTER(s, u);                                                        \
+	(void)u;                                                            \
+	sd_file *f;                                                         \
+	do {                                                                \
+		int hr_ = sd__handle_get(c, (s), (h), &f);                  \
+		if (hr_ < 0)                                                \
+			return hr_;                                         \
+	} while (0)
+
+static ssize_t a_handle_pread(sd_session *s, sd_handle h, void *buf, size_t len, uint64_t off)
+{
+	HANDLE(s, h, f);
+	return sd__file_pread(f, buf, len, off);
+}
+
+static ssize_t a_handle_pwrite(sd_session *s, sd_handle h, const void *buf, size_t len,
+			       uint64_t off)
+{
+	HANDLE(s, h, f);
+	return sd__file_pwrite(f, buf, len, off);
+}
+
+static int a_handle_truncate(sd_session *s, sd_handle h, uint64_t size)
+{
+	HANDLE(s, h, f);
+	return sd__file_truncate(f, size);
+}
+
+static int a_handle_fstat(sd_session *s, sd_handle h, sd_stat *st)
+{
+	HANDLE(s, h, f);
+	return sd__file_fstat(f, st);
+}
+
+static int a_handle_setattr(sd_session *s, sd_handle h, unsigned mask, uint32_t mode,
+			    int64_t mtime)
+{
+	HANDLE(s, h, f);
+	return sd__file_setattr(f, mask, mode, mtime);
+}
+
+static int a_handle_sync(sd_session *s, sd_handle h)
+{
+	HANDLE(s, h, f);
+	return sd__file_sync(f);
+}
+
+/* Close and abandon work on dead sessions too: the handle is released
+ * either way, and a dead session's close commits nothing. */
+static int a_handle_close(sd_session *s, sd_handle h)
+{
+	int err = 0;
+	const sd_principal *u = sd__session_principal(s, &err);
+	sd_file *f;
+	int r = sd__handle_take(sd__session_core(s), s, h, &f);
+	if (r < 0)
+		return r;
+	if (!u) {
+		sd__file_abandon(f);
+		return err;
+	}
+	return sd__file_close(f);
+}
+
+static int a_handle_abandon(sd_session *s, sd_handle h)
+{
+	sd_file *f;
+	int r = sd__handle_take(sd__session_core(s), s, h, &f);
+	if (r == 0)
+		sd__file_abandon(f);
+	return r;
+}
+
+/* ------------------------------------------------------------ the rest */
+
+static int a_journal(sd_core *c, int64_t since_ms, const char *user, int64_t after,
+		     sd_journal_cb cb, void *arg)
+{
+	return sd__journal_list(c, since_ms, user, after, cb, arg);
+}
+
+static ssize_t a_reader_pread(sd_reader *r, void *buf, size_t len, uint64_t off)
+{
+	return sd__reader_pread(r, buf, len, off);
+}
+
+const sd_core_api sd__api = {
+	.version = SD_CORE_API_VERSION,
+	.size = sizeof(sd_core_api),
+	.log = sd__log,
+	.strerror = sd__strerror,
+	.metric_add = sd__metric_add,
+	.metric_set = sd__metric_set,
+	.metrics_render = sd__metrics_render,
+	.free = free,
+	.now = sd__now_s,
+	.state_dir = sd__state_dir,
+	.auth_password = sd__auth_password,
+	.auth_token = sd__auth_token,
+	.auth_pubkey = sd__auth_pubkey,
+	.auth_allowed = sd__auth_allowed,
+	.session_close = a_session_close,
+	.session_info = a_session_info,
+	.session_check = a_session_check,
+	.resolve = a_resolve,
+	.chdir = a_chdir,
+	.stat = a_stat,
+	.readdir = a_readdir,
+	.mkdir = a_mkdir,
+	.rmdir = a_rmdir,
+	.unlink = a_unlink,
+	.rename = a_rename,
+	.chmod = a_chmod,
+	.set_mtime = a_set_mtime,
+	.copy = a_copy,
+	.fsinfo = a_fsinfo,
+	.versions = a_versions,
+	.upload_begin = a_upload_begin,
+	.upload_write = sd__upload_write,
+	.upload_size = sd__upload_size,
+	.upload_set_mtime = sd__upload_set_mtime,
+	.upload_commit = sd__upload_commit,
+	.upload_abort = sd__upload_abort,
+	.instant_begin = a_instant_begin,
+	.instant_prove = a_instant_prove,
+	.open_read = a_open_read,
+	.open_read_public = a_open_read_public,
+	.reader_pread = a_reader_pread,
+	.reader_fd = sd__reader_fd,
+	.reader_close = sd__reader_close,
+	.handle_open = a_handle_open,
+	.handle_pread = a_handle_pread,
+	.handle_pwrite = a_handle_pwrite,
+	.handle_truncate = a_handle_truncate,
+	.handle_fstat = a_handle_fstat,
+	.handle_setattr = a_handle_setattr,
+	.handle_sync = a_handle_sync,
+	.handle_close = a_handle_close,
+	.handle_abandon = a_handle_abandon,
+	.user_add = sd__user_add,
+	.user_get = sd__user_get,
+	.user_get_id = sd__user_get_id,
+	.user_list = sd__user_list,
+	.user_set_password = sd__user_set_password,
+	.user_set_disabled = sd__user_set_disabled,
+	.user_set_quota = sd__user_set_quota,
+	.user_set_admin = sd__user_set_admin,
+	.key_add = sd__key_add,
+	.token_create = sd__token_create,
+	.token_revoke = sd__token_revoke,
+	.token_list = sd__token_list,
+	.stats = sd__stats,
+	.gc_run = sd__gc_run,
+	.journal = a_journal,
+};

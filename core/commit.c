@@ -1,0 +1,98 @@
+/*
+ * commit.c - the one commit step (DESIGN path 1): content into the store,
+ * then its row, the node, the version, usage and the journal in one
+ * transaction. Every write path ends here: streamed uploads, handles,
+ * instant upload (commit_stored) and, through tree.c, copies.
+ *
+ * commit_temp, for content H of a finished temp file T:
+ *   1. if H is not stored yet: fsync(T)             (durability = full)
+ *      (a dedup hit, the common case for re-uploads, skips the fsync)
+ *   2. lock stripe(H)                               (I3)
+ *   3. store->place(T, H): placed, or already there (dedup: T dropped);
+ *      if it turned out not to be there after all, fsync(T) first
+ *   4. BEGIN IMMEDIATE; blob row found or inserted; tree put (node,
+ *      version, usage, journal); COMMIT. On failure: ROLLBACK, and remove
+ *      H from the store if step 3 placed it
+ *   5. unlock stripe(H); unlink T if it still exists
+ * A crash between 3 and 4 leaves content without a row: start-up recovery
+ * adopts it as an unreferenced blob (gc.c).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "log.h"
+#include "sys.h"
+
+static int apply(sd_core *c, const char *hex, uint64_t size, sd_put *put, int must_exist)
+{
+	sd_dbc *d = sd_db_write_begin(c->db);
+	if (!d)
+		return -EIO;
+	int64_t blob_id = 0;
+	int r = must_exist ? sd__blob_find(d, hex, size, &blob_id)
+			   : sd__blob_row(d, hex, size, sd__now_ms(c), &blob_id);
+	if (r == -ENOENT && must_exist)
+		r = -SD_ESENDDATA;
+	if (r == 0)
+		r = sd__tree_put(c, d, blob_id, put);
+	int cr = sd_db_write_end(c->db, d, r == 0);
+	return r ? r : cr;
+}
+
+int sd__commit_temp(sd_core *c, int fd, const char *tmppath, const char *hex, uint64_t size,
+		    sd_put *put, int *dedup)
+{
+	const sd_store_ops *ops = c->store->ops;
+	int durable = c->conf->durability_full, synced = 0, placed = 0, r;
+	if (dedup)
+		*dedup = 0;
+	if (durable && ops->stat(c->store, hex, NULL) != 0) {
+		if ((r = sd_sys_fsync(fd)) < 0) {
+			sd_sys_unlink(tmppath);
+			return r;
+		}
+		synced = 1;
+	}
+	int lk = ops->lock(c->store, hex);
+	if (lk < 0) {
+		sd_log(SD_LOG_ERROR, "commit", "event=lock_failed err=\"%s\"", sd__strerror(lk));
+		sd_sys_unlink(tmppath);
+		return lk;
+	}
+	/* the answer under the lock is final; the content may have gone since
+	 * the first look, and then the temp file must be durable after all */
+	if (durable && !synced && ops->stat(c->store, hex, NULL) != 0 &&
+	    (r = sd_sys_fsync(fd)) < 0)
+		goto out;
+	r = ops->place(c->store, fd, tmppath, hex, size);
+	if (r < 0)
+		goto out;
+	placed = r == 0;
+	r = apply(c, hex, size, put, 0);
+	if (r < 0 && placed)
+		ops->remove(c->store, hex);
+	if (r == 0 && !placed) {
+		if (dedup)
+			*dedup = 1;
+		sd__metric_add(c, "storaged_uploads_deduplicated_total", NULL, 1);
+		sd__metric_add(c, "storaged_bytes_saved_total", NULL, (int64_t)size);
+	}
+out:
+	ops->unlock(c->store, lk);
+	if (!placed)
+		sd_sys_unlink(tmppath);
+	return r;
+}
+
+int sd__commit_stored(sd_core *c, const char *hex, uint64_t size, sd_put *put)
+{
+	/* No stripe lock needed: the row is looked up inside our write
+	 * transaction, and the cleaner deletes a row only inside its own
+	 * write transaction and only with refs = 0 (I3). Write transactions
+	 * are serial, so either we see no row (-SD_ESENDDATA) or our
+	 * reference lands first and the cleaner's delete finds refs > 0. */
+	return apply(c, hex, size, put, 1);
+}

@@ -1,0 +1,124 @@
+/*
+ * reader.c - readers (DESIGN path 3): one version of a file, open for
+ * reading through the store, whatever the store is.
+ *
+ * A reader is opened inside a read transaction that sees the node: while
+ * that snapshot sees it, its versions hold the blob (refs > 0), so the
+ * cleaner cannot have removed the content (I3), and once open the store's
+ * reader keeps it readable (an open local file survives an unlink).
+ *
+ * A reader reads exactly the version's size: bytes past it are never
+ * returned, and content that ends early is reported as -SD_ECORRUPT, not
+ * as a short file.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+#include "log.h"
+#include "sys.h"
+
+struct sd_reader {
+	sd_core *c;
+	sd_blobrd *b;
+	uint64_t size;
+	char hex[SD_SHA256_HEX];
+};
+
+static int open_store(sd_core *c, const char *hex, uint64_t size, sd_reader **out)
+{
+	sd_blobrd *b;
+	int r = c->store->ops->open(c->store, hex, &b);
+	if (r < 0) {
+		sd_log(SD_LOG_ERROR, "reader", "event=blob_missing sha256=%s err=\"%s\"", hex,
+		       sd__strerror(r));
+		return r == -ENOENT ? -SD_ECORRUPT : r;
+	}
+	sd_reader *rd = sd_xcalloc(1, sizeof *rd);
+	rd->c = c;
+	rd->b = b;
+	rd->size = size;
+	snprintf(rd->hex, sizeof rd->hex, "%s", hex);
+	*out = rd;
+	return 0;
+}
+
+int sd__reader_open_hex(sd_core *c, const char *hex, uint64_t size, sd_reader **out)
+{
+	return open_store(c, hex, size, out);
+}
+
+int sd__reader_open(sd_core *c, int64_t uid, const char *npath, sd_reader **out, sd_stat *st)
+{
+	sd_node n;
+	sd_dbc *d = sd_db_read_begin(c->db);
+	int r = sd__tree_lookup(d, uid, npath, &n);
+	if (r == 0 && n.kind != SD_KIND_FILE)
+		r = -EISDIR;
+	if (r == 0 && st) {
+		sd__node_to_stat(&n, st);
+		st->versions = sd__version_count(d, n.id);
+	}
+	if (r == 0)
+		r = open_store(c, n.sha256, n.size, out);
+	sd_db_read_end(c->db, d);
+	if (r == 0)
+		sd__blob_touch(c, n.blob);
+	return r;
+}
+
+ssize_t sd__reader_pread(sd_reader *r, void *buf, size_t len, uint64_t off)
+{
+	if (off >= r->size || len == 0)
+		return 0;
+	size_t want = r->size - off < len ? (size_t)(r->size - off) : len;
+	ssize_t got = r->c->store->ops->pread(r->b, buf, want, off);
+	if (got >= 0 && (size_t)got < want) {
+		sd_log(SD_LOG_ERROR, "reader", "event=blob_short sha256=%s size=%llu got_to=%llu",
+		       r->hex, (unsigned long long)r->size, (unsigned long long)(off + (uint64_t)got));
+		return -SD_ECORRUPT;
+	}
+	return got;
+}
+
+int sd__reader_fd(sd_reader *r, int *fd, uint64_t *base)
+{
+	return r->c->store->ops->fd(r->b, fd, base);
+}
+
+void sd__reader_close(sd_reader *r)
+{
+	if (!r)
+		return;
+	r->c->store->ops->close(r->b);
+	free(r);
+}
+
+int sd__reader_copy_to_fd(sd_reader *r, int fd, uint64_t n)
+{
+	if (n > r->size)
+		return -EINVAL;
+	int in;
+	uint64_t base;
+	if (sd__reader_fd(r, &in, &base) == 0 && base == 0)
+		return sd_sys_copy_range(in, fd, n);
+	size_t bufsz = 1 << 20;
+	char *buf = sd_xmalloc(bufsz);
+	uint64_t off = 0;
+	int rc = 0;
+	while (off < n) {
+		size_t want = n - off < bufsz ? (size_t)(n - off) : bufsz;
+		ssize_t got = sd__reader_pread(r, buf, want, off);
+		if (got <= 0) {
+			rc = got < 0 ? (int)got : -SD_ECORRUPT;
+			break;
+		}
+		if ((rc = sd_sys_pwrite(fd, buf, (size_t)got, off)) < 0)
+			break;
+		off += (uint64_t)got;
+	}
+	free(buf);
+	return rc;
+}
