@@ -18,6 +18,7 @@
 #include "core/core.h"
 #include "core/log.h"
 #include "core/storaged.h"
+#include "core/store.h"
 
 /* Run one suite (fork mode, as check defaults); exit status for main. */
 static inline int tu_run(Suite *s)
@@ -61,18 +62,41 @@ static inline char *tu_write_file(const char *dir, const char *name, const char 
  * A core opened on a fresh temp data directory with default settings.
  *
  *   tu_core t;
- *   tu_core_open(&t, 0);          // flags: SD_CORE_RECOVER etc.
- *   sd_user u = tu_user(&t, "alice");
- *   tu_put(&t, &u, "/a.txt", "hello", 5);
+ *   tu_core_open(&t, 0);             // flags: SD_CORE_RECOVER etc.
+ *   sd_session *u = tu_user(&t, "alice");
+ *   tu_put(&t, u, "/a.txt", "hello", 5);
  *   ...
- *   tu_core_close(&t);            // closes and removes the directory
+ *   tu_core_close(&t);               // closes sessions, the core, removes the directory
+ *
+ * Sessions made by tu_user/tu_session are closed by tu_core_close and
+ * tu_core_shut (before the core), so LSan sees no leak.
  */
+#define TU_SESSIONS 32
 typedef struct tu_core {
 	char *dir;
 	sd_conf conf;
 	sd_core *c;
 	const sd_core_api *api;
+	sd_session *sess[TU_SESSIONS];
+	int nsess;
+	struct sd_store *store; /* tu_core_open_store: the store to reopen with */
 } tu_core;
+
+/* Remember a session to close with the core. */
+static inline sd_session *tu_keep(tu_core *t, sd_session *s)
+{
+	ck_assert_int_lt(t->nsess, TU_SESSIONS);
+	t->sess[t->nsess++] = s;
+	return s;
+}
+
+/* Close every remembered session (handles still open are abandoned). */
+static inline void tu_sessions_close(tu_core *t)
+{
+	for (int i = 0; i < t->nsess; i++)
+		t->api->session_close(t->sess[i]);
+	t->nsess = 0;
+}
 
 /* Open (or reopen, keeping t->dir and t->conf) the core. */
 static inline void tu_core_reopen(tu_core *t, unsigned flags)
@@ -81,6 +105,14 @@ static inline void tu_core_reopen(tu_core *t, unsigned flags)
 	t->c = sd_core_open(&t->conf, flags, err, sizeof err);
 	ck_assert_msg(t->c != NULL, "sd_core_open: %s", err);
 	t->api = sd_core_api_table();
+}
+
+/* Close sessions and the core, keeping the directory (for a reopen). */
+static inline void tu_core_shut(tu_core *t)
+{
+	tu_sessions_close(t);
+	sd_core_close(t->c);
+	t->c = NULL;
 }
 
 static inline void tu_core_open(tu_core *t, unsigned flags)
@@ -101,6 +133,7 @@ static inline void tu_core_open(tu_core *t, unsigned flags)
 
 static inline void tu_core_close(tu_core *t)
 {
+	tu_sessions_close(t);
 	sd_core_close(t->c);
 	t->c = NULL;
 	tu_rmrf(t->dir);
@@ -108,23 +141,42 @@ static inline void tu_core_close(tu_core *t)
 	sd_conf_free(&t->conf);
 }
 
-/* A user without a password (no Argon2id cost); returns its row. */
-static inline sd_user tu_user(tu_core *t, const char *name)
+/* An admin-tool session for an existing user (closed with the core). */
+static inline sd_session *tu_session(tu_core *t, const char *name)
+{
+	sd_session *s = NULL;
+	int r = sd_core_session(t->c, name, &s);
+	ck_assert_msg(r == 0, "session %s: %s", name, t->api->strerror(r));
+	return tu_keep(t, s);
+}
+
+/* A user without a password (no Argon2id cost); returns a session acting
+ * as it (closed with the core). */
+static inline sd_session *tu_user(tu_core *t, const char *name)
 {
 	int64_t id = 0;
 	int r = t->api->user_add(t->c, name, NULL, 0, 0, &id);
 	ck_assert_msg(r == 0, "user_add %s: %s", name, t->api->strerror(r));
+	return tu_session(t, name);
+}
+
+/* The user row of a session's user. */
+static inline sd_user tu_row(tu_core *t, sd_session *s)
+{
+	sd_session_info si;
+	ck_assert_int_eq(t->api->session_info(s, &si), 0);
 	sd_user u;
-	ck_assert_int_eq(t->api->user_get(t->c, name, &u), 0);
+	ck_assert_int_eq(t->api->user_get_id(t->c, si.uid, &u), 0);
 	return u;
 }
 
 /* Upload len bytes to path (parents created); returns the commit result. */
-static inline int tu_put_r(tu_core *t, const sd_user *u, const char *path, const void *data,
+static inline int tu_put_r(tu_core *t, sd_session *u, const char *path, const void *data,
 			   size_t len, sd_stat *st, int *dedup)
 {
+	(void)t;
 	sd_upload *up = NULL;
-	int r = t->api->upload_begin(t->c, u, path, SD_UP_PARENTS, 0, 0644, &up);
+	int r = t->api->upload_begin(u, path, SD_UP_PARENTS, 0, 0644, &up);
 	if (r < 0)
 		return r;
 	/* feed in uneven chunks to exercise the buffering */
@@ -142,27 +194,32 @@ static inline int tu_put_r(tu_core *t, const sd_user *u, const char *path, const
 	return t->api->upload_commit(up, NULL, st, dedup);
 }
 
-static inline void tu_put(tu_core *t, const sd_user *u, const char *path, const void *data, size_t len)
+static inline void tu_put(tu_core *t, sd_session *u, const char *path, const void *data, size_t len)
 {
 	int r = tu_put_r(t, u, path, data, len, NULL, NULL);
 	ck_assert_msg(r == 0, "put %s: %s", path, t->api->strerror(r));
 }
 
-/* Read a whole file through open_read; returns malloc'd bytes, *len set. */
-static inline char *tu_get(tu_core *t, const sd_user *u, const char *path, size_t *len)
+/* Read a whole file through a reader; returns malloc'd bytes, *len set.
+ * Reads in uneven pieces, and checks that reading past the end gives 0. */
+static inline char *tu_get(tu_core *t, sd_session *u, const char *path, size_t *len)
 {
-	int fd = -1;
+	sd_reader *rd = NULL;
 	sd_stat st;
-	int r = t->api->open_read(t->c, u, path, &fd, &st);
+	int r = t->api->open_read(u, path, &rd, &st);
 	ck_assert_msg(r == 0, "open_read %s: %s", path, t->api->strerror(r));
 	char *buf = malloc(st.size + 1);
-	size_t got = 0;
+	size_t got = 0, piece = 777;
 	while (got < st.size) {
-		ssize_t n = pread(fd, buf + got, st.size - got, (off_t)got);
+		size_t want = st.size - got < piece ? st.size - got : piece;
+		ssize_t n = t->api->reader_pread(rd, buf + got, want, got);
 		ck_assert_int_gt(n, 0);
 		got += (size_t)n;
+		piece = piece * 2 + 1;
 	}
-	close(fd);
+	char extra;
+	ck_assert_int_eq(t->api->reader_pread(rd, &extra, 1, st.size), 0);
+	t->api->reader_close(rd);
 	*len = got;
 	return buf;
 }
