@@ -117,11 +117,11 @@ $(BUILD)/tests/%.so: tests/unit/testmod/%.c core/storaged.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -shared -o $@ $<
 
-$(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(BUILD)/libsdcore.a
+$(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(BUILD)/libsdcore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -o $@ $< $(BUILD)/libsdcore.a $(CHECK_LIBS) $(LDLIBS)
 
-$(ASAN_BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(ASAN_BUILD)/libsdcore.a
+$(ASAN_BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(ASAN_BUILD)/libsdcore.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) -DSD_TEST_BUILD $(CHECK_CFLAGS) -o $@ $< $(ASAN_BUILD)/libsdcore.a $(CHECK_LIBS) $(LDLIBS)
 

@@ -52,14 +52,12 @@ static void a_session_close(sd_session *s)
 static int a_session_info(sd_session *s, sd_session_info *out)
 {
 	ENTER(s, u);
-	sd_user fresh;
+	sd__session_info(s, out);
+	sd_user fresh; /* quota and usage as of now, not as of the last check */
 	if (sd__user_get_id(c, u->id, &fresh) == 0) {
-		sd__session_info(s, out);
 		out->quota = fresh.quota;
 		out->used = fresh.used;
-		return 0;
 	}
-	sd__session_info(s, out);
 	return 0;
 }
 

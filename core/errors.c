@@ -64,6 +64,8 @@ const char *sd__strerror(int err)
 		return "not supported";
 	case EFBIG:
 		return "file too large";
+	case ENOMEM:
+		return "the server is out of memory";
 	default:
 		return strerror(err);
 	}

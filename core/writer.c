@@ -249,7 +249,15 @@ int sd__wpipe_write(sd_wpipe *p, const void *data, size_t len)
 				want *= 2;
 			if (want > max)
 				want = max;
-			p->buf[i] = sd_xrealloc(p->buf[i], want);
+			/* buffers are many (one pair per upload in flight) and up to
+			 * write_buffer each: running out fails this upload, not the
+			 * server */
+			char *nb = sd_tryrealloc(p->buf[i], want);
+			if (!nb) {
+				p->err = -ENOMEM;
+				return p->err;
+			}
+			p->buf[i] = nb;
 			p->cap[i] = want;
 		}
 		size_t room = p->cap[i] - p->fill;

@@ -78,14 +78,25 @@ void sd__alloc_fail_after(int nth)
 	atomic_store(&alloc_fail_countdown, nth);
 }
 
-void *sd_trymalloc(size_t n)
+/* 1 when the fault seam says this allocation fails. */
+static int seam_fails(void)
 {
 	int c = atomic_load(&alloc_fail_countdown);
-	if (c > 0 && atomic_fetch_sub(&alloc_fail_countdown, 1) == 1)
-		return NULL;
-	if (n == 0)
+	return c > 0 && atomic_fetch_sub(&alloc_fail_countdown, 1) == 1;
+}
+
+void *sd_trymalloc(size_t n)
+{
+	if (seam_fails() || n == 0)
 		return NULL;
 	return malloc(n);
+}
+
+void *sd_tryrealloc(void *p, size_t n)
+{
+	if (seam_fails() || n == 0)
+		return NULL;
+	return realloc(p, n);
 }
 
 /* ------------------------------------------------------------- sd_buf */

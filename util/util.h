@@ -24,6 +24,8 @@ char *sd_xstrndup(const char *s, size_t n);
 /* malloc'd printf result; aborts on OOM. */
 char *sd_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void *sd_trymalloc(size_t n);
+/* realloc that returns NULL (p untouched) instead of aborting. */
+void *sd_tryrealloc(void *p, size_t n);
 
 /* A growable byte buffer. Invariant: data[len] == '\0' whenever data is
  * non-NULL, so the content can be used as a C string when it holds text. */
@@ -55,7 +57,8 @@ int64_t sd_time_ms(void);
 int64_t sd_mono_ms(void);
 void sd_sleep_ms(int64_t ms);
 
-/* Fault seam: make the nth next sd_trymalloc return NULL (1 = next). */
+/* Fault seam: make the nth next sd_trymalloc/sd_tryrealloc return NULL
+ * (1 = next). */
 void sd__alloc_fail_after(int nth);
 
 /* 1 if s[0..n) is well-formed UTF-8 (no overlong forms, no surrogates,

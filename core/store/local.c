@@ -36,6 +36,20 @@ struct sd_blobrd {
 	int fd;
 };
 
+#ifdef SD_TEST_BUILD
+/* Test builds check the locking contract (store.h, I3): place and remove
+ * run only while this thread holds the address's stripe. */
+#include <assert.h>
+static __thread unsigned char held[256];
+#define HOLD(stripe, v) (held[(stripe)] += (v))
+#define ASSERT_HELD(hex) assert(held[stripe_of(hex)] > 0)
+#else
+#define HOLD(stripe, v) ((void)0)
+#define ASSERT_HELD(hex) ((void)0)
+#endif
+
+static int stripe_of(const char *hex);
+
 static void blob_path(const local *l, const char *hex, char out[PATH_MAX])
 {
 	snprintf(out, PATH_MAX, "%s/%.2s/%.2s/%s", l->dir, hex, hex + 2, hex);
@@ -103,6 +117,7 @@ static int l_place(sd_store *s, int fd, const char *tmppath, const char *hex, ui
 {
 	(void)fd;
 	(void)size;
+	ASSERT_HELD(hex);
 	local *l = (local *)s;
 	if (l_stat(s, hex, NULL) == 0)
 		return 1;
@@ -111,6 +126,7 @@ static int l_place(sd_store *s, int fd, const char *tmppath, const char *hex, ui
 
 static int l_put(sd_store *s, const void *buf, size_t len, const char *hex)
 {
+	ASSERT_HELD(hex);
 	local *l = (local *)s;
 	if (l_stat(s, hex, NULL) == 0)
 		return 1;
@@ -166,6 +182,7 @@ static void l_close(sd_blobrd *r)
 
 static int l_remove(sd_store *s, const char *hex)
 {
+	ASSERT_HELD(hex);
 	local *l = (local *)s;
 	char p[PATH_MAX];
 	blob_path(l, hex, p);
@@ -265,14 +282,19 @@ static int l_lock(sd_store *s, const char *hex)
 		close(fd);
 		return e;
 	}
-	return fd;
+	/* the token carries the descriptor and the stripe */
+	int stripe = stripe_of(hex);
+	HOLD(stripe, 1);
+	return fd << 8 | stripe;
 }
 
 static void l_unlock(sd_store *s, int token)
 {
 	(void)s;
-	if (token >= 0)
-		close(token);
+	if (token < 0)
+		return;
+	HOLD(token & 0xff, -1);
+	close(token >> 8);
 }
 
 static int l_space(sd_store *s, int *pct, uint64_t *total, uint64_t *avail)
