@@ -37,6 +37,8 @@ HDRS := $(wildcard core/*.h db/*.h)
 # Each front end adds itself: frontends/<name>/module.mk sets
 #   MODULES += name
 #   name_PKGS := pkg-config packages   name_LDLIBS := extra libraries
+#   name_SHARED_SRC := shared non-core sources compiled into the module
+#                      (e.g. util/sdjson.c; never core/ or db/ code)
 MODULES :=
 -include $(wildcard frontends/*/module.mk)
 MODULE_SOS := $(MODULES:%=frontends/%.so)
@@ -88,8 +90,8 @@ storagectl: $(BUILD)/cli/storagectl.o $(BUILD)/libsdcore.a
 # Front-end modules: position-independent, linked only against their own
 # libraries; the core reaches them through the sd_core_api table.
 define module_rule
-$(1)_SRC := $$(wildcard frontends/$(1)/*.c)
-$(1)_HDR := $$(wildcard frontends/$(1)/*.h)
+$(1)_SRC := $$(wildcard frontends/$(1)/*.c) $$($(1)_SHARED_SRC)
+$(1)_HDR := $$(wildcard frontends/$(1)/*.h) $$($(1)_SHARED_SRC:.c=.h)
 frontends/$(1).so: $$($(1)_SRC) $$($(1)_HDR) core/storaged.h
 	$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(LDFLAGS) $$(if $$($(1)_PKGS),$$(shell pkg-config --cflags $$($(1)_PKGS))) -shared \
 		-Wl,--no-undefined -o $$@ $$($(1)_SRC) \
