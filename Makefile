@@ -84,8 +84,16 @@ $(ASAN_BUILD)/migrations.o: $(BUILD)/migrations.c
 storaged: $(BUILD)/core/main.o $(BUILD)/libsdcore.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -rdynamic -o $@ $^ $(LDLIBS)
 
-storagectl: $(BUILD)/cli/storagectl.o $(BUILD)/libsdcore.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+# storagectl: cli/*.c plus the JSON serialiser it shares with the HTTP
+# front end (util/sdjson.c, jansson).
+JANSSON_CFLAGS := $(shell pkg-config --cflags jansson 2>/dev/null)
+JANSSON_LIBS   := $(shell pkg-config --libs jansson 2>/dev/null)
+CLI_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c) util/sdjson.c)
+$(CLI_OBJ): CPPFLAGS += $(JANSSON_CFLAGS)
+$(CLI_OBJ): $(wildcard cli/*.h) util/sdjson.h
+
+storagectl: $(CLI_OBJ) $(BUILD)/libsdcore.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(LDLIBS)
 
 # Front-end modules: position-independent, linked only against their own
 # libraries; the core reaches them through the sd_core_api table.
