@@ -2,8 +2,8 @@
  * cmd_admin.c - storagectl stats, gc, fsck, journal: maintenance of the
  * whole store.
  *
- * stats --json prints the engine's sd_stats in the admin API's JSON form
- * (util/sdjson). fsck reports and journal rows are
+ * stats and gc print the engine's sd_stats / sd_gc_report, whose JSON form
+ * (util/sdjson) is the admin API's. fsck reports and journal rows are
  * core.h types the HTTP API never prints: journal's JSON is built here,
  * with jansson.
  */
@@ -64,15 +64,19 @@ int cli_cmd_gc(int argc, char **argv)
 {
 	static const struct option lo[] = {
 	    {"now", no_argument, NULL, 'n'},
+	    {"json", no_argument, NULL, 'J'},
 	    {NULL, 0, NULL, 0},
 	};
-	int now = 0, c;
+	int now = 0, json = 0, c;
 	cli_args a;
 	cli_args_init(&a, argc, argv);
 	while ((c = cli_next_opt(&a, NULL, lo)) != -1) {
 		if (c == CLI_OPT_ERR)
 			return 2;
-		now = 1;
+		if (c == 'n')
+			now = 1;
+		else
+			json = 1;
 	}
 	if (a.npos)
 		return cli_usage_err("gc takes no arguments");
@@ -83,6 +87,8 @@ int cli_cmd_gc(int argc, char **argv)
 	int rc = cli_api->gc_run(cli_core, now, &r);
 	if (rc < 0)
 		return cli_fail("gc", "%s", cli_errstr(rc));
+	if (json)
+		return cli_json_print(sd_json_gc_report(&r), "gc");
 	printf("gc%s: %" PRId64 " nodes purged, %" PRId64 " old versions dropped, %" PRId64
 	       " journal rows pruned, %" PRId64 " blobs removed, %" PRId64
 	       " bytes freed, %" PRId64 " temp files removed, disk %d%% used\n",

@@ -85,7 +85,7 @@ const cli_cmd cli_commands[] = {
     {"mkdir", G_FILES, "mkdir USER PATH [-p]", NULL, cli_cmd_mkdir},
     {"import", G_FILES, "import USER LOCALDIR [REMOTEDIR] [-j N]", NULL, cli_cmd_import},
     {"stats", G_MAINT, "stats [--json]", NULL, cli_cmd_stats},
-    {"gc", G_MAINT, "gc [--now]", NULL, cli_cmd_gc},
+    {"gc", G_MAINT, "gc [--now] [--json]", NULL, cli_cmd_gc},
     {"fsck", G_MAINT, "fsck [--repair]", NULL, cli_cmd_fsck},
     {"journal", G_MAINT, "journal [--since TIME] [--user NAME] [--json]",
      "(TIME: 2026-11-21T10:00:00 UTC, or 10m ago)", cli_cmd_journal},
