@@ -116,13 +116,19 @@ $(BUILD)/tests/%.so: tests/unit/testmod/%.c core/storaged.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -shared -o $@ $<
 
+# TEST_EXTRA: more sources and libraries a suite links (set per suite below)
 $(BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(BUILD)/libsdcore.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -o $@ $< $(BUILD)/libsdcore.a $(CHECK_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -o $@ $< $(TEST_EXTRA) $(BUILD)/libsdcore.a $(CHECK_LIBS) $(LDLIBS)
 
 $(ASAN_BUILD)/tests/%: tests/unit/%.c tests/unit/testutil.h $(ASAN_BUILD)/libsdcore.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -DSD_TEST_BUILD $(CHECK_CFLAGS) -o $@ $< $(ASAN_BUILD)/libsdcore.a $(CHECK_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -DSD_TEST_BUILD $(CHECK_CFLAGS) -o $@ $< $(TEST_EXTRA) $(ASAN_BUILD)/libsdcore.a $(CHECK_LIBS) $(LDLIBS)
+
+# test_sdjson: the JSON serialiser shared by storagectl and the HTTP module
+$(BUILD)/tests/test_sdjson $(ASAN_BUILD)/tests/test_sdjson: util/sdjson.c util/sdjson.h
+$(BUILD)/tests/test_sdjson $(ASAN_BUILD)/tests/test_sdjson: \
+	TEST_EXTRA = $(JANSSON_CFLAGS) util/sdjson.c $(JANSSON_LIBS)
 
 unit: $(UNIT_BIN) $(TEST_MODULES)
 	@tests/unit/run.sh $(UNIT_BIN)
