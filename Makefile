@@ -44,6 +44,8 @@ HDRS := $(wildcard core/*.h core/store/*.h db/*.h) $(UTIL_HDRS)
 # Each front end adds itself: frontends/<name>/module.mk sets
 #   MODULES += name
 #   name_PKGS := pkg-config packages   name_LDLIBS := extra libraries
+#   name_SHARED_SRC := shared non-core sources compiled into the module
+#                      (e.g. util/sdjson.c; never core/ or db/ code)
 MODULES :=
 -include $(wildcard frontends/*/module.mk)
 MODULE_SOS := $(MODULES:%=frontends/%.so)
@@ -89,8 +91,16 @@ $(ASAN_BUILD)/migrations.o: $(BUILD)/migrations.c
 storaged: $(BUILD)/core/main.o $(BUILD)/libsdcore.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -rdynamic -o $@ $^ $(LDLIBS)
 
-storagectl: $(BUILD)/cli/storagectl.o $(BUILD)/libsdcore.a
-	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+# storagectl: cli/*.c plus the JSON serialiser it shares with the HTTP
+# front end (util/sdjson.c, jansson).
+JANSSON_CFLAGS := $(shell pkg-config --cflags jansson 2>/dev/null)
+JANSSON_LIBS   := $(shell pkg-config --libs jansson 2>/dev/null)
+CLI_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c) util/sdjson.c)
+$(CLI_OBJ): CPPFLAGS += $(JANSSON_CFLAGS)
+$(CLI_OBJ): $(wildcard cli/*.h) util/sdjson.h
+
+storagectl: $(CLI_OBJ) $(BUILD)/libsdcore.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(JANSSON_LIBS) $(LDLIBS)
 
 $(BUILD)/libsdutil.a: $(UTIL_OBJ)
 	$(AR) rcs $@ $^
@@ -99,11 +109,11 @@ $(BUILD)/libsdutil.a: $(UTIL_OBJ)
 # libraries and util/ (whose symbols stay private to the module); the core
 # reaches them through the sd_core_api table.
 define module_rule
-$(1)_SRC := $$(wildcard frontends/$(1)/*.c)
-$(1)_HDR := $$(wildcard frontends/$(1)/*.h)
-frontends/$(1).so: $$($(1)_SRC) $$($(1)_HDR) $$($(1)_EXTRA_SRC) core/storaged.h $(UTIL_HDRS) $(BUILD)/libsdutil.a
+$(1)_SRC := $$(wildcard frontends/$(1)/*.c) $$($(1)_SHARED_SRC)
+$(1)_HDR := $$(wildcard frontends/$(1)/*.h) $$($(1)_SHARED_SRC:.c=.h)
+frontends/$(1).so: $$($(1)_SRC) $$($(1)_HDR) core/storaged.h $(UTIL_HDRS) $(BUILD)/libsdutil.a
 	$$(CC) $$(CPPFLAGS) $$(CFLAGS) $$(LDFLAGS) $$(if $$($(1)_PKGS),$$(shell pkg-config --cflags $$($(1)_PKGS))) -shared \
-		-Wl,--no-undefined -Wl,--exclude-libs,ALL -o $$@ $$($(1)_SRC) $$($(1)_EXTRA_SRC) $(BUILD)/libsdutil.a \
+		-Wl,--no-undefined -Wl,--exclude-libs,ALL -o $$@ $$($(1)_SRC) $(BUILD)/libsdutil.a \
 		$$(if $$($(1)_PKGS),$$(shell pkg-config --libs $$($(1)_PKGS))) $$($(1)_LDLIBS) -lpthread
 endef
 $(foreach m,$(MODULES),$(eval $(call module_rule,$(m))))
@@ -117,13 +127,19 @@ $(BUILD)/tests/%.so: tests/unit/testmod/%.c core/storaged.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -shared -o $@ $<
 
+# TEST_EXTRA: more sources and libraries a suite links (set per suite below)
 $(BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(BUILD)/libsdcore.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -o $@ $< $(BUILD)/libsdcore.a $(CHECK_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(CHECK_CFLAGS) -o $@ $< $(TEST_EXTRA) $(BUILD)/libsdcore.a $(CHECK_LIBS) $(LDLIBS)
 
 $(ASAN_BUILD)/tests/%: tests/unit/%.c $(wildcard tests/unit/*.h) $(ASAN_BUILD)/libsdcore.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) $(SAN_FLAGS) -DSD_TEST_BUILD $(CHECK_CFLAGS) -o $@ $< $(ASAN_BUILD)/libsdcore.a $(CHECK_LIBS) $(LDLIBS)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) -DSD_TEST_BUILD $(CHECK_CFLAGS) -o $@ $< $(TEST_EXTRA) $(ASAN_BUILD)/libsdcore.a $(CHECK_LIBS) $(LDLIBS)
+
+# test_sdjson: the JSON serialiser shared by storagectl and the HTTP module
+$(BUILD)/tests/test_sdjson $(ASAN_BUILD)/tests/test_sdjson: util/sdjson.c util/sdjson.h
+$(BUILD)/tests/test_sdjson $(ASAN_BUILD)/tests/test_sdjson: \
+	TEST_EXTRA = $(JANSSON_CFLAGS) util/sdjson.c $(JANSSON_LIBS)
 
 unit: $(UNIT_BIN) $(TEST_MODULES)
 	@tests/unit/run.sh $(UNIT_BIN)

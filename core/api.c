@@ -18,10 +18,13 @@
 
 /* Steps 1 and 2 for calls with one path. */
 #define ENTER(s, u)                                                         \
-	int err_ = 0;                                                       \
-	const sd_principal *u = sd__session_principal((s), &err_);          \
-	if (!u)                                                             \
-		return err_;                                                \
+	sd_principal u##_;                                                  \
+	const sd_principal *u = &u##_;                                      \
+	do {                                                                \
+		int er_ = sd__session_principal((s), &u##_);                \
+		if (er_ < 0)                                                \
+			return er_;                                         \
+	} while (0);                                                        \
 	sd_core *c = sd__session_core(s)
 
 static int res(sd_session *s, const char *path, char np[SD_PATH_MAX + 1])
@@ -285,15 +288,15 @@ static int a_handle_sync(sd_session *s, sd_handle h)
  * either way, and a dead session's close commits nothing. */
 static int a_handle_close(sd_session *s, sd_handle h)
 {
-	int err = 0;
-	const sd_principal *u = sd__session_principal(s, &err);
+	sd_principal u;
+	int alive = sd__session_principal(s, &u);
 	sd_file *f;
 	int r = sd__handle_take(sd__session_core(s), s, h, &f);
 	if (r < 0)
 		return r;
-	if (!u) {
+	if (alive < 0) {
 		sd__file_abandon(f);
-		return err;
+		return alive;
 	}
 	return sd__file_close(f);
 }

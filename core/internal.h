@@ -146,8 +146,9 @@ int sd__session_new(sd_core *c, const sd_user *u, int method, int64_t cred_id,
 		    const unsigned char *pwtag, const char *addr, const char *proto,
 		    sd_session **out);
 enum { SD_METHOD_ADMIN = 0, SD_METHOD_PASSWORD, SD_METHOD_TOKEN, SD_METHOD_KEY };
-/* The checked principal of a session, or NULL with *err = -SD_EAUTH. */
-const sd_principal *sd__session_principal(sd_session *s, int *err);
+/* Check a session's credentials (re-reading them when due) and copy its
+ * principal into *out: 0, or -SD_EAUTH once they no longer hold. */
+int sd__session_principal(sd_session *s, sd_principal *out);
 sd_core *sd__session_core(sd_session *s);
 int sd__session_resolve(sd_session *s, const char *arg, size_t len, char *out, size_t outlen);
 int sd__session_set_cwd(sd_session *s, const char *npath);

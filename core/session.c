@@ -84,7 +84,7 @@ sd_core *sd__session_core(sd_session *s)
 	return s->c;
 }
 
-const sd_principal *sd__session_principal(sd_session *s, int *err)
+int sd__session_principal(sd_session *s, sd_principal *out)
 {
 	sd_core *c = s->c;
 	pthread_mutex_lock(&s->m);
@@ -106,12 +106,10 @@ const sd_principal *sd__session_principal(sd_session *s, int *err)
 		/* any other error (database busy): keep the last answer */
 	}
 	int dead = s->dead;
+	if (!dead)
+		*out = s->u; /* a copy: another thread's re-check may rewrite s->u */
 	pthread_mutex_unlock(&s->m);
-	if (dead) {
-		*err = -SD_EAUTH;
-		return NULL;
-	}
-	return &s->u;
+	return dead ? -SD_EAUTH : 0;
 }
 
 int sd__session_resolve(sd_session *s, const char *arg, size_t len, char *out, size_t outlen)

@@ -40,9 +40,9 @@
  *  - objects returned through an out-pointer are owned by the caller and
  *    released with the matching close/abort/free call; if a call fails, its
  *    out-pointer is not set and nothing needs releasing;
- *  - every function is thread-safe, except that one session, upload or
- *    reader is used by one thread at a time (a session's handles belong to
- *    the session and follow the same rule).
+ *  - every function is thread-safe, with these exceptions: chdir must not
+ *    run while another thread uses the same session; one upload, reader or
+ *    handle is used by one thread at a time.
  */
 #ifndef STORAGED_H
 #define STORAGED_H

@@ -23,28 +23,33 @@
 
 #include "http.h"
 
-static json_t *user_json(const sd_user *u)
-{
-	return json_pack("{s:I, s:s, s:b, s:b, s:I, s:I}", "id", (json_int_t)u->id, "name", u->name,
-			 "admin", (u->flags & SD_USER_ADMIN) != 0, "disabled",
-			 (u->flags & SD_USER_DISABLED) != 0, "quota", (json_int_t)u->quota, "used",
-			 (json_int_t)u->used);
-}
+/* Objects are built by util/sdjson (sd_json_*), the same functions
+ * storagectl --json uses: one field list per engine type. */
 
 static int user_cb(void *arg, const sd_user *u)
 {
-	json_array_append_new(arg, user_json(u));
+	json_array_append_new(arg, sd_json_user(u));
 	return 0;
 }
 
+typedef struct token_ctx {
+	json_t *arr;     /* list: every token */
+	int64_t now;
+	int64_t want_id; /* lookup: only this one, into *found */
+	json_t *found;
+} token_ctx;
+
 static int token_cb(void *arg, const sd_token_info *t)
 {
-	json_array_append_new(arg, json_pack("{s:I, s:s, s:b, s:I, s:I, s:b}", "id",
-					     (json_int_t)t->id, "user", t->user, "readonly",
-					     t->readonly != 0, "created", (json_int_t)t->created,
-					     "expires", (json_int_t)t->expires, "revoked",
-					     t->revoked != 0));
-	return 0;
+	token_ctx *tc = arg;
+	if (tc->arr) {
+		json_array_append_new(tc->arr, sd_json_token(t, tc->now));
+		return 0;
+	}
+	if (t->id != tc->want_id)
+		return 0;
+	tc->found = sd_json_token(t, tc->now);
+	return 1;
 }
 
 /* Split r->route "a/b/c" into up to 3 decoded segments. -1 on bad input. */
@@ -77,14 +82,7 @@ static enum MHD_Result stats_reply(struct MHD_Connection *c, hreq *r)
 	int rc = s->api->stats(s->core, &st);
 	if (rc < 0)
 		return sd__http_reply_errno(c, r, rc);
-	json_t *o = json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "users",
-			      (json_int_t)st.users, "files", (json_int_t)st.files, "dirs",
-			      (json_int_t)st.dirs, "deleted", (json_int_t)st.deleted,
-			      "logical_bytes", (json_int_t)st.logical_bytes, "blobs",
-			      (json_int_t)st.blobs, "stored_bytes", (json_int_t)st.stored_bytes,
-			      "unreferenced_blobs", (json_int_t)st.unreferenced_blobs, "versions",
-			      (json_int_t)st.versions, "journal_rows", (json_int_t)st.journal_rows);
-	return sd__http_reply_json(c, r, 200, o);
+	return sd__http_reply_json(c, r, 200, sd_json_stats(&st));
 }
 
 enum MHD_Result sd__http_admin_begin(struct MHD_Connection *c, hreq *r, const char *tail)
@@ -117,7 +115,7 @@ enum MHD_Result sd__http_admin_begin(struct MHD_Connection *c, hreq *r, const ch
 			sd_user u;
 			if ((rc = s->api->user_get(s->core, seg[1], &u)) < 0)
 				return sd__http_reply_errno(c, r, rc);
-			return sd__http_reply_json(c, r, 200, user_json(&u));
+			return sd__http_reply_json(c, r, 200, sd_json_user(&u));
 		}
 		if (n == 2 && del) {
 			if ((rc = s->api->user_set_disabled(s->core, seg[1], 1)) < 0)
@@ -134,13 +132,13 @@ enum MHD_Result sd__http_admin_begin(struct MHD_Connection *c, hreq *r, const ch
 			int has = sd__http_arg(c, "user", user, sizeof user);
 			if (has < 0)
 				return sd__http_reply_error(c, r, 400, "bad_request", "bad user");
-			json_t *arr = json_array();
-			rc = s->api->token_list(s->core, has == 1 ? user : NULL, token_cb, arr);
+			token_ctx tc = {json_array(), s->api->now(s->core), 0, NULL};
+			rc = s->api->token_list(s->core, has == 1 ? user : NULL, token_cb, &tc);
 			if (rc < 0) {
-				json_decref(arr);
+				json_decref(tc.arr);
 				return sd__http_reply_errno(c, r, rc);
 			}
-			return sd__http_reply_json(c, r, 200, json_pack("{s:o}", "tokens", arr));
+			return sd__http_reply_json(c, r, 200, json_pack("{s:o}", "tokens", tc.arr));
 		}
 		if (n == 2 && del) {
 			char *end;
@@ -234,7 +232,7 @@ enum MHD_Result sd__http_admin_finish(struct MHD_Connection *c, hreq *r)
 			    r->user.name, name);
 		sd_user u;
 		if (s->api->user_get(s->core, name, &u) == 0)
-			ret = sd__http_reply_json(c, r, 201, user_json(&u));
+			ret = sd__http_reply_json(c, r, 201, sd_json_user(&u));
 		else
 			ret = sd__http_reply_json(c, r, 201, json_pack("{s:I, s:s}", "id", (json_int_t)id,
 								       "name", name));
@@ -272,7 +270,7 @@ enum MHD_Result sd__http_admin_finish(struct MHD_Connection *c, hreq *r)
 		sd_user u;
 		if ((rc = s->api->user_get(s->core, name, &u)) < 0)
 			goto err;
-		ret = sd__http_reply_json(c, r, 200, user_json(&u));
+		ret = sd__http_reply_json(c, r, 200, sd_json_user(&u));
 		goto out;
 	}
 	if (strcmp(seg[0], "users") == 0 && n == 3 && strcmp(seg[2], "keys") == 0 && post) {
@@ -301,10 +299,17 @@ enum MHD_Result sd__http_admin_finish(struct MHD_Connection *c, hreq *r)
 		rc = s->api->token_create(s->core, user, ro ? SD_SCOPE_RO : SD_SCOPE_RW, expires, tok, &id);
 		if (rc < 0)
 			goto err;
-		ret = sd__http_reply_json(c, r, 201,
-					  json_pack("{s:I, s:s, s:s, s:b, s:I}", "id", (json_int_t)id,
-						    "token", tok, "user", user, "readonly", ro,
-						    "expires", (json_int_t)expires));
+		/* the token object as the list shows it, plus the secret */
+		token_ctx tc = {NULL, s->api->now(s->core), id, NULL};
+		s->api->token_list(s->core, user, token_cb, &tc);
+		if (!tc.found) { /* the list failed (engine error): what we know */
+			sd_token_info ti = {.id = id, .readonly = ro, .created = tc.now,
+					    .expires = expires ? tc.now + expires : 0};
+			snprintf(ti.user, sizeof ti.user, "%s", user);
+			tc.found = sd_json_token(&ti, tc.now);
+		}
+		json_object_set_new(tc.found, "token", json_string(tok));
+		ret = sd__http_reply_json(c, r, 201, tc.found);
 		memset(tok, 0, sizeof tok);
 		goto out;
 	}
@@ -316,15 +321,7 @@ enum MHD_Result sd__http_admin_finish(struct MHD_Connection *c, hreq *r)
 		memset(&rep, 0, sizeof rep);
 		if ((rc = s->api->gc_run(s->core, force, &rep)) < 0)
 			goto err;
-		ret = sd__http_reply_json(c, r, 200,
-					  json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:i}", "nodes_purged",
-						    (json_int_t)rep.nodes_purged, "versions_dropped",
-						    (json_int_t)rep.versions_dropped, "journal_pruned",
-						    (json_int_t)rep.journal_pruned, "blobs_removed",
-						    (json_int_t)rep.blobs_removed, "bytes_freed",
-						    (json_int_t)rep.bytes_freed, "temps_removed",
-						    (json_int_t)rep.temps_removed, "disk_used_pct",
-						    rep.disk_used_pct));
+		ret = sd__http_reply_json(c, r, 200, sd_json_gc_report(&rep));
 		goto out;
 	}
 	ret = sd__http_reply_error(c, r, 404, "not_found", "no such endpoint or method");

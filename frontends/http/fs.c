@@ -80,34 +80,6 @@ static int decode_path(struct MHD_Connection *c, hreq *r, const char *raw, char 
 	return 0;
 }
 
-static const char *kind_name(int kind)
-{
-	return kind == SD_KIND_DIR ? "dir" : "file";
-}
-
-static json_t *stat_json(const char *path, const char *name, const sd_stat *st)
-{
-	char mode[8];
-	snprintf(mode, sizeof mode, "%04o", (unsigned)(st->mode & 07777));
-	json_t *o = json_object();
-	if (path)
-		json_object_set_new(o, "path", json_string(path));
-	if (name)
-		json_object_set_new(o, "name", json_string(name));
-	json_object_set_new(o, "kind", json_string(kind_name(st->kind)));
-	json_object_set_new(o, "size", json_integer((json_int_t)st->size));
-	json_object_set_new(o, "mode", json_string(mode));
-	json_object_set_new(o, "mtime", json_integer(st->mtime));
-	if (st->kind == SD_KIND_FILE) {
-		json_object_set_new(o, "sha256", json_string(st->sha256));
-		if (!name)
-			json_object_set_new(o, "versions", json_integer(st->versions));
-	}
-	if (!name)
-		json_object_set_new(o, "ctime", json_integer(st->ctime));
-	return o;
-}
-
 /* The header value, or NULL. */
 static const char *hdr(struct MHD_Connection *c, const char *name)
 {
@@ -274,7 +246,7 @@ static int list_cb(void *arg, const sd_dirent *e)
 		return 1;
 	}
 	l->n++;
-	json_array_append_new(l->arr, stat_json(NULL, e->name, &e->st));
+	json_array_append_new(l->arr, sd_json_stat(NULL, e->name, &e->st));
 	snprintf(l->last, sizeof l->last, "%s", e->name);
 	return 0;
 }
@@ -342,7 +314,7 @@ static enum MHD_Result reply_stored(struct MHD_Connection *c, hreq *r, unsigned 
 		o = json_pack("{s:s, s:s, s:I, s:s, s:b}", "file_id", r->file_id, "url", url,
 			      "size", (json_int_t)st->size, "sha256", st->sha256, "dedup", dedup);
 	} else {
-		o = stat_json(path, NULL, st);
+		o = sd_json_stat(path, NULL, st);
 		json_object_set_new(o, "dedup", json_boolean(dedup));
 		json_object_set_new(o, "instant", json_boolean(instant));
 	}
@@ -413,7 +385,7 @@ static enum MHD_Result start_upload(struct MHD_Connection *c, hreq *r)
 			r->body = BODY_DISCARD;
 			r->ans_status = r->existed ? 200 : 201;
 			r->action = ACT_ANSWER;
-			json_t *o = stat_json(r->path, NULL, &st);
+			json_t *o = sd_json_stat(r->path, NULL, &st);
 			json_object_set_new(o, "dedup", json_true());
 			json_object_set_new(o, "instant", json_true());
 			r->ans_json = o;
@@ -505,7 +477,7 @@ static enum MHD_Result fs_post(struct MHD_Connection *c, hreq *r)
 			return sd__http_reply_errno(c, r, rc);
 		if ((rc = s->api->stat(s->core, &r->user, r->path, &st)) < 0)
 			return sd__http_reply_errno(c, r, rc);
-		return sd__http_reply_json(c, r, 201, stat_json(r->path, NULL, &st));
+		return sd__http_reply_json(c, r, 201, sd_json_stat(r->path, NULL, &st));
 	}
 	if (strcmp(op, "move") == 0 || strcmp(op, "copy") == 0) {
 		const char *raw = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "to");
@@ -525,7 +497,7 @@ static enum MHD_Result fs_post(struct MHD_Connection *c, hreq *r)
 			return sd__http_reply_errno(c, r, rc);
 		if ((rc = s->api->stat(s->core, &r->user, to, &st)) < 0)
 			return sd__http_reply_errno(c, r, rc);
-		return sd__http_reply_json(c, r, op[0] == 'm' ? 200 : 201, stat_json(to, NULL, &st));
+		return sd__http_reply_json(c, r, op[0] == 'm' ? 200 : 201, sd_json_stat(to, NULL, &st));
 	}
 	if (strcmp(op, "chmod") == 0) {
 		uint32_t mode;
@@ -537,7 +509,7 @@ static enum MHD_Result fs_post(struct MHD_Connection *c, hreq *r)
 			return sd__http_reply_errno(c, r, rc);
 		if ((rc = s->api->stat(s->core, &r->user, r->path, &st)) < 0)
 			return sd__http_reply_errno(c, r, rc);
-		return sd__http_reply_json(c, r, 200, stat_json(r->path, NULL, &st));
+		return sd__http_reply_json(c, r, 200, sd_json_stat(r->path, NULL, &st));
 	}
 	return sd__http_reply_error(c, r, 400, "bad_request", "unknown op '%s'", op);
 }
@@ -600,7 +572,7 @@ enum MHD_Result sd__http_stat_begin(struct MHD_Connection *c, hreq *r, const cha
 	char norm[SD_PATH_MAX + 1];
 	if (s->api->normalize(r->path, norm, sizeof norm) != 0)
 		snprintf(norm, sizeof norm, "%s", r->path);
-	return sd__http_reply_json(c, r, 200, stat_json(norm, NULL, &st));
+	return sd__http_reply_json(c, r, 200, sd_json_stat(norm, NULL, &st));
 }
 
 enum MHD_Result sd__http_me(struct MHD_Connection *c, hreq *r)

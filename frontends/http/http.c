@@ -138,7 +138,7 @@ enum MHD_Result sd__http_queue(struct MHD_Connection *c, hreq *r, unsigned statu
 
 struct MHD_Response *sd__http_json_response(json_t *obj, uint64_t *len)
 {
-	char *text = obj ? json_dumps(obj, JSON_COMPACT) : NULL;
+	char *text = obj ? json_dumps(obj, JSON_COMPACT | SD_JSON_DUMP_FLAGS) : NULL;
 	if (obj)
 		json_decref(obj);
 	if (!text) {

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "storaged.h"
+#include "util/sdjson.h" /* the JSON form of engine types, shared with storagectl */
 
 #define HTTP_SRC "http"
 

@@ -2,3 +2,5 @@
 MODULES += http
 http_PKGS := libmicrohttpd jansson gnutls
 http_LDLIBS :=
+# the JSON form of engine types, shared with storagectl --json
+http_SHARED_SRC := util/sdjson.c

@@ -353,6 +353,22 @@ t_eq "admin: stats" 200 "$(code GET $B/api/v1/admin/stats "${ADM[@]}")"
 t_check "admin: stats has blobs" sh -c "grep -q '\"blobs\"' '$W/body'"
 t_eq "admin: tokens list" 200 "$(code GET $B/api/v1/admin/tokens "${ADM[@]}")"
 t_eq "admin: gc" 200 "$(code POST "$B/api/v1/admin/gc" "${ADM[@]}")"
+# storagectl --json and the admin API print the same objects (util/sdjson):
+# same field names in the same order; the user list also with the same values
+fields() { json_get "$1" "' '.join($2)"; }
+code POST "$B/api/v1/admin/gc" "${ADM[@]}" >/dev/null
+sd_ctl gc --json >"$W/ctl.json"
+t_eq "same fields: POST admin/gc and storagectl gc --json" "$(fields "$W/body" j)" "$(fields "$W/ctl.json" j)"
+code GET $B/api/v1/admin/stats "${ADM[@]}" >/dev/null
+sd_ctl stats --json >"$W/ctl.json"
+t_eq "same fields: GET admin/stats and storagectl stats --json" "$(fields "$W/body" j)" "$(fields "$W/ctl.json" j)"
+code GET $B/api/v1/admin/tokens "${ADM[@]}" >/dev/null
+sd_ctl token list --json >"$W/ctl.json"
+t_eq "same fields: GET admin/tokens and storagectl token list --json" "$(fields "$W/body" "j['tokens'][0]")" "$(fields "$W/ctl.json" "j[0]")"
+code GET $B/api/v1/admin/users "${ADM[@]}" >/dev/null
+sd_ctl user list --json >"$W/ctl.json"
+t_eq "same fields: GET admin/users and storagectl user list --json" "$(fields "$W/body" "j['users'][0]")" "$(fields "$W/ctl.json" "j[0]")"
+t_eq "same users: GET admin/users and storagectl user list --json" "$(json_get "$W/body" "j['users']")" "$(json_get "$W/ctl.json" j)"
 
 # ------------------------------------------------------------ metrics, HTTPS
 "${C[@]}" $B/metrics > "$W/metrics"
