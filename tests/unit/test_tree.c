@@ -917,6 +917,28 @@ END_TEST
 
 /* ---------------------------------------------------------------- journal */
 
+/* Journal rows collected by api->journal's callback. */
+typedef struct jrows {
+	char ops[16][16];
+	char paths[16][64];
+	int64_t last_seq;
+	int n;
+} jrows;
+
+static int collect_journal(void *arg, const sd_journal_entry *e)
+{
+	jrows *j = arg;
+	if (j->n < 16) {
+		snprintf(j->ops[j->n], sizeof j->ops[0], "%s", e->op);
+		snprintf(j->paths[j->n], sizeof j->paths[0], "%s", e->path ? e->path : "");
+	}
+	ck_assert_int_gt(e->seq, j->last_seq); /* oldest first */
+	ck_assert_str_eq(e->user, "alice");
+	j->last_seq = e->seq;
+	j->n++;
+	return 0;
+}
+
 START_TEST(test_journal)
 {
 	const sd_core_api *a = T.api;
@@ -949,6 +971,17 @@ START_TEST(test_journal)
 	snprintf(q, sizeof q, "SELECT count(*) FROM journal WHERE user='alice' AND seq > %lld", seq0);
 	ck_assert_int_eq(tu_sql_int(&T, q), tu_sql_int(&T, "SELECT count(*) FROM journal") - before);
 	ck_assert_int_eq(tu_sql_int(&T, "SELECT count(*) FROM journal") - before, 11);
+	/* the same rows through api->journal, oldest first */
+	jrows j = {.last_seq = seq0};
+	ck_assert_int_eq(a->journal(T.c, 0, "alice", seq0, collect_journal, &j), 11);
+	ck_assert_int_eq(j.n, 11);
+	ck_assert_str_eq(j.ops[0], "mkdir");
+	ck_assert_str_eq(j.paths[0], "/j");
+	ck_assert(strcmp(j.ops[10], "rmdir") == 0 || strcmp(j.ops[10], "delete") == 0);
+	ck_assert_str_eq(j.paths[10], "/j");
+	memset(&j, 0, sizeof j);
+	j.last_seq = seq0;
+	ck_assert_int_eq(a->journal(T.c, 0, "bob", seq0, collect_journal, &j), 0);
 	/* refused calls write nothing */
 	long long n = tu_sql_int(&T, "SELECT count(*) FROM journal");
 	ck_assert_int_eq(a->mkdir(U, "/nope/x", 0755, 0), -ENOENT);
