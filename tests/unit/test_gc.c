@@ -39,10 +39,10 @@ START_TEST(test_policy)
 	tu_core t;
 	tu_core_open(&t, 0);
 	seams(&t);
-	sd_user u = tu_user(&t, "alice");
-	tu_put(&t, &u, "/keep", "kept content", 12);
-	tu_put(&t, &u, "/gone", "deleted content", 15);
-	ck_assert_int_eq(t.api->unlink(t.c, &u, "/gone", 0), 0);
+	sd_session *u = tu_user(&t, "alice");
+	tu_put(&t, u, "/keep", "kept content", 12);
+	tu_put(&t, u, "/gone", "deleted content", 15);
+	ck_assert_int_eq(t.api->unlink(u, "/gone", 0), 0);
 	sd_gc_report rep;
 
 	/* within deleted_retention (7d): nothing happens */
@@ -69,9 +69,9 @@ START_TEST(test_policy)
 	/* disk above M but the blob was used recently (< N): kept */
 	ck_assert_int_eq(t.api->upload_begin != NULL, 1);
 	disk_pct = 85;
-	sd_user v = tu_user(&t, "victor"); /* re-reference then drop it: last use = now */
-	tu_put(&t, &v, "/x", "deleted content", 15);
-	ck_assert_int_eq(t.api->unlink(t.c, &v, "/x", 0), 0);
+	sd_session *v = tu_user(&t, "victor"); /* re-reference then drop it: last use = now */
+	tu_put(&t, v, "/x", "deleted content", 15);
+	ck_assert_int_eq(t.api->unlink(v, "/x", 0), 0);
 	now_ms += 8 * DAY; /* purge victor's node: refs 0 again, last_access = now */
 	ck_assert_int_eq(t.api->gc_run(t.c, 0, &rep), 0);
 	ck_assert_int_eq(rep.nodes_purged, 1);
@@ -86,7 +86,7 @@ START_TEST(test_policy)
 	ck_assert_int_eq(tu_sql_int(&t, "SELECT count(*) FROM blobs"), 1);
 	/* the live file is untouched */
 	size_t len;
-	char *b = tu_get(&t, &u, "/keep", &len);
+	char *b = tu_get(&t, u, "/keep", &len);
 	ck_assert(len == 12 && memcmp(b, "kept content", 12) == 0);
 	free(b);
 	sd_fsck_report fr;
@@ -101,19 +101,19 @@ START_TEST(test_shared_blob_and_force)
 	tu_core t;
 	tu_core_open(&t, 0);
 	seams(&t);
-	sd_user a = tu_user(&t, "alice"), b = tu_user(&t, "bob");
-	tu_put(&t, &a, "/f", "same bytes", 10);
-	tu_put(&t, &b, "/f", "same bytes", 10);
-	tu_put(&t, &a, "/dir/sub/g", "other", 5);
-	ck_assert_int_eq(t.api->unlink(t.c, &a, "/f", 0), 0);
-	ck_assert_int_eq(t.api->unlink(t.c, &a, "/dir", 1), 0);
+	sd_session *a = tu_user(&t, "alice"), *b = tu_user(&t, "bob");
+	tu_put(&t, a, "/f", "same bytes", 10);
+	tu_put(&t, b, "/f", "same bytes", 10);
+	tu_put(&t, a, "/dir/sub/g", "other", 5);
+	ck_assert_int_eq(t.api->unlink(a, "/f", 0), 0);
+	ck_assert_int_eq(t.api->unlink(a, "/dir", 1), 0);
 	sd_gc_report rep;
 	/* force ignores retention, age and high water */
 	ck_assert_int_eq(t.api->gc_run(t.c, 1, &rep), 0);
 	ck_assert_int_eq(rep.nodes_purged, 4); /* f, dir, sub, g */
 	ck_assert_int_eq(rep.blobs_removed, 1); /* "other"; "same bytes" is bob's */
 	size_t len;
-	char *x = tu_get(&t, &b, "/f", &len);
+	char *x = tu_get(&t, b, "/f", &len);
 	ck_assert(len == 10 && memcmp(x, "same bytes", 10) == 0);
 	free(x);
 	ck_assert_int_eq(tu_sql_int(&t, "SELECT refs FROM blobs"), 1);
@@ -127,13 +127,13 @@ START_TEST(test_version_and_journal_retention)
 	tu_core t;
 	tu_core_open(&t, 0);
 	seams(&t);
-	sd_user u = tu_user(&t, "alice");
-	tu_put(&t, &u, "/doc", "version one", 11);
+	sd_session *u = tu_user(&t, "alice");
+	tu_put(&t, u, "/doc", "version one", 11);
 	now_ms += 10 * DAY;
-	tu_put(&t, &u, "/doc", "version two", 11);
+	tu_put(&t, u, "/doc", "version two", 11);
 	now_ms += 10 * DAY;
-	tu_put(&t, &u, "/doc", "version three", 13);
-	tu_put(&t, &u, "/other", "alone", 5); /* a single, current version */
+	tu_put(&t, u, "/doc", "version three", 13);
+	tu_put(&t, u, "/other", "alone", 5); /* a single, current version */
 	ck_assert_int_eq(tu_sql_int(&t, "SELECT count(*) FROM versions"), 4);
 	sd_gc_report rep;
 
@@ -163,7 +163,7 @@ START_TEST(test_version_and_journal_retention)
 	ck_assert_int_eq(rep.blobs_removed, 1);
 	ck_assert_int_eq(tu_blob_files(&t), 2);
 	size_t len;
-	char *b = tu_get(&t, &u, "/doc", &len);
+	char *b = tu_get(&t, u, "/doc", &len);
 	ck_assert(len == 13 && memcmp(b, "version three", 13) == 0);
 	free(b);
 	/* journal rows older than a year were pruned, newer ones kept */
@@ -179,14 +179,14 @@ START_TEST(test_retention_zero_keeps_everything)
 {
 	tu_core t;
 	tu_core_open(&t, 0);
-	sd_core_close(t.c);
+	tu_core_shut(&t);
 	t.conf.version_retention = 0;
 	t.conf.journal_retention = 0;
 	tu_core_reopen(&t, 0);
 	seams(&t);
-	sd_user u = tu_user(&t, "alice");
-	tu_put(&t, &u, "/doc", "a", 1);
-	tu_put(&t, &u, "/doc", "b", 1);
+	sd_session *u = tu_user(&t, "alice");
+	tu_put(&t, u, "/doc", "a", 1);
+	tu_put(&t, u, "/doc", "b", 1);
 	now_ms += 5000 * DAY;
 	sd_gc_report rep;
 	ck_assert_int_eq(t.api->gc_run(t.c, 1, &rep), 0);
@@ -218,10 +218,10 @@ START_TEST(test_recovery_crash_points)
 {
 	tu_core t;
 	tu_core_open(&t, 0);
-	sd_user u = tu_user(&t, "alice");
-	tu_put(&t, &u, "/ok", "fine", 4);
-	tu_put(&t, &u, "/lost", "will lose its file", 18);
-	sd_core_close(t.c);
+	sd_session *u = tu_user(&t, "alice");
+	tu_put(&t, u, "/ok", "fine", 4);
+	tu_put(&t, u, "/lost", "will lose its file", 18);
+	tu_core_shut(&t);
 
 	char p[PATH_MAX], hex[65];
 	/* crash point 1: a temp file left by a process that died mid-upload */
@@ -258,6 +258,7 @@ START_TEST(test_recovery_crash_points)
 	ck_assert_int_eq(unlink(lostp), 0);
 
 	tu_core_reopen(&t, SD_CORE_RECOVER);
+	u = tu_session(&t, "alice");
 	ck_assert_int_eq(tu_temp_files(&t), 1); /* only the live one */
 	ck_assert_int_eq(access(live, F_OK), 0);
 	unlink(live);
@@ -268,11 +269,12 @@ START_TEST(test_recovery_crash_points)
 	/* the damaged one is removed */
 	ck_assert_int_ne(access(badp, F_OK), 0);
 	/* the missing file is reported, and reading it is a clear error */
-	int fd;
+	sd_reader *rd = NULL;
 	sd_stat st;
-	ck_assert_int_eq(t.api->open_read(t.c, &u, "/lost", &fd, &st), -SD_ECORRUPT);
+	ck_assert_int_eq(t.api->open_read(u, "/lost", &rd, &st), -SD_ECORRUPT);
+	ck_assert_ptr_null(rd);
 	size_t len;
-	char *b = tu_get(&t, &u, "/ok", &len);
+	char *b = tu_get(&t, u, "/ok", &len);
 	ck_assert(len == 4 && memcmp(b, "fine", 4) == 0);
 	free(b);
 	sd_fsck_report fr;
@@ -283,7 +285,7 @@ START_TEST(test_recovery_crash_points)
 	/* the adopted content is usable: an instant upload links it (proof
 	 * needed: nobody references it) */
 	sd_challenge ch;
-	ck_assert_int_eq(t.api->instant_begin(t.c, &u, "/again", 0, hex, strlen(orphan), &ch, &st),
+	ck_assert_int_eq(t.api->instant_begin(u, "/again", 0, hex, strlen(orphan), &ch, &st),
 			 -SD_ECHALLENGE);
 	tu_core_close(&t);
 }
@@ -293,10 +295,10 @@ START_TEST(test_fsck_finds_and_repairs)
 {
 	tu_core t;
 	tu_core_open(&t, 0);
-	sd_user u = tu_user(&t, "alice");
-	tu_put(&t, &u, "/a", "alpha", 5);
-	tu_put(&t, &u, "/b", "bravo", 5);
-	sd_core_close(t.c);
+	sd_session *u = tu_user(&t, "alice");
+	tu_put(&t, u, "/a", "alpha", 5);
+	tu_put(&t, u, "/b", "bravo", 5);
+	tu_core_shut(&t);
 	/* damage: wrong refcount, wrong usage, flipped content */
 	char cmd[600];
 	snprintf(cmd, sizeof cmd, "sqlite3 '%s/storaged.db' \"UPDATE blobs SET refs = 5 WHERE size = 5 "
@@ -328,7 +330,7 @@ START_TEST(test_cleaner_thread_sweeps_temps)
 	char p[PATH_MAX];
 	snprintf(p, sizeof p, "%s/tmp/%ld-3.tmp", t.dir, dead_pid());
 	write_file(p, "x", 1);
-	sd_core_close(t.c);
+	tu_core_shut(&t);
 	t.conf.cleaner_interval = 100; /* ms */
 	tu_core_reopen(&t, SD_CORE_THREADS);
 	for (int i = 0; i < 100 && access(p, F_OK) == 0; i++)

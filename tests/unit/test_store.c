@@ -25,7 +25,7 @@ START_TEST(test_roundtrip_sizes)
 {
 	tu_core t;
 	tu_core_open(&t, 0);
-	sd_user u = tu_user(&t, "alice");
+	sd_session *u = tu_user(&t, "alice");
 	/* around the 64 KiB test buffer: empty, tiny, exact, +-1, many buffers */
 	size_t sizes[] = {0, 1, 4096, 65535, 65536, 65537, 3 * 65536 + 17, 1000000};
 	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
@@ -34,14 +34,14 @@ START_TEST(test_roundtrip_sizes)
 		char *data = make_data((int)i, sizes[i]);
 		sd_stat st;
 		int dedup = -1;
-		ck_assert_int_eq(tu_put_r(&t, &u, path, data, sizes[i], &st, &dedup), 0);
+		ck_assert_int_eq(tu_put_r(&t, u, path, data, sizes[i], &st, &dedup), 0);
 		char want[65];
 		tu_sha_hex(data, sizes[i], want);
 		ck_assert_str_eq(st.sha256, want);
 		ck_assert_uint_eq(st.size, sizes[i]);
 		ck_assert_int_eq(dedup, 0);
 		size_t len;
-		char *back = tu_get(&t, &u, path, &len);
+		char *back = tu_get(&t, u, path, &len);
 		ck_assert_uint_eq(len, sizes[i]);
 		ck_assert(memcmp(back, data, len) == 0);
 		free(back);
@@ -56,14 +56,14 @@ START_TEST(test_dedup_refs)
 {
 	tu_core t;
 	tu_core_open(&t, 0);
-	sd_user a = tu_user(&t, "alice"), b = tu_user(&t, "bob");
+	sd_session *a = tu_user(&t, "alice"), *b = tu_user(&t, "bob");
 	char *data = make_data(7, 200000);
 	int dedup;
-	ck_assert_int_eq(tu_put_r(&t, &a, "/x", data, 200000, NULL, &dedup), 0);
+	ck_assert_int_eq(tu_put_r(&t, a, "/x", data, 200000, NULL, &dedup), 0);
 	ck_assert_int_eq(dedup, 0);
-	ck_assert_int_eq(tu_put_r(&t, &b, "/y", data, 200000, NULL, &dedup), 0);
+	ck_assert_int_eq(tu_put_r(&t, b, "/y", data, 200000, NULL, &dedup), 0);
 	ck_assert_int_eq(dedup, 1);
-	ck_assert_int_eq(tu_put_r(&t, &a, "/x", data, 200000, NULL, &dedup), 0); /* same again */
+	ck_assert_int_eq(tu_put_r(&t, a, "/x", data, 200000, NULL, &dedup), 0); /* same again */
 	ck_assert_int_eq(dedup, 1);
 	ck_assert_int_eq(tu_blob_files(&t), 1);
 	ck_assert_int_eq(tu_sql_int(&t, "SELECT count(*) FROM blobs"), 1);
@@ -77,7 +77,7 @@ END_TEST
 
 typedef struct thr_arg {
 	tu_core *t;
-	sd_user u;
+	sd_session *u; /* used by this thread only */
 	int idx;
 	int fails;
 } thr_arg;
@@ -94,7 +94,7 @@ static void *writer_thread(void *p)
 		char *data = make_data(100 + pattern, len);
 		char path[64];
 		snprintf(path, sizeof path, "/t%d/f%d", a->idx, i);
-		if (tu_put_r(a->t, &a->u, path, data, len, NULL, NULL) != 0)
+		if (tu_put_r(a->t, a->u, path, data, len, NULL, NULL) != 0)
 			a->fails++;
 		free(data);
 	}
@@ -134,7 +134,7 @@ START_TEST(test_eight_threads_overlap)
 			char *data = make_data(100 + pattern, len);
 			char path[64];
 			snprintf(path, sizeof path, "/t%d/f%d", i, k);
-			char *back = tu_get(&t, &args[i].u, path, &got);
+			char *back = tu_get(&t, args[i].u, path, &got);
 			ck_assert_uint_eq(got, len);
 			ck_assert(memcmp(back, data, len) == 0);
 			free(back);
@@ -152,32 +152,46 @@ START_TEST(test_checksum_and_abort)
 {
 	tu_core t;
 	tu_core_open(&t, 0);
-	sd_user u = tu_user(&t, "alice");
+	sd_session *u = tu_user(&t, "alice");
 	sd_upload *up;
-	ck_assert_int_eq(t.api->upload_begin(t.c, &u, "/f", 0, 0, 0, &up), 0);
+	ck_assert_int_eq(t.api->upload_begin(u, "/f", 0, 0, 0, &up), 0);
 	ck_assert_int_eq(t.api->upload_write(up, "hello", 5), 0);
 	char wrong[65];
 	memset(wrong, 'a', 64);
 	wrong[64] = 0;
 	ck_assert_int_eq(t.api->upload_commit(up, wrong, NULL, NULL), -SD_ECHECKSUM);
 	sd_stat st;
-	ck_assert_int_eq(t.api->stat(t.c, &u, "/f", &st), -ENOENT);
+	ck_assert_int_eq(t.api->stat(u, "/f", &st), -ENOENT);
 	ck_assert_int_eq(tu_blob_files(&t), 0);
 
-	ck_assert_int_eq(t.api->upload_begin(t.c, &u, "/g", 0, 0, 0, &up), 0);
+	ck_assert_int_eq(t.api->upload_begin(u, "/g", 0, 0, 0, &up), 0);
 	char *data = make_data(1, 300000);
 	ck_assert_int_eq(t.api->upload_write(up, data, 300000), 0);
 	t.api->upload_abort(up);
-	ck_assert_int_eq(t.api->stat(t.c, &u, "/g", &st), -ENOENT);
+	ck_assert_int_eq(t.api->stat(u, "/g", &st), -ENOENT);
 	ck_assert_int_eq(tu_temp_files(&t), 0);
 	ck_assert_int_eq(tu_blob_files(&t), 0);
 
 	char right[65];
 	tu_sha_hex(data, 300000, right);
-	ck_assert_int_eq(t.api->upload_begin(t.c, &u, "/g", 0, 0, 0, &up), 0);
+	ck_assert_int_eq(t.api->upload_begin(u, "/g", 0, 0, 0, &up), 0);
 	ck_assert_int_eq(t.api->upload_write(up, data, 300000), 0);
 	ck_assert_int_eq(t.api->upload_commit(up, right, &st, NULL), 0);
 	ck_assert_str_eq(st.sha256, right);
+
+	/* an upload does not need its session after upload_begin: it commits
+	 * after the session is closed */
+	sd_session *s2 = NULL;
+	ck_assert_int_eq(sd_core_session(t.c, "alice", &s2), 0);
+	ck_assert_int_eq(t.api->upload_begin(s2, "/late", 0, 0, 0, &up), 0);
+	t.api->session_close(s2);
+	ck_assert_int_eq(t.api->upload_write(up, "late", 4), 0);
+	ck_assert_int_eq(t.api->upload_commit(up, NULL, &st, NULL), 0);
+	ck_assert_uint_eq(st.size, 4);
+	size_t len;
+	char *back = tu_get(&t, u, "/late", &len);
+	ck_assert(len == 4 && memcmp(back, "late", 4) == 0);
+	free(back);
 	free(data);
 	tu_core_close(&t);
 }
@@ -187,23 +201,23 @@ START_TEST(test_resume_offset)
 {
 	tu_core t;
 	tu_core_open(&t, 0);
-	sd_user u = tu_user(&t, "alice");
+	sd_session *u = tu_user(&t, "alice");
 	char *data = make_data(3, 250000);
-	tu_put(&t, &u, "/part", data, 100000); /* an interrupted upload kept */
+	tu_put(&t, u, "/part", data, 100000); /* an interrupted upload kept */
 	sd_upload *up;
-	ck_assert_int_eq(t.api->upload_begin(t.c, &u, "/part", 0, 200000, 0, &up), -EINVAL);
-	ck_assert_int_eq(t.api->upload_begin(t.c, &u, "/part", 0, 100000, 0, &up), 0);
+	ck_assert_int_eq(t.api->upload_begin(u, "/part", 0, 200000, 0, &up), -EINVAL);
+	ck_assert_int_eq(t.api->upload_begin(u, "/part", 0, 100000, 0, &up), 0);
 	ck_assert_uint_eq(t.api->upload_size(up), 100000);
 	ck_assert_int_eq(t.api->upload_write(up, data + 100000, 150000), 0);
 	ck_assert_int_eq(t.api->upload_commit(up, NULL, NULL, NULL), 0);
 	size_t len;
-	char *back = tu_get(&t, &u, "/part", &len);
+	char *back = tu_get(&t, u, "/part", &len);
 	ck_assert_uint_eq(len, 250000);
 	ck_assert(memcmp(back, data, len) == 0);
 	free(back);
 	free(data);
 	/* offset on a missing file */
-	ck_assert_int_eq(t.api->upload_begin(t.c, &u, "/nope", 0, 10, 0, &up), -EINVAL);
+	ck_assert_int_eq(t.api->upload_begin(u, "/nope", 0, 10, 0, &up), -EINVAL);
 	tu_core_close(&t);
 }
 END_TEST
@@ -225,23 +239,23 @@ START_TEST(test_fault_injection)
 	for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++) {
 		tu_core t;
 		tu_core_open(&t, 0);
-		sd_user u = tu_user(&t, "alice");
+		sd_session *u = tu_user(&t, "alice");
 		char *old = make_data(11, 70000), *neu = make_data(12, 300000);
-		tu_put(&t, &u, "/f", old, 70000);
+		tu_put(&t, u, "/f", old, 70000);
 		int blobs_before = tu_blob_files(&t);
 		sd__sys_fail(faults[i].op, faults[i].nth, faults[i].err);
-		int r = tu_put_r(&t, &u, "/f", neu, 300000, NULL, NULL);
+		int r = tu_put_r(&t, u, "/f", neu, 300000, NULL, NULL);
 		sd__sys_fail_clear();
 		ck_assert_msg(r == -faults[i].err, "fault %zu: got %d want %d", i, r, -faults[i].err);
 		size_t len;
-		char *back = tu_get(&t, &u, "/f", &len);
+		char *back = tu_get(&t, u, "/f", &len);
 		ck_assert_msg(len == 70000 && memcmp(back, old, len) == 0, "fault %zu: old content lost", i);
 		free(back);
 		ck_assert_int_eq(tu_temp_files(&t), 0);
 		ck_assert_int_eq(tu_blob_files(&t), blobs_before);
 		ck_assert_int_eq(tu_sql_int(&t, "SELECT count(*) FROM versions"), 1);
 		/* and the same upload succeeds afterwards */
-		ck_assert_int_eq(tu_put_r(&t, &u, "/f", neu, 300000, NULL, NULL), 0);
+		ck_assert_int_eq(tu_put_r(&t, u, "/f", neu, 300000, NULL, NULL), 0);
 		free(old);
 		free(neu);
 		tu_core_close(&t);
@@ -253,22 +267,22 @@ START_TEST(test_set_mtime_at_commit)
 {
 	tu_core t;
 	tu_core_open(&t, 0);
-	sd_user u = tu_user(&t, "alice");
+	sd_session *u = tu_user(&t, "alice");
 	sd_upload *up;
 	sd_stat st;
-	ck_assert_int_eq(t.api->upload_begin(t.c, &u, "/old", 0, 0, 0, &up), 0);
+	ck_assert_int_eq(t.api->upload_begin(u, "/old", 0, 0, 0, &up), 0);
 	ck_assert_int_eq(t.api->upload_write(up, "x", 1), 0);
 	t.api->upload_set_mtime(up, 1234567890);
 	ck_assert_int_eq(t.api->upload_commit(up, NULL, &st, NULL), 0);
 	ck_assert_int_eq(st.mtime, 1234567890);
 	/* replacing an existing file keeps the given time too, in one commit */
 	long long before = tu_sql_int(&t, "SELECT count(*) FROM journal");
-	ck_assert_int_eq(t.api->upload_begin(t.c, &u, "/old", 0, 0, 0, &up), 0);
+	ck_assert_int_eq(t.api->upload_begin(u, "/old", 0, 0, 0, &up), 0);
 	t.api->upload_set_mtime(up, 1000000000);
 	ck_assert_int_eq(t.api->upload_commit(up, NULL, &st, NULL), 0);
 	ck_assert_int_eq(st.mtime, 1000000000);
 	ck_assert_int_eq(tu_sql_int(&t, "SELECT count(*) FROM journal"), before + 1);
-	ck_assert_int_eq(t.api->stat(t.c, &u, "/old", &st), 0);
+	ck_assert_int_eq(t.api->stat(u, "/old", &st), 0);
 	ck_assert_int_eq(st.mtime, 1000000000);
 	tu_core_close(&t);
 }
@@ -278,16 +292,16 @@ START_TEST(test_durability_normal)
 {
 	tu_core t;
 	tu_core_open(&t, 0);
-	sd_core_close(t.c);
+	tu_core_shut(&t);
 	t.conf.durability_full = 0;
 	tu_core_reopen(&t, 0);
-	sd_user u = tu_user(&t, "alice");
+	sd_session *u = tu_user(&t, "alice");
 	/* no fsync at all in normal mode: a failing fsync is never reached */
 	sd__sys_fail(SD_SYS_FSYNC, 1, EIO);
-	tu_put(&t, &u, "/f", "abc", 3);
+	tu_put(&t, u, "/f", "abc", 3);
 	sd__sys_fail_clear();
 	size_t len;
-	char *b = tu_get(&t, &u, "/f", &len);
+	char *b = tu_get(&t, u, "/f", &len);
 	ck_assert(len == 3 && memcmp(b, "abc", 3) == 0);
 	free(b);
 	tu_core_close(&t);
