@@ -74,6 +74,9 @@ static int a_session_check(sd_session *s)
 
 static int a_resolve(sd_session *s, const char *arg, size_t len, char *out, size_t outlen)
 {
+	ENTER(s, u);
+	(void)u;
+	(void)c;
 	return sd__session_resolve(s, arg, len, out, outlen);
 }
 

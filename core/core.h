@@ -22,7 +22,8 @@ sd_core *sd_core_open(const sd_conf *conf, unsigned flags, char *err, size_t err
 struct sd_store;
 sd_core *sd_core_open_store(const sd_conf *conf, unsigned flags, struct sd_store *store,
 			    char *err, size_t errlen);
-/* Wait for in-flight commits, stop threads, checkpoint the WAL, close. */
+/* Wait for in-flight commits, stop threads, checkpoint the WAL, close.
+ * Every session must have been closed first (front ends are stopped). */
 void sd_core_close(sd_core *c);
 /* The function table handed to modules (static, never NULL). */
 const sd_core_api *sd_core_api_table(void);
@@ -51,8 +52,10 @@ int sd_core_fsck(sd_core *c, int repair, sd_fsck_report *r,
 
 /* -- sessions for the admin tool ---------------------------------------- */
 /* A session acting as the named user without credentials (storagectl runs
- * with the rights of the data directory's owner). proto is recorded as
- * "cli". -ENOENT for an unknown user. Release with api->session_close. */
+ * with the rights of the data directory's owner, so the session also works
+ * for a disabled user and ends only if the user is removed). proto is
+ * recorded as "cli". -ENOENT for an unknown user. Release with
+ * api->session_close, before sd_core_close. */
 int sd_core_session(sd_core *c, const char *user, sd_session **out);
 
 /* -- test seams ------------------------------------------------------- */

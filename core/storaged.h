@@ -21,13 +21,17 @@
  *    "." and empty components vanish, ".." removes the previous component
  *    and stops at the root (like a chroot). NUL bytes, invalid UTF-8,
  *    control characters and backslashes are refused (-EINVAL), components
- *    over SD_NAME_MAX and results over SD_PATH_MAX with -ENAMETOOLONG.
+ *    over SD_NAME_MAX, and arguments or results over SD_PATH_MAX bytes, with
+ *    -ENAMETOOLONG.
  *    Every call below that takes a path resolves it this way; front ends do
  *    not fold paths themselves;
- *  - a session's credentials are checked again while it lives: once the
- *    user is disabled or removed, its password changed (for a password
- *    login), its token revoked or expired, or its key removed, every call
- *    on the session returns -SD_EAUTH and the front end ends the session;
+ *  - a session's credentials are checked again while it lives (at once
+ *    after a change made through this engine, at least every second
+ *    otherwise, which is how a token's expiry or storagectl in another
+ *    process is noticed): once the user is disabled or removed, its
+ *    password changed (for a password login), its token revoked or
+ *    expired, or its key removed, every call on the session returns
+ *    -SD_EAUTH and the front end ends the session;
  *  - files are read through READERS (pread at any offset; a descriptor for
  *    sendfile only when the content is a local file), written through
  *    streamed UPLOADS or random-access HANDLES (open modes, create visible
@@ -401,7 +405,8 @@ typedef struct sd_core_api {
 
 	/* -- handles: random-access files (DESIGN path 4) ----------------- */
 	/* SD_O_* flags. Reads see the version opened (or the handle's own
-	 * writes); writing works on a private working copy that sync or
+	 * writes; a handle opened for writing may read too); writing works on
+	 * a private working copy that sync or
 	 * close commits as a new version (last commit wins). A file created
 	 * by an open (SD_O_CREAT) becomes visible at its first commit; until
 	 * then a second SD_O_EXCL create of the same path fails -EEXIST.
@@ -416,7 +421,8 @@ typedef struct sd_core_api {
 				 uint64_t off);
 	int (*handle_truncate)(sd_session *s, sd_handle h, uint64_t size);
 	/* The file as this handle sees it: size includes unsaved writes;
-	 * sha256 is "" while there are unsaved writes. */
+	 * sha256 is "" while there are unsaved writes. Other fields come from
+	 * whatever node has the path now (after a rename, the new one). */
 	int (*handle_fstat)(sd_session *s, sd_handle h, sd_stat *st);
 	/* Mode and/or mtime (mask of SD_ATTR_*): applied with the next commit
 	 * when the handle has unsaved writes or a pending create (so a client's
