@@ -18,9 +18,11 @@
  * anything new. Only an engine write error (quota, disk full, I/O) aborts
  * the upload: the previous version stays.
  *
- * Neither a reader nor an upload needs the session once open: a transfer
- * that is running when the user is disabled finishes; the session ends at
- * its next command (ftp_session.c).
+ * Neither a reader nor an upload needs the session once open. When the
+ * session's credentials stop holding during a transfer (user disabled,
+ * password changed, token revoked), a download finishes and the session
+ * ends at its next command (ftp_session.c); an upload is not committed:
+ * its bytes are dropped and the session ends with 421 at once.
  */
 #include "ftp.h"
 
@@ -326,6 +328,17 @@ static int finish_upload(ftp_session *s, sd_upload *up, const char *cmd, const c
 		if (abor)
 			ftp_reply(s, 426, "Transfer aborted.");
 		return ftp_reply_err(s, werr, "Upload failed");
+	}
+	/* The upload does not need the session, but a user disabled (or
+	 * whose password or token went) during the transfer gets nothing
+	 * committed: the session ends here instead. */
+	if (s->api->session_check(s->sess) == -SD_EAUTH) {
+		s->api->upload_abort(up);
+		xfer_log(s, cmd, shown, got, t0, "failed", 0, SD_EAUTH);
+		if (abor)
+			ftp_reply(s, 426, "Transfer aborted.");
+		ftp_auth_lost(s);
+		return 0;
 	}
 	/* Commit whatever arrived, even after an interruption: the owner
 	 * resumes with REST + STOR or APPE. */
