@@ -1,0 +1,235 @@
+/*
+ * ftp_login.c - logging in (USER, PASS, anonymous) and protecting the
+ * connection (AUTH TLS, PBSZ, PROT).
+ *
+ * Login transitions (the diagram is in ftp_session.c):
+ *   cmd_user  CONNECTED|USER_GIVEN -> USER_GIVEN (or CONNECTED on refusal)
+ *   cmd_pass  USER_GIVEN -> LOGGED_IN (login_done) | CONNECTED (bad
+ *             password, failures < max_login_failures) | CLOSING (blocked
+ *             address, too many failures)
+ *   ftp_login_end  LOGGED_IN -> (session closed), at the end of the thread
+ *
+ * Every PASS goes to the engine (api->auth_password with proto "ftp"),
+ * which reads the database, delays and counts failures per address, and
+ * returns an opaque sd_session. The session carries the user, the
+ * read-only flag of a read-only token, and the working directory; the
+ * engine re-checks its credentials while it lives (ftp_session.c ends the
+ * session with 421 when they no longer hold).
+ *
+ * Anonymous logins (anonymous = yes): the engine makes sessions only from
+ * credentials, so the module makes one read-only API token of
+ * anonymous_user (api->token_create, scope ro, no expiry) at the first
+ * anonymous login, keeps it in memory only, logs every anonymous login in
+ * with it (api->auth_token), and revokes it when the module stops. If the
+ * admin revokes it meanwhile, the next anonymous login makes a new one.
+ * Disabling anonymous_user ends anonymous sessions like any other.
+ */
+#include "ftp.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+int ftp_cmd_user(ftp_session *s, const char *arg)
+{
+	const ftp_conf *c = s->srv->conf;
+	if (s->state == FTP_LOGGED_IN)
+		return ftp_reply(s, 503, "Already logged in.");
+	int anon = strcasecmp(arg, "anonymous") == 0 || strcasecmp(arg, "ftp") == 0;
+	if (anon && !c->anonymous) {
+		s->state = FTP_CONNECTED;
+		return ftp_reply(s, 530, "Anonymous login is not allowed.");
+	}
+	if (!anon && c->require_tls_login && s->tls_state == FTP_TLS_NONE) {
+		s->state = FTP_CONNECTED;
+		return ftp_reply(s, 530, "Non-anonymous sessions must use encryption (AUTH TLS).");
+	}
+	if (strlen(arg) > SD_USERNAME_MAX) {
+		s->state = FTP_CONNECTED;
+		return ftp_reply(s, 530, "Login incorrect.");
+	}
+	snprintf(s->username, sizeof s->username, "%s", arg);
+	s->anon = anon;
+	s->state = FTP_USER_GIVEN;
+	return ftp_reply(s, 331, anon ? "Anonymous login ok, send anything as password."
+				       : "Please specify the password.");
+}
+
+/* A read-only session on anonymous_user's tree (see the top of the file).
+ * 0 with *out set, or an engine error. */
+static int anon_session(ftp_session *s, sd_session **out)
+{
+	ftp_server *srv = s->srv;
+	const char *name = srv->conf->anonymous_user;
+	sd_user u;
+	int r = s->api->user_get(s->core, name, &u);
+	if (r < 0 || (u.flags & SD_USER_DISABLED))
+		return -SD_EAUTH; /* no token made for an account that cannot log in */
+	pthread_mutex_lock(&srv->anon_lock);
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (srv->anon_token_id == 0) {
+			r = s->api->token_create(s->core, name, SD_SCOPE_RO, 0, srv->anon_token,
+						 &srv->anon_token_id);
+			if (r < 0) {
+				srv->anon_token_id = 0;
+				s->api->log(s->core, SD_LOG_ERROR, FTP_SRC,
+					    "event=anonymous_token_failed user=%s err=\"%s\"", name,
+					    s->api->strerror(r));
+				break;
+			}
+			s->api->log(s->core, SD_LOG_INFO, FTP_SRC, "event=anonymous_token user=%s id=%lld",
+				    name, (long long)srv->anon_token_id);
+		}
+		r = s->api->auth_token(s->core, srv->anon_token, s->addr, "ftp", out);
+		if (r != -SD_EAUTH)
+			break;
+		/* revoked by the admin (or the account was recreated): make a new one */
+		srv->anon_token_id = 0;
+		memset(srv->anon_token, 0, sizeof srv->anon_token);
+	}
+	pthread_mutex_unlock(&srv->anon_lock);
+	return r;
+}
+
+/* PASS accepted: take the engine session and what the module needs of it. */
+static int login_done(ftp_session *s, sd_session *sess)
+{
+	sd_session_info info;
+	int r = s->api->session_info(sess, &info);
+	if (r < 0) {
+		s->api->session_close(sess);
+		return r;
+	}
+	s->sess = sess;
+	s->uid = info.uid;
+	snprintf(s->uname, sizeof s->uname, "%s", info.user);
+	s->readonly = s->anon || (info.flags & SD_USER_READONLY) != 0;
+	s->state = FTP_LOGGED_IN;
+	s->bw = ftp_bw_acquire(s->srv->bw, s->uid);
+	s->api->log(s->core, SD_LOG_INFO, FTP_SRC, "event=login user=%s addr=%s tls=%s%s", s->uname,
+		    s->addr, s->tls_state == FTP_TLS_CONTROL ? "yes" : "no", s->anon ? " anonymous=1" : "");
+	ftp_count(s, "storaged_logins_total", "frontend=\"ftp\",result=\"ok\"", 1);
+	return 0;
+}
+
+int ftp_cmd_pass(ftp_session *s, const char *arg)
+{
+	const ftp_conf *c = s->srv->conf;
+	if (s->state == FTP_LOGGED_IN)
+		return ftp_reply(s, 230, "Already logged in.");
+	if (s->state != FTP_USER_GIVEN)
+		return ftp_reply(s, 503, "Login with USER first.");
+	int r = s->api->auth_allowed(s->core, s->addr);
+	if (r == -SD_EBLOCKED) {
+		ftp_count(s, "storaged_logins_total", "frontend=\"ftp\",result=\"blocked\"", 1);
+		ftp_reply(s, 421, "Too many failed logins from your address; try again later.");
+		s->state = FTP_CLOSING;
+		return 0;
+	}
+	sd_session *sess = NULL;
+	if (s->anon)
+		r = anon_session(s, &sess);
+	else
+		r = s->api->auth_password(s->core, s->username, arg, s->addr, "ftp", &sess);
+	if (r == 0)
+		r = login_done(s, sess);
+	if (r == 0)
+		return ftp_reply(s, 230, s->anon ? "Anonymous access granted (read-only)." : "Login successful.");
+	s->failures++;
+	s->state = FTP_CONNECTED;
+	ftp_count(s, "storaged_logins_total", "frontend=\"ftp\",result=\"failed\"", 1);
+	s->api->log(s->core, SD_LOG_INFO, FTP_SRC, "event=login_failed user=%s addr=%s err=\"%s\"",
+		    s->username, s->addr, s->api->strerror(r));
+	if (r == -SD_EBLOCKED || s->failures >= c->max_login_failures) {
+		ftp_reply(s, 421, "Too many failed logins.");
+		s->state = FTP_CLOSING;
+		return 0;
+	}
+	return ftp_reply(s, 530, "Login incorrect.");
+}
+
+void ftp_login_end(ftp_session *s)
+{
+	if (s->sess) {
+		s->api->session_close(s->sess);
+		s->sess = NULL;
+	}
+	ftp_bw_release(s->srv->bw, s->bw);
+	s->bw = NULL;
+}
+
+void ftp_login_shutdown(ftp_server *srv)
+{
+	pthread_mutex_lock(&srv->anon_lock);
+	if (srv->anon_token_id) {
+		int r = srv->api->token_revoke(srv->core, srv->anon_token_id);
+		srv->api->log(srv->core, r < 0 ? SD_LOG_WARN : SD_LOG_INFO, FTP_SRC,
+			      "event=anonymous_token_revoked id=%lld%s%s", (long long)srv->anon_token_id,
+			      r < 0 ? " err=" : "", r < 0 ? srv->api->strerror(r) : "");
+		srv->anon_token_id = 0;
+	}
+	memset(srv->anon_token, 0, sizeof srv->anon_token);
+	pthread_mutex_unlock(&srv->anon_lock);
+}
+
+/* ------------------------------------------------------------ TLS */
+
+int ftp_cmd_auth(ftp_session *s, const char *arg)
+{
+	if (!s->srv->tls)
+		return ftp_reply(s, 502, "TLS is not configured on this server.");
+	if (s->tls_state != FTP_TLS_NONE)
+		return ftp_reply(s, 503, "Already using TLS.");
+	if (strcasecmp(arg, "TLS") != 0 && strcasecmp(arg, "SSL") != 0 && strcasecmp(arg, "TLS-C") != 0)
+		return ftp_reply(s, 504, "Unknown AUTH type.");
+	if (s->rlen > 0) { /* pipelined plain text after AUTH: refuse */
+		ftp_reply(s, 503, "Input pipelined before AUTH TLS.");
+		s->state = FTP_CLOSING;
+		return 0;
+	}
+	ftp_reply(s, 234, "Proceed with negotiation.");
+	char err[256];
+	int r = ftp_tls_accept(s->srv->tls, s->ctrl.fd, 0, s->srv->conf->data_timeout, &s->ctrl.tls, err,
+			       sizeof err);
+	if (r < 0) {
+		s->ctrl.tls = NULL;
+		s->api->log(s->core, SD_LOG_INFO, FTP_SRC, "event=tls_failed addr=%s reason=\"%s\"", s->addr, err);
+		s->state = FTP_CLOSING;
+		return 0;
+	}
+	s->tls_state = FTP_TLS_CONTROL;
+	/* RFC 4217 11: a fresh login is expected after AUTH. */
+	if (s->state == FTP_USER_GIVEN)
+		s->state = FTP_CONNECTED;
+	return 0;
+}
+
+int ftp_cmd_pbsz(ftp_session *s, const char *arg)
+{
+	(void)arg;
+	if (s->tls_state == FTP_TLS_NONE)
+		return ftp_reply(s, 503, "PBSZ needs a TLS-protected control connection.");
+	s->pbsz = 1;
+	return ftp_reply(s, 200, "PBSZ=0");
+}
+
+int ftp_cmd_prot(ftp_session *s, const char *arg)
+{
+	if (s->tls_state == FTP_TLS_NONE)
+		return ftp_reply(s, 503, "PROT needs a TLS-protected control connection.");
+	/* RFC 4217 wants PBSZ first; some clients skip it, and the only
+	 * buffer size for TLS is 0 anyway, so PROT implies PBSZ 0. */
+	s->pbsz = 1;
+	if (strcasecmp(arg, "P") == 0) {
+		s->prot_p = 1;
+		return ftp_reply(s, 200, "PROT now Private.");
+	}
+	if (strcasecmp(arg, "C") == 0) {
+		if (s->srv->conf->require_tls_data)
+			return ftp_reply(s, 534, "PROT C refused: this server requires protected data.");
+		s->prot_p = 0;
+		return ftp_reply(s, 200, "PROT now Clear.");
+	}
+	return ftp_reply(s, 536, "PROT %s not supported.", arg);
+}
