@@ -181,7 +181,9 @@ static int a_upload_begin(sd_session *s, const char *path, unsigned flags, uint6
 {
 	ENTER(s, u);
 	RESOLVE(s, path, np);
-	return sd__upload_begin(c, u, np, flags, offset, mode, out);
+	sd_cred cred;
+	sd__session_cred(s, &cred);
+	return sd__upload_begin(c, u, &cred, np, flags, offset, mode, out);
 }
 
 static int a_instant_begin(sd_session *s, const char *path, unsigned flags, const char *sha256,
@@ -340,6 +342,7 @@ const sd_core_api sd__api = {
 	.auth_password = sd__auth_password,
 	.auth_token = sd__auth_token,
 	.auth_pubkey = sd__auth_pubkey,
+	.auth_anonymous = sd__auth_anonymous,
 	.auth_allowed = sd__auth_allowed,
 	.session_close = a_session_close,
 	.session_info = a_session_info,

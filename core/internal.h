@@ -145,7 +145,17 @@ typedef sd_user sd_principal;
 int sd__session_new(sd_core *c, const sd_user *u, int method, int64_t cred_id,
 		    const unsigned char *pwtag, const char *addr, const char *proto,
 		    sd_session **out);
-enum { SD_METHOD_ADMIN = 0, SD_METHOD_PASSWORD, SD_METHOD_TOKEN, SD_METHOD_KEY };
+enum { SD_METHOD_ADMIN = 0, SD_METHOD_PASSWORD, SD_METHOD_TOKEN, SD_METHOD_KEY,
+       SD_METHOD_ANONYMOUS };
+/* What a login relied on, to check it again later (an upload's commit
+ * re-checks the credentials of the session that began it). */
+typedef struct sd_cred {
+	int64_t uid;
+	int method;
+	int64_t cred_id;
+	unsigned char pwtag[32];
+} sd_cred;
+void sd__session_cred(sd_session *s, sd_cred *out);
 /* Check a session's credentials (re-reading them when due) and copy its
  * principal into *out: 0, or -SD_EAUTH once they no longer hold. */
 int sd__session_principal(sd_session *s, sd_principal *out);
@@ -278,8 +288,8 @@ int sd__commit_temp(sd_core *c, int fd, const char *tmppath, const char *hex, ui
 int sd__commit_stored(sd_core *c, const char *hex, uint64_t size, sd_put *put);
 
 /* ---- upload.c */
-int sd__upload_begin(sd_core *c, const sd_principal *u, const char *npath, unsigned flags,
-		     uint64_t offset, uint32_t mode, sd_upload **out);
+int sd__upload_begin(sd_core *c, const sd_principal *u, const sd_cred *cred, const char *npath,
+		     unsigned flags, uint64_t offset, uint32_t mode, sd_upload **out);
 int sd__upload_write(sd_upload *up, const void *buf, size_t len);
 uint64_t sd__upload_size(const sd_upload *up);
 void sd__upload_set_mtime(sd_upload *up, int64_t mtime);
@@ -369,6 +379,8 @@ int sd__auth_token(sd_core *c, const char *token, const char *addr, const char *
 int sd__auth_pubkey(sd_core *c, const char *user, const char *type, const char *b64,
 		    const char *addr, const char *proto, unsigned flags, sd_session **out);
 int sd__auth_allowed(sd_core *c, const char *addr);
+int sd__auth_anonymous(sd_core *c, const char *user, const char *addr, const char *proto,
+		       sd_session **out);
 
 int sd__user_add(sd_core *c, const char *name, const char *password, int64_t quota,
 		 unsigned flags, int64_t *id);

@@ -79,6 +79,16 @@ int sd_core_session(sd_core *c, const char *user, sd_session **out)
 	return sd__session_new(c, &u, SD_METHOD_ADMIN, 0, NULL, "local", "cli", out);
 }
 
+void sd__session_cred(sd_session *s, sd_cred *out)
+{
+	pthread_mutex_lock(&s->m);
+	out->uid = s->u.id;
+	out->method = s->method;
+	out->cred_id = s->cred_id;
+	memcpy(out->pwtag, s->pwtag, 32);
+	pthread_mutex_unlock(&s->m);
+}
+
 sd_core *sd__session_core(sd_session *s)
 {
 	return s->c;

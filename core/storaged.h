@@ -303,6 +303,12 @@ typedef struct sd_core_api {
 	 * signing) nothing is counted and no session is made: out may be NULL. */
 	int (*auth_pubkey)(sd_core *c, const char *user, const char *type, const char *b64,
 			   const char *addr, const char *proto, unsigned flags, sd_session **out);
+	/* A read-only session on user's tree without credentials, for a front
+	 * end configured to allow anonymous access to that account (FTP
+	 * anonymous_user). -SD_EAUTH when the user is unknown or disabled;
+	 * disabling the user later ends the session like any other. */
+	int (*auth_anonymous)(sd_core *c, const char *user, const char *addr, const char *proto,
+			      sd_session **out);
 	/* 0 if addr may try to log in now, -SD_EBLOCKED if it is locked out. */
 	int (*auth_allowed)(sd_core *c, const char *addr);
 	/* End a session: abandons every handle it still has open (their
@@ -367,7 +373,9 @@ typedef struct sd_core_api {
 	/* Finish: durable blob (dedup'd), new version, journal row; then frees
 	 * up whatever the result. expect_sha256: NULL or 64 hex digits; a
 	 * mismatch stores nothing and returns -SD_ECHECKSUM. *dedup (may be
-	 * NULL) is set to 1 when the content was already stored. */
+	 * NULL) is set to 1 when the content was already stored. The
+	 * credentials of the session that began the upload are checked again
+	 * first: -SD_EAUTH (nothing stored) once they no longer hold. */
 	int (*upload_commit)(sd_upload *up, const char *expect_sha256, sd_stat *st, int *dedup);
 	/* Drop everything written; frees up. */
 	void (*upload_abort)(sd_upload *up);

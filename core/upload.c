@@ -14,11 +14,13 @@
 #include <strings.h>
 
 #include "internal.h"
+#include "log.h"
 #include "sys.h"
 
 struct sd_upload {
 	sd_core *c;
 	sd_principal u;
+	sd_cred cred; /* checked again at commit */
 	char npath[SD_PATH_MAX + 1];
 	unsigned flags;
 	uint32_t mode;
@@ -73,8 +75,8 @@ static int copy_prefix(sd_core *c, sd_wpipe *p, const char *hex, uint64_t size, 
 	return r;
 }
 
-int sd__upload_begin(sd_core *c, const sd_principal *u, const char *npath, unsigned flags,
-		     uint64_t offset, uint32_t mode, sd_upload **out)
+int sd__upload_begin(sd_core *c, const sd_principal *u, const sd_cred *cred, const char *npath,
+		     unsigned flags, uint64_t offset, uint32_t mode, sd_upload **out)
 {
 	int r = sd__check_writable(u);
 	if (r < 0)
@@ -82,6 +84,11 @@ int sd__upload_begin(sd_core *c, const sd_principal *u, const char *npath, unsig
 	sd_upload *up = sd_xcalloc(1, sizeof *up);
 	up->c = c;
 	up->u = *u;
+	if (cred)
+		up->cred = *cred;
+	else
+		up->cred.method = SD_METHOD_ADMIN;
+	up->cred.uid = u->id;
 	up->flags = flags;
 	up->mode = mode ? mode & 07777 : 0644;
 	snprintf(up->npath, sizeof up->npath, "%s", npath);
@@ -176,6 +183,12 @@ int sd__upload_commit(sd_upload *up, const char *expect, sd_stat *st, int *dedup
 		r = sd__wpipe_finish(up->p, hex, &size);
 	if (r == 0 && expect && strcasecmp(expect, hex) != 0)
 		r = -SD_ECHECKSUM;
+	/* the session's credentials may have ended while the data came */
+	sd_user fresh;
+	if (r == 0 && (r = sd__auth_recheck(c, up->cred.uid, up->cred.method, up->cred.cred_id,
+					    up->cred.pwtag, &fresh)) == -SD_EAUTH)
+		sd_log(SD_LOG_INFO, "upload", "event=upload_refused user=%s path=\"%s\" "
+		       "reason=credentials_changed", up->u.name, up->npath);
 	if (r < 0) {
 		sd__upload_abort(up);
 		return r;

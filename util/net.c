@@ -143,8 +143,14 @@ int sd_listener_accept(sd_listener *l, int timeout_ms, int *fd, char addr[SD_ADD
 	if (c < 0) {
 		/* the peer went away before we took it, or we are out of
 		 * descriptors for a moment: nothing was accepted */
-		if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED || errno == EPROTO ||
-		    errno == EMFILE || errno == ENFILE)
+		if (errno == EMFILE || errno == ENFILE) {
+			/* the connection stays queued and the socket readable:
+			 * wait a little instead of spinning until a descriptor
+			 * is free */
+			sd_sleep_ms(50);
+			return 0;
+		}
+		if (errno == EINTR || errno == EAGAIN || errno == ECONNABORTED || errno == EPROTO)
 			return 0;
 		return -errno;
 	}

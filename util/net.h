@@ -54,7 +54,9 @@ int sd_listener_accept(sd_listener *l, int timeout_ms, int *fd, char addr[SD_ADD
 void sd_listener_leave(sd_listener *l, const char *addr);
 /* Live admitted connections now. */
 int sd_listener_live(sd_listener *l);
-/* Close the socket and free; admitted connections may still leave. */
+/* Close the socket and free. Call it after every admitted connection has
+ * left (sd_listener_leave on a closed listener is a use after free).
+ * Limits are per listener: two listeners count separately. */
 void sd_listener_close(sd_listener *l);
 
 #endif

@@ -164,12 +164,6 @@ typedef struct ftp_server {
 
 	pthread_mutex_t lock;  /* guards sessions */
 	ftp_session *sessions; /* all sessions with a thread, live or done */
-
-	/* Anonymous logins (ftp_login.c): a read-only token of
-	 * anonymous_user that the module made itself, under anon_lock. */
-	pthread_mutex_t anon_lock;
-	char anon_token[SD_TOKEN_MAX];
-	int64_t anon_token_id; /* 0: none made yet */
 } ftp_server;
 
 /* ------------------------------------------------------------ session */
@@ -376,7 +370,6 @@ int ftp_cmd_prot(ftp_session *s, const char *arg);
 /* Close the engine session and give back the bandwidth slot (idempotent). */
 void ftp_login_end(ftp_session *s);
 /* Revoke the anonymous token (module stop, after every session ended). */
-void ftp_login_shutdown(ftp_server *srv);
 
 /* ftp_session.c: the body of a session thread, from greeting to the end
  * of the connection's protocol state (the fd is closed by the reaper). */

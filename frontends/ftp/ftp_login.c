@@ -16,13 +16,9 @@
  * engine re-checks its credentials while it lives (ftp_session.c ends the
  * session with 421 when they no longer hold).
  *
- * Anonymous logins (anonymous = yes): the engine makes sessions only from
- * credentials, so the module makes one read-only API token of
- * anonymous_user (api->token_create, scope ro, no expiry) at the first
- * anonymous login, keeps it in memory only, logs every anonymous login in
- * with it (api->auth_token), and revokes it when the module stops. If the
- * admin revokes it meanwhile, the next anonymous login makes a new one.
- * Disabling anonymous_user ends anonymous sessions like any other.
+ * Anonymous logins (anonymous = yes): api->auth_anonymous gives a
+ * read-only session on anonymous_user's tree. Disabling anonymous_user
+ * ends anonymous sessions like any other.
  */
 #include "ftp.h"
 
@@ -54,42 +50,6 @@ int ftp_cmd_user(ftp_session *s, const char *arg)
 	s->state = FTP_USER_GIVEN;
 	return ftp_reply(s, 331, anon ? "Anonymous login ok, send anything as password."
 				       : "Please specify the password.");
-}
-
-/* A read-only session on anonymous_user's tree (see the top of the file).
- * 0 with *out set, or an engine error. */
-static int anon_session(ftp_session *s, sd_session **out)
-{
-	ftp_server *srv = s->srv;
-	const char *name = srv->conf->anonymous_user;
-	sd_user u;
-	int r = s->api->user_get(s->core, name, &u);
-	if (r < 0 || (u.flags & SD_USER_DISABLED))
-		return -SD_EAUTH; /* no token made for an account that cannot log in */
-	pthread_mutex_lock(&srv->anon_lock);
-	for (int attempt = 0; attempt < 2; attempt++) {
-		if (srv->anon_token_id == 0) {
-			r = s->api->token_create(s->core, name, SD_SCOPE_RO, 0, srv->anon_token,
-						 &srv->anon_token_id);
-			if (r < 0) {
-				srv->anon_token_id = 0;
-				s->api->log(s->core, SD_LOG_ERROR, FTP_SRC,
-					    "event=anonymous_token_failed user=%s err=\"%s\"", name,
-					    s->api->strerror(r));
-				break;
-			}
-			s->api->log(s->core, SD_LOG_INFO, FTP_SRC, "event=anonymous_token user=%s id=%lld",
-				    name, (long long)srv->anon_token_id);
-		}
-		r = s->api->auth_token(s->core, srv->anon_token, s->addr, "ftp", out);
-		if (r != -SD_EAUTH)
-			break;
-		/* revoked by the admin (or the account was recreated): make a new one */
-		srv->anon_token_id = 0;
-		memset(srv->anon_token, 0, sizeof srv->anon_token);
-	}
-	pthread_mutex_unlock(&srv->anon_lock);
-	return r;
 }
 
 /* PASS accepted: take the engine session and what the module needs of it. */
@@ -129,7 +89,7 @@ int ftp_cmd_pass(ftp_session *s, const char *arg)
 	}
 	sd_session *sess = NULL;
 	if (s->anon)
-		r = anon_session(s, &sess);
+		r = s->api->auth_anonymous(s->core, s->srv->conf->anonymous_user, s->addr, "ftp", &sess);
 	else
 		r = s->api->auth_password(s->core, s->username, arg, s->addr, "ftp", &sess);
 	if (r == 0)
@@ -157,20 +117,6 @@ void ftp_login_end(ftp_session *s)
 	}
 	ftp_bw_release(s->srv->bw, s->bw);
 	s->bw = NULL;
-}
-
-void ftp_login_shutdown(ftp_server *srv)
-{
-	pthread_mutex_lock(&srv->anon_lock);
-	if (srv->anon_token_id) {
-		int r = srv->api->token_revoke(srv->core, srv->anon_token_id);
-		srv->api->log(srv->core, r < 0 ? SD_LOG_WARN : SD_LOG_INFO, FTP_SRC,
-			      "event=anonymous_token_revoked id=%lld%s%s", (long long)srv->anon_token_id,
-			      r < 0 ? " err=" : "", r < 0 ? srv->api->strerror(r) : "");
-		srv->anon_token_id = 0;
-	}
-	memset(srv->anon_token, 0, sizeof srv->anon_token);
-	pthread_mutex_unlock(&srv->anon_lock);
 }
 
 /* ------------------------------------------------------------ TLS */

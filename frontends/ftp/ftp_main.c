@@ -26,8 +26,7 @@
  *     under the same lock).
  *  4. After stop() returns, no module thread runs and none touches the core:
  *     every session thread has been joined (uploads in flight are committed
- *     or aborted by their thread before it ends), and the anonymous token,
- *     if one was made, is revoked.
+ *     or aborted by their thread before it ends).
  *  5. The listeners outlive every session (sessions give their slot back
  *     at the end): they are closed by stop() after the last join.
  */
@@ -250,7 +249,6 @@ static void server_free(ftp_server *srv)
 	}
 	ftp_bw_free(srv->bw);
 	pthread_mutex_destroy(&srv->lock);
-	pthread_mutex_destroy(&srv->anon_lock);
 	free(srv);
 }
 
@@ -309,7 +307,6 @@ static int ftp_init(const sd_core_api *api, sd_core *core, const sd_module_conf 
 	srv->mc = mc;
 	srv->wake[0] = srv->wake[1] = -1;
 	pthread_mutex_init(&srv->lock, NULL);
-	pthread_mutex_init(&srv->anon_lock, NULL);
 	*state = srv;
 
 	int r = ftp_conf_check(srv);
@@ -365,7 +362,6 @@ static void ftp_stop(void *state)
 	pthread_mutex_unlock(&srv->lock);
 	reap(srv, 1);
 	close_listeners(srv);
-	ftp_login_shutdown(srv);
 }
 
 static void ftp_destroy(void *state)

@@ -329,22 +329,20 @@ static int finish_upload(ftp_session *s, sd_upload *up, const char *cmd, const c
 			ftp_reply(s, 426, "Transfer aborted.");
 		return ftp_reply_err(s, werr, "Upload failed");
 	}
-	/* The upload does not need the session, but a user disabled (or
-	 * whose password or token went) during the transfer gets nothing
-	 * committed: the session ends here instead. */
-	if (s->api->session_check(s->sess) == -SD_EAUTH) {
-		s->api->upload_abort(up);
+	/* Commit whatever arrived, even after an interruption: the owner
+	 * resumes with REST + STOR or APPE. */
+	sd_stat st;
+	int dedup = 0;
+	int r = s->api->upload_commit(up, NULL, &st, &dedup);
+	if (r == -SD_EAUTH) {
+		/* the user was disabled (or the password or token went) during
+		 * the transfer: the engine committed nothing; end the session */
 		xfer_log(s, cmd, shown, got, t0, "failed", 0, SD_EAUTH);
 		if (abor)
 			ftp_reply(s, 426, "Transfer aborted.");
 		ftp_auth_lost(s);
 		return 0;
 	}
-	/* Commit whatever arrived, even after an interruption: the owner
-	 * resumes with REST + STOR or APPE. */
-	sd_stat st;
-	int dedup = 0;
-	int r = s->api->upload_commit(up, NULL, &st, &dedup);
 	if (r < 0) {
 		xfer_log(s, cmd, shown, got, t0, "failed", 0, -r);
 		if (s->state == FTP_CLOSING && !abor)
