@@ -90,7 +90,7 @@ static enum MHD_Result stats_reply(struct MHD_Connection *c, hreq *r)
 enum MHD_Result sd__http_admin_begin(struct MHD_Connection *c, hreq *r, const char *tail)
 {
 	http_srv *s = r->srv;
-	if (!(r->user.flags & SD_USER_ADMIN))
+	if (!(r->who.flags & SD_USER_ADMIN))
 		return sd__http_reply_error(c, r, 403, "forbidden", "admin rights needed");
 	if (strlen(tail) >= sizeof r->route)
 		return sd__http_reply_error(c, r, 404, "not_found", "no such endpoint");
@@ -123,7 +123,7 @@ enum MHD_Result sd__http_admin_begin(struct MHD_Connection *c, hreq *r, const ch
 			if ((rc = s->api->user_set_disabled(s->core, seg[1], 1)) < 0)
 				return sd__http_reply_errno(c, r, rc);
 			s->api->log(s->core, SD_LOG_INFO, HTTP_SRC, "event=admin_disable admin=%s user=%s",
-				    r->user.name, seg[1]);
+				    r->who.user, seg[1]);
 			struct MHD_Response *resp =
 			    MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
 			return sd__http_queue(c, r, 204, resp, 0);
@@ -231,7 +231,7 @@ enum MHD_Result sd__http_admin_finish(struct MHD_Connection *c, hreq *r)
 			goto out;
 		}
 		s->api->log(s->core, SD_LOG_INFO, HTTP_SRC, "event=admin_user_add admin=%s user=%s",
-			    r->user.name, name);
+			    r->who.user, name);
 		sd_user u;
 		if (s->api->user_get(s->core, name, &u) == 0)
 			ret = sd__http_reply_json(c, r, 201, user_json(&u));
@@ -268,7 +268,7 @@ enum MHD_Result sd__http_admin_finish(struct MHD_Connection *c, hreq *r)
 		if (rc == 1 && (rc = s->api->user_set_admin(s->core, name, bv)) < 0)
 			goto err;
 		s->api->log(s->core, SD_LOG_INFO, HTTP_SRC, "event=admin_user_change admin=%s user=%s",
-			    r->user.name, name);
+			    r->who.user, name);
 		sd_user u;
 		if ((rc = s->api->user_get(s->core, name, &u)) < 0)
 			goto err;

@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "http.h"
@@ -53,7 +54,9 @@ static void lower(char *s)
 }
 
 /* Decode a raw URL tail into "/<decoded>" in out. 0, or an error answer
- * queued and -1. */
+ * queued and -1. The result is given to the engine as it is: the engine
+ * resolves "." and ".." itself; a ".." that would climb above the user's
+ * root is refused here (see sd__http_path_climbs). */
 static int decode_path(struct MHD_Connection *c, hreq *r, const char *raw, char *out,
 		       size_t outlen, enum MHD_Result *ret)
 {
@@ -75,6 +78,23 @@ static int decode_path(struct MHD_Connection *c, hreq *r, const char *raw, char 
 	if (sd__http_double_encoded(out)) {
 		*ret = sd__http_reply_error(c, r, 400, "bad_path",
 					    "path holds a double-encoded character");
+		return -1;
+	}
+	if (sd__http_path_climbs(out)) {
+		*ret = sd__http_reply_error(c, r, 400, "bad_path", "path climbs above the root");
+		return -1;
+	}
+	return 0;
+}
+
+/* r->path (already checked) resolved by the engine into r->shown, the
+ * path answers and logs name. 0, or an error answer queued and -1. */
+static int show_path(struct MHD_Connection *c, hreq *r, enum MHD_Result *ret)
+{
+	http_srv *s = r->srv;
+	int rc = s->api->resolve(r->sess, r->path, strlen(r->path), r->shown, sizeof r->shown);
+	if (rc < 0) {
+		*ret = sd__http_reply_errno(c, r, rc);
 		return -1;
 	}
 	return 0;
@@ -153,16 +173,76 @@ static void file_headers(struct MHD_Response *resp, const sd_stat *st, const cha
 	MHD_add_response_header(resp, "X-Checksum-SHA256", st->sha256);
 }
 
-/* Answer GET/HEAD for the file `path` of user u from its blob. */
-static enum MHD_Result serve_file(struct MHD_Connection *c, hreq *r, const sd_user *u,
-				  const char *path)
+/* Reads of a callback body: the reader from `off` on. */
+typedef struct rd_body {
+	const sd_core_api *api;
+	sd_core *core;
+	sd_reader *rd; /* owned by the request (hreq.rd), not by the body */
+	uint64_t off;
+} rd_body;
+
+static ssize_t rd_body_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	rd_body *b = cls;
+	ssize_t n = b->api->reader_pread(b->rd, buf, max, b->off + pos);
+	if (n > 0)
+		return n;
+	b->api->log(b->core, SD_LOG_ERROR, HTTP_SRC, "event=read_error offset=%llu err=\"%s\"",
+		    (unsigned long long)(b->off + pos), b->api->strerror(n < 0 ? (int)n : -EIO));
+	return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+/* A response sending len bytes of r->rd from off: from the content's
+ * descriptor (sendfile without TLS) when the store has one, else through
+ * reader_pread. r->rd stays open until the request completes. */
+static struct MHD_Response *file_body(hreq *r, uint64_t off, uint64_t len)
 {
 	http_srv *s = r->srv;
-	int fd = -1;
+	if (len == 0)
+		return MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	int fd;
+	uint64_t base;
+	if (s->api->reader_fd(r->rd, &fd, &base) == 0) {
+		/* MHD closes the descriptor it is given; the reader's is its own */
+		int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+		if (dfd >= 0) {
+			struct MHD_Response *resp =
+			    MHD_create_response_from_fd_at_offset64(len, dfd, base + off);
+			if (!resp)
+				close(dfd);
+			return resp;
+		}
+	}
+	rd_body *b = malloc(sizeof *b);
+	if (!b)
+		return NULL;
+	*b = (rd_body){s->api, s->core, r->rd, off};
+	struct MHD_Response *resp =
+	    MHD_create_response_from_callback(len, 64 * 1024, rd_body_read, b, free);
+	if (!resp)
+		free(b);
+	return resp;
+}
+
+static ssize_t rd_pread(void *arg, void *buf, size_t len, uint64_t off)
+{
+	hreq *r = arg;
+	return r->srv->api->reader_pread(r->rd, buf, len, off);
+}
+
+/* Answer GET/HEAD for the file `path`: of the session's tree, or (owner >=
+ * 0) of that user's tree through open_read_public. */
+static enum MHD_Result serve_file(struct MHD_Connection *c, hreq *r, const char *path,
+				  int64_t owner)
+{
+	http_srv *s = r->srv;
 	sd_stat st;
-	int rc = s->api->open_read(s->core, u, path, &fd, &st);
-	if (rc < 0)
+	int rc = owner >= 0 ? s->api->open_read_public(s->core, owner, path, &r->rd, &st)
+			    : s->api->open_read(r->sess, path, &r->rd, &st);
+	if (rc < 0) {
+		r->rd = NULL;
 		return sd__http_reply_errno(c, r, rc);
+	}
 	char etag[SD_SHA256_HEX + 2];
 	snprintf(etag, sizeof etag, "\"%s\"", st.sha256);
 	const char *ctype = sd__http_mime(path);
@@ -179,7 +259,6 @@ static enum MHD_Result serve_file(struct MHD_Connection *c, hreq *r, const sd_us
 		not_modified = t >= 0 && st.mtime <= t;
 	}
 	if (not_modified) {
-		close(fd);
 		resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
 		if (!resp)
 			return MHD_NO;
@@ -201,7 +280,6 @@ static enum MHD_Result serve_file(struct MHD_Connection *c, hreq *r, const sd_us
 	http_range rg[HTTP_MAX_RANGES];
 	int n = range ? sd__http_parse_range(range, st.size, rg) : 0;
 	if (n < 0) {
-		close(fd);
 		char cr[64];
 		snprintf(cr, sizeof cr, "bytes */%llu", (unsigned long long)st.size);
 		uint64_t len = 0;
@@ -216,11 +294,9 @@ static enum MHD_Result serve_file(struct MHD_Connection *c, hreq *r, const sd_us
 	}
 	if (n == 1) {
 		uint64_t len = rg[0].last - rg[0].first + 1;
-		resp = MHD_create_response_from_fd_at_offset64(len, fd, rg[0].first);
-		if (!resp) {
-			close(fd);
+		resp = file_body(r, rg[0].first, len);
+		if (!resp)
 			return MHD_NO;
-		}
 		char cr[96];
 		snprintf(cr, sizeof cr, "bytes %llu-%llu/%llu", (unsigned long long)rg[0].first,
 			 (unsigned long long)rg[0].last, (unsigned long long)st.size);
@@ -232,23 +308,14 @@ static enum MHD_Result serve_file(struct MHD_Connection *c, hreq *r, const sd_us
 	if (n > 1) {
 		uint64_t len = 0;
 		char mct[96];
-		resp = sd__http_multipart(fd, st.size, ctype, rg, n, &len, mct, sizeof mct);
-		if (!resp) {
-			close(fd);
+		resp = sd__http_multipart(rd_pread, r, st.size, ctype, rg, n, &len, mct, sizeof mct);
+		if (!resp)
 			return sd__http_reply_error(c, r, 500, "internal", "cannot build multipart body");
-		}
 		MHD_add_response_header(resp, "Content-Type", mct);
 		file_headers(resp, &st, etag);
 		return sd__http_queue(c, r, 206, resp, len);
 	}
-	if (st.size == 0) {
-		close(fd);
-		resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-	} else {
-		resp = MHD_create_response_from_fd_at_offset64(st.size, fd, 0);
-		if (!resp)
-			close(fd);
-	}
+	resp = file_body(r, 0, st.size);
 	if (!resp)
 		return MHD_NO;
 	MHD_add_response_header(resp, "Content-Type", ctype);
@@ -300,18 +367,14 @@ static enum MHD_Result list_dir(struct MHD_Connection *c, hreq *r)
 		return sd__http_reply_error(c, r, 400, "bad_request", "bad after");
 	struct list_ctx l = {json_array(), 0, limit, 0, ""};
 	int more = 0;
-	rc = s->api->readdir(s->core, &r->user, r->path, rc == 1 ? after : NULL, 0, list_cb, &l,
-			     &more);
+	rc = s->api->readdir(r->sess, r->path, rc == 1 ? after : NULL, 0, list_cb, &l, &more);
 	more = l.more;
 	if (rc < 0) {
 		json_decref(l.arr);
 		return sd__http_reply_errno(c, r, rc);
 	}
-	char norm[SD_PATH_MAX + 1];
-	if (s->api->normalize(r->path, norm, sizeof norm) != 0)
-		snprintf(norm, sizeof norm, "%s", r->path);
 	json_t *o = json_object();
-	json_object_set_new(o, "path", json_string(norm));
+	json_object_set_new(o, "path", json_string(r->shown));
 	json_object_set_new(o, "entries", l.arr);
 	json_object_set_new(o, "more", json_boolean(more));
 	json_object_set_new(o, "next", more && l.last[0] ? json_string(l.last) : json_null());
@@ -389,7 +452,7 @@ static enum MHD_Result start_upload(struct MHD_Connection *c, hreq *r)
 		clen = v;
 	}
 	sd_stat old;
-	int rc = s->api->stat(s->core, &r->user, r->path, &old);
+	int rc = s->api->stat(r->sess, r->path, &old);
 	if (rc == 0 && old.kind == SD_KIND_DIR)
 		return sd__http_reply_error(c, r, 409, "is_a_directory", "the path is a directory");
 	r->existed = rc == 0;
@@ -397,23 +460,23 @@ static enum MHD_Result start_upload(struct MHD_Connection *c, hreq *r)
 	if (r->expect_sha[0] && clen >= 0) {
 		sd_challenge ch;
 		sd_stat st;
-		rc = s->api->instant_begin(s->core, &r->user, r->path, r->up_flags, r->expect_sha,
+		rc = s->api->instant_begin(r->sess, r->path, r->up_flags, r->expect_sha,
 					   (uint64_t)clen, &ch, &st);
 		if (rc == 0) {
 			count_upload(r, "instant");
 			s->api->log(s->core, SD_LOG_INFO, HTTP_SRC,
 				    "event=instant_upload user=%s path=%s size=%llu via=header",
-				    r->user.name, r->path, (unsigned long long)st.size);
+				    r->who.user, r->shown, (unsigned long long)st.size);
 			const char *expect = hdr(c, "Expect");
 			if (clen == 0 || (expect && strcasecmp(expect, "100-continue") == 0))
-				return reply_stored(c, r, r->existed ? 200 : 201, r->path, &st, 1, 1);
+				return reply_stored(c, r, r->existed ? 200 : 201, r->shown, &st, 1, 1);
 			/* The body is on its way: read and drop it, then answer,
 			 * so the connection stays usable. */
 			r->state = RQ_BODY;
 			r->body = BODY_DISCARD;
 			r->ans_status = r->existed ? 200 : 201;
 			r->action = ACT_ANSWER;
-			json_t *o = stat_json(r->path, NULL, &st);
+			json_t *o = stat_json(r->shown, NULL, &st);
 			json_object_set_new(o, "dedup", json_true());
 			json_object_set_new(o, "instant", json_true());
 			r->ans_json = o;
@@ -422,14 +485,14 @@ static enum MHD_Result start_upload(struct MHD_Connection *c, hreq *r)
 		if (rc != -SD_ECHALLENGE && rc != -SD_ESENDDATA)
 			return sd__http_reply_errno(c, r, rc);
 	}
-	if (r->user.quota > 0 && clen >= 0) {
-		int64_t after = r->user.used - (r->existed ? (int64_t)old.size : 0) + clen;
-		if (after > r->user.quota)
+	if (r->who.quota > 0 && clen >= 0) {
+		int64_t after = r->who.used - (r->existed ? (int64_t)old.size : 0) + clen;
+		if (after > r->who.quota)
 			return sd__http_reply_error(c, r, 507, "quota_exceeded",
 						    "the upload would exceed the quota (%lld of %lld bytes)",
-						    (long long)after, (long long)r->user.quota);
+						    (long long)after, (long long)r->who.quota);
 	}
-	rc = s->api->upload_begin(s->core, &r->user, r->path, r->up_flags, 0, 0644, &r->up);
+	rc = s->api->upload_begin(r->sess, r->path, r->up_flags, 0, 0644, &r->up);
 	if (rc < 0) {
 		r->up = NULL;
 		return sd__http_reply_errno(c, r, rc);
@@ -473,7 +536,7 @@ static enum MHD_Result finish_upload(struct MHD_Connection *c, hreq *r)
 		return sd__http_reply_errno(c, r, rc);
 	}
 	count_upload(r, "stream");
-	return reply_stored(c, r, r->existed ? 200 : 201, r->path, &st, dedup, 0);
+	return reply_stored(c, r, r->existed ? 200 : 201, r->shown, &st, dedup, 0);
 }
 
 /* ------------------------------------------------------ /api/v1/fs ops */
@@ -500,12 +563,12 @@ static enum MHD_Result fs_post(struct MHD_Connection *c, hreq *r)
 	sd_stat st;
 	int rc;
 	if (strcmp(op, "mkdir") == 0) {
-		rc = s->api->mkdir(s->core, &r->user, r->path, 0755, sd__http_arg_true(c, "parents"));
+		rc = s->api->mkdir(r->sess, r->path, 0755, sd__http_arg_true(c, "parents"));
 		if (rc < 0)
 			return sd__http_reply_errno(c, r, rc);
-		if ((rc = s->api->stat(s->core, &r->user, r->path, &st)) < 0)
+		if ((rc = s->api->stat(r->sess, r->path, &st)) < 0)
 			return sd__http_reply_errno(c, r, rc);
-		return sd__http_reply_json(c, r, 201, stat_json(r->path, NULL, &st));
+		return sd__http_reply_json(c, r, 201, stat_json(r->shown, NULL, &st));
 	}
 	if (strcmp(op, "move") == 0 || strcmp(op, "copy") == 0) {
 		const char *raw = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "to");
@@ -518,26 +581,33 @@ static enum MHD_Result fs_post(struct MHD_Connection *c, hreq *r)
 		if (sd__http_double_encoded(to_raw))
 			return sd__http_reply_error(c, r, 400, "bad_path",
 						    "target holds a double-encoded character");
+		if (sd__http_path_climbs(to_raw))
+			return sd__http_reply_error(c, r, 400, "bad_path", "target climbs above the root");
 		snprintf(to, sizeof to, "%s%s", to_raw[0] == '/' ? "" : "/", to_raw);
-		rc = op[0] == 'm' ? s->api->rename(s->core, &r->user, r->path, to)
-				  : s->api->copy(s->core, &r->user, r->path, to);
+		char to_shown[SD_PATH_MAX + 1];
+		rc = s->api->resolve(r->sess, to, strlen(to), to_shown, sizeof to_shown);
 		if (rc < 0)
 			return sd__http_reply_errno(c, r, rc);
-		if ((rc = s->api->stat(s->core, &r->user, to, &st)) < 0)
+		rc = op[0] == 'm' ? s->api->rename(r->sess, r->path, to)
+				  : s->api->copy(r->sess, r->path, to);
+		if (rc < 0)
 			return sd__http_reply_errno(c, r, rc);
-		return sd__http_reply_json(c, r, op[0] == 'm' ? 200 : 201, stat_json(to, NULL, &st));
+		if ((rc = s->api->stat(r->sess, to, &st)) < 0)
+			return sd__http_reply_errno(c, r, rc);
+		return sd__http_reply_json(c, r, op[0] == 'm' ? 200 : 201,
+					   stat_json(to_shown, NULL, &st));
 	}
 	if (strcmp(op, "chmod") == 0) {
 		uint32_t mode;
 		if (sd__http_arg(c, "mode", mode_s, sizeof mode_s) != 1 || parse_mode(mode_s, &mode) < 0)
 			return sd__http_reply_error(c, r, 400, "bad_request",
 						    "chmod needs ?mode=<octal, e.g. 0644>");
-		rc = s->api->chmod(s->core, &r->user, r->path, mode);
+		rc = s->api->chmod(r->sess, r->path, mode);
 		if (rc < 0)
 			return sd__http_reply_errno(c, r, rc);
-		if ((rc = s->api->stat(s->core, &r->user, r->path, &st)) < 0)
+		if ((rc = s->api->stat(r->sess, r->path, &st)) < 0)
 			return sd__http_reply_errno(c, r, rc);
-		return sd__http_reply_json(c, r, 200, stat_json(r->path, NULL, &st));
+		return sd__http_reply_json(c, r, 200, stat_json(r->shown, NULL, &st));
 	}
 	return sd__http_reply_error(c, r, 400, "bad_request", "unknown op '%s'", op);
 }
@@ -546,17 +616,18 @@ enum MHD_Result sd__http_fs_begin(struct MHD_Connection *c, hreq *r, const char 
 {
 	http_srv *s = r->srv;
 	enum MHD_Result ret;
-	if (decode_path(c, r, tail, r->path, sizeof r->path, &ret) < 0)
+	if (decode_path(c, r, tail, r->path, sizeof r->path, &ret) < 0 ||
+	    show_path(c, r, &ret) < 0)
 		return ret;
 	const char *m = r->method;
 	if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) {
 		sd_stat st;
-		int rc = s->api->stat(s->core, &r->user, r->path, &st);
+		int rc = s->api->stat(r->sess, r->path, &st);
 		if (rc < 0)
 			return sd__http_reply_errno(c, r, rc);
 		if (st.kind == SD_KIND_DIR)
 			return list_dir(c, r);
-		return serve_file(c, r, &r->user, r->path);
+		return serve_file(c, r, r->path, -1);
 	}
 	if (strcmp(m, "PUT") == 0) {
 		r->up_flags = sd__http_arg_true(c, "parents") ? SD_UP_PARENTS : 0;
@@ -565,14 +636,14 @@ enum MHD_Result sd__http_fs_begin(struct MHD_Connection *c, hreq *r, const char 
 	}
 	if (strcmp(m, "DELETE") == 0) {
 		sd_stat st;
-		int rc = s->api->stat(s->core, &r->user, r->path, &st);
+		int rc = s->api->stat(r->sess, r->path, &st);
 		if (rc < 0)
 			return sd__http_reply_errno(c, r, rc);
 		int rec = sd__http_arg_true(c, "recursive");
 		if (st.kind == SD_KIND_DIR && !rec)
 			return sd__http_reply_error(c, r, 409, "is_a_directory",
 						    "deleting a directory needs ?recursive=1");
-		rc = s->api->unlink(s->core, &r->user, r->path, st.kind == SD_KIND_DIR);
+		rc = s->api->unlink(r->sess, r->path, st.kind == SD_KIND_DIR);
 		if (rc < 0)
 			return sd__http_reply_errno(c, r, rc);
 		struct MHD_Response *resp =
@@ -591,28 +662,26 @@ enum MHD_Result sd__http_stat_begin(struct MHD_Connection *c, hreq *r, const cha
 	enum MHD_Result ret;
 	if (strcmp(r->method, "GET") != 0 && strcmp(r->method, "HEAD") != 0)
 		return sd__http_reply_error(c, r, 405, "method_not_allowed", "use GET");
-	if (decode_path(c, r, tail, r->path, sizeof r->path, &ret) < 0)
+	if (decode_path(c, r, tail, r->path, sizeof r->path, &ret) < 0 ||
+	    show_path(c, r, &ret) < 0)
 		return ret;
 	sd_stat st;
-	int rc = s->api->stat(s->core, &r->user, r->path, &st);
+	int rc = s->api->stat(r->sess, r->path, &st);
 	if (rc < 0)
 		return sd__http_reply_errno(c, r, rc);
-	char norm[SD_PATH_MAX + 1];
-	if (s->api->normalize(r->path, norm, sizeof norm) != 0)
-		snprintf(norm, sizeof norm, "%s", r->path);
-	return sd__http_reply_json(c, r, 200, stat_json(norm, NULL, &st));
+	return sd__http_reply_json(c, r, 200, stat_json(r->shown, NULL, &st));
 }
 
 enum MHD_Result sd__http_me(struct MHD_Connection *c, hreq *r)
 {
 	http_srv *s = r->srv;
 	sd_fsinfo fi;
-	int rc = s->api->fsinfo(s->core, &r->user, &fi);
+	int rc = s->api->fsinfo(r->sess, &fi);
 	if (rc < 0)
 		return sd__http_reply_errno(c, r, rc);
-	json_t *o = json_pack("{s:s, s:I, s:b, s:b, s:I, s:I, s:I}", "user", r->user.name, "id",
-			      (json_int_t)r->user.id, "admin", (r->user.flags & SD_USER_ADMIN) != 0,
-			      "readonly", (r->user.flags & SD_USER_READONLY) != 0, "quota",
+	json_t *o = json_pack("{s:s, s:I, s:b, s:b, s:I, s:I, s:I}", "user", r->who.user, "id",
+			      (json_int_t)r->who.uid, "admin", (r->who.flags & SD_USER_ADMIN) != 0,
+			      "readonly", (r->who.flags & SD_USER_READONLY) != 0, "quota",
 			      (json_int_t)fi.quota, "used", (json_int_t)fi.used, "disk_free",
 			      (json_int_t)fi.disk_free);
 	return sd__http_reply_json(c, r, 200, o);
@@ -652,11 +721,16 @@ static enum MHD_Result instant_finish(struct MHD_Connection *c, hreq *r)
 		return sd__http_reply_error(c, r, 400, "bad_request",
 					    "need path (string), sha256 (64 hex) and size (integer >= 0)");
 	}
-	if (strchr(path, '\\') || strlen(path) >= sizeof r->path - 1) {
+	if (strchr(path, '\\') || strlen(path) >= sizeof r->path - 1 ||
+	    sd__http_path_climbs(path)) {
 		json_decref(j);
 		return sd__http_reply_error(c, r, 400, "bad_path", "bad path");
 	}
 	snprintf(r->path, sizeof r->path, "%s%s", path[0] == '/' ? "" : "/", path);
+	if (show_path(c, r, &ret) < 0) {
+		json_decref(j);
+		return ret;
+	}
 	char sum[SD_SHA256_HEX];
 	snprintf(sum, sizeof sum, "%s", sha);
 	lower(sum);
@@ -670,11 +744,10 @@ static enum MHD_Result instant_finish(struct MHD_Connection *c, hreq *r)
 			return sd__http_reply_error(c, r, 400, "bad_request",
 						    "a proof needs both nonce and proof");
 		}
-		rc = s->api->instant_prove(s->core, &r->user, r->path, flags, sum, size, nonce,
-					   proof, &st);
+		rc = s->api->instant_prove(r->sess, r->path, flags, sum, size, nonce, proof, &st);
 	} else {
 		sd_challenge ch;
-		rc = s->api->instant_begin(s->core, &r->user, r->path, flags, sum, size, &ch, &st);
+		rc = s->api->instant_begin(r->sess, r->path, flags, sum, size, &ch, &st);
 		if (rc == -SD_ECHALLENGE) {
 			json_decref(j);
 			json_t *ranges = json_array();
@@ -697,9 +770,9 @@ static enum MHD_Result instant_finish(struct MHD_Connection *c, hreq *r)
 		return sd__http_reply_errno(c, r, rc);
 	count_upload(r, "instant");
 	s->api->log(s->core, SD_LOG_INFO, HTTP_SRC,
-		    "event=instant_upload user=%s path=%s size=%llu via=%s", r->user.name, r->path,
+		    "event=instant_upload user=%s path=%s size=%llu via=%s", r->who.user, r->shown,
 		    (unsigned long long)st.size, nonce ? "proof" : "api");
-	ret = reply_stored(c, r, 201, r->path, &st, 1, 1);
+	ret = reply_stored(c, r, 201, r->shown, &st, 1, 1);
 	return ret;
 }
 
@@ -720,19 +793,20 @@ enum MHD_Result sd__http_idupload_begin(struct MHD_Connection *c, hreq *r)
 		if (*p >= 'A' && *p <= 'Z')
 			*p = (char)(*p - 'A' + 'a');
 	}
-	if (r->user.id < 0 || r->user.id > 0xffffffffLL)
+	if (r->who.uid < 0 || r->who.uid > 0xffffffffLL)
 		return sd__http_reply_error(c, r, 500, "internal", "user id out of range for file ids");
 	unsigned char rnd[10];
 	sd__http_random(rnd, sizeof rnd);
 	uint32_t now = (uint32_t)r->srv->api->now(r->srv->core);
 	char name[64];
 	snprintf(name, sizeof name, "%08" PRIx32 "%08" PRIx32 "%02x%02x%02x%02x%02x%02x%02x%02x",
-		 (uint32_t)r->user.id, now, rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], rnd[8],
+		 (uint32_t)r->who.uid, now, rnd[2], rnd[3], rnd[4], rnd[5], rnd[6], rnd[7], rnd[8],
 		 rnd[9]);
 	snprintf(r->file_id, sizeof r->file_id, "g1/M00/%02x/%02x/%s%s%s", rnd[0], rnd[1], name,
 		 ext[0] ? "." : "", ext);
 	snprintf(r->path, sizeof r->path, "/uploads/%02x/%02x/%s%s%s", rnd[0], rnd[1], name,
 		 ext[0] ? "." : "", ext);
+	snprintf(r->shown, sizeof r->shown, "%s", r->path);
 	r->up_flags = SD_UP_PARENTS | SD_UP_EXCL;
 	r->action = ACT_IDUPLOAD;
 	return start_upload(c, r);
@@ -769,17 +843,14 @@ enum MHD_Result sd__http_fileid_get(struct MHD_Connection *c, hreq *r, const cha
 	memcpy(uidhex, name, 8);
 	uidhex[8] = '\0';
 	int64_t uid = (int64_t)strtoull(uidhex, NULL, 16);
-	if (!s->conf->public_ids && r->authed && r->user.id != uid &&
-	    !(r->user.flags & SD_USER_ADMIN))
+	/* without public_ids the request was authenticated: only the owner
+	 * and admins may read it */
+	if (!s->conf->public_ids &&
+	    (!r->authed || (r->who.uid != uid && !(r->who.flags & SD_USER_ADMIN))))
 		return sd__http_reply_error(c, r, 404, "not_found", "no such file id");
-	sd_user owner;
-	if (s->api->user_get_id(s->core, uid, &owner) != 0 || (owner.flags & SD_USER_DISABLED))
-		return sd__http_reply_error(c, r, 404, "not_found", "no such file id");
-	owner.flags &= ~(unsigned)SD_USER_ADMIN;
-	owner.flags |= SD_USER_READONLY;
-	char path[SD_PATH_MAX];
-	snprintf(path, sizeof path, "/uploads/%.2s/%.2s/%s", id + 7, id + 10, name);
-	return serve_file(c, r, &owner, path);
+	snprintf(r->path, sizeof r->path, "/uploads/%.2s/%.2s/%s", id + 7, id + 10, name);
+	snprintf(r->shown, sizeof r->shown, "%s", r->path);
+	return serve_file(c, r, r->path, uid);
 }
 
 enum MHD_Result sd__http_fs_finish(struct MHD_Connection *c, hreq *r)

@@ -196,7 +196,7 @@ enum MHD_Result sd__http_reply_error(struct MHD_Connection *c, hreq *r, unsigned
 	if (status >= 500)
 		r->srv->api->log(r->srv->core, SD_LOG_WARN, HTTP_SRC,
 				 "event=error status=%u code=%s user=%s msg=\"%s\"", status, code,
-				 r->authed ? r->user.name : "-", msg);
+				 r->authed ? r->who.user : "-", msg);
 	return sd__http_reply_json(c, r, status, o);
 }
 
@@ -264,8 +264,9 @@ static void client_addr(struct MHD_Connection *c, char *out, size_t outlen)
 
 /* ------------------------------------------------------------- auth */
 
-/* Authenticate the request from its Authorization header. 0 and r->user
- * set, or an error answer was queued (*ret set) and a negative value. */
+/* Authenticate the request from its Authorization header. 0 with r->sess
+ * (a new session, closed in request_completed) and r->who set, or an error
+ * answer was queued (*ret set) and a negative value. */
 static int authenticate(struct MHD_Connection *c, hreq *r, enum MHD_Result *ret)
 {
 	http_srv *s = r->srv;
@@ -315,8 +316,9 @@ static int authenticate(struct MHD_Connection *c, hreq *r, enum MHD_Result *ret)
 	/* Every request is checked against the database by the engine; it
 	 * makes a repeated password check cheap without ever keeping a
 	 * changed password or a revoked token valid. */
-	int rc = bearer ? s->api->auth_token(s->core, secret, r->addr, &r->user)
-			    : s->api->auth_password(s->core, user, secret, r->addr, &r->user);
+	sd_session *sess = NULL;
+	int rc = bearer ? s->api->auth_token(s->core, secret, r->addr, "http", &sess)
+			: s->api->auth_password(s->core, user, secret, r->addr, "http", &sess);
 	memset(secret, 0, sizeof secret);
 	if (rc == -SD_EBLOCKED) {
 		s->api->metric_add(s->core, "storaged_auth_failures_total",
@@ -334,6 +336,11 @@ static int authenticate(struct MHD_Connection *c, hreq *r, enum MHD_Result *ret)
 			*ret = sd__http_reply_error(c, r, 401, "unauthorized", "bad credentials");
 		else
 			*ret = sd__http_reply_errno(c, r, rc);
+		return -1;
+	}
+	r->sess = sess;
+	if ((rc = s->api->session_info(sess, &r->who)) < 0) {
+		*ret = sd__http_reply_error(c, r, 401, "unauthorized", "bad credentials");
 		return -1;
 	}
 	r->authed = 1;
@@ -420,7 +427,7 @@ static enum MHD_Result first_call(struct MHD_Connection *c, hreq *r, const char 
 
 	if (authenticate(c, r, &ret) < 0)
 		return ret;
-	if ((r->user.flags & SD_USER_READONLY) && is_write_method(method))
+	if ((r->who.flags & SD_USER_READONLY) && is_write_method(method))
 		return sd__http_reply_error(c, r, 403, "read_only",
 					    "this credential is read-only");
 
@@ -533,7 +540,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			if (r->err_status && r->discarded > HTTP_MAX_DISCARD) {
 				s->api->log(s->core, SD_LOG_INFO, HTTP_SRC,
 					    "event=closed reason=\"body after error too long\" user=%s "
-					    "status=%d", r->user.name, r->err_status);
+					    "status=%d", r->who.user, r->err_status);
 				r->status = r->err_status;
 				return MHD_NO;
 			}
@@ -576,11 +583,16 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **con_cl
 	if (r->up) {
 		s->api->log(s->core, SD_LOG_INFO, HTTP_SRC,
 			    "event=upload_aborted user=%s path=%s bytes=%llu reason=%d",
-			    r->user.name, r->path, (unsigned long long)r->bytes_in, (int)toe);
+			    r->who.user, r->shown, (unsigned long long)r->bytes_in, (int)toe);
 		s->api->upload_abort(r->up);
 		r->up = NULL;
 		s->api->metric_add(s->core, "storaged_uploads_aborted_total", "frontend=\"http\"", 1);
 	}
+	/* the response has been sent or dropped: nothing reads the file now */
+	s->api->reader_close(r->rd);
+	r->rd = NULL;
+	s->api->session_close(r->sess);
+	r->sess = NULL;
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->state != RQ_ANSWERED)
 		r->status = 0;
 	count_status(r);
@@ -696,7 +708,7 @@ static int http_init(const sd_core_api *api, sd_core *core, const sd_module_conf
 		     void *conf, void **state)
 {
 	http_conf *cf = conf;
-	if (!api || api->version != SD_CORE_API_VERSION)
+	if (!api || api->version != SD_CORE_API_VERSION || api->size < sizeof(sd_core_api))
 		return -SD_ECONFIG;
 	const char *bad = NULL;
 	if (cf->threads < 1 || cf->threads > 256)

@@ -112,10 +112,13 @@ typedef struct hreq {
 	uint64_t discarded;  /* body bytes dropped (BODY_DISCARD) */
 	char addr[64];
 	int authed;
-	sd_user user;
+	sd_session *sess;            /* from authentication; closed at completion */
+	sd_session_info who;         /* the session's user as of authentication */
+	sd_reader *rd;               /* file being sent; closed at completion */
 	/* method and decoded target */
 	char method[16];
-	char path[SD_PATH_MAX + 1];  /* decoded user path or route tail */
+	char path[SD_PATH_MAX + 1];  /* decoded user path, as given to the engine */
+	char shown[SD_PATH_MAX + 1]; /* the same path resolved by the engine (answers, logs) */
 	unsigned up_flags;
 	int existed;                 /* PUT target existed before */
 	sd_upload *up;
@@ -194,6 +197,13 @@ int sd__http_pct_decode(const char *in, char *out, size_t outlen);
  * NUL, i.e. the client encoded twice (%252e): refused, as a filter or
  * proxy in front of us may decode again. */
 int sd__http_double_encoded(const char *s);
+/* 1 if a ".." component of the decoded path p would climb above the root,
+ * counting components the way the engine's resolver does (empty and "."
+ * components vanish, ".." drops one). The path is never rewritten here:
+ * a ".." that stays inside is left for the engine to resolve; one that
+ * would climb out is refused, as the URL names no path of the user's
+ * tree. */
+int sd__http_path_climbs(const char *p);
 /* RFC 7231 IMF-fixdate of t into out (>= 30 bytes). */
 void sd__http_date(int64_t t, char *out, size_t outlen);
 /* Parse an HTTP date; -1 if unparseable. */
@@ -212,10 +222,14 @@ typedef struct http_range {
  * "bytes=" or malformed), -1 if unsatisfiable (answer 416). */
 int sd__http_parse_range(const char *h, uint64_t size, http_range *out);
 
-/* Build a multipart/byteranges response reading from fd (which the
- * response then owns). Sets *len to the body size. NULL on error (fd then
- * still owned by the caller). */
-struct MHD_Response *sd__http_multipart(int fd, uint64_t size, const char *ctype,
+/* Reads up to len bytes at off of the content being sent: bytes read, 0 at
+ * the end, or -errno. */
+typedef ssize_t (*http_pread_fn)(void *arg, void *buf, size_t len, uint64_t off);
+/* Build a multipart/byteranges response reading the content through
+ * pread(arg, ...), which must stay usable while the response is sent. Sets
+ * *len to the body size. NULL on error. */
+struct MHD_Response *sd__http_multipart(http_pread_fn pread, void *arg, uint64_t size,
+					const char *ctype,
 					const http_range *rg, int n, uint64_t *len,
 					char *boundary_ctype, size_t bclen);
 /* Fill buf with n random bytes. */

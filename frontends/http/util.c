@@ -55,6 +55,29 @@ int sd__http_pct_decode(const char *in, char *out, size_t outlen)
 	return 0;
 }
 
+int sd__http_path_climbs(const char *p)
+{
+	size_t depth = 0;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		const char *s = p;
+		while (*p && *p != '/')
+			p++;
+		size_t n = (size_t)(p - s);
+		if (n == 0 || (n == 1 && s[0] == '.'))
+			continue;
+		if (n == 2 && s[0] == '.' && s[1] == '.') {
+			if (depth == 0)
+				return 1;
+			depth--;
+		} else {
+			depth++;
+		}
+	}
+	return 0;
+}
+
 int sd__http_double_encoded(const char *s)
 {
 	for (; *s; s++) {
@@ -275,7 +298,8 @@ typedef struct mp_part {
 } mp_part;
 
 typedef struct mp_body {
-	int fd;
+	http_pread_fn pread;
+	void *arg;
 	int n;
 	char tail[64];
 	size_t tail_len;
@@ -303,10 +327,7 @@ static ssize_t mp_read(void *cls, uint64_t pos, char *buf, size_t max)
 			uint64_t off = pos - at, k = b->parts[i].len - off;
 			if (k > max)
 				k = max;
-			ssize_t got;
-			do
-				got = pread(b->fd, buf, (size_t)k, (off_t)(b->parts[i].first + off));
-			while (got < 0 && errno == EINTR);
+			ssize_t got = b->pread(b->arg, buf, (size_t)k, b->parts[i].first + off);
 			if (got <= 0)
 				return MHD_CONTENT_READER_END_WITH_ERROR;
 			return got;
@@ -316,14 +337,7 @@ static ssize_t mp_read(void *cls, uint64_t pos, char *buf, size_t max)
 	return MHD_CONTENT_READER_END_OF_STREAM;
 }
 
-static void mp_free(void *cls)
-{
-	mp_body *b = cls;
-	close(b->fd);
-	free(b);
-}
-
-struct MHD_Response *sd__http_multipart(int fd, uint64_t size, const char *ctype,
+struct MHD_Response *sd__http_multipart(http_pread_fn pread, void *arg, uint64_t size, const char *ctype,
 					const http_range *rg, int n, uint64_t *len,
 					char *boundary_ctype, size_t bclen)
 {
@@ -337,7 +351,8 @@ struct MHD_Response *sd__http_multipart(int fd, uint64_t size, const char *ctype
 	sd__http_random(rnd, sizeof rnd);
 	for (size_t i = 0; i < sizeof rnd; i++)
 		snprintf(bnd + 2 * i, 3, "%02x", rnd[i]);
-	b->fd = fd;
+	b->pread = pread;
+	b->arg = arg;
 	b->n = n;
 	uint64_t total = 0;
 	for (int i = 0; i < n; i++) {
@@ -367,7 +382,7 @@ struct MHD_Response *sd__http_multipart(int fd, uint64_t size, const char *ctype
 		return NULL;
 	}
 	struct MHD_Response *resp = MHD_create_response_from_callback(total, 64 * 1024, mp_read, b,
-								      mp_free);
+								      free);
 	if (!resp) {
 		free(b);
 		return NULL;
