@@ -427,13 +427,22 @@ static enum MHD_Result reply_stored(struct MHD_Connection *c, hreq *r, unsigned 
 }
 
 /*
- * Common start of a body upload to r->path (PUT and ID upload): checksum
- * header, instant upload by header, quota pre-check from Content-Length,
- * upload_begin. Either answers (instant hit, error) or enters RQ_BODY.
+ * Common start of a body upload to r->path (PUT and ID upload): refusal of
+ * partial PUT, checksum header, instant upload by header, quota pre-check
+ * from Content-Length, upload_begin. Either answers (instant hit, error) or
+ * enters RQ_BODY.
  */
 static enum MHD_Result start_upload(struct MHD_Connection *c, hreq *r)
 {
 	http_srv *s = r->srv;
+	/* A body with Content-Range is a piece of the file (curl -C N -T sends
+	 * the tail). Storing it as the whole file loses the rest, so, as RFC
+	 * 9110 section 14.5 asks of a server without partial PUT, refuse it
+	 * before reading a byte and touch nothing. */
+	if (hdr(c, MHD_HTTP_HEADER_CONTENT_RANGE))
+		return sd__http_reply_error(c, r, 400, "partial_put",
+					    "Content-Range on an upload is not supported: "
+					    "send the whole file without Content-Range");
 	const char *sum = hdr(c, "X-Checksum-SHA256");
 	if (sum) {
 		if (!is_hex64(sum))
