@@ -13,8 +13,10 @@
  *   GET    /api/v1/admin/stats                 engine counters
  *   POST   /api/v1/admin/gc[?force=1]          one cleaner pass now
  *
- * Calls without a body (GET, DELETE) are answered from the first handler
- * call; the others collect a JSON body first (BODY_JSON, ACT_ADMIN).
+ * The route table (routes.c) sends every /api/v1/admin/ request here once
+ * the user is known to be an admin. Calls without a body (GET, DELETE) are
+ * answered from the first handler call; the others collect a JSON body
+ * first (sd__http_want_json) and are answered by admin_finish.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -65,7 +67,13 @@ static int split_route(const char *route, char seg[3][SD_USERNAME_MAX * 3 + 1], 
 		char raw[SD_USERNAME_MAX * 3 + 1];
 		memcpy(raw, p, n);
 		raw[n] = '\0';
-		if (sd__http_pct_decode(raw, seg[*nseg], sizeof seg[0]) < 0)
+		sd_buf dec = SD_BUF_INIT;
+		int bad = sd__http_pct_decode(raw, sizeof seg[0] - 1, &dec) < 0 ||
+			  !sd_utf8_valid(dec.data, dec.len);
+		if (!bad)
+			memcpy(seg[*nseg], dec.data, dec.len + 1);
+		sd_buf_free(&dec);
+		if (bad)
 			return -1;
 		(*nseg)++;
 		p += n;
@@ -85,11 +93,11 @@ static enum MHD_Result stats_reply(struct MHD_Connection *c, hreq *r)
 	return sd__http_reply_json(c, r, 200, sd_json_stats(&st));
 }
 
+static enum MHD_Result admin_finish(struct MHD_Connection *c, hreq *r);
+
 enum MHD_Result sd__http_admin_begin(struct MHD_Connection *c, hreq *r, const char *tail)
 {
 	http_srv *s = r->srv;
-	if (!(r->user.flags & SD_USER_ADMIN))
-		return sd__http_reply_error(c, r, 403, "forbidden", "admin rights needed");
 	if (strlen(tail) >= sizeof r->route)
 		return sd__http_reply_error(c, r, 404, "not_found", "no such endpoint");
 	snprintf(r->route, sizeof r->route, "%s", tail);
@@ -121,10 +129,8 @@ enum MHD_Result sd__http_admin_begin(struct MHD_Connection *c, hreq *r, const ch
 			if ((rc = s->api->user_set_disabled(s->core, seg[1], 1)) < 0)
 				return sd__http_reply_errno(c, r, rc);
 			s->api->log(s->core, SD_LOG_INFO, HTTP_SRC, "event=admin_disable admin=%s user=%s",
-				    r->user.name, seg[1]);
-			struct MHD_Response *resp =
-			    MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-			return sd__http_queue(c, r, 204, resp, 0);
+				    r->who.user, seg[1]);
+			return sd__http_reply_empty(c, r, 204);
 		}
 	} else if (strcmp(seg[0], "tokens") == 0) {
 		if (n == 1 && get) {
@@ -147,9 +153,7 @@ enum MHD_Result sd__http_admin_begin(struct MHD_Connection *c, hreq *r, const ch
 				return sd__http_reply_error(c, r, 400, "bad_request", "token id must be a number");
 			if ((rc = s->api->token_revoke(s->core, id)) < 0)
 				return sd__http_reply_errno(c, r, rc);
-			struct MHD_Response *resp =
-			    MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
-			return sd__http_queue(c, r, 204, resp, 0);
+			return sd__http_reply_empty(c, r, 204);
 		}
 	} else if (strcmp(seg[0], "stats") == 0 && n == 1 && get) {
 		return stats_reply(c, r);
@@ -157,10 +161,7 @@ enum MHD_Result sd__http_admin_begin(struct MHD_Connection *c, hreq *r, const ch
 	if (get || del)
 		return sd__http_reply_error(c, r, 404, "not_found", "no such endpoint or method");
 	/* calls with a JSON body */
-	r->state = RQ_BODY;
-	r->body = BODY_JSON;
-	r->action = ACT_ADMIN;
-	return MHD_YES;
+	return sd__http_want_json(r, admin_finish);
 }
 
 static int get_int(json_t *j, const char *key, int64_t *v)
@@ -185,7 +186,7 @@ static int get_bool(json_t *j, const char *key, int *v)
 	return 1;
 }
 
-enum MHD_Result sd__http_admin_finish(struct MHD_Connection *c, hreq *r)
+static enum MHD_Result admin_finish(struct MHD_Connection *c, hreq *r)
 {
 	http_srv *s = r->srv;
 	char seg[3][SD_USERNAME_MAX * 3 + 1];
@@ -193,9 +194,9 @@ enum MHD_Result sd__http_admin_finish(struct MHD_Connection *c, hreq *r)
 	if (split_route(r->route, seg, &n) < 0 || n == 0)
 		return sd__http_reply_error(c, r, 404, "not_found", "no such endpoint");
 	json_t *j = NULL;
-	if (r->json_len) {
+	if (r->json.len) {
 		json_error_t jerr;
-		j = json_loadb(r->json, r->json_len, 0, &jerr);
+		j = json_loadb(r->json.data, r->json.len, 0, &jerr);
 		if (!j || !json_is_object(j)) {
 			json_decref(j);
 			return sd__http_reply_error(c, r, 400, "bad_json", "body must be a JSON object");
@@ -229,7 +230,7 @@ enum MHD_Result sd__http_admin_finish(struct MHD_Connection *c, hreq *r)
 			goto out;
 		}
 		s->api->log(s->core, SD_LOG_INFO, HTTP_SRC, "event=admin_user_add admin=%s user=%s",
-			    r->user.name, name);
+			    r->who.user, name);
 		sd_user u;
 		if (s->api->user_get(s->core, name, &u) == 0)
 			ret = sd__http_reply_json(c, r, 201, sd_json_user(&u));
@@ -266,7 +267,7 @@ enum MHD_Result sd__http_admin_finish(struct MHD_Connection *c, hreq *r)
 		if (rc == 1 && (rc = s->api->user_set_admin(s->core, name, bv)) < 0)
 			goto err;
 		s->api->log(s->core, SD_LOG_INFO, HTTP_SRC, "event=admin_user_change admin=%s user=%s",
-			    r->user.name, name);
+			    r->who.user, name);
 		sd_user u;
 		if ((rc = s->api->user_get(s->core, name, &u)) < 0)
 			goto err;

@@ -1,13 +1,30 @@
 /*
  * http.h - internal interface of the HTTP/REST front end (frontends/http/).
  *
- * The module is split by concern:
- *   http.c   module descriptor, config, listener, libmicrohttpd daemon,
- *            request state machine, routing, auth, metrics;
- *   fs.c     the files API (/api/v1/fs, /stat, /instant, /upload, /f/);
- *   admin.c  the admin API (/api/v1/admin/...);
- *   util.c   responses (JSON errors), percent-decoding, dates, ranges,
- *            MIME types, base64.
+ * Files, and the only direction calls go (a file calls those below it,
+ * never one above or beside it; the body phase reaches a handler only
+ * through the hreq.finish pointer that handler set):
+ *
+ *   module.c    descriptor, config, listener, libmicrohttpd daemon, the
+ *               per-request state machine, body intake, completion
+ *      |
+ *   routes.c    THE route table (method, path, flags, handler) and dispatch:
+ *               header-size limit, authentication, read-only, admin, 405
+ *      |
+ *   auth.c      Authorization header -> engine session
+ *   ops.c       /healthz, /metrics
+ *   files.c     /api/v1/fs (list, delete, mkdir/move/copy/chmod), /stat, /me
+ *   ids.c       /api/v1/upload and /f/<file_id> (FastDFS-style IDs)
+ *   admin.c     /api/v1/admin/...
+ *      |
+ *   upload.c    streamed uploads, instant upload (header and /api/v1/instant)
+ *   download.c  file bodies from readers: ranges, conditionals, multipart
+ *      |
+ *   args.c      query arguments, headers, path arguments of a request
+ *      |
+ *   reply.c     answers: JSON bodies, errors, status mapping (leaf)
+ *   wire.c      HTTP text formats: percent-decoding, dates, ranges, MIME
+ *               types, base64, multipart bodies (leaf, no engine, no hreq)
  *
  * Nothing here is exported from the shared object except storaged_module;
  * internal non-static symbols carry the sd__http_ prefix.
@@ -17,12 +34,18 @@
 
 #include <microhttpd.h>
 #include <jansson.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "storaged.h"
+#include "net.h"
+#include "util.h"
 #include "util/sdjson.h" /* the JSON form of engine types, shared with storagectl */
+
+/* Only storaged_module (module.c, after this header) leaves the shared
+ * object; every declaration below stays inside it. */
+#pragma GCC visibility push(hidden)
 
 #define HTTP_SRC "http"
 
@@ -49,7 +72,6 @@ typedef struct http_conf {
 
 /* --------------------------------------------------------- the server */
 
-
 typedef struct http_srv {
 	const sd_core_api *api;
 	sd_core *core;
@@ -66,20 +88,23 @@ typedef struct http_srv {
 /*
  * Request state machine (one per HTTP request; MHD's *con_cls):
  *
- *   (no body: the first call only allocates; RQ_HEADERS work runs on the
+ *   (no body: the first call only allocates; the route runs on the
  *    second call, so the answer keeps the connection alive)
  *
- *   RQ_HEADERS --(answer at once: GET, HEAD, DELETE, errors, instant hit)--> RQ_ANSWERED
+ *   RQ_HEADERS --(handler answers at once: GET, HEAD, DELETE, errors,
+ *       |         instant hit)--> RQ_ANSWERED
  *       |
- *       +--(request carries a body we want)--> RQ_BODY
- *                                                 |  each chunk: body_feed()
+ *       +--(handler wants the body: sets body and finish)--> RQ_BODY
+ *                                                 |  each chunk: module.c
+ *                                                 |  feeds r->up / r->json
  *                                                 |  (error: abort upload, -> discard)
  *                                                 v
- *                                   last call (size 0): body_finish() --> RQ_ANSWERED
+ *                                   last call (size 0): r->finish() --> RQ_ANSWERED
  *
- * request_completed() runs in every state: an upload still open there was
- * interrupted (client vanished, timeout) and is aborted, so nothing becomes
- * visible and the temp file goes.
+ * request_completed() (module.c) runs in every state: an upload still open
+ * there was interrupted (client vanished, timeout) and is aborted, so
+ * nothing becomes visible and the temp file goes; the reader and the
+ * session are closed.
  */
 enum rq_state { RQ_HEADERS = 0, RQ_BODY, RQ_ANSWERED };
 
@@ -91,53 +116,124 @@ enum rq_body {
 	BODY_DISCARD,  /* read and drop (after an error or an instant hit) */
 };
 
-/* What to do at the end of the body. */
-enum rq_action {
-	ACT_NONE = 0,
-	ACT_PUT,        /* commit upload, answer with file metadata */
-	ACT_IDUPLOAD,   /* commit upload, answer with file_id */
-	ACT_INSTANT,    /* POST /api/v1/instant */
-	ACT_FS_POST,    /* POST /api/v1/fs/<path>?op= (body ignored) */
-	ACT_ADMIN,      /* admin call with JSON body */
-	ACT_ANSWER,     /* answer prepared in first call (status + json) */
-};
+typedef struct hreq hreq;
+/* Answers a request whose body has arrived (the last handler call). */
+typedef enum MHD_Result (*http_finish_fn)(struct MHD_Connection *c, hreq *r);
 
-typedef struct hreq {
+struct hreq {
 	http_srv *srv;
 	int state;         /* enum rq_state */
-	int deferred;      /* no body: first_call runs on the second call */
+	int deferred;      /* no body: the route runs on the second call */
 	int body;          /* enum rq_body */
-	int action;        /* enum rq_action */
+	http_finish_fn finish; /* set with RQ_BODY */
 	int status;        /* status queued (metrics) */
 	uint64_t bytes_in, bytes_out;
 	uint64_t discarded;  /* body bytes dropped (BODY_DISCARD) */
-	char addr[64];
+	char addr[SD_ADDR_MAX];
 	int authed;
-	sd_user user;
-	/* method and decoded target */
+	sd_session *sess;            /* from authentication; closed at completion */
+	sd_session_info who;         /* the session's user as of authentication */
+	sd_reader *rd;               /* file being sent; closed at completion */
 	char method[16];
-	char path[SD_PATH_MAX + 1];  /* decoded user path or route tail */
+	sd_buf path;                 /* decoded user path, as given to the engine */
+	char shown[SD_PATH_MAX + 1]; /* the same path resolved by the engine (answers, logs) */
 	unsigned up_flags;
-	int existed;                 /* PUT target existed before */
+	int existed;                 /* upload target existed before */
 	sd_upload *up;
 	char expect_sha[SD_SHA256_HEX];
-	char file_id[160];           /* ACT_IDUPLOAD */
+	char file_id[160];           /* ID upload: set, else "" */
 	/* pending error found while reading the body */
 	int err_status;
 	char err_code[32];
 	char err_msg[160];
-	/* ACT_ANSWER: prepared answer */
+	/* sd__http_finish_prepared: answer prepared in the first call */
 	int ans_status;
 	json_t *ans_json;
 	/* BODY_JSON */
-	char *json;
-	size_t json_len;
+	sd_buf json;
 	int json_over;
 	/* admin route (copied tail of the URL) */
 	char route[256];
-} hreq;
+};
 
-/* ------------------------------------------------------------ http.c */
+/* ---------------------------------------------------------- routes.c */
+
+/* The first handler call of a request (headers complete): match the
+ * route table, authenticate, check rights and method, run the handler. */
+enum MHD_Result sd__http_dispatch(struct MHD_Connection *c, hreq *r, const char *url,
+				  const char *method);
+
+/* ------------------------------------------------------------ auth.c */
+
+/* Authenticate the request from its Authorization header. 0 with r->sess
+ * (a new session, closed at completion) and r->who set, or an error answer
+ * was queued (*ret set) and -1. */
+int sd__http_authenticate(struct MHD_Connection *c, hreq *r, enum MHD_Result *ret);
+
+/* ---------------------------------------------------------- handlers */
+
+/* Every handler is called from the first handler call of its request with
+ * `tail`, the raw (undecoded) URL after the route's path and its '/'. It
+ * answers at once, or sets r->state = RQ_BODY with r->body and r->finish. */
+typedef enum MHD_Result (*http_handler)(struct MHD_Connection *c, hreq *r, const char *tail);
+
+/* ops.c */
+enum MHD_Result sd__http_healthz(struct MHD_Connection *c, hreq *r, const char *tail);
+enum MHD_Result sd__http_metrics(struct MHD_Connection *c, hreq *r, const char *tail);
+/* files.c */
+enum MHD_Result sd__http_fs(struct MHD_Connection *c, hreq *r, const char *tail);
+enum MHD_Result sd__http_stat(struct MHD_Connection *c, hreq *r, const char *tail);
+enum MHD_Result sd__http_me(struct MHD_Connection *c, hreq *r, const char *tail);
+/* upload.c: POST /api/v1/instant */
+enum MHD_Result sd__http_instant(struct MHD_Connection *c, hreq *r, const char *tail);
+/* ids.c */
+enum MHD_Result sd__http_idupload(struct MHD_Connection *c, hreq *r, const char *tail);
+enum MHD_Result sd__http_fileid_get(struct MHD_Connection *c, hreq *r, const char *tail);
+/* admin.c: /api/v1/admin/<tail>; the route table checked SD_USER_ADMIN */
+enum MHD_Result sd__http_admin_begin(struct MHD_Connection *c, hreq *r, const char *tail);
+
+/* ---------------------------------------------------------- upload.c */
+
+/* Start a body upload to r->path (r->shown, r->up_flags set): refuses a
+ * Content-Range (partial PUT), checks X-Checksum-SHA256, tries instant
+ * upload by header, pre-checks the quota from Content-Length, then
+ * upload_begin. Answers, or enters RQ_BODY with BODY_UPLOAD. */
+enum MHD_Result sd__http_upload_start(struct MHD_Connection *c, hreq *r);
+
+/* -------------------------------------------------------- download.c */
+
+/* Answer GET/HEAD with the file at `path`: of the session's tree when
+ * owner < 0, else of user `owner`'s tree through open_read_public (a link
+ * the caller has decided is public). The reader goes into r->rd. */
+enum MHD_Result sd__http_serve_file(struct MHD_Connection *c, hreq *r, const char *path,
+				    int64_t owner);
+
+/* ------------------------------------------------------------ args.c */
+
+/* The header value, or NULL. */
+const char *sd__http_hdr(struct MHD_Connection *c, const char *name);
+/* Query argument `name` percent-decoded into out (outlen bytes incl. NUL):
+ * 1 found, 0 absent, -EINVAL when badly encoded, not UTF-8 or too long. */
+int sd__http_arg(struct MHD_Connection *c, const char *name, char *out, size_t outlen);
+/* 1 if the query argument is "1", "yes" or "true". */
+int sd__http_arg_true(struct MHD_Connection *c, const char *name);
+/* Check a decoded client path argument: no double encoding, no ".." that
+ * climbs above the root. 0, or an error answer queued (*ret) and -1. */
+int sd__http_check_path(struct MHD_Connection *c, hreq *r, const char *p, const char *what,
+			enum MHD_Result *ret);
+/* Make the raw URL tail the request's path: "/" + decoded tail into
+ * r->path (given to the engine as it is, never folded here), checked with
+ * sd__http_check_path, and its resolution by the engine into r->shown.
+ * 0, or an error answer queued (*ret) and -1. */
+int sd__http_take_path(struct MHD_Connection *c, hreq *r, const char *raw, enum MHD_Result *ret);
+/* r->path (set by the caller, e.g. from JSON) checked and resolved into
+ * r->shown, as sd__http_take_path does after decoding. */
+int sd__http_show_path(struct MHD_Connection *c, hreq *r, enum MHD_Result *ret);
+/* Enter RQ_BODY to collect a JSON body (up to max_json_body), then call
+ * finish. Returns MHD_YES. */
+enum MHD_Result sd__http_want_json(hreq *r, http_finish_fn finish);
+
+/* ----------------------------------------------------------- reply.c */
 
 /* Send and account an answer. All return MHD_YES/MHD_NO from queueing.
  * reply_json steals `obj` (may be NULL: "{}"). */
@@ -151,58 +247,37 @@ enum MHD_Result sd__http_reply_error(struct MHD_Connection *c, hreq *r, unsigned
     __attribute__((format(printf, 5, 6)));
 /* Error answer for an engine error code (negative errno or -SD_E*). */
 enum MHD_Result sd__http_reply_errno(struct MHD_Connection *c, hreq *r, int err);
+/* An answer with no body (204, 304 ...). */
+enum MHD_Result sd__http_reply_empty(struct MHD_Connection *c, hreq *r, unsigned status);
 /* Queue a prepared response, record status and body size, release it. */
 enum MHD_Result sd__http_queue(struct MHD_Connection *c, hreq *r, unsigned status,
 			       struct MHD_Response *resp, uint64_t body_len);
-/* Decoded query argument `name` into out; 1 found, 0 absent, -EINVAL bad. */
-int sd__http_arg(struct MHD_Connection *c, const char *name, char *out, size_t outlen);
-/* 1 if the query argument is "1", "yes" or "true". */
-int sd__http_arg_true(struct MHD_Connection *c, const char *name);
 /* Map an engine error to an HTTP status and an error code word. */
 unsigned sd__http_status_for(int err, const char **code);
+/* The answer prepared in r->ans_status / r->ans_json (an http_finish_fn). */
+enum MHD_Result sd__http_finish_prepared(struct MHD_Connection *c, hreq *r);
 
-/* -------------------------------------------------------------- fs.c */
+/* ------------------------------------------------------------ wire.c */
 
-/* Called from the first call of a request under /api/v1/fs, /api/v1/stat,
- * /api/v1/instant, /api/v1/upload, /f/. `tail` is the raw (undecoded) URL
- * part after the route prefix. May answer at once or set r into RQ_BODY. */
-enum MHD_Result sd__http_fs_begin(struct MHD_Connection *c, hreq *r, const char *tail);
-enum MHD_Result sd__http_stat_begin(struct MHD_Connection *c, hreq *r, const char *tail);
-enum MHD_Result sd__http_instant_begin(struct MHD_Connection *c, hreq *r);
-enum MHD_Result sd__http_idupload_begin(struct MHD_Connection *c, hreq *r);
-/* GET /f/<id>: `authed` says whether r->user is valid. */
-enum MHD_Result sd__http_fileid_get(struct MHD_Connection *c, hreq *r, const char *id);
-/* Feed one body chunk of a BODY_UPLOAD request. */
-void sd__http_upload_feed(hreq *r, const char *data, size_t len);
-/* Finish ACT_PUT / ACT_IDUPLOAD / ACT_INSTANT / ACT_FS_POST. */
-enum MHD_Result sd__http_fs_finish(struct MHD_Connection *c, hreq *r);
-/* GET /api/v1/me */
-enum MHD_Result sd__http_me(struct MHD_Connection *c, hreq *r);
-
-/* ----------------------------------------------------------- admin.c */
-
-/* First call of /api/v1/admin/<tail>. Needs r->user with SD_USER_ADMIN. */
-enum MHD_Result sd__http_admin_begin(struct MHD_Connection *c, hreq *r, const char *tail);
-enum MHD_Result sd__http_admin_finish(struct MHD_Connection *c, hreq *r);
-
-/* ------------------------------------------------------------ util.c */
-
-/* Percent-decode `in` once into out (outlen bytes incl. NUL). Refuses a bad
- * escape, a decoded NUL or backslash, and output that does not fit, with
- * -EINVAL / -ENAMETOOLONG. */
-int sd__http_pct_decode(const char *in, char *out, size_t outlen);
+/* Percent-decode `in` once, appending to out. Refuses a bad escape and a
+ * decoded NUL or backslash (-EINVAL), and more than max decoded bytes
+ * (-ENAMETOOLONG); out may then hold a partial result. */
+int sd__http_pct_decode(const char *in, size_t max, sd_buf *out);
 /* 1 if the decoded path s still holds an escape for '.', '/', '\\', '%' or
  * NUL, i.e. the client encoded twice (%252e): refused, as a filter or
  * proxy in front of us may decode again. */
 int sd__http_double_encoded(const char *s);
-/* RFC 7231 IMF-fixdate of t into out (>= 30 bytes). */
+/* RFC 9110 IMF-fixdate of t into out (>= 30 bytes). */
 void sd__http_date(int64_t t, char *out, size_t outlen);
 /* Parse an HTTP date; -1 if unparseable. */
 int64_t sd__http_parse_date(const char *s);
 /* Content type for a file name, from its extension. */
 const char *sd__http_mime(const char *name);
-/* Decode base64 into out; returns length or -EINVAL. Output NUL-terminated. */
-int sd__http_b64decode(const char *in, char *out, size_t outlen);
+/* Decode base64 (standard or URL alphabet, padding optional), appending
+ * to out. 0 or -EINVAL. */
+int sd__http_b64decode(const char *in, sd_buf *out);
+/* Does an If-None-Match / If-Range list match the strong ETag of sha? */
+int sd__http_etag_match(const char *list, const char *sha);
 
 #define HTTP_MAX_RANGES 16
 typedef struct http_range {
@@ -213,13 +288,18 @@ typedef struct http_range {
  * "bytes=" or malformed), -1 if unsatisfiable (answer 416). */
 int sd__http_parse_range(const char *h, uint64_t size, http_range *out);
 
-/* Build a multipart/byteranges response reading from fd (which the
- * response then owns). Sets *len to the body size. NULL on error (fd then
- * still owned by the caller). */
-struct MHD_Response *sd__http_multipart(int fd, uint64_t size, const char *ctype,
-					const http_range *rg, int n, uint64_t *len,
-					char *boundary_ctype, size_t bclen);
-/* Fill buf with n random bytes. */
-void sd__http_random(void *buf, size_t n);
+/* Reads up to len bytes at off of the content being sent: bytes read, 0 at
+ * the end, or -errno. */
+typedef ssize_t (*http_pread_fn)(void *arg, void *buf, size_t len, uint64_t off);
+/* Build a multipart/byteranges response reading the content through
+ * pread(arg, ...), which must stay usable while the response is sent.
+ * *len = body size, *ctype = its Content-Type (malloc'd, the caller frees).
+ * NULL with *err set: -errno from sd_random_bytes (no boundary can be
+ * drawn: the caller refuses), -ENOMEM. */
+struct MHD_Response *sd__http_multipart(http_pread_fn pread, void *arg, uint64_t size,
+					const char *type, const http_range *rg, int n,
+					uint64_t *len, char **ctype, int *err);
+
+#pragma GCC visibility pop
 
 #endif

@@ -1,12 +1,14 @@
 /*
- * util.c - small, self-contained helpers of the HTTP front end: percent
- * decoding, HTTP dates, Range parsing, multipart/byteranges bodies, MIME
- * types, base64. None of them touches the engine.
+ * wire.c - HTTP text formats of the front end: percent decoding, path
+ * checks, HTTP dates, ETag lists, Range parsing, multipart/byteranges
+ * bodies, MIME types, base64. A leaf: none of it touches the engine or a
+ * request.
  *
  * Invariants:
- *  1. Every output buffer is bounded by its caller-given size; a result
- *     that does not fit is an error, never a truncation.
+ *  1. Decoded output goes into an sd_buf and is bounded by the caller's
+ *     maximum; a result that does not fit is an error, never a truncation.
  *  2. Range parsing never yields a range outside [0, size).
+ *  3. A multipart boundary comes from sd_random_bytes or not at all.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -14,10 +16,6 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
-#include <unistd.h>
-
-#include <gnutls/crypto.h>
-#include <gnutls/gnutls.h>
 
 #include "http.h"
 
@@ -32,9 +30,10 @@ static int hexval(int ch)
 	return -1;
 }
 
-int sd__http_pct_decode(const char *in, char *out, size_t outlen)
+int sd__http_pct_decode(const char *in, size_t max, sd_buf *out)
 {
 	size_t o = 0;
+	sd_buf_reserve(out, strlen(in) < max ? strlen(in) : max);
 	for (const char *p = in; *p; p++) {
 		int ch = (unsigned char)*p;
 		if (ch == '%') {
@@ -47,11 +46,11 @@ int sd__http_pct_decode(const char *in, char *out, size_t outlen)
 		}
 		if (ch == 0 || ch == '\\')
 			return -EINVAL;
-		if (o + 1 >= outlen)
+		if (o++ >= max)
 			return -ENAMETOOLONG;
-		out[o++] = (char)ch;
+		char b = (char)ch;
+		sd_buf_append(out, &b, 1);
 	}
-	out[o] = '\0';
 	return 0;
 }
 
@@ -166,11 +165,11 @@ static int b64val(int ch)
 	return -1;
 }
 
-int sd__http_b64decode(const char *in, char *out, size_t outlen)
+int sd__http_b64decode(const char *in, sd_buf *out)
 {
 	unsigned acc = 0;
 	int bits = 0;
-	size_t o = 0;
+	sd_buf_reserve(out, strlen(in) / 4 * 3 + 3);
 	for (const char *p = in; *p && *p != '='; p++) {
 		int v = b64val((unsigned char)*p);
 		if (v < 0)
@@ -179,13 +178,37 @@ int sd__http_b64decode(const char *in, char *out, size_t outlen)
 		bits += 6;
 		if (bits >= 8) {
 			bits -= 8;
-			if (o + 1 >= outlen)
-				return -EINVAL;
-			out[o++] = (char)((acc >> bits) & 0xff);
+			char b = (char)((acc >> bits) & 0xff);
+			sd_buf_append(out, &b, 1);
 		}
 	}
-	out[o] = '\0';
-	return (int)o;
+	return 0;
+}
+
+int sd__http_etag_match(const char *list, const char *sha)
+{
+	const char *p = list;
+	while (*p) {
+		while (*p == ' ' || *p == ',' || *p == '\t')
+			p++;
+		if (*p == '*')
+			return 1;
+		if (p[0] == 'W' && p[1] == '/')
+			p += 2;
+		if (*p == '"') {
+			const char *e = strchr(p + 1, '"');
+			if (!e)
+				return 0;
+			size_t n = (size_t)(e - p - 1);
+			if (n == strlen(sha) && strncasecmp(p + 1, sha, n) == 0)
+				return 1;
+			p = e + 1;
+		} else {
+			while (*p && *p != ',')
+				p++;
+		}
+	}
+	return 0;
 }
 
 /* Parse decimal digits at *p into *v; advances *p. 0 if none/overflow. */
@@ -268,17 +291,20 @@ int sd__http_parse_range(const char *h, uint64_t size, http_range *out)
 
 /* ------------------------------------------------- multipart/byteranges */
 
+/* The body is: for each part, its head (boundary line and part headers)
+ * then its bytes of the content; then the closing boundary. Heads and the
+ * tail are text in one sd_buf; the content is read through pread. */
 typedef struct mp_part {
-	char head[192];
-	size_t head_len;
+	size_t head_off, head_len; /* in mp_body.text */
 	uint64_t first, len;
 } mp_part;
 
 typedef struct mp_body {
-	int fd;
+	http_pread_fn pread;
+	void *arg;
 	int n;
-	char tail[64];
-	size_t tail_len;
+	sd_buf text;
+	size_t tail_off, tail_len;
 	mp_part parts[HTTP_MAX_RANGES];
 } mp_body;
 
@@ -287,13 +313,13 @@ static ssize_t mp_read(void *cls, uint64_t pos, char *buf, size_t max)
 	mp_body *b = cls;
 	uint64_t at = 0;
 	for (int i = 0; i <= b->n; i++) {
-		const char *mem = i < b->n ? b->parts[i].head : b->tail;
+		size_t moff = i < b->n ? b->parts[i].head_off : b->tail_off;
 		size_t mlen = i < b->n ? b->parts[i].head_len : b->tail_len;
 		if (pos < at + mlen) {
 			size_t off = (size_t)(pos - at), k = mlen - off;
 			if (k > max)
 				k = max;
-			memcpy(buf, mem + off, k);
+			memcpy(buf, b->text.data + moff + off, k);
 			return (ssize_t)k;
 		}
 		at += mlen;
@@ -303,10 +329,7 @@ static ssize_t mp_read(void *cls, uint64_t pos, char *buf, size_t max)
 			uint64_t off = pos - at, k = b->parts[i].len - off;
 			if (k > max)
 				k = max;
-			ssize_t got;
-			do
-				got = pread(b->fd, buf, (size_t)k, (off_t)(b->parts[i].first + off));
-			while (got < 0 && errno == EINTR);
+			ssize_t got = b->pread(b->arg, buf, (size_t)k, b->parts[i].first + off);
 			if (got <= 0)
 				return MHD_CONTENT_READER_END_WITH_ERROR;
 			return got;
@@ -319,70 +342,50 @@ static ssize_t mp_read(void *cls, uint64_t pos, char *buf, size_t max)
 static void mp_free(void *cls)
 {
 	mp_body *b = cls;
-	close(b->fd);
+	sd_buf_free(&b->text);
 	free(b);
 }
 
-struct MHD_Response *sd__http_multipart(int fd, uint64_t size, const char *ctype,
-					const http_range *rg, int n, uint64_t *len,
-					char *boundary_ctype, size_t bclen)
+struct MHD_Response *sd__http_multipart(http_pread_fn pread, void *arg, uint64_t size,
+					const char *type, const http_range *rg, int n,
+					uint64_t *len, char **ctype, int *err)
 {
+	*err = -EINVAL;
 	if (n < 1 || n > HTTP_MAX_RANGES)
 		return NULL;
-	mp_body *b = calloc(1, sizeof *b);
-	if (!b)
+	char bnd[25];
+	if ((*err = sd_random_hex(bnd, 12)) < 0)
 		return NULL;
-	unsigned char rnd[12];
-	char bnd[32];
-	sd__http_random(rnd, sizeof rnd);
-	for (size_t i = 0; i < sizeof rnd; i++)
-		snprintf(bnd + 2 * i, 3, "%02x", rnd[i]);
-	b->fd = fd;
+	mp_body *b = sd_xcalloc(1, sizeof *b);
+	b->pread = pread;
+	b->arg = arg;
 	b->n = n;
 	uint64_t total = 0;
 	for (int i = 0; i < n; i++) {
-		int k = snprintf(b->parts[i].head, sizeof b->parts[i].head,
-				 "%s--%s\r\nContent-Type: %s\r\nContent-Range: bytes %llu-%llu/%llu\r\n\r\n",
-				 i ? "\r\n" : "", bnd, ctype, (unsigned long long)rg[i].first,
-				 (unsigned long long)rg[i].last, (unsigned long long)size);
-		if (k < 0 || (size_t)k >= sizeof b->parts[i].head) {
-			free(b);
-			return NULL;
-		}
-		b->parts[i].head_len = (size_t)k;
-		b->parts[i].first = rg[i].first;
-		b->parts[i].len = rg[i].last - rg[i].first + 1;
-		total += b->parts[i].head_len + b->parts[i].len;
+		mp_part *p = &b->parts[i];
+		p->head_off = b->text.len;
+		sd_buf_printf(&b->text,
+			      "%s--%s\r\nContent-Type: %s\r\nContent-Range: bytes %llu-%llu/%llu\r\n\r\n",
+			      i ? "\r\n" : "", bnd, type, (unsigned long long)rg[i].first,
+			      (unsigned long long)rg[i].last, (unsigned long long)size);
+		p->head_len = b->text.len - p->head_off;
+		p->first = rg[i].first;
+		p->len = rg[i].last - rg[i].first + 1;
+		total += p->head_len + p->len;
 	}
-	int k = snprintf(b->tail, sizeof b->tail, "\r\n--%s--\r\n", bnd);
-	if (k < 0 || (size_t)k >= sizeof b->tail) {
-		free(b);
-		return NULL;
-	}
-	b->tail_len = (size_t)k;
+	b->tail_off = b->text.len;
+	sd_buf_printf(&b->text, "\r\n--%s--\r\n", bnd);
+	b->tail_len = b->text.len - b->tail_off;
 	total += b->tail_len;
-	k = snprintf(boundary_ctype, bclen, "multipart/byteranges; boundary=%s", bnd);
-	if (k < 0 || (size_t)k >= bclen) {
-		free(b);
-		return NULL;
-	}
-	struct MHD_Response *resp = MHD_create_response_from_callback(total, 64 * 1024, mp_read, b,
-								      mp_free);
+	struct MHD_Response *resp =
+	    MHD_create_response_from_callback(total, 64 * 1024, mp_read, b, mp_free);
 	if (!resp) {
-		free(b);
+		mp_free(b);
+		*err = -ENOMEM;
 		return NULL;
 	}
+	*ctype = sd_xasprintf("multipart/byteranges; boundary=%s", bnd);
 	*len = total;
+	*err = 0;
 	return resp;
-}
-
-void sd__http_random(void *buf, size_t n)
-{
-	if (gnutls_rnd(GNUTLS_RND_NONCE, buf, n) != 0) {
-		/* Not reachable in practice; never leave the buffer predictable
-		 * from zeros alone. */
-		unsigned char *p = buf;
-		for (size_t i = 0; i < n; i++)
-			p[i] = (unsigned char)(rand() ^ (int)time(NULL));
-	}
 }

@@ -1,0 +1,496 @@
+/*
+ * module.c - the HTTP/REST front end as a storaged module: descriptor,
+ * config, listener, the libmicrohttpd daemon, and the per-request state
+ * machine (http.h) with body intake and completion. What a request means
+ * is decided in routes.c and the handler files; this file only moves it
+ * through its states.
+ *
+ * Design notes
+ *  - The listening socket is bound in init with sd_tcp_listen (so "port in
+ *    use" fails start-up with the section named) and handed to MHD in start
+ *    with MHD_OPTION_LISTEN_SOCKET; MHD closes it in MHD_stop_daemon. MHD
+ *    keeps enforcing the connection limit, the per-address limit, the idle
+ *    timeout and the per-connection memory limit through its options.
+ *  - MHD runs its own thread pool (`threads`); every blocking engine call
+ *    (argon2 verify, hashing, fsync) runs on a pool thread.
+ *  - MHD's own unescaping is replaced by the identity, so the handlers see
+ *    the raw target and decode it exactly once (args.c).
+ *  - Uploads are streamed: each body chunk goes straight to
+ *    api->upload_write; memory per connection is bounded by conn_memory.
+ *
+ * Invariants:
+ *  1. request_completed runs for every request that reached on_request and
+ *     releases all it holds: an upload not committed is aborted, then the
+ *     reader and the session are closed, in that order.
+ *  2. A JSON body never grows past max_json_body: the rest is counted and
+ *     dropped, and the request answered 413.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "sys.h"
+
+/* ------------------------------------------------------------- config */
+
+#define OFF(f) offsetof(http_conf, f)
+static const sd_conf_item http_conf_table[] = {
+    {"threads", SD_CONF_INT, OFF(threads), "8",
+     "worker threads of the HTTP server (libmicrohttpd thread pool), 1-256"},
+    {"max_connections", SD_CONF_INT, OFF(max_connections), "256",
+     "concurrent HTTP connections; more are refused"},
+    {"max_per_ip", SD_CONF_INT, OFF(max_per_ip), "32",
+     "concurrent HTTP connections from one client address (0 = no limit)"},
+    {"idle_timeout", SD_CONF_DURATION, OFF(idle_timeout), "60s",
+     "an HTTP connection idle this long is closed"},
+    {"max_header_size", SD_CONF_SIZE, OFF(max_header_size), "16K",
+     "largest request line plus headers; larger requests get 431"},
+    {"conn_memory", SD_CONF_SIZE, OFF(conn_memory), "48K",
+     "memory per HTTP connection for headers and the receive buffer (32K-16M); most of what an idle connection costs"},
+    {"tls_cert", SD_CONF_PATH, OFF(tls_cert), NULL,
+     "PEM certificate chain; with tls_key, the port speaks HTTPS only"},
+    {"tls_key", SD_CONF_PATH, OFF(tls_key), NULL, "PEM private key for tls_cert"},
+    {"public_ids", SD_CONF_BOOL, OFF(public_ids), "no",
+     "GET /f/<file_id> works without authentication"},
+    {"auth_realm", SD_CONF_STR, OFF(auth_realm), "storaged",
+     "realm named in WWW-Authenticate"},
+    {"max_json_body", SD_CONF_SIZE, OFF(max_json_body), "64K",
+     "largest JSON request body; larger get 413"},
+    {"list_limit", SD_CONF_INT, OFF(list_limit), "1000",
+     "default and largest page of a directory listing"},
+    {NULL, 0, 0, NULL, NULL},
+};
+
+/* ------------------------------------------------------------ metrics */
+
+static void count_status(hreq *r)
+{
+	http_srv *s = r->srv;
+	char labels[64];
+	snprintf(labels, sizeof labels, "frontend=\"http\",status=\"%u\"",
+		 r->status ? (unsigned)r->status : 0u);
+	s->api->metric_add(s->core, "storaged_requests_total", labels, 1);
+	if (r->bytes_in)
+		s->api->metric_add(s->core, "storaged_bytes_received_total", "frontend=\"http\"",
+				   (int64_t)r->bytes_in);
+	if (r->bytes_out)
+		s->api->metric_add(s->core, "storaged_bytes_sent_total", "frontend=\"http\"",
+				   (int64_t)r->bytes_out);
+}
+
+/* ------------------------------------------------------ MHD callbacks */
+
+/* MHD's unescaper replaced by the identity (see notes above). */
+static size_t unescape_none(void *cls, struct MHD_Connection *c, char *s)
+{
+	(void)cls;
+	(void)c;
+	return strlen(s);
+}
+
+static void mhd_logger(void *cls, const char *fmt, va_list ap)
+{
+	http_srv *s = cls;
+	sd_buf msg = SD_BUF_INIT;
+	sd_buf_vprintf(&msg, fmt, ap);
+	while (msg.len && (msg.data[msg.len - 1] == '\n' || msg.data[msg.len - 1] == '\r'))
+		msg.data[--msg.len] = '\0';
+	for (size_t i = 0; i < msg.len; i++)
+		if (msg.data[i] == '"' || (unsigned char)msg.data[i] < 0x20)
+			msg.data[i] = '\'';
+	s->api->log(s->core, SD_LOG_WARN, HTTP_SRC, "event=mhd msg=\"%s\"", msg.data ? msg.data : "");
+	sd_buf_free(&msg);
+}
+
+static void client_addr(struct MHD_Connection *c, char out[SD_ADDR_MAX])
+{
+	const union MHD_ConnectionInfo *ci =
+	    MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	struct sockaddr_storage ss = {0};
+	if (ci && ci->client_addr) {
+		const struct sockaddr *sa = ci->client_addr;
+		if (sa->sa_family == AF_INET)
+			memcpy(&ss, sa, sizeof(struct sockaddr_in));
+		else if (sa->sa_family == AF_INET6)
+			memcpy(&ss, sa, sizeof(struct sockaddr_in6));
+	}
+	sd_addr_text(&ss, out, SD_ADDR_MAX);
+	if (!out[0])
+		snprintf(out, SD_ADDR_MAX, "unknown");
+}
+
+/* ------------------------------------------------------- body intake */
+
+static void json_feed(hreq *r, const char *data, size_t len)
+{
+	size_t cap = (size_t)r->srv->conf->max_json_body;
+	if (r->json_over || len > cap - r->json.len) {
+		r->json_over = 1;
+		return;
+	}
+	sd_buf_append(&r->json, data, len);
+}
+
+/* Feed one chunk to the upload; on failure abort it and keep the error
+ * for the answer once the body has been read (and dropped). */
+static void upload_feed(hreq *r, const char *data, size_t len)
+{
+	http_srv *s = r->srv;
+	if (!r->up)
+		return;
+	int rc = s->api->upload_write(r->up, data, len);
+	if (rc < 0) {
+		s->api->upload_abort(r->up);
+		r->up = NULL;
+		r->body = BODY_DISCARD;
+		const char *code;
+		r->err_status = (int)sd__http_status_for(rc, &code);
+		snprintf(r->err_code, sizeof r->err_code, "%s", code);
+		snprintf(r->err_msg, sizeof r->err_msg, "%s", s->api->strerror(rc));
+	}
+}
+
+/* Does the request carry a body (Content-Length > 0 or chunked)? */
+static int request_has_body(struct MHD_Connection *c)
+{
+	if (sd__http_hdr(c, MHD_HTTP_HEADER_TRANSFER_ENCODING))
+		return 1;
+	const char *cl = sd__http_hdr(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
+	if (!cl)
+		return 0;
+	while (*cl == ' ' || *cl == '0')
+		cl++;
+	return *cl != '\0';
+}
+
+static enum MHD_Result first_call(struct MHD_Connection *c, hreq *r, const char *url,
+				  const char *method)
+{
+	client_addr(c, r->addr);
+	return sd__http_dispatch(c, r, url, method);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
+				  const char *method, const char *version,
+				  const char *upload_data, size_t *upload_data_size,
+				  void **con_cls)
+{
+	(void)version;
+	http_srv *s = cls;
+	hreq *r = *con_cls;
+	if (!r) {
+		r = sd_xcalloc(1, sizeof *r);
+		r->srv = s;
+		*con_cls = r;
+		/* Without a body, answer from the next call: a response queued
+		 * in the first call makes libmicrohttpd close the connection
+		 * (it cannot know the request is complete), losing keep-alive.
+		 * With a body, the first call is where we may refuse (or answer
+		 * an instant upload) before "100 Continue". */
+		if (!request_has_body(c)) {
+			r->deferred = 1;
+			return MHD_YES;
+		}
+		return first_call(c, r, url, method);
+	}
+	if (r->deferred) {
+		r->deferred = 0;
+		enum MHD_Result ret = first_call(c, r, url, method);
+		if (r->state != RQ_BODY)
+			return ret;
+		/* wants a body but has none (PUT of an empty file): finish now */
+		*upload_data_size = 0;
+	} else if (r->state == RQ_ANSWERED) {
+		/* Answered early (instant hit, error): drop any body. */
+		r->bytes_in += *upload_data_size;
+		*upload_data_size = 0;
+		return MHD_YES;
+	} else if (*upload_data_size) {
+		size_t n = *upload_data_size;
+		r->bytes_in += n;
+		switch (r->body) {
+		case BODY_UPLOAD:
+			upload_feed(r, upload_data, n);
+			break;
+		case BODY_JSON:
+			json_feed(r, upload_data, n);
+			break;
+		default:
+			/* After an error libmicrohttpd 0.9.75 cannot queue the
+			 * answer until the body is read (MHD_queue_response fails
+			 * mid-body): read and drop it, but not without bound. */
+			r->discarded += n;
+			if (r->err_status && r->discarded > HTTP_MAX_DISCARD) {
+				s->api->log(s->core, SD_LOG_INFO, HTTP_SRC,
+					    "event=closed reason=\"body after error too long\" user=%s "
+					    "status=%d", r->who.user, r->err_status);
+				r->status = r->err_status;
+				return MHD_NO;
+			}
+			break;
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	/* last call: the whole body has arrived */
+	if (r->err_status)
+		return sd__http_reply_error(c, r, (unsigned)r->err_status, r->err_code, "%s",
+					    r->err_msg);
+	if (r->json_over)
+		return sd__http_reply_error(c, r, 413, "too_large",
+					    "JSON body larger than %lld bytes",
+					    (long long)s->conf->max_json_body);
+	if (!r->finish)
+		return sd__http_reply_error(c, r, 500, "internal", "request lost its way");
+	return r->finish(c, r);
+}
+
+static void request_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+			      enum MHD_RequestTerminationCode toe)
+{
+	(void)c;
+	http_srv *s = cls;
+	hreq *r = *con_cls;
+	if (!r)
+		return;
+	if (r->up) {
+		s->api->log(s->core, SD_LOG_INFO, HTTP_SRC,
+			    "event=upload_aborted user=%s path=%s bytes=%llu reason=%d",
+			    r->who.user, r->shown, (unsigned long long)r->bytes_in, (int)toe);
+		s->api->upload_abort(r->up);
+		r->up = NULL;
+		s->api->metric_add(s->core, "storaged_uploads_aborted_total", "frontend=\"http\"", 1);
+	}
+	/* the response has been sent or dropped: nothing reads the file now */
+	s->api->reader_close(r->rd);
+	r->rd = NULL;
+	s->api->session_close(r->sess);
+	r->sess = NULL;
+	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->state != RQ_ANSWERED)
+		r->status = 0;
+	count_status(r);
+	if (r->ans_json)
+		json_decref(r->ans_json);
+	sd_buf_free(&r->json);
+	sd_buf_free(&r->path);
+	free(r);
+	*con_cls = NULL;
+}
+
+static void notify_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+			      enum MHD_ConnectionNotificationCode toe)
+{
+	(void)c;
+	(void)socket_context;
+	http_srv *s = cls;
+	long n;
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED)
+		n = atomic_fetch_add(&s->open_conns, 1) + 1;
+	else
+		n = atomic_fetch_sub(&s->open_conns, 1) - 1;
+	s->api->metric_set(s->core, "storaged_connections", "frontend=\"http\"", n);
+}
+
+/* ---------------------------------------------------------- lifecycle */
+
+#define PEM_MAX (1 << 20)
+
+/* The whole PEM file at path into *out (malloc'd text). 0 or -errno. */
+static int read_pem(http_srv *s, const char *path, char **out)
+{
+	int fd = sd_sys_open(path, O_RDONLY, 0);
+	if (fd < 0) {
+		s->api->log(s->core, SD_LOG_ERROR, HTTP_SRC, "event=tls_error file=%s err=\"%s\"",
+			    path, s->api->strerror(fd));
+		return fd;
+	}
+	sd_buf b = SD_BUF_INIT;
+	int rc = 0;
+	for (;;) {
+		sd_buf_reserve(&b, 64 * 1024);
+		ssize_t n = sd_sys_read(fd, b.data + b.len, 64 * 1024);
+		if (n < 0) {
+			rc = (int)n;
+			break;
+		}
+		if (n == 0)
+			break;
+		b.len += (size_t)n;
+		b.data[b.len] = '\0';
+		if (b.len > PEM_MAX) {
+			s->api->log(s->core, SD_LOG_ERROR, HTTP_SRC,
+				    "event=tls_error file=%s err=\"larger than 1 MiB\"", path);
+			rc = -EFBIG;
+			break;
+		}
+	}
+	sd_sys_close(fd);
+	if (rc < 0) {
+		if (b.data)
+			memset(b.data, 0, b.cap);
+		sd_buf_free(&b);
+		return rc;
+	}
+	*out = sd_buf_steal(&b);
+	return 0;
+}
+
+static int bind_listener(http_srv *s)
+{
+	const sd_module_conf *mc = s->mc;
+	char err[256];
+	int fd = sd_tcp_listen(mc->listen_host, mc->listen_port, 256, 1, err, sizeof err);
+	if (fd < 0) {
+		s->api->log(s->core, SD_LOG_ERROR, HTTP_SRC,
+			    "event=listen_error section=%s err=\"%s\"", mc->section, err);
+		return fd == -EINVAL ? -SD_ECONFIG : fd;
+	}
+	s->listen_fd = fd;
+	return 0;
+}
+
+static int http_init(const sd_core_api *api, sd_core *core, const sd_module_conf *mc,
+		     void *conf, void **state)
+{
+	http_conf *cf = conf;
+	if (!api || api->version != SD_CORE_API_VERSION || api->size < sizeof(sd_core_api))
+		return -SD_ECONFIG;
+	const char *bad = NULL;
+	if (cf->threads < 1 || cf->threads > 256)
+		bad = "threads must be 1-256";
+	else if (cf->max_connections < 1 || cf->max_connections > 1000000)
+		bad = "max_connections must be 1-1000000";
+	else if (cf->max_connections < cf->threads)
+		bad = "max_connections must be at least threads (each thread serves its share)";
+	else if (cf->max_per_ip < 0 || cf->max_per_ip > 1000000)
+		bad = "max_per_ip must be 0-1000000";
+	else if (cf->idle_timeout < 1000)
+		bad = "idle_timeout must be at least 1s";
+	else if (cf->conn_memory < 32 * 1024 || cf->conn_memory > 16 * 1024 * 1024)
+		bad = "conn_memory must be 32K-16M";
+	else if (cf->max_header_size < 1024 || cf->max_header_size > cf->conn_memory / 2)
+		bad = "max_header_size must be at least 1K and at most half of conn_memory";
+	else if (cf->max_json_body < 1024 || cf->max_json_body > 16 * 1024 * 1024)
+		bad = "max_json_body must be 1K-16M";
+	else if (cf->list_limit < 1 || cf->list_limit > 100000)
+		bad = "list_limit must be 1-100000";
+	else if ((cf->tls_cert && *cf->tls_cert) != (cf->tls_key && *cf->tls_key))
+		bad = "tls_cert and tls_key must be set together";
+	if (bad) {
+		api->log(core, SD_LOG_ERROR, HTTP_SRC, "event=config_error section=%s err=\"%s\"",
+			 mc->section, bad);
+		return -SD_ECONFIG;
+	}
+	http_srv *s = sd_xcalloc(1, sizeof *s);
+	s->api = api;
+	s->core = core;
+	s->mc = mc;
+	s->conf = cf;
+	s->listen_fd = -1;
+	*state = s;
+	int rc;
+	if (cf->tls_cert && *cf->tls_cert) {
+		if ((rc = read_pem(s, cf->tls_cert, &s->tls_cert_pem)) < 0 ||
+		    (rc = read_pem(s, cf->tls_key, &s->tls_key_pem)) < 0)
+			return rc;
+		if (!(MHD_is_feature_supported(MHD_FEATURE_TLS) == MHD_YES)) {
+			api->log(core, SD_LOG_ERROR, HTTP_SRC,
+				 "event=config_error section=%s err=\"libmicrohttpd lacks TLS\"",
+				 mc->section);
+			return -SD_ECONFIG;
+		}
+	}
+	if ((rc = bind_listener(s)) < 0)
+		return rc;
+	return 0;
+}
+
+static int http_start(void *state)
+{
+	http_srv *s = state;
+	http_conf *cf = s->conf;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+	int tls = s->tls_cert_pem != NULL;
+	if (tls)
+		flags |= MHD_USE_TLS;
+	struct MHD_OptionItem opts[32];
+	int n = 0;
+#define OPT(o, v, p) opts[n++] = (struct MHD_OptionItem){(o), (intptr_t)(v), (p)}
+	OPT(MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, s); /* first, or MHD warns */
+	OPT(MHD_OPTION_LISTEN_SOCKET, s->listen_fd, NULL);
+	if (cf->threads > 1)
+		OPT(MHD_OPTION_THREAD_POOL_SIZE, cf->threads, NULL);
+	OPT(MHD_OPTION_CONNECTION_LIMIT, cf->max_connections, NULL);
+	if (cf->max_per_ip > 0)
+		OPT(MHD_OPTION_PER_IP_CONNECTION_LIMIT, cf->max_per_ip, NULL);
+	OPT(MHD_OPTION_CONNECTION_TIMEOUT, (cf->idle_timeout + 999) / 1000, NULL);
+	OPT(MHD_OPTION_CONNECTION_MEMORY_LIMIT, cf->conn_memory, NULL);
+	OPT(MHD_OPTION_CONNECTION_MEMORY_INCREMENT, 4096, NULL);
+	OPT(MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)request_completed, s);
+	OPT(MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)notify_connection, s);
+	OPT(MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)unescape_none, s);
+	if (tls) {
+		OPT(MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key_pem);
+		OPT(MHD_OPTION_HTTPS_MEM_CERT, 0, s->tls_cert_pem);
+	}
+	OPT(MHD_OPTION_END, 0, NULL);
+#undef OPT
+	s->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_ARRAY, opts,
+				     MHD_OPTION_END);
+	if (!s->daemon) {
+		s->api->log(s->core, SD_LOG_ERROR, HTTP_SRC,
+			    "event=start_error section=%s err=\"libmicrohttpd refused to start\"",
+			    s->mc->section);
+		return -EIO;
+	}
+	s->listen_fd = -1; /* MHD owns and closes it now */
+	s->api->log(s->core, SD_LOG_INFO, HTTP_SRC,
+		    "event=listening section=%s addr=%s port=%d tls=%s threads=%lld",
+		    s->mc->section, s->mc->listen_host ? s->mc->listen_host : "*",
+		    s->mc->listen_port, tls ? "yes" : "no", (long long)cf->threads);
+	return 0;
+}
+
+static void http_stop(void *state)
+{
+	http_srv *s = state;
+	if (s && s->daemon) {
+		MHD_stop_daemon(s->daemon);
+		s->daemon = NULL;
+	}
+}
+
+static void http_destroy(void *state)
+{
+	http_srv *s = state;
+	if (!s)
+		return;
+	http_stop(s);
+	if (s->listen_fd >= 0)
+		sd_sys_close(s->listen_fd);
+	if (s->tls_key_pem) {
+		memset(s->tls_key_pem, 0, strlen(s->tls_key_pem));
+		free(s->tls_key_pem);
+	}
+	free(s->tls_cert_pem);
+	free(s);
+}
+
+const sd_module storaged_module = {
+    .abi = SD_MODULE_ABI,
+    .signature = SD_MODULE_SIGNATURE,
+    .name = "http",
+    .description = "HTTP/REST front end (libmicrohttpd)",
+    .conf_table = http_conf_table,
+    .conf_size = sizeof(http_conf),
+    .init = http_init,
+    .start = http_start,
+    .stop = http_stop,
+    .destroy = http_destroy,
+};

@@ -1,0 +1,155 @@
+/*
+ * routes.c - the route table of the HTTP front end, and the one dispatcher
+ * every request goes through on its first handler call.
+ *
+ * Dispatch, in this order:
+ *   1. request line plus headers over max_header_size: 431;
+ *   2. the first row whose path matches (exact, or with R_TREE the path
+ *      followed by "/" and a tail) is the route; none: 404;
+ *   3. R_AUTH (or R_AUTH_PRIVATE without public_ids): authenticate (401,
+ *      429); a read-only credential may only GET or HEAD (403 read_only);
+ *   4. R_ADMIN: the user must have the admin flag (403 forbidden);
+ *   5. the method must be one of the row's (405 with Allow);
+ *   6. the handler runs with the raw tail.
+ * The last row makes every other /api/ path answer 401 before 404, so an
+ * unauthenticated client learns nothing about which endpoints exist.
+ *
+ * Handlers live in their own files and never call back into this one.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "http.h"
+
+#define R_TREE         0x1u /* path, or path + "/" + tail */
+#define R_AUTH         0x2u /* credentials required */
+#define R_AUTH_PRIVATE 0x4u /* credentials required unless public_ids */
+#define R_ADMIN        0x8u /* the admin flag required (with R_AUTH) */
+
+typedef struct http_route {
+	const char *methods; /* space-separated; "*": any */
+	const char *path;
+	unsigned flags;
+	http_handler fn;
+} http_route;
+
+static enum MHD_Result no_route(struct MHD_Connection *c, hreq *r, const char *tail)
+{
+	(void)tail;
+	return sd__http_reply_error(c, r, 404, "not_found", "no such endpoint");
+}
+
+static const http_route routes[] = {
+    {"GET HEAD", "/healthz", 0, sd__http_healthz},
+    {"GET HEAD", "/metrics", 0, sd__http_metrics},
+    {"GET HEAD", "/f", R_TREE | R_AUTH_PRIVATE, sd__http_fileid_get},
+    {"GET HEAD PUT DELETE POST", "/api/v1/fs", R_TREE | R_AUTH, sd__http_fs},
+    {"GET HEAD", "/api/v1/stat", R_TREE | R_AUTH, sd__http_stat},
+    {"POST", "/api/v1/instant", R_AUTH, sd__http_instant},
+    {"POST PUT", "/api/v1/upload", R_AUTH, sd__http_idupload},
+    {"GET HEAD", "/api/v1/me", R_AUTH, sd__http_me},
+    {"*", "/api/v1/admin", R_TREE | R_AUTH | R_ADMIN, sd__http_admin_begin},
+    {"*", "/api", R_TREE | R_AUTH, no_route},
+};
+
+/* The tail after the row's path when url matches it, else NULL. */
+static const char *match(const http_route *rt, const char *url)
+{
+	size_t n = strlen(rt->path);
+	if (strncmp(url, rt->path, n) != 0)
+		return NULL;
+	if (url[n] == '\0')
+		return url + n;
+	if ((rt->flags & R_TREE) && url[n] == '/')
+		return url + n + 1;
+	return NULL;
+}
+
+static int method_ok(const char *methods, const char *m)
+{
+	if (strcmp(methods, "*") == 0)
+		return 1;
+	size_t n = strlen(m);
+	for (const char *p = methods; *p;) {
+		const char *e = strchr(p, ' ');
+		size_t k = e ? (size_t)(e - p) : strlen(p);
+		if (k == n && strncmp(p, m, n) == 0)
+			return 1;
+		p += k;
+		while (*p == ' ')
+			p++;
+	}
+	return 0;
+}
+
+static int is_write_method(const char *m)
+{
+	return strcmp(m, "GET") != 0 && strcmp(m, "HEAD") != 0 && strcmp(m, "OPTIONS") != 0;
+}
+
+/* Total bytes of request line and headers, for max_header_size. */
+static enum MHD_Result add_header_size(void *cls, enum MHD_ValueKind kind, const char *key,
+				       const char *value)
+{
+	(void)kind;
+	size_t *n = cls;
+	*n += strlen(key) + (value ? strlen(value) : 0) + 4;
+	return MHD_YES;
+}
+
+static enum MHD_Result method_not_allowed(struct MHD_Connection *c, hreq *r,
+					  const char *methods)
+{
+	sd_buf allow = SD_BUF_INIT, msg = SD_BUF_INIT;
+	for (const char *p = methods; *p; p++) {
+		if (*p == ' ')
+			sd_buf_puts(&allow, ", ");
+		else
+			sd_buf_append(&allow, p, 1);
+	}
+	sd_buf_printf(&msg, "use %s", allow.data);
+	uint64_t len = 0;
+	struct MHD_Response *resp = sd__http_json_response(
+	    json_pack("{s:s, s:s}", "error", "method_not_allowed", "message", msg.data), &len);
+	if (resp)
+		MHD_add_response_header(resp, "Allow", allow.data);
+	sd_buf_free(&allow);
+	sd_buf_free(&msg);
+	return sd__http_queue(c, r, 405, resp, len);
+}
+
+enum MHD_Result sd__http_dispatch(struct MHD_Connection *c, hreq *r, const char *url,
+				  const char *method)
+{
+	http_srv *s = r->srv;
+	enum MHD_Result ret;
+	snprintf(r->method, sizeof r->method, "%s", method);
+
+	size_t hs = strlen(url) + strlen(method) + 16;
+	MHD_get_connection_values(c, MHD_HEADER_KIND, add_header_size, &hs);
+	if ((int64_t)hs > s->conf->max_header_size)
+		return sd__http_reply_error(c, r, 431, "headers_too_large",
+					    "request headers exceed %lld bytes",
+					    (long long)s->conf->max_header_size);
+
+	const http_route *rt = NULL;
+	const char *tail = NULL;
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0] && !rt; i++)
+		if ((tail = match(&routes[i], url)))
+			rt = &routes[i];
+	if (!rt)
+		return no_route(c, r, NULL);
+
+	if ((rt->flags & R_AUTH) || ((rt->flags & R_AUTH_PRIVATE) && !s->conf->public_ids)) {
+		if (sd__http_authenticate(c, r, &ret) < 0)
+			return ret;
+		if ((r->who.flags & SD_USER_READONLY) && is_write_method(method))
+			return sd__http_reply_error(c, r, 403, "read_only",
+						    "this credential is read-only");
+		if ((rt->flags & R_ADMIN) && !(r->who.flags & SD_USER_ADMIN))
+			return sd__http_reply_error(c, r, 403, "forbidden", "admin rights needed");
+	}
+	if (!method_ok(rt->methods, method))
+		return method_not_allowed(c, r, rt->methods);
+	return rt->fn(c, r, tail);
+}
