@@ -376,11 +376,15 @@ class Daemon:
         return self.ctl("token", "create", user, *opts).stdout.strip()
 
     # -- the data directory
-    def blob_count(self):
-        n = 0
+    def blob_names(self):
+        """The set of content addresses (64-hex names) in the blob store."""
+        names = set()
         for _, _, files in os.walk(os.path.join(self.data, "blobs")):
-            n += sum(1 for f in files if re.fullmatch(r"[0-9a-f]{64}", f))
-        return n
+            names.update(f for f in files if re.fullmatch(r"[0-9a-f]{64}", f))
+        return names
+
+    def blob_count(self):
+        return len(self.blob_names())
 
     def tmp_files(self):
         """Regular files under <data>/tmp (upload leftovers)."""
