@@ -21,6 +21,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -59,33 +60,43 @@ def fail(msg):
 
 # ---------------------------------------------------------------- ports
 
-def free_port():
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
+# Ports are drawn at random below the kernel's ephemeral range (32768-60999 here): a port
+# bind(0) hands out can be taken a moment later by any outgoing connection on the machine
+# (other test suites run on it at the same time), one from this range cannot.
+PORT_LO, PORT_HI = 20000, 32000
+_rng = random.Random()
+_handed_out = set()   # never the same port twice in one run
+
+
+def _bindable(port):
     s = socket.socket()
-    s.bind((HOST, 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+    try:
+        s.bind((HOST, port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that was free a moment ago (not in the ephemeral range)."""
+    for _ in range(200):
+        port = _rng.randrange(PORT_LO, PORT_HI)
+        if port not in _handed_out and _bindable(port):
+            _handed_out.add(port)
+            return port
+    fail("no free port")
 
 
 def free_port_range(n):
     """The first of n consecutive free ports on 127.0.0.1."""
-    for _ in range(50):
-        base = free_port()
-        if base + n > 65535:
-            continue
-        socks = []
-        try:
-            for p in range(base, base + n):
-                s = socket.socket()
-                socks.append(s)
-                s.bind((HOST, p))
+    for _ in range(200):
+        base = _rng.randrange(PORT_LO, PORT_HI - n)
+        ports = range(base, base + n)
+        if not _handed_out.intersection(ports) and all(_bindable(p) for p in ports):
+            _handed_out.update(ports)
             return base
-        except OSError:
-            pass
-        finally:
-            for s in socks:
-                s.close()
     fail("no range of %d free ports" % n)
 
 
