@@ -8,8 +8,6 @@ import socket
 import subprocess
 import time
 
-import pytest
-
 from conftest import ROOT, STORAGED, out, run, write_random, same_file
 
 
@@ -84,10 +82,10 @@ def test_docs_configuration_matches_binary(make_daemon):
     d = make_daemon(start=False)
     gen = os.path.join(d.tmp, "configuration.md")
     with open(gen, "w") as f:
-        r = subprocess.run([os.path.join(ROOT, "docs", "gen-config-reference.sh"), STORAGED,
-                            os.path.join(ROOT, "storaged.conf"),
-                            os.path.join(ROOT, "docs", "configuration.md")],
-                           stdout=f, stderr=subprocess.STDOUT, timeout=60)
+        subprocess.run([os.path.join(ROOT, "docs", "gen-config-reference.sh"), STORAGED,
+                        os.path.join(ROOT, "storaged.conf"),
+                        os.path.join(ROOT, "docs", "configuration.md")],
+                       stdout=f, stderr=subprocess.STDOUT, timeout=60)
     with open(gen, "rb") as a, open(os.path.join(ROOT, "docs", "configuration.md"), "rb") as b:
         assert a.read() == b.read(), \
             "docs/configuration.md lists every key the build knows (run make doc-config)"

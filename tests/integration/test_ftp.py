@@ -7,11 +7,8 @@ limits, PASV exhaustion, a client vanishing mid-STOR). Daemons with a special co
 import ftplib
 import hashlib
 import io
-import json
 import os
 import re
-import shutil
-import signal
 import socket
 import struct
 import subprocess
@@ -19,7 +16,7 @@ import time
 
 import pytest
 
-from conftest import (HOST, Daemon, ReuseFTP_TLS, daemon_scope, diff_r, free_port,
+from conftest import (HOST, ReuseFTP_TLS, daemon_scope, diff_r, free_port,
                       free_port_range, ftp_code, ftp_get, ftp_login, ftp_put, lftp, need,
                       out, run, same_file, tls_ctx, write_random, LFTP_PLAIN)
 
