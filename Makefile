@@ -148,8 +148,9 @@ unit-asan: $(UNIT_ASAN_BIN) $(TEST_MODULES)
 	@ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		tests/unit/run.sh $(UNIT_ASAN_BIN)
 
+# PYTEST_ARGS: e.g. "-k ftp", "tests/integration/test_http.py::test_quota", "-x"
 integration: all
-	@tests/integration/run.sh
+	@tests/integration/run.sh $(PYTEST_ARGS)
 
 test: deps
 	@$(MAKE) --no-print-directory all
