@@ -26,36 +26,34 @@
  *  2. Every request with a readable id gets exactly one reply, in order.
  *     A packet too short for an id gets BAD_MESSAGE with id 0; framing is
  *     kept, so the session goes on. Unknown types get OP_UNSUPPORTED.
- *  3. Every path from the client is resolved here against "/" (".." clamps
- *     at the root, like a chroot) and then validated again by the core,
- *     which refuses NUL, bad UTF-8 and overlong names. Embedded NULs are
- *     refused here, never truncated.
- *  4. A handle is (slot index, generation); a stale or forged handle never
- *     reaches another slot's object.
+ *  3. Paths are the core's business: a path string from the client is
+ *     copied as it is (an embedded NUL is refused here, never truncated)
+ *     and every engine call resolves it against the session's working
+ *     directory ("/" for SFTP; ".." clamps at the root). The module never
+ *     folds a path itself; it asks api->resolve for the canonical form
+ *     where it shows or keeps one (REALPATH, a handle's path).
+ *  4. An SFTP handle is (slot index, generation); a stale or forged handle
+ *     never reaches another slot's object. A file slot holds a core handle
+ *     (sd_handle) of this session; the core checks it again.
  *  5. When serving ends for any reason, every open file is abandoned: a
- *     client that vanishes (or never sent CLOSE) leaves the previous version.
- *  7. Small-file fast path: an OPEN for WRITE|CREAT|TRUNC (no READ, no
- *     APPEND) is checked with stat (read-only login, directory, EXCL,
- *     parent) and then only buffers sequential WRITEs from offset 0 in
- *     memory; CLOSE stores them with one streamed upload (upload_begin/
- *     write/commit), so nothing is visible before CLOSE and a vanished
- *     client leaves nothing at all. Any other use of the handle (a write
- *     elsewhere, READ, FSTAT, truncation, fsync, copy-data, more than
- *     FAST_MAX bytes, or the session holding FAST_SESSION_MAX) converts it
- *     first into an engine random-access file holding the same bytes.
+ *     client that vanishes (or never sent CLOSE) leaves the previous
+ *     version, and a file it was creating does not appear (the core makes
+ *     a created file visible only at its first commit).
  *  6. Replies are queued in `out` and written before the session waits for
  *     input (or when 64 KiB are pending): never later than that, so a
  *     client never waits for an answer the server holds. `out` always has
  *     room for the largest reply (max_read + 1 KiB) when one is started.
+ *  7. A call that answers -SD_EAUTH (user disabled or removed, password
+ *     changed, token revoked, key removed) gets PERMISSION_DENIED
+ *     "authentication no longer valid", and the session then ends.
  *
  * Handle states (one function per transition):
  *
- *     H_FREE --req_open()--> H_FILE --close_handle()--> H_FREE
- *                              |  buffered (fast path) --convert()--> engine
- *                              |  file; CLOSE of a buffered file = one upload
- *        |                      |  copy-data whole file: f released,
- *        |                      |  reopen=1; ensure_open() reopens on use
- *        +----open_dir()----> H_DIR (last name, eof) --close_handle()--> H_FREE
+ *     H_FREE --req_open()--> H_FILE (core handle) --close_handle()--> H_FREE
+ *        |                     |  copy-data of a whole file: the core handle
+ *        |                     |  is abandoned (fh = 0); file_handle()
+ *        |                     |  reopens it on the next use
+ *        +----req_opendir()--> H_DIR (last name, eof) --close_handle()--> H_FREE
  *     any --drop_all() at session end--> H_FREE (files abandoned)
  */
 #include <errno.h>
@@ -69,14 +67,13 @@
 #include <libssh/sftp.h>
 
 #include "sftp_int.h"
+#include "util.h"
 
 #define PKT_SLACK 1024u        /* header room above max_read in a packet */
 #define READDIR_PAGE 128       /* entries per NAME reply at most */
 #define ATTR_EXT_MAX 64        /* extended attribute pairs accepted */
 #define SFTP_V3 3u
 #define OUT_FLUSH_AT 65536     /* pending reply bytes written at once */
-#define FAST_MAX (1u << 20)    /* a buffered file converts beyond this size */
-#define FAST_SESSION_MAX (8u << 20) /* bytes buffered per session at most */
 
 /* ---------------------------------------------------------------- types */
 
@@ -85,21 +82,11 @@ enum hstate { H_FREE = 0, H_FILE, H_DIR };
 struct handle {
 	int state;
 	uint32_t gen;
-	char *path;          /* resolved user path */
+	char *path;          /* canonical path at open (api->resolve) */
 	/* H_FILE */
-	sd_file *f;
-	int readable, writable, append;
-	int reopen;          /* f released by copy-data; reopen on next use */
-	uint64_t size;       /* known size (append position) */
-	int set_mode, set_mtime; /* FSETSTAT on a writable handle: after commit */
-	uint32_t mode;
-	int64_t mtime;
-	/* H_FILE, small-file fast path (invariant 7): writes held in memory */
-	int buffered;
-	unsigned char *mem;
-	size_t mem_len, mem_cap;
-	unsigned oflags;     /* SD_O_* of the OPEN, for the conversion */
-	uint32_t omode;
+	sd_handle fh;        /* the core handle; 0 after copy-data released it */
+	unsigned oflags;     /* SD_O_* of the OPEN (for a reopen) */
+	int readable, writable;
 	/* H_DIR */
 	char *last;          /* last name sent, NULL before the first page */
 	int eof;
@@ -112,11 +99,11 @@ typedef struct sess {
 	unsigned char *out;  /* replies not yet written: [0, out_len) */
 	size_t out_len, out_cap;
 	int werr;            /* a channel write failed: the session is over */
+	int auth_dead;       /* a call answered -SD_EAUTH: end after the reply */
 	unsigned char *scratch; /* copy-data bounce buffer (lazy) */
 	struct handle *h;
 	int nh;
 	size_t cur;          /* bytes of the packet being served */
-	size_t mem_total;    /* bytes held by buffered handles */
 	int64_t last_io;
 	uint64_t reqs;
 	/* statistics for the session_end debug line */
@@ -140,11 +127,11 @@ typedef struct wr {
 	int over;
 } wr;
 
-typedef struct fattr {
+typedef struct sftp_attr {
 	uint32_t flags;
 	uint64_t size;
 	uint32_t uid, gid, perm, atime, mtime;
-} fattr;
+} sftp_attr;
 
 /* ---------------------------------------------------------------- utils */
 
@@ -212,7 +199,7 @@ static const unsigned char *rd_str(rd *r, uint32_t *len)
 
 /* Attributes (SFTP v3 layout). Extended pairs are skipped, at most
  * ATTR_EXT_MAX of them. */
-static void rd_attrs(rd *r, fattr *a)
+static void rd_attrs(rd *r, sftp_attr *a)
 {
 	memset(a, 0, sizeof(*a));
 	a->flags = rd_u32(r);
@@ -413,10 +400,16 @@ static uint32_t fx_code(int err)
 	}
 }
 
+/* The status for an engine result. -SD_EAUTH also ends the session after
+ * this reply (invariant 7). */
 static int send_err(sess *s, uint32_t id, int err)
 {
 	if (err == 0)
 		return send_ok(s, id);
+	if (err == -SD_EAUTH) {
+		s->auth_dead = 1;
+		return send_status(s, id, SSH_FX_PERMISSION_DENIED, "authentication no longer valid");
+	}
 	return send_status(s, id, fx_code(err), s->x->api->strerror(err));
 }
 
@@ -478,45 +471,6 @@ static int fill(sess *s, size_t need)
 
 /* ---------------------------------------------------------------- paths */
 
-/* Resolve a client path against "/" (invariant 3): empty and "."
- * components vanish, ".." removes the previous component and stops at the
- * root. out gets "/a/b" ("/" for the root). 0, -EINVAL (NUL byte) or
- * -ENAMETOOLONG. */
-static int resolve(const unsigned char *p, size_t n, char *out, size_t outlen)
-{
-	size_t len = 0, i = 0;
-	if (outlen < 2)
-		return -ENAMETOOLONG;
-	if (memchr(p, '\0', n) != NULL)
-		return -EINVAL;
-	while (i < n) {
-		size_t j = i;
-		while (j < n && p[j] != '/')
-			j++;
-		if (j - i == 0 || (j - i == 1 && p[i] == '.')) {
-			/* skip */
-		} else if (j - i == 2 && p[i] == '.' && p[i + 1] == '.') {
-			while (len > 0 && out[len] != '/')
-				len--;
-			/* out[len] is now the '/' before the last component, or 0 */
-		} else {
-			if (len + 1 + (j - i) + 1 > outlen || len + 1 + (j - i) > SD_PATH_MAX)
-				return -ENAMETOOLONG;
-			out[len] = '/';
-			memcpy(out + len + 1, p + i, j - i);
-			len += 1 + (j - i);
-		}
-		i = j + 1;
-	}
-	if (len == 0) {
-		out[0] = '/';
-		out[1] = '\0';
-	} else {
-		out[len] = '\0';
-	}
-	return 0;
-}
-
 /* A path made safe for a log line (no quotes, backslashes or control
  * bytes; at most 255 bytes). Returns out. */
 static const char *lp(char *out, size_t n, const char *p)
@@ -530,21 +484,36 @@ static const char *lp(char *out, size_t n, const char *p)
 	return out;
 }
 
-/* Read a path string from the packet and resolve it. On failure answers
- * the request itself and returns 1 (caller stops), or -EIO. 0 = ok. */
+/* Read a path string from the packet into out as a C string, as the
+ * client sent it: the engine call it is given to resolves it (invariant 3).
+ * An embedded NUL is refused, not truncated. On failure answers the request
+ * itself and returns 1 (caller stops), or -EIO. 0 = ok. */
 static int get_path(sess *s, rd *r, uint32_t id, char *out, size_t outlen)
 {
 	uint32_t n;
 	const unsigned char *p = rd_str(r, &n);
-	int rc;
 	if (r->bad)
 		return send_status(s, id, SSH_FX_BAD_MESSAGE, "malformed request") < 0 ? -EIO : 1;
-	rc = resolve(p, n, out, outlen);
-	if (rc < 0) {
-		const char *m = rc == -EINVAL ? "invalid path: NUL byte" : "path too long";
-		return send_status(s, id, SSH_FX_FAILURE, m) < 0 ? -EIO : 1;
-	}
+	if (n > SD_PATH_MAX || (size_t)n >= outlen)
+		return send_err(s, id, -ENAMETOOLONG) < 0 ? -EIO : 1;
+	if (memchr(p, '\0', n) != NULL)
+		return send_status(s, id, SSH_FX_FAILURE, "invalid path: NUL byte") < 0 ? -EIO : 1;
+	memcpy(out, p, n);
+	out[n] = '\0';
 	return 0;
+}
+
+/* The canonical form of a client path (api->resolve) as a new string, for
+ * a handle to keep. NULL with *err set on failure. */
+static char *canonical(sess *s, const char *path, int *err)
+{
+	char out[SD_PATH_MAX + 1];
+	int rc = s->x->api->resolve(s->x->sess, path, strlen(path), out, sizeof(out));
+	if (rc < 0) {
+		*err = rc;
+		return NULL;
+	}
+	return sd_xstrdup(out);
 }
 
 /* ---------------------------------------------------------------- handles */
@@ -590,136 +559,35 @@ static struct handle *get_handle(sess *s, rd *r)
 	return &s->h[idx];
 }
 
-static void mem_release(sess *s, struct handle *h)
+/* The core handle of a file slot, reopening it when copy-data released it
+ * (fh == 0): the file then exists, so CREAT, TRUNC and EXCL are dropped.
+ * 0 or -errno. */
+static int file_handle(sess *s, struct handle *h)
 {
-	s->mem_total -= h->mem_cap;
-	free(h->mem);
-	h->mem = NULL;
-	h->mem_len = h->mem_cap = 0;
-	h->buffered = 0;
-}
-
-/* Turn a buffered handle into an engine random-access file holding the
- * bytes written so far (invariant 7). 0 or -errno (the handle then stays
- * buffered and intact). */
-static int convert(sess *s, struct handle *h)
-{
-	const sd_core_api *api = s->x->api;
-	sd_file *f = NULL;
-	int rc = api->file_open(s->x->core, &s->x->user, h->path, h->oflags, h->omode, &f);
-	if (rc < 0)
-		return rc;
-	if (h->mem_len > 0) {
-		ssize_t n = api->file_pwrite(f, h->mem, h->mem_len, 0);
-		if (n < 0 || (size_t)n != h->mem_len) {
-			api->file_abandon(f);
-			return n < 0 ? (int)n : -EIO;
-		}
-	}
-	mem_release(s, h);
-	h->f = f;
-	return 0;
-}
-
-/* Append to a buffered handle if the write continues it and fits the
- * limits. 1 = taken, 0 = not (convert first), -ENOMEM. */
-static int mem_append(sess *s, struct handle *h, const unsigned char *p, size_t n, uint64_t off)
-{
-	size_t need;
-	if (off != h->mem_len || n > FAST_MAX - h->mem_len)
+	unsigned fl = h->oflags & ~(SD_O_TRUNC | SD_O_EXCL);
+	if (h->fh != 0)
 		return 0;
-	need = h->mem_len + n;
-	if (need > h->mem_cap) {
-		size_t cap = h->mem_cap ? h->mem_cap : 16384;
-		unsigned char *m;
-		while (cap < need)
-			cap *= 2;
-		if (cap > FAST_MAX)
-			cap = FAST_MAX;
-		if (s->mem_total - h->mem_cap + cap > FAST_SESSION_MAX)
-			return 0;
-		m = realloc(h->mem, cap);
-		if (m == NULL)
-			return -ENOMEM;
-		s->mem_total = s->mem_total - h->mem_cap + cap;
-		h->mem = m;
-		h->mem_cap = cap;
-	}
-	if (n > 0)
-		memcpy(h->mem + h->mem_len, p, n);
-	h->mem_len = need;
-	return 1;
+	return s->x->api->handle_open(s->x->sess, h->path, fl, 0644, &h->fh, NULL);
 }
 
-/* CLOSE of a buffered handle: one streamed upload of the held bytes. */
-static int commit_buffered(sess *s, struct handle *h)
-{
-	const sd_core_api *api = s->x->api;
-	sd_upload *up = NULL;
-	sd_stat st;
-	int rc = api->upload_begin(s->x->core, &s->x->user, h->path,
-				   (h->oflags & SD_O_EXCL) ? SD_UP_EXCL : 0, 0, h->omode, &up);
-	if (rc < 0)
-		return rc;
-	if (h->mem_len > 0 && (rc = api->upload_write(up, h->mem, h->mem_len)) < 0) {
-		api->upload_abort(up);
-		return rc;
-	}
-	return api->upload_commit(up, NULL, &st, NULL);
-}
-
-/* Make h->f usable: convert a buffered handle, or reopen a file whose
- * sd_file was released by copy-data. 0 or -errno. */
-static int ensure_open(sess *s, struct handle *h)
-{
-	unsigned fl = SD_O_READ | SD_O_WRITE;
-	int rc;
-	if (h->buffered)
-		return convert(s, h);
-	if (!h->reopen)
-		return 0;
-	rc = s->x->api->file_open(s->x->core, &s->x->user, h->path, fl, 0644, &h->f);
-	if (rc < 0)
-		return rc;
-	h->reopen = 0;
-	return 0;
-}
-
-/* Release a handle. abandon: drop uncommitted writes (session end). Returns
- * the commit result of a file (0 for directories). */
+/* Release a slot. abandon: drop uncommitted writes (session end); else a
+ * file is committed (handle_close). Returns the commit result of a file
+ * (0 for directories). */
 static int close_handle(sess *s, struct handle *h, int abandon)
 {
 	const sd_core_api *api = s->x->api;
 	int rc = 0;
-	if (h->state == H_FILE && h->buffered) {
-		if (!abandon)
-			rc = commit_buffered(s, h);
-		mem_release(s, h);
-		if (rc == 0 && !abandon) {
-			if (h->set_mode)
-				rc = api->chmod(s->x->core, &s->x->user, h->path, h->mode);
-			if (rc == 0 && h->set_mtime)
-				rc = api->set_mtime(s->x->core, &s->x->user, h->path, h->mtime);
-		}
-	} else if (h->state == H_FILE && h->f != NULL) {
+	if (h->state == H_FILE && h->fh != 0) {
 		if (abandon)
-			api->file_abandon(h->f);
+			api->handle_abandon(s->x->sess, h->fh);
 		else
-			rc = api->file_close(h->f);
-		h->f = NULL;
-		if (rc == 0 && !abandon) {
-			/* attributes set on the handle apply to the committed file */
-			if (h->set_mode)
-				rc = api->chmod(s->x->core, &s->x->user, h->path, h->mode);
-			if (rc == 0 && h->set_mtime)
-				rc = api->set_mtime(s->x->core, &s->x->user, h->path, h->mtime);
-		}
+			rc = api->handle_close(s->x->sess, h->fh);
 	}
 	free(h->path);
 	free(h->last);
 	h->path = NULL;
 	h->last = NULL;
-	h->f = NULL;
+	h->fh = 0;
 	h->state = H_FREE;
 	return rc;
 }
@@ -729,16 +597,14 @@ static void drop_all(sess *s)
 	int i, n = 0;
 	for (i = 0; i < s->nh; i++) {
 		if (s->h[i].state != H_FREE) {
-			if (s->h[i].state == H_FILE && s->h[i].writable &&
-			    (s->h[i].f || s->h[i].buffered))
+			if (s->h[i].state == H_FILE && s->h[i].writable && s->h[i].fh != 0)
 				n++;
 			close_handle(s, &s->h[i], 1);
 		}
 	}
 	if (n > 0)
 		s->x->api->log(s->x->core, SD_LOG_INFO, "sftp",
-			       "event=abandon user=%s addr=%s files=%d", s->x->user.name,
-			       s->x->addr, n);
+			       "event=abandon user=%s addr=%s files=%d", s->x->user, s->x->addr, n);
 }
 
 /* ---------------------------------------------------------------- requests */
@@ -750,51 +616,13 @@ static void drop_all(sess *s)
  * written (the session then ends). Paths go through get_path (invariant 3),
  * handles through get_handle (invariant 4). */
 
-/* What file_open(WRITE|CREAT|TRUNC) would refuse, checked with reads only:
- * a read-only login, a directory at path, an existing file with EXCL, a
- * missing or non-directory parent. 0 or -errno. */
-static int fast_open_check(sess *s, const char *path, int excl)
+/* SFTP OPEN flags as engine open flags. WRITE, APPEND, CREAT, TRUNC and
+ * EXCL all make a writer; no flag at all reads. The open mode is the
+ * engine's default (shared read-write, last commit wins), like a file on
+ * OpenSSH's server. */
+static unsigned open_flags(uint32_t pflags)
 {
-	const sd_core_api *api = s->x->api;
-	char parent[SD_PATH_MAX + 2];
-	const char *slash;
-	sd_stat st;
-	int rc;
-	if (s->x->user.flags & SD_USER_READONLY)
-		return -EROFS;
-	rc = api->stat(s->x->core, &s->x->user, path, &st);
-	if (rc == 0)
-		return st.kind == SD_KIND_DIR ? -EISDIR : excl ? -EEXIST : 0;
-	if (rc != -ENOENT)
-		return rc;
-	slash = strrchr(path, '/');
-	if (slash == NULL || slash == path)
-		return strcmp(path, "/") == 0 ? -EISDIR : 0; /* parent is the root */
-	memcpy(parent, path, (size_t)(slash - path));
-	parent[slash - path] = '\0';
-	rc = api->stat(s->x->core, &s->x->user, parent, &st);
-	if (rc < 0)
-		return rc;
-	return st.kind == SD_KIND_DIR ? 0 : -ENOTDIR;
-}
-
-static int req_open(sess *s, uint32_t id, rd *r)
-{
-	char path[SD_PATH_MAX + 2];
-	uint32_t pflags;
 	unsigned fl = 0;
-	fattr a;
-	struct handle *h;
-	int idx, rc;
-	uint32_t mode;
-	sd_file *f = NULL;
-
-	if ((rc = get_path(s, r, id, path, sizeof(path))) != 0)
-		return rc < 0 ? rc : 0;
-	pflags = rd_u32(r);
-	rd_attrs(r, &a);
-	if (r->bad)
-		return send_status(s, id, SSH_FX_BAD_MESSAGE, "malformed OPEN");
 	if (pflags & SSH_FXF_READ)
 		fl |= SD_O_READ;
 	if (pflags & (SSH_FXF_WRITE | SSH_FXF_APPEND | SSH_FXF_CREAT | SSH_FXF_TRUNC | SSH_FXF_EXCL))
@@ -809,66 +637,52 @@ static int req_open(sess *s, uint32_t id, rd *r)
 		fl |= SD_O_EXCL | SD_O_CREAT;
 	if (!(fl & (SD_O_READ | SD_O_WRITE)))
 		fl |= SD_O_READ;
+	return fl;
+}
+
+static int req_open(sess *s, uint32_t id, rd *r)
+{
+	const sd_core_api *api = s->x->api;
+	char path[SD_PATH_MAX + 1], lb[256];
+	uint32_t pflags, mode;
+	unsigned fl;
+	sftp_attr a;
+	struct handle *h;
+	sd_handle fh = 0;
+	int idx, rc;
+
+	if ((rc = get_path(s, r, id, path, sizeof(path))) != 0)
+		return rc < 0 ? rc : 0;
+	pflags = rd_u32(r);
+	rd_attrs(r, &a);
+	if (r->bad)
+		return send_status(s, id, SSH_FX_BAD_MESSAGE, "malformed OPEN");
+	fl = open_flags(pflags);
 	mode = (a.flags & SSH_FILEXFER_ATTR_PERMISSIONS) ? (a.perm & 07777) : 0644;
 
 	h = handle_alloc(s, &idx);
 	if (h == NULL)
 		return send_status(s, id, SSH_FX_FAILURE, "too many open handles");
-	if ((pflags & (SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_TRUNC)) ==
-		(SSH_FXF_WRITE | SSH_FXF_CREAT | SSH_FXF_TRUNC) &&
-	    !(pflags & (SSH_FXF_READ | SSH_FXF_APPEND))) {
-		/* invariant 7: the checks file_open would make, then buffer */
-		rc = fast_open_check(s, path, (fl & SD_O_EXCL) != 0);
-		if (rc < 0)
-			return send_err(s, id, rc);
-		h->path = strdup(path);
-		if (h->path == NULL)
-			return send_err(s, id, -ENOMEM);
-		h->state = H_FILE;
-		h->buffered = 1;
-		h->writable = 1;
-		h->oflags = fl;
-		h->omode = mode;
-		return send_handle(s, id, idx);
-	}
-	rc = s->x->api->file_open(s->x->core, &s->x->user, path, fl, mode, &f);
-	if (rc < 0) {
-		char lb[256];
-		s->x->api->log(s->x->core, SD_LOG_DEBUG, "sftp",
-			       "event=open user=%s path=\"%s\" flags=0x%x err=%d", s->x->user.name,
-			       lp(lb, sizeof(lb), path), pflags, rc);
+	rc = api->handle_open(s->x->sess, path, fl, mode, &fh, NULL);
+	if (rc == 0 && (h->path = canonical(s, path, &rc)) == NULL)
+		api->handle_abandon(s->x->sess, fh);
+	api->log(s->x->core, SD_LOG_DEBUG, "sftp", "event=open user=%s path=\"%s\" flags=0x%x err=%d",
+		 s->x->user, lp(lb, sizeof(lb), path), pflags, rc);
+	if (rc < 0)
 		return send_err(s, id, rc);
-	}
 	h->state = H_FILE;
-	h->path = strdup(path);
-	h->f = f;
+	h->fh = fh;
+	h->oflags = fl;
 	h->readable = (fl & SD_O_READ) != 0;
 	h->writable = (fl & SD_O_WRITE) != 0;
-	h->append = (fl & SD_O_APPEND) != 0;
-	if (h->path == NULL) {
-		close_handle(s, h, 1);
-		return send_err(s, id, -ENOMEM);
-	}
-	if (h->append) {
-		sd_stat st;
-		if (s->x->api->file_fstat(f, &st) == 0)
-			h->size = st.size;
-	}
-	{
-		char lb[256];
-		s->x->api->log(s->x->core, SD_LOG_DEBUG, "sftp",
-			       "event=open user=%s path=\"%s\" flags=0x%x", s->x->user.name,
-			       lp(lb, sizeof(lb), path), pflags);
-	}
 	return send_handle(s, id, idx);
 }
 
 static int req_close(sess *s, uint32_t id, rd *r)
 {
 	struct handle *h = get_handle(s, r);
-	int rc;
 	int64_t t0 = sd__sftp_mono_ms();
-	int was_write;
+	int rc, was_write;
 	if (h == NULL)
 		return send_status(s, id, r->bad ? SSH_FX_BAD_MESSAGE : SSH_FX_INVALID_HANDLE,
 				   "invalid handle");
@@ -876,12 +690,12 @@ static int req_close(sess *s, uint32_t id, rd *r)
 	if (was_write) {
 		char lb[256];
 		s->x->api->log(s->x->core, SD_LOG_DEBUG, "sftp", "event=close user=%s path=\"%s\"",
-			       s->x->user.name, lp(lb, sizeof(lb), h->path));
+			       s->x->user, lp(lb, sizeof(lb), h->path));
 	}
 	rc = close_handle(s, h, 0);
 	if (was_write)
 		s->x->api->log(s->x->core, SD_LOG_DEBUG, "sftp", "event=closed user=%s rc=%d ms=%" PRId64,
-			       s->x->user.name, rc, sd__sftp_mono_ms() - t0);
+			       s->x->user, rc, sd__sftp_mono_ms() - t0);
 	return send_err(s, id, rc);
 }
 
@@ -899,7 +713,7 @@ static int req_read(sess *s, uint32_t id, rd *r)
 		return send_status(s, id, SSH_FX_BAD_MESSAGE, "malformed READ");
 	if (h == NULL || h->state != H_FILE)
 		return send_status(s, id, SSH_FX_INVALID_HANDLE, "invalid handle");
-	if ((rc = ensure_open(s, h)) < 0)
+	if ((rc = file_handle(s, h)) < 0)
 		return send_err(s, id, rc);
 	if (len > s->x->max_read)
 		len = s->x->max_read;
@@ -912,15 +726,15 @@ static int req_read(sess *s, uint32_t id, rd *r)
 		len = (uint32_t)(w.cap - w.len);
 	{
 		int64_t t0 = mono_us();
-		n = s->x->api->file_pread(h->f, w.p + w.len, len, off);
+		/* the engine fills the reply packet in place */
+		n = s->x->api->handle_pread(s->x->sess, h->fh, w.p + w.len, len, off);
 		s->us_engine += mono_us() - t0;
 	}
-	if (n > 0)
-		s->bytes_out += (uint64_t)n;
 	if (n < 0)
 		return send_err(s, id, (int)n);
 	if (n == 0)
 		return send_status(s, id, SSH_FX_EOF, "End of file");
+	s->bytes_out += (uint64_t)n;
 	put_be32(w.p + lenpos, (uint32_t)n);
 	w.len += (size_t)n;
 	return send_packet(s, &w, id);
@@ -941,33 +755,19 @@ static int req_write(sess *s, uint32_t id, rd *r)
 		return send_status(s, id, SSH_FX_INVALID_HANDLE, "invalid handle");
 	if (!h->writable)
 		return send_status(s, id, SSH_FX_PERMISSION_DENIED, "file not opened for writing");
-	if (h->buffered) {
-		rc = mem_append(s, h, data, len, off);
-		if (rc < 0)
-			return send_err(s, id, rc);
-		if (rc == 1) {
-			s->bytes_in += len;
-			return send_ok(s, id);
-		}
-	}
-	if ((rc = ensure_open(s, h)) < 0)
+	if ((rc = file_handle(s, h)) < 0)
 		return send_err(s, id, rc);
-	if (h->append)
-		off = h->size;
-	if (off > UINT64_MAX - len)
-		return send_status(s, id, SSH_FX_FAILURE, "offset out of range");
-	if (len > 0) {
+	{
+		/* an APPEND handle writes at the end whatever off says (engine) */
 		int64_t t0 = mono_us();
-		n = s->x->api->file_pwrite(h->f, data, len, off);
+		n = s->x->api->handle_pwrite(s->x->sess, h->fh, data, len, off);
 		s->us_engine += mono_us() - t0;
-		s->bytes_in += len;
-		if (n < 0)
-			return send_err(s, id, (int)n);
-		if ((size_t)n != len)
-			return send_status(s, id, SSH_FX_FAILURE, "short write");
 	}
-	if (off + len > h->size)
-		h->size = off + len;
+	if (n < 0)
+		return send_err(s, id, (int)n);
+	if ((size_t)n != len)
+		return send_status(s, id, SSH_FX_FAILURE, "short write");
+	s->bytes_in += len;
 	return send_ok(s, id);
 }
 
@@ -981,13 +781,13 @@ static int reply_stat(sess *s, uint32_t id, const sd_stat *st)
 
 static int req_stat(sess *s, uint32_t id, rd *r)
 {
-	char path[SD_PATH_MAX + 2];
+	char path[SD_PATH_MAX + 1];
 	sd_stat st;
 	int rc;
 	if ((rc = get_path(s, r, id, path, sizeof(path))) != 0)
 		return rc < 0 ? rc : 0;
 	/* v3 STAT/LSTAT carry no flags; anything after the path is ignored */
-	rc = s->x->api->stat(s->x->core, &s->x->user, path, &st);
+	rc = s->x->api->stat(s->x->sess, path, &st);
 	if (rc < 0)
 		return send_err(s, id, rc);
 	return reply_stat(s, id, &st);
@@ -1001,46 +801,41 @@ static int req_fstat(sess *s, uint32_t id, rd *r)
 	if (h == NULL)
 		return send_status(s, id, r->bad ? SSH_FX_BAD_MESSAGE : SSH_FX_INVALID_HANDLE,
 				   "invalid handle");
-	if (h->state == H_DIR) {
-		rc = s->x->api->stat(s->x->core, &s->x->user, h->path, &st);
-	} else {
-		if ((rc = ensure_open(s, h)) < 0)
-			return send_err(s, id, rc);
-		rc = s->x->api->file_fstat(h->f, &st);
-	}
+	if (h->state == H_DIR)
+		rc = s->x->api->stat(s->x->sess, h->path, &st);
+	else if ((rc = file_handle(s, h)) == 0)
+		rc = s->x->api->handle_fstat(s->x->sess, h->fh, &st);
 	if (rc < 0)
 		return send_err(s, id, rc);
 	return reply_stat(s, id, &st);
 }
 
-/* SETSTAT on a path: size (truncate through a short-lived open), mode,
- * times. uid/gid are accepted and ignored (one owner per tree). */
-static int setstat_path(sess *s, const char *path, const fattr *a)
+/* Size (through a short-lived handle), mode and time of a path, in that
+ * order, so that the time set last is the one kept. uid/gid are accepted
+ * and ignored (one owner per tree). 0 or -errno. */
+static int setstat_path(sess *s, const char *path, const sftp_attr *a)
 {
 	const sd_core_api *api = s->x->api;
 	int rc;
 	if (a->flags & SSH_FILEXFER_ATTR_SIZE) {
-		sd_file *f = NULL;
-		rc = api->file_open(s->x->core, &s->x->user, path, SD_O_READ | SD_O_WRITE, 0644, &f);
+		sd_handle fh = 0;
+		rc = api->handle_open(s->x->sess, path, SD_O_READ | SD_O_WRITE, 0644, &fh, NULL);
 		if (rc < 0)
 			return rc;
-		rc = api->file_truncate(f, a->size);
+		rc = api->handle_truncate(s->x->sess, fh, a->size);
 		if (rc < 0) {
-			api->file_abandon(f);
+			api->handle_abandon(s->x->sess, fh);
 			return rc;
 		}
-		rc = api->file_close(f);
-		if (rc < 0)
+		if ((rc = api->handle_close(s->x->sess, fh)) < 0)
 			return rc;
 	}
 	if (a->flags & SSH_FILEXFER_ATTR_PERMISSIONS) {
-		rc = api->chmod(s->x->core, &s->x->user, path, a->perm & 07777);
-		if (rc < 0)
+		if ((rc = api->chmod(s->x->sess, path, a->perm & 07777)) < 0)
 			return rc;
 	}
 	if (a->flags & SSH_FILEXFER_ATTR_ACMODTIME) {
-		rc = api->set_mtime(s->x->core, &s->x->user, path, (int64_t)a->mtime);
-		if (rc < 0)
+		if ((rc = api->set_mtime(s->x->sess, path, (int64_t)a->mtime)) < 0)
 			return rc;
 	}
 	return 0;
@@ -1048,8 +843,8 @@ static int setstat_path(sess *s, const char *path, const fattr *a)
 
 static int req_setstat(sess *s, uint32_t id, rd *r)
 {
-	char path[SD_PATH_MAX + 2];
-	fattr a;
+	char path[SD_PATH_MAX + 1];
+	sftp_attr a;
 	int rc;
 	if ((rc = get_path(s, r, id, path, sizeof(path))) != 0)
 		return rc < 0 ? rc : 0;
@@ -1059,49 +854,56 @@ static int req_setstat(sess *s, uint32_t id, rd *r)
 	return send_err(s, id, setstat_path(s, path, &a));
 }
 
+/* FSETSTAT. On a file: size truncates or extends the handle's working copy
+ * (a writer) or the file (a reader, through its path); mode and time go to
+ * the engine handle, which keeps them for the commit when the file has
+ * unsaved writes or is being created ("write, set mtime, close" keeps the
+ * client's mtime), and applies them at once otherwise. On a directory: by
+ * path. */
 static int req_fsetstat(sess *s, uint32_t id, rd *r)
 {
-	struct handle *h = get_handle(s, r);
 	const sd_core_api *api = s->x->api;
-	fattr a;
+	struct handle *h = get_handle(s, r);
+	sftp_attr a;
+	unsigned mask = 0;
 	int rc = 0;
 	rd_attrs(r, &a);
 	if (r->bad)
 		return send_status(s, id, SSH_FX_BAD_MESSAGE, "malformed FSETSTAT");
 	if (h == NULL)
 		return send_status(s, id, SSH_FX_INVALID_HANDLE, "invalid handle");
-	if (h->state == H_DIR || !h->writable)
+	if (h->state == H_DIR)
 		return send_err(s, id, setstat_path(s, h->path, &a));
-	/* a file open for writing: size on the working copy, the rest is
-	 * applied to the new version when it is committed */
+	if ((rc = file_handle(s, h)) < 0)
+		return send_err(s, id, rc);
 	if (a.flags & SSH_FILEXFER_ATTR_SIZE) {
-		if ((rc = ensure_open(s, h)) < 0)
-			return send_err(s, id, rc);
-		rc = api->file_truncate(h->f, a.size);
+		if (h->writable) {
+			rc = api->handle_truncate(s->x->sess, h->fh, a.size);
+		} else {
+			sftp_attr sz = {.flags = SSH_FILEXFER_ATTR_SIZE, .size = a.size};
+			rc = setstat_path(s, h->path, &sz);
+		}
 		if (rc < 0)
 			return send_err(s, id, rc);
-		h->size = a.size;
 	}
-	if (a.flags & SSH_FILEXFER_ATTR_PERMISSIONS) {
-		h->set_mode = 1;
-		h->mode = a.perm & 07777;
-	}
-	if (a.flags & SSH_FILEXFER_ATTR_ACMODTIME) {
-		h->set_mtime = 1;
-		h->mtime = a.mtime;
-	}
-	return send_ok(s, id);
+	if (a.flags & SSH_FILEXFER_ATTR_PERMISSIONS)
+		mask |= SD_ATTR_MODE;
+	if (a.flags & SSH_FILEXFER_ATTR_ACMODTIME)
+		mask |= SD_ATTR_MTIME;
+	if (mask != 0)
+		rc = api->handle_setattr(s->x->sess, h->fh, mask, a.perm & 07777, (int64_t)a.mtime);
+	return send_err(s, id, rc);
 }
 
 static int req_opendir(sess *s, uint32_t id, rd *r)
 {
-	char path[SD_PATH_MAX + 2];
+	char path[SD_PATH_MAX + 1];
 	sd_stat st;
 	struct handle *h;
 	int idx, rc;
 	if ((rc = get_path(s, r, id, path, sizeof(path))) != 0)
 		return rc < 0 ? rc : 0;
-	rc = s->x->api->stat(s->x->core, &s->x->user, path, &st);
+	rc = s->x->api->stat(s->x->sess, path, &st);
 	if (rc < 0)
 		return send_err(s, id, rc);
 	if (st.kind != SD_KIND_DIR)
@@ -1109,9 +911,8 @@ static int req_opendir(sess *s, uint32_t id, rd *r)
 	h = handle_alloc(s, &idx);
 	if (h == NULL)
 		return send_status(s, id, SSH_FX_FAILURE, "too many open handles");
-	h->path = strdup(path);
-	if (h->path == NULL)
-		return send_err(s, id, -ENOMEM);
+	if ((h->path = canonical(s, path, &rc)) == NULL)
+		return send_err(s, id, rc);
 	h->state = H_DIR;
 	return send_handle(s, id, idx);
 }
@@ -1142,7 +943,7 @@ static void longname(char *buf, size_t n, const sd_stat *st, const char *name,
 struct rdctx {
 	sess *s;
 	wr *w;
-	int count, limit, stopped;
+	int count, stopped;
 	char last[SD_NAME_MAX + 1];
 };
 
@@ -1152,11 +953,11 @@ static int readdir_cb(void *arg, const sd_dirent *e)
 	char ln[SD_NAME_MAX + 128];
 	size_t nl = strlen(e->name);
 	wr save;
-	if (c->count >= c->limit || nl > SD_NAME_MAX) {
+	if (nl > SD_NAME_MAX) {
 		c->stopped = 1;
 		return 1;
 	}
-	longname(ln, sizeof(ln), &e->st, e->name, c->s->x->user.name);
+	longname(ln, sizeof(ln), &e->st, e->name, c->s->x->user);
 	save = *c->w;
 	wr_str(c->w, e->name, nl);
 	wr_cstr(c->w, ln);
@@ -1171,6 +972,8 @@ static int readdir_cb(void *arg, const sd_dirent *e)
 	return 0;
 }
 
+/* One page of entries after the last name sent (the engine's stable name
+ * order makes that a cursor that survives changes to the directory). */
 static int req_readdir(sess *s, uint32_t id, rd *r)
 {
 	struct handle *h = get_handle(s, r);
@@ -1190,11 +993,7 @@ static int req_readdir(sess *s, uint32_t id, rd *r)
 	memset(&c, 0, sizeof(c));
 	c.s = s;
 	c.w = &w;
-	c.limit = READDIR_PAGE;
-	/* no engine limit: the callback stops the page itself (c.limit), and
-	 * the engine then reports *more */
-	rc = s->x->api->readdir(s->x->core, &s->x->user, h->path, h->last, 0, readdir_cb, &c,
-				&more);
+	rc = s->x->api->readdir(s->x->sess, h->path, h->last, READDIR_PAGE, readdir_cb, &c, &more);
 	if (rc < 0)
 		return send_err(s, id, rc);
 	if (c.count == 0) {
@@ -1204,94 +1003,101 @@ static int req_readdir(sess *s, uint32_t id, rd *r)
 	if (!more && !c.stopped)
 		h->eof = 1;
 	free(h->last);
-	h->last = strdup(c.last);
-	if (h->last == NULL)
-		return send_err(s, id, -ENOMEM);
+	h->last = sd_xstrdup(c.last);
 	put_be32(w.p + countpos, (uint32_t)c.count);
 	return send_packet(s, &w, id);
 }
 
+/* REMOVE is for files; the engine refuses a directory (-EISDIR), which
+ * needs RMDIR, as with OpenSSH. */
 static int req_remove(sess *s, uint32_t id, rd *r)
 {
-	char path[SD_PATH_MAX + 2];
-	sd_stat st;
+	char path[SD_PATH_MAX + 1];
 	int rc;
 	if ((rc = get_path(s, r, id, path, sizeof(path))) != 0)
 		return rc < 0 ? rc : 0;
-	/* REMOVE is for files; a directory needs RMDIR (OpenSSH semantics) */
-	rc = s->x->api->stat(s->x->core, &s->x->user, path, &st);
-	if (rc == 0 && st.kind == SD_KIND_DIR)
-		return send_status(s, id, SSH_FX_FAILURE, "Is a directory");
-	if (rc == 0)
-		rc = s->x->api->unlink(s->x->core, &s->x->user, path, 0);
-	return send_err(s, id, rc);
+	return send_err(s, id, s->x->api->unlink(s->x->sess, path, 0));
 }
 
 static int req_mkdir(sess *s, uint32_t id, rd *r)
 {
-	char path[SD_PATH_MAX + 2];
-	fattr a;
+	char path[SD_PATH_MAX + 1];
+	sftp_attr a;
 	int rc;
 	if ((rc = get_path(s, r, id, path, sizeof(path))) != 0)
 		return rc < 0 ? rc : 0;
 	rd_attrs(r, &a);
 	if (r->bad)
 		return send_status(s, id, SSH_FX_BAD_MESSAGE, "malformed MKDIR");
-	rc = s->x->api->mkdir(s->x->core, &s->x->user, path,
+	rc = s->x->api->mkdir(s->x->sess, path,
 			      (a.flags & SSH_FILEXFER_ATTR_PERMISSIONS) ? (a.perm & 07777) : 0755, 0);
 	return send_err(s, id, rc);
 }
 
 static int req_rmdir(sess *s, uint32_t id, rd *r)
 {
-	char path[SD_PATH_MAX + 2];
+	char path[SD_PATH_MAX + 1];
 	int rc;
 	if ((rc = get_path(s, r, id, path, sizeof(path))) != 0)
 		return rc < 0 ? rc : 0;
-	return send_err(s, id, s->x->api->rmdir(s->x->core, &s->x->user, path));
+	return send_err(s, id, s->x->api->rmdir(s->x->sess, path));
 }
 
+/* The engine's canonical form (v3: one name, attributes empty, as OpenSSH
+ * does). Touches no file, so the credentials are checked here. */
 static int req_realpath(sess *s, uint32_t id, rd *r)
 {
-	char path[SD_PATH_MAX + 2];
+	char path[SD_PATH_MAX + 1], canon[SD_PATH_MAX + 1];
 	wr w;
 	int rc;
 	if ((rc = get_path(s, r, id, path, sizeof(path))) != 0)
 		return rc < 0 ? rc : 0;
-	/* v3: one name, attributes empty (OpenSSH does the same) */
+	if ((rc = s->x->api->session_check(s->x->sess)) < 0 ||
+	    (rc = s->x->api->resolve(s->x->sess, path, strlen(path), canon, sizeof(canon))) < 0)
+		return send_err(s, id, rc);
 	wr_begin(&w, s, SSH_FXP_NAME, id);
 	wr_u32(&w, 1);
-	wr_cstr(&w, path);
-	wr_cstr(&w, path);
+	wr_cstr(&w, canon);
+	wr_cstr(&w, canon);
 	wr_u32(&w, 0);
 	return send_packet(s, &w, id);
 }
 
 /* RENAME (v3: fails if the target exists, like OpenSSH) and
- * posix-rename@openssh.com (replaces). */
+ * posix-rename@openssh.com (replaces). The engine's rename replaces, so
+ * for v3 the target is looked up first; the canonical forms tell a rename
+ * onto itself (allowed) from one onto another file. */
 static int do_rename(sess *s, uint32_t id, rd *r, int replace)
 {
-	char from[SD_PATH_MAX + 2], to[SD_PATH_MAX + 2];
+	const sd_core_api *api = s->x->api;
+	char from[SD_PATH_MAX + 1], to[SD_PATH_MAX + 1];
+	char cf[SD_PATH_MAX + 1], ct[SD_PATH_MAX + 1];
 	sd_stat st;
 	int rc;
 	if ((rc = get_path(s, r, id, from, sizeof(from))) != 0)
 		return rc < 0 ? rc : 0;
 	if ((rc = get_path(s, r, id, to, sizeof(to))) != 0)
 		return rc < 0 ? rc : 0;
-	if (!replace && strcmp(from, to) != 0 &&
-	    s->x->api->stat(s->x->core, &s->x->user, to, &st) == 0)
-		return send_status(s, id, SSH_FX_FAILURE, "target exists");
-	return send_err(s, id, s->x->api->rename(s->x->core, &s->x->user, from, to));
+	if (!replace) {
+		if ((rc = api->resolve(s->x->sess, from, strlen(from), cf, sizeof(cf))) < 0 ||
+		    (rc = api->resolve(s->x->sess, to, strlen(to), ct, sizeof(ct))) < 0)
+			return send_err(s, id, rc);
+		if (strcmp(cf, ct) != 0 && api->stat(s->x->sess, ct, &st) == 0)
+			return send_status(s, id, SSH_FX_FAILURE, "target exists");
+	}
+	return send_err(s, id, api->rename(s->x->sess, from, to));
 }
 
 /* ------------------------------------------------------------- extensions */
 
+/* statvfs@openssh.com's answer: the disk holding the content, or the
+ * user's quota and what is left of it when a quota is set. */
 static int reply_statvfs(sess *s, uint32_t id)
 {
 	sd_fsinfo fi;
 	uint64_t bs = 4096, blocks, avail;
 	wr w;
-	int rc = s->x->api->fsinfo(s->x->core, &s->x->user, &fi);
+	int rc = s->x->api->fsinfo(s->x->sess, &fi);
 	if (rc < 0)
 		return send_err(s, id, rc);
 	blocks = fi.disk_total / bs;
@@ -1313,11 +1119,14 @@ static int reply_statvfs(sess *s, uint32_t id)
 	wr_u64(&w, avail);  /* f_ffree */
 	wr_u64(&w, avail);  /* f_favail */
 	wr_u64(&w, 0x73746f72); /* f_fsid */
-	wr_u64(&w, ((s->x->user.flags & SD_USER_READONLY) ? 1u : 0u) | 2u); /* RDONLY|NOSUID */
+	wr_u64(&w, (s->x->readonly ? 1u : 0u) | 2u); /* ST_RDONLY | ST_NOSUID */
 	wr_u64(&w, SD_NAME_MAX);
 	return send_packet(s, &w, id);
 }
 
+/* copy-data: whole committed file onto an empty target = a new reference
+ * to the same content (api->copy), no data moved; anything else is copied
+ * through the handles in max_read chunks. */
 static int ext_copy_data(sess *s, uint32_t id, rd *r)
 {
 	const sd_core_api *api = s->x->api;
@@ -1325,7 +1134,7 @@ static int ext_copy_data(sess *s, uint32_t id, rd *r)
 	uint64_t roff = rd_u64(r), rlen = rd_u64(r);
 	struct handle *wh = get_handle(s, r);
 	uint64_t woff = rd_u64(r), done = 0;
-	sd_stat rst, wst;
+	sd_stat rst, wst, cur;
 	int rc;
 
 	if (r->bad)
@@ -1335,66 +1144,48 @@ static int ext_copy_data(sess *s, uint32_t id, rd *r)
 	if (!rh->readable || !wh->writable)
 		return send_status(s, id, SSH_FX_PERMISSION_DENIED,
 				   "copy-data needs a read handle and a write handle");
-	if ((rc = ensure_open(s, rh)) < 0 || (rc = ensure_open(s, wh)) < 0)
+	if ((rc = file_handle(s, rh)) < 0 || (rc = file_handle(s, wh)) < 0)
 		return send_err(s, id, rc);
-	if (rh == wh && rlen != 0 && roff < woff + rlen && woff < roff + rlen)
-		return send_status(s, id, SSH_FX_FAILURE, "overlapping ranges");
-	if (rh == wh && rlen == 0)
+	if (rh == wh && (rlen == 0 || (roff < woff + rlen && woff < roff + rlen)))
 		return send_status(s, id, SSH_FX_FAILURE, "overlapping ranges");
 
-	/* Whole committed file onto an empty target: a new reference, no data
-	 * copied. The target's (empty) working copy is dropped and reopened on
-	 * its next use. */
-	if (rh != wh && !rh->writable && roff == 0 && woff == 0 && !wh->append &&
-	    api->file_fstat(rh->f, &rst) == 0 && rst.sha256[0] != '\0' &&
-	    (rlen == 0 || rlen >= rst.size) && api->file_fstat(wh->f, &wst) == 0 &&
-	    wst.size == 0) {
-		api->file_abandon(wh->f);
-		wh->f = NULL;
-		rc = api->copy(s->x->core, &s->x->user, rh->path, wh->path);
-		if (rc < 0) {
-			int rc2 = api->file_open(s->x->core, &s->x->user, wh->path,
-						 SD_O_READ | SD_O_WRITE | SD_O_CREAT, 0644, &wh->f);
-			if (rc2 < 0)
-				wh->reopen = 1;
-			return send_err(s, id, rc);
-		}
-		wh->reopen = 1;
-		wh->size = rst.size;
-		{
-			char l1[256], l2[256];
-			api->log(s->x->core, SD_LOG_DEBUG, "sftp",
-				 "event=copy user=%s from=\"%s\" to=\"%s\" mode=reference",
-				 s->x->user.name, lp(l1, sizeof(l1), rh->path),
-				 lp(l2, sizeof(l2), wh->path));
-		}
-		return send_ok(s, id);
+	/* The reference is taken from the path's current content, so it must
+	 * still be the version the read handle opened. The target's (empty)
+	 * core handle is dropped; file_handle() reopens it on its next use. */
+	if (rh != wh && !rh->writable && roff == 0 && woff == 0 && !(wh->oflags & SD_O_APPEND) &&
+	    api->handle_fstat(s->x->sess, rh->fh, &rst) == 0 && rst.sha256[0] != '\0' &&
+	    (rlen == 0 || rlen >= rst.size) && api->handle_fstat(s->x->sess, wh->fh, &wst) == 0 &&
+	    wst.size == 0 && api->stat(s->x->sess, rh->path, &cur) == 0 &&
+	    strcmp(cur.sha256, rst.sha256) == 0) {
+		char l1[256], l2[256];
+		api->handle_abandon(s->x->sess, wh->fh);
+		wh->fh = 0;
+		rc = api->copy(s->x->sess, rh->path, wh->path);
+		api->log(s->x->core, SD_LOG_DEBUG, "sftp",
+			 "event=copy user=%s from=\"%s\" to=\"%s\" mode=reference err=%d", s->x->user,
+			 lp(l1, sizeof(l1), rh->path), lp(l2, sizeof(l2), wh->path), rc);
+		return send_err(s, id, rc);
 	}
 
-	if (s->scratch == NULL) {
-		s->scratch = malloc(s->x->max_read);
-		if (s->scratch == NULL)
-			return send_err(s, id, -ENOMEM);
-	}
+	if (s->scratch == NULL)
+		s->scratch = sd_xmalloc(s->x->max_read);
 	while (rlen == 0 || done < rlen) {
 		size_t chunk = s->x->max_read;
 		ssize_t n, m;
 		if (rlen != 0 && rlen - done < chunk)
 			chunk = (size_t)(rlen - done);
-		n = api->file_pread(rh->f, s->scratch, chunk, roff + done);
+		n = api->handle_pread(s->x->sess, rh->fh, s->scratch, chunk, roff + done);
 		if (n < 0)
 			return send_err(s, id, (int)n);
 		if (n == 0)
 			break;
-		m = api->file_pwrite(wh->f, s->scratch, (size_t)n, woff + done);
+		m = api->handle_pwrite(s->x->sess, wh->fh, s->scratch, (size_t)n, woff + done);
 		if (m < 0)
 			return send_err(s, id, (int)m);
 		if (m != n)
 			return send_status(s, id, SSH_FX_FAILURE, "short write");
 		done += (uint64_t)n;
 	}
-	if (woff + done > wh->size)
-		wh->size = woff + done;
 	return send_ok(s, id);
 }
 
@@ -1402,11 +1193,12 @@ static int ext_copy_data(sess *s, uint32_t id, rd *r)
  * whole file, from its stored content address (no hashing here). */
 static int ext_check_file(sess *s, uint32_t id, rd *r, int by_name)
 {
-	char path[SD_PATH_MAX + 2];
+	char path[SD_PATH_MAX + 1];
 	const unsigned char *algs;
 	uint32_t alen, bsize, i;
 	uint64_t start, length;
 	unsigned char digest[32];
+	struct handle *h = NULL;
 	sd_stat st;
 	wr w;
 	int rc, ok = 0;
@@ -1414,26 +1206,22 @@ static int ext_check_file(sess *s, uint32_t id, rd *r, int by_name)
 	if (by_name) {
 		if ((rc = get_path(s, r, id, path, sizeof(path))) != 0)
 			return rc < 0 ? rc : 0;
-		algs = rd_str(r, &alen);
-		start = rd_u64(r);
-		length = rd_u64(r);
-		bsize = rd_u32(r);
-		if (r->bad)
-			return send_status(s, id, SSH_FX_BAD_MESSAGE, "malformed check-file");
-		rc = s->x->api->stat(s->x->core, &s->x->user, path, &st);
 	} else {
-		struct handle *h = get_handle(s, r);
-		algs = rd_str(r, &alen);
-		start = rd_u64(r);
-		length = rd_u64(r);
-		bsize = rd_u32(r);
-		if (r->bad)
-			return send_status(s, id, SSH_FX_BAD_MESSAGE, "malformed check-file");
+		h = get_handle(s, r);
+	}
+	algs = rd_str(r, &alen);
+	start = rd_u64(r);
+	length = rd_u64(r);
+	bsize = rd_u32(r);
+	if (r->bad)
+		return send_status(s, id, SSH_FX_BAD_MESSAGE, "malformed check-file");
+	if (by_name) {
+		rc = s->x->api->stat(s->x->sess, path, &st);
+	} else {
 		if (h == NULL || h->state != H_FILE)
 			return send_status(s, id, SSH_FX_INVALID_HANDLE, "invalid handle");
-		if ((rc = ensure_open(s, h)) < 0)
-			return send_err(s, id, rc);
-		rc = s->x->api->file_fstat(h->f, &st);
+		if ((rc = file_handle(s, h)) == 0)
+			rc = s->x->api->handle_fstat(s->x->sess, h->fh, &st);
 	}
 	if (rc < 0)
 		return send_err(s, id, rc);
@@ -1452,15 +1240,11 @@ static int ext_check_file(sess *s, uint32_t id, rd *r, int by_name)
 	if (start != 0 || (length != 0 && length != st.size) || (bsize != 0 && bsize < st.size))
 		return send_status(s, id, SSH_FX_OP_UNSUPPORTED,
 				   "only the hash of the whole file is available");
-	if (strlen(st.sha256) != 64)
+	if (st.sha256[0] == '\0')
 		return send_status(s, id, SSH_FX_FAILURE,
 				   "file has uncommitted changes: close or fsync it first");
-	for (i = 0; i < 32; i++) {
-		unsigned v;
-		if (sscanf(st.sha256 + 2 * i, "%2x", &v) != 1)
-			return send_status(s, id, SSH_FX_FAILURE, "bad stored hash");
-		digest[i] = (unsigned char)v;
-	}
+	if (sd_unhex(st.sha256, digest, sizeof(digest)) < 0)
+		return send_status(s, id, SSH_FX_FAILURE, "bad stored hash");
 	wr_begin(&w, s, SSH_FXP_EXTENDED_REPLY, id);
 	wr_cstr(&w, "check-file");
 	wr_cstr(&w, "sha256");
@@ -1477,12 +1261,12 @@ static int req_extended(sess *s, uint32_t id, rd *r)
 	if (str_is(name, n, "posix-rename@openssh.com"))
 		return do_rename(s, id, r, 1);
 	if (str_is(name, n, "statvfs@openssh.com")) {
-		char path[SD_PATH_MAX + 2];
+		char path[SD_PATH_MAX + 1];
 		sd_stat st;
 		int rc;
 		if ((rc = get_path(s, r, id, path, sizeof(path))) != 0)
 			return rc < 0 ? rc : 0;
-		rc = s->x->api->stat(s->x->core, &s->x->user, path, &st);
+		rc = s->x->api->stat(s->x->sess, path, &st);
 		if (rc < 0)
 			return send_err(s, id, rc);
 		return reply_statvfs(s, id);
@@ -1494,18 +1278,17 @@ static int req_extended(sess *s, uint32_t id, rd *r)
 	}
 	if (str_is(name, n, "fsync@openssh.com")) {
 		struct handle *h = get_handle(s, r);
-		int rc;
 		if (h == NULL || h->state != H_FILE)
 			return send_status(s, id, SSH_FX_INVALID_HANDLE, "invalid handle");
-		if (h->reopen || !h->writable)
+		if (h->fh == 0 || !h->writable)
 			return send_ok(s, id); /* nothing uncommitted */
-		if ((rc = ensure_open(s, h)) < 0)
-			return send_err(s, id, rc);
-		rc = s->x->api->file_sync(h->f);
-		return send_err(s, id, rc);
+		return send_err(s, id, s->x->api->handle_sync(s->x->sess, h->fh));
 	}
 	if (str_is(name, n, "limits@openssh.com")) {
 		wr w;
+		int rc = s->x->api->session_check(s->x->sess);
+		if (rc < 0)
+			return send_err(s, id, rc);
 		wr_begin(&w, s, SSH_FXP_EXTENDED_REPLY, id);
 		wr_u64(&w, (uint64_t)s->x->max_read + PKT_SLACK); /* max packet */
 		wr_u64(&w, s->x->max_read);                        /* max read */
@@ -1573,7 +1356,7 @@ static int next_packet(sess *s, uint8_t *type, const unsigned char **body, size_
 		}
 		s->x->api->log(s->x->core, SD_LOG_WARN, "sftp",
 			       "event=bad_packet user=%s addr=%s len=%" PRIu32 " reason=too_long",
-			       s->x->user.name, s->x->addr, len);
+			       s->x->user, s->x->addr, len);
 		return 1;
 	}
 	if ((rc = fill(s, 4 + (size_t)len)) < 0)
@@ -1642,7 +1425,7 @@ static int handshake(sess *s)
 	}
 	put_be32(w.p, (uint32_t)(w.len - 4));
 	s->x->api->log(s->x->core, SD_LOG_DEBUG, "sftp",
-		       "event=sftp_init user=%s client_version=%" PRIu32, s->x->user.name, ver);
+		       "event=sftp_init user=%s client_version=%" PRIu32, s->x->user, ver);
 	return chan_write_all(s, w.p, w.len);
 }
 
@@ -1697,13 +1480,15 @@ int sd__sftp_serve(sftp_ctx *x)
 		}
 		consume(&s);
 		s.last_io = sd__sftp_mono_ms(); /* a long commit is not idleness */
+		if (rc == 0 && s.auth_dead)
+			rc = -EKEYREVOKED; /* invariant 7: answered, now end */
 	}
 	flush_out(&s); /* e.g. the answer to a packet that was too long */
 out:
 	x->api->log(x->core, SD_LOG_DEBUG, "sftp",
 		    "event=sftp_stats user=%s requests=%" PRIu64 " bytes_in=%" PRIu64
 		    " bytes_out=%" PRIu64 " engine_ms=%" PRId64 " wait_ms=%" PRId64,
-		    x->user.name, s.reqs, s.bytes_in, s.bytes_out, s.us_engine / 1000,
+		    x->user, s.reqs, s.bytes_in, s.bytes_out, s.us_engine / 1000,
 		    s.us_wait / 1000);
 	{
 		/* the three request types that took longest, for profiling */
@@ -1721,7 +1506,7 @@ out:
 					best, s.n_type[best], s.us_type[best] / 1000);
 			s.n_type[best] = 0;
 		}
-		x->api->log(x->core, SD_LOG_DEBUG, "sftp", "event=sftp_profile user=%s%s", x->user.name, b);
+		x->api->log(x->core, SD_LOG_DEBUG, "sftp", "event=sftp_profile user=%s%s", x->user, b);
 	}
 	drop_all(&s);
 	free(s.in);

@@ -81,7 +81,9 @@ struct conn {
 	int done;          /* thread finished: join and free */
 	enum cstate state;
 	char addr[ADDR_MAX];
-	sd_user user;
+	sd_session *sess;  /* set by a successful login */
+	char user[SD_USERNAME_MAX + 1];
+	int readonly;
 	int auth_fails;
 	int blocked;
 	ssh_channel chan;
@@ -241,12 +243,19 @@ static int addr_allowed(struct conn *c)
 	return 1;
 }
 
-static int auth_done(struct conn *c, const char *method, const sd_user *u)
+static int auth_done(struct conn *c, const char *method, sd_session *sess)
 {
-	c->user = *u;
+	sd_session_info si;
+	if (c->srv->api->session_info(sess, &si) < 0) {
+		c->srv->api->session_close(sess);
+		return SSH_AUTH_DENIED;
+	}
+	c->sess = sess;
+	snprintf(c->user, sizeof(c->user), "%s", si.user);
+	c->readonly = (si.flags & SD_USER_READONLY) != 0;
 	c->state = C_READY;
-	slog(c->srv, SD_LOG_INFO, "event=login user=%s addr=%s method=%s%s", u->name, c->addr, method,
-	     (u->flags & SD_USER_READONLY) ? " readonly=1" : "");
+	slog(c->srv, SD_LOG_INFO, "event=login user=%s addr=%s method=%s%s", c->user, c->addr, method,
+	     c->readonly ? " readonly=1" : "");
 	c->srv->api->metric_add(c->srv->core, "storaged_logins_total",
 				"frontend=\"sftp\",result=\"ok\"", 1);
 	return SSH_AUTH_SUCCESS;
@@ -281,15 +290,15 @@ static int auth_failed(struct conn *c, const char *user, const char *method, int
 static int cb_auth_password(ssh_session ssh, const char *user, const char *password, void *ud)
 {
 	struct conn *c = ud;
-	sd_user u;
+	sd_session *sess = NULL;
 	int rc;
 	(void)ssh;
 	if (c->state != C_AUTH || !addr_allowed(c))
 		return SSH_AUTH_DENIED;
-	rc = c->srv->api->auth_password(c->srv->core, user, password, c->addr, &u);
+	rc = c->srv->api->auth_password(c->srv->core, user, password, c->addr, "sftp", &sess);
 	if (rc < 0)
 		return auth_failed(c, user, "password", rc);
-	return auth_done(c, "password", &u);
+	return auth_done(c, "password", sess);
 }
 
 static int cb_auth_pubkey(ssh_session ssh, const char *user, struct ssh_key_struct *key,
@@ -298,7 +307,7 @@ static int cb_auth_pubkey(ssh_session ssh, const char *user, struct ssh_key_stru
 	struct conn *c = ud;
 	char *b64 = NULL;
 	const char *type;
-	sd_user u;
+	sd_session *sess = NULL;
 	int rc, probe;
 	(void)ssh;
 	if (c->state != C_AUTH || !addr_allowed(c))
@@ -309,14 +318,14 @@ static int cb_auth_pubkey(ssh_session ssh, const char *user, struct ssh_key_stru
 	type = ssh_key_type_to_char(ssh_key_type(key));
 	if (type == NULL || ssh_pki_export_pubkey_base64(key, &b64) != SSH_OK)
 		return SSH_AUTH_DENIED;
-	rc = c->srv->api->auth_pubkey(c->srv->core, user, type, b64, c->addr,
-				      probe ? SD_AUTH_PROBE : 0, &u);
+	rc = c->srv->api->auth_pubkey(c->srv->core, user, type, b64, c->addr, "sftp",
+				      probe ? SD_AUTH_PROBE : 0, probe ? NULL : &sess);
 	ssh_string_free_char(b64);
 	if (probe) /* "this key would do": libssh answers PK_OK; no login yet */
 		return rc == 0 ? SSH_AUTH_SUCCESS : SSH_AUTH_DENIED;
 	if (rc < 0)
 		return auth_failed(c, user, "publickey", rc);
-	return auth_done(c, "publickey", &u);
+	return auth_done(c, "publickey", sess);
 }
 
 static int cb_auth_none(ssh_session ssh, const char *user, void *ud)
@@ -460,7 +469,7 @@ static void refuse_command(struct conn *c)
 	    "storaged: this server offers SFTP only; shell and command execution are refused\r\n";
 	ssh_channel_write_stderr(c->chan, msg, (uint32_t)(sizeof(msg) - 1));
 	end_channel(c, 1);
-	slog(c->srv, SD_LOG_INFO, "event=refused user=%s addr=%s what=%s", c->user.name, c->addr,
+	slog(c->srv, SD_LOG_INFO, "event=refused user=%s addr=%s what=%s", c->user, c->addr,
 	     c->refuse_what);
 }
 
@@ -551,7 +560,9 @@ static void *conn_main(void *arg)
 		memset(&x, 0, sizeof(x));
 		x.api = s->api;
 		x.core = s->core;
+		x.sess = c->sess;
 		x.user = c->user;
+		x.readonly = c->readonly;
 		x.addr = c->addr;
 		x.ssh = c->ssh;
 		x.chan = c->chan;
@@ -561,10 +572,13 @@ static void *conn_main(void *arg)
 		x.stopping = &s->stopping;
 		rc = sd__sftp_serve(&x);
 		slog(s, SD_LOG_INFO, "event=session_end user=%s addr=%s ms=%" PRId64 " reason=\"%s\"",
-		     c->user.name, c->addr, sd__sftp_mono_ms() - t0,
+		     c->user, c->addr, sd__sftp_mono_ms() - t0,
 		     rc == 0 ? "client closed" : rc == -ETIMEDOUT ? "idle timeout"
 		     : (rc == -ECANCELED || s->stopping) ? "server stopping"
-		     : rc == -EPROTO ? "protocol error" : "connection lost");
+		     : rc == -EPROTO ? "protocol error"
+		     : rc == -EKEYREVOKED ? "authentication no longer valid" : "connection lost");
+		if (rc == -EKEYREVOKED)
+			ssh_session_set_disconnect_message(c->ssh, "authentication no longer valid");
 		if (rc == -ETIMEDOUT)
 			ssh_session_set_disconnect_message(c->ssh, "idle timeout");
 		if (c->chan != NULL && ssh_channel_is_open(c->chan))
@@ -579,6 +593,8 @@ static void *conn_main(void *arg)
 	if (c->chan != NULL)
 		ssh_channel_free(c->chan);
 	c->chan = NULL;
+	s->api->session_close(c->sess); /* abandons anything still open */
+	c->sess = NULL;
 	ssh_disconnect(c->ssh);
 	ssh_free(c->ssh);
 	c->ssh = NULL;
@@ -753,11 +769,15 @@ static int sftp_init(const sd_core_api *api, sd_core *core, const sd_module_conf
 	if (conf->host_key_dir != NULL && conf->host_key_dir[0] != '\0') {
 		s->keydir = strdup(conf->host_key_dir);
 	} else {
-		const char *dd = api->data_dir(core);
-		size_t n = strlen(dd) + 5;
-		s->keydir = malloc(n);
-		if (s->keydir != NULL)
-			snprintf(s->keydir, n, "%s/ssh", dd);
+		/* <data_dir>/ssh, as before the engine kept the data directory
+		 * to itself */
+		char dir[PATH_MAX];
+		if ((rc = api->state_dir(core, "ssh", dir, sizeof(dir))) < 0) {
+			slog(s, SD_LOG_ERROR, "event=init_failed reason=\"cannot create the ssh state "
+			     "directory: %s\"", api->strerror(rc));
+			return -SD_ECONFIG;
+		}
+		s->keydir = strdup(dir);
 	}
 	if (s->keydir == NULL)
 		return -ENOMEM;

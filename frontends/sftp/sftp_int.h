@@ -26,7 +26,9 @@ typedef struct sftp_conf {
 typedef struct sftp_ctx {
 	const sd_core_api *api;
 	sd_core *core;
-	sd_user user;
+	sd_session *sess;         /* the core session every call goes through */
+	const char *user;         /* login name, for logs and long names */
+	int readonly;             /* a read-only token (statvfs flag) */
 	const char *addr;         /* client address, for logs */
 	ssh_session ssh;
 	ssh_channel chan;
@@ -37,9 +39,12 @@ typedef struct sftp_ctx {
 } sftp_ctx;
 
 /* Serve the SFTP subsystem on ctx->chan until the client leaves, the idle
- * timeout passes, a fatal protocol error occurs or *stopping is set. Every
- * file still open when it returns is abandoned (the previous version stays).
- * Returns 0 on a clean end (client EOF), -errno otherwise (for the log). */
+ * timeout passes, a fatal protocol error occurs, the session's credentials
+ * stop holding or *stopping is set. Every file still open when it returns
+ * is abandoned (the previous version stays; a file being created leaves
+ * nothing). The core session stays the caller's. Returns 0 on a clean end
+ * (client EOF), or -ETIMEDOUT (idle), -ECANCELED (stop), -EPROTO (protocol
+ * error), -EKEYREVOKED (credentials no longer valid), -EIO ... for the log. */
 int sd__sftp_serve(sftp_ctx *ctx);
 
 /* Monotonic milliseconds. */
