@@ -1,6 +1,9 @@
 /*
  * sftp_int.h - shared between the SSH side (server.c) and the SFTP protocol
- * engine (proto.c) of the sftp front end. Not a public header.
+ * engine (serve.c and the files in proto.h) of the sftp front end. Not a
+ * public header. Everything declared here has hidden visibility: the
+ * module exports storaged_module and nothing else, so no name of ours can
+ * bind to a symbol of the daemon (which exports its own with -rdynamic).
  */
 #ifndef SD_SFTP_INT_H
 #define SD_SFTP_INT_H
@@ -9,6 +12,8 @@
 #include <libssh/libssh.h>
 
 #include "core/storaged.h"
+
+#pragma GCC visibility push(hidden)
 
 /* The [sftp] section's own keys (core parses enabled/module/listen). */
 typedef struct sftp_conf {
@@ -49,5 +54,7 @@ int sd__sftp_serve(sftp_ctx *ctx);
 
 /* Monotonic milliseconds. */
 int64_t sd__sftp_mono_ms(void);
+
+#pragma GCC visibility pop
 
 #endif
