@@ -2,10 +2,11 @@
  * server.c - the sftp front end's SSH side (libssh 0.10.6 server API) and its
  * module descriptor.
  *
- * Threads: one accept thread polls the listening socket (so stop() is
- * noticed within 200 ms) and starts one thread per connection. A session is
- * only ever touched by its own thread; the shared state is the session list
- * (mutex), used for the limits, for reaping finished threads and by stop().
+ * Threads: one accept thread waits on the listener in slices of 200 ms (so
+ * stop() is noticed quickly) and starts one thread per connection. A
+ * session is only ever touched by its own thread; the shared state is the
+ * session list (mutex), used for reaping finished threads and by stop(),
+ * and the listener's counts (its own lock).
  *
  * Session states (struct conn.state), one function per transition:
  *
@@ -20,8 +21,12 @@
  *  1. Nothing reaches the engine before auth_password/auth_pubkey succeed
  *     (state >= C_READY); a public-key probe (SSH_PUBLICKEY_STATE_NONE) is
  *     only answered "this key would do", never accepted as a login.
- *  2. A connection over max_sessions / max_per_ip is closed before key
- *     exchange; an address the core reports blocked gets no further tries.
+ *  2. Admission is util's sd_listener (max_sessions / max_per_ip, counted
+ *     the same way in every front end): a refused connection is closed
+ *     before key exchange; an admitted one gives its slot back exactly once,
+ *     when its thread ends. An address the core reports blocked gets no
+ *     further tries. libssh never listens: it gets each admitted socket
+ *     through ssh_bind_accept_fd().
  *  3. stop() returns only after every session thread has been joined, so no
  *     module thread touches the core afterwards. It wakes blocked sessions
  *     by shutting down their sockets (under the list lock, while the fd is
@@ -53,12 +58,15 @@
 #include <libssh/libssh.h>
 #include <libssh/server.h>
 
+#include "net.h"
 #include "sftp_int.h"
+#include "sys.h"
+#include "util.h"
 
 #define LOGIN_GRACE_MS 120000 /* from accept to the sftp subsystem */
 #define SSH_IO_TIMEOUT_S 60L  /* libssh's own blocking waits (kex, window) */
 #define CLIENT_CLOSE_WAIT_MS 5000 /* after a clean end, for the client to hang up */
-#define ADDR_MAX 64
+#define ADDR_MAX SD_ADDR_MAX
 
 #define KEX_ALGOS "curve25519-sha256,curve25519-sha256@libssh.org"
 #define CIPHERS "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com," \
@@ -98,13 +106,13 @@ struct srv {
 	sd_core *core;
 	sftp_conf *conf;
 	char *keydir;
-	ssh_bind bind;
+	sd_listener *lis;   /* admission: max_sessions, max_per_ip */
+	ssh_bind bind;      /* host keys and algorithms; never listens */
 	pthread_t accept_thr;
 	int accept_started;
 	volatile int stopping;
 	pthread_mutex_t mu;
 	struct conn *conns; /* every started session, finished ones until reaped */
-	int live;           /* sessions not done */
 };
 
 static void slog(struct srv *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -598,9 +606,9 @@ static void *conn_main(void *arg)
 	ssh_disconnect(c->ssh);
 	ssh_free(c->ssh);
 	c->ssh = NULL;
+	sd_listener_leave(s->lis, c->addr); /* invariant 2: the slot, once */
 	pthread_mutex_lock(&s->mu);
 	c->done = 1;
-	s->live--;
 	pthread_mutex_unlock(&s->mu);
 	s->api->metric_add(s->core, "storaged_sessions", "frontend=\"sftp\"", -1);
 	return NULL;
@@ -627,71 +635,46 @@ static void reap(struct srv *s, int all)
 	}
 }
 
-static void peer_addr(int fd, char *out, size_t n)
+/* Start the thread of an admitted connection (invariant 2): libssh gets
+ * the socket, the thread gets the listener slot. On failure the socket is
+ * closed and the slot given back. */
+static void start_conn(struct srv *s, int fd, const char *addr)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	snprintf(out, n, "?");
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
-		return;
-	if (ss.ss_family == AF_INET) {
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)n);
-	} else if (ss.ss_family == AF_INET6) {
-		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-		if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr))
-			inet_ntop(AF_INET, &a6->sin6_addr.s6_addr[12], out, (socklen_t)n);
-		else
-			inet_ntop(AF_INET6, &a6->sin6_addr, out, (socklen_t)n);
-	}
-}
+	struct conn *c;
+	ssh_session ssh;
+	int one = 1, rc;
 
-/* Limits check and thread start for one accepted connection (invariant 2).
- * Takes ownership of ssh. */
-static void start_conn(struct srv *s, ssh_session ssh)
-{
-	struct conn *c, *it;
-	int same = 0, fd = ssh_get_fd(ssh);
-	const char *why = NULL;
-
-	c = calloc(1, sizeof(*c));
-	if (c == NULL) {
+	/* replies are small and many: do not let Nagle hold them back */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	ssh = ssh_new();
+	if (ssh == NULL || ssh_bind_accept_fd(s->bind, ssh, fd) != SSH_OK) {
+		slog(s, SD_LOG_WARN, "event=accept_failed addr=%s reason=\"%s\"", addr,
+		     ssh ? ssh_get_error(s->bind) : "out of memory");
+		/* the session owns the socket once it holds it */
+		if (ssh == NULL || ssh_get_fd(ssh) != fd)
+			sd_sys_close(fd);
 		ssh_free(ssh);
+		sd_listener_leave(s->lis, addr);
 		return;
 	}
+	c = sd_xcalloc(1, sizeof(*c));
 	c->srv = s;
 	c->ssh = ssh;
 	c->fd = fd;
 	c->state = C_KEX;
-	peer_addr(fd, c->addr, sizeof(c->addr));
-	{
-		/* replies are small and many: do not let Nagle hold them back */
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	}
-
+	snprintf(c->addr, sizeof(c->addr), "%s", addr);
 	pthread_mutex_lock(&s->mu);
-	for (it = s->conns; it; it = it->next)
-		if (!it->done && strcmp(it->addr, c->addr) == 0)
-			same++;
-	if (s->live >= s->conf->max_sessions)
-		why = "max_sessions";
-	else if (same >= s->conf->max_per_ip)
-		why = "max_per_ip";
-	if (why == NULL) {
-		c->next = s->conns;
-		s->conns = c;
-		s->live++;
-		if (pthread_create(&c->thr, NULL, conn_main, c) != 0) {
-			s->conns = c->next;
-			s->live--;
-			why = "thread";
-		}
-	}
+	c->next = s->conns;
+	s->conns = c;
+	rc = pthread_create(&c->thr, NULL, conn_main, c);
+	if (rc != 0)
+		s->conns = c->next;
 	pthread_mutex_unlock(&s->mu);
-	if (why != NULL) {
-		slog(s, SD_LOG_WARN, "event=refused addr=%s reason=%s", c->addr, why);
+	if (rc != 0) {
+		slog(s, SD_LOG_WARN, "event=refused addr=%s reason=thread", addr);
 		ssh_free(ssh);
 		free(c);
+		sd_listener_leave(s->lis, addr);
 		return;
 	}
 	s->api->metric_add(s->core, "storaged_sessions", "frontend=\"sftp\"", 1);
@@ -701,23 +684,28 @@ static void start_conn(struct srv *s, ssh_session ssh)
 static void *accept_main(void *arg)
 {
 	struct srv *s = arg;
-	int lfd = ssh_bind_get_fd(s->bind);
 	while (!s->stopping) {
-		struct pollfd p = {.fd = lfd, .events = POLLIN};
-		ssh_session ssh;
-		int r = poll(&p, 1, 200);
+		char addr[SD_ADDR_MAX];
+		int fd = -1, admit = 0;
+		int r = sd_listener_accept(s->lis, 200, &fd, addr, &admit);
 		reap(s, 0);
-		if (r <= 0 || s->stopping)
-			continue;
-		ssh = ssh_new();
-		if (ssh == NULL)
-			continue;
-		if (ssh_bind_accept(s->bind, ssh) != SSH_OK) {
-			slog(s, SD_LOG_WARN, "event=accept_failed reason=\"%s\"", ssh_get_error(s->bind));
-			ssh_free(ssh);
+		if (r < 0) {
+			slog(s, SD_LOG_WARN, "event=accept_failed reason=\"%s\"", strerror(-r));
+			sd_sleep_ms(100);
 			continue;
 		}
-		start_conn(s, ssh);
+		if (r == 0)
+			continue;
+		if (admit != SD_ADMIT_OK || s->stopping) {
+			if (admit == SD_ADMIT_OK)
+				sd_listener_leave(s->lis, addr);
+			else
+				slog(s, SD_LOG_WARN, "event=refused addr=%s reason=%s", addr,
+				     admit == SD_ADMIT_FULL ? "max_sessions" : "max_per_ip");
+			sd_sys_close(fd);
+			continue;
+		}
+		start_conn(s, fd, addr);
 	}
 	return NULL;
 }
@@ -740,6 +728,7 @@ static int sftp_init(const sd_core_api *api, sd_core *core, const sd_module_conf
 	sftp_conf *conf = confp;
 	struct srv *s;
 	int port = mc->listen_port > 0 ? mc->listen_port : 2222, rc;
+	char err[256];
 	bool no = false;
 	const char *host = mc->listen_host ? mc->listen_host : "0.0.0.0";
 	char hostalgos[64];
@@ -751,11 +740,12 @@ static int sftp_init(const sd_core_api *api, sd_core *core, const sd_module_conf
 		return -SD_ECONFIG;
 	}
 	if (conf->max_sessions < 1 || conf->max_per_ip < 1 || conf->max_auth_tries < 1 ||
+	    conf->max_sessions > 100000 || conf->max_per_ip > 100000 ||
 	    conf->handles_per_session < 1 || conf->handles_per_session > 65536 ||
 	    conf->idle_timeout < 0) {
 		api->log(core, SD_LOG_ERROR, "sftp",
-			 "event=init_failed reason=\"max_sessions, max_per_ip, max_auth_tries and "
-			 "handles_per_session (<= 65536) must be positive\"");
+			 "event=init_failed reason=\"max_sessions, max_per_ip (<= 100000), max_auth_tries "
+			 "and handles_per_session (<= 65536) must be positive\"");
 		return -SD_ECONFIG;
 	}
 	s = calloc(1, sizeof(*s));
@@ -796,8 +786,6 @@ static int sftp_init(const sd_core_api *api, sd_core *core, const sd_module_conf
 	if ((rc = set_bind(s, SSH_BIND_OPTIONS_PROCESS_CONFIG, &no, "process_config")) < 0 ||
 	    (rc = host_key(s, SSH_KEYTYPE_ED25519, 0, "ssh_host_ed25519_key")) < 0 ||
 	    (conf->rsa_host_key && (rc = host_key(s, SSH_KEYTYPE_RSA, 3072, "ssh_host_rsa_key")) < 0) ||
-	    (rc = set_bind(s, SSH_BIND_OPTIONS_BINDADDR, host, "listen address")) < 0 ||
-	    (rc = set_bind(s, SSH_BIND_OPTIONS_BINDPORT, &port, "listen port")) < 0 ||
 	    (rc = set_bind(s, SSH_BIND_OPTIONS_KEY_EXCHANGE, KEX_ALGOS, "kex")) < 0 ||
 	    (rc = set_bind(s, SSH_BIND_OPTIONS_CIPHERS_C_S, CIPHERS, "ciphers")) < 0 ||
 	    (rc = set_bind(s, SSH_BIND_OPTIONS_CIPHERS_S_C, CIPHERS, "ciphers")) < 0 ||
@@ -806,9 +794,10 @@ static int sftp_init(const sd_core_api *api, sd_core *core, const sd_module_conf
 	    (rc = set_bind(s, SSH_BIND_OPTIONS_HOSTKEY_ALGORITHMS, hostalgos, "host key algorithms")) < 0 ||
 	    (rc = set_bind(s, SSH_BIND_OPTIONS_PUBKEY_ACCEPTED_KEY_TYPES, PUBKEY_TYPES, "key types")) < 0)
 		return rc;
-	if (ssh_bind_listen(s->bind) != SSH_OK) {
-		slog(s, SD_LOG_ERROR, "event=init_failed reason=\"cannot listen on %s:%d: %s\"", host, port,
-		     ssh_get_error(s->bind));
+	s->lis = sd_listener_open(host, port, (int)conf->max_sessions, (int)conf->max_per_ip, err,
+				  sizeof(err));
+	if (s->lis == NULL) {
+		slog(s, SD_LOG_ERROR, "event=init_failed reason=\"%s\"", err);
 		return -SD_ECONFIG;
 	}
 	slog(s, SD_LOG_INFO, "event=listening addr=%s port=%d", host, port);
@@ -850,6 +839,7 @@ static void sftp_destroy(void *state)
 	struct srv *s = state;
 	if (s == NULL)
 		return;
+	sd_listener_close(s->lis);
 	if (s->bind != NULL)
 		ssh_bind_free(s->bind);
 	pthread_mutex_destroy(&s->mu);
