@@ -75,22 +75,10 @@ static int auth_done(struct conn *c, const char *method, sd_session *sess)
 	return SSH_AUTH_SUCCESS;
 }
 
-/* A client-chosen name made safe for a log line: printable ASCII without
- * quotes or backslashes, at most SD_USERNAME_MAX bytes. */
-static void log_name(char *out, size_t n, const char *in)
-{
-	size_t i;
-	for (i = 0; i + 1 < n && in[i] != '\0'; i++) {
-		unsigned char ch = (unsigned char)in[i];
-		out[i] = (ch < 0x21 || ch > 0x7e || ch == '"' || ch == '\\') ? '?' : (char)ch;
-	}
-	out[i] = '\0';
-}
-
 static int auth_failed(struct conn *c, const char *user, const char *method, int rc)
 {
 	char name[SD_USERNAME_MAX + 1];
-	log_name(name, sizeof(name), user);
+	sd__sftp_lp(name, sizeof(name), user);
 	c->auth_fails++;
 	SLOG(c->srv, SD_LOG_INFO, "event=login_failed user=\"%s\" addr=%s method=%s reason=\"%s\" tries=%d",
 	     name, c->addr, method, c->srv->api->strerror(rc), c->auth_fails);
@@ -233,7 +221,7 @@ static ssh_channel cb_channel_open(ssh_session ssh, void *ud)
 static void end_channel(struct conn *c, int status)
 {
 	ssh_event ev;
-	int64_t until = sd__sftp_mono_ms() + 2000;
+	int64_t until = sd_mono_ms() + 2000;
 	ssh_channel_request_send_exit_status(c->chan, status);
 	ssh_channel_send_eof(c->chan);
 	ssh_channel_close(c->chan);
@@ -245,7 +233,7 @@ static void end_channel(struct conn *c, int status)
 			ssh_event_free(ev);
 		return;
 	}
-	while (!c->peer_closed && sd__sftp_mono_ms() < until &&
+	while (!c->peer_closed && sd_mono_ms() < until &&
 	       !(ssh_get_status(c->ssh) & (SSH_CLOSED | SSH_CLOSED_ERROR)))
 		if (ssh_event_dopoll(ev, 200) == SSH_ERROR)
 			break;
@@ -260,7 +248,7 @@ static void end_channel(struct conn *c, int status)
 static void wait_client_gone(struct conn *c, int64_t ms)
 {
 	ssh_event ev;
-	int64_t until = sd__sftp_mono_ms() + ms;
+	int64_t until = sd_mono_ms() + ms;
 	if (c->srv->stopping)
 		return;
 	ev = ssh_event_new();
@@ -269,7 +257,7 @@ static void wait_client_gone(struct conn *c, int64_t ms)
 			ssh_event_free(ev);
 		return;
 	}
-	while (sd__sftp_mono_ms() < until && !c->srv->stopping &&
+	while (sd_mono_ms() < until && !c->srv->stopping &&
 	       !(ssh_get_status(c->ssh) & (SSH_CLOSED | SSH_CLOSED_ERROR)))
 		if (ssh_event_dopoll(ev, 200) == SSH_ERROR)
 			break;
@@ -293,7 +281,7 @@ static int handshake(struct conn *c)
 {
 	struct srv *s = c->srv;
 	ssh_event ev;
-	int64_t deadline = sd__sftp_mono_ms() + LOGIN_GRACE_MS;
+	int64_t deadline = sd_mono_ms() + LOGIN_GRACE_MS;
 	int rc = 0;
 
 	if (ssh_handle_key_exchange(c->ssh) != SSH_OK) {
@@ -325,7 +313,7 @@ static int handshake(struct conn *c)
 			rc = -1;
 			break;
 		}
-		if (sd__sftp_mono_ms() > deadline) {
+		if (sd_mono_ms() > deadline) {
 			ssh_session_set_disconnect_message(c->ssh, "login grace time over");
 			SLOG(s, SD_LOG_INFO, "event=disconnect addr=%s reason=grace_time", c->addr);
 			rc = -1;
@@ -370,7 +358,7 @@ void *sd__sftp_conn_main(void *arg)
 
 	if (handshake(c) == 0) {
 		sftp_ctx x;
-		int64_t t0 = sd__sftp_mono_ms();
+		int64_t t0 = sd_mono_ms();
 		memset(&x, 0, sizeof(x));
 		x.api = s->api;
 		x.core = s->core;
@@ -386,7 +374,7 @@ void *sd__sftp_conn_main(void *arg)
 		x.stopping = &s->stopping;
 		rc = sd__sftp_serve(&x);
 		SLOG(s, SD_LOG_INFO, "event=session_end user=%s addr=%s ms=%" PRId64 " reason=\"%s\"",
-		     c->user, c->addr, sd__sftp_mono_ms() - t0,
+		     c->user, c->addr, sd_mono_ms() - t0,
 		     rc == 0 ? "client closed" : rc == -ETIMEDOUT ? "idle timeout"
 		     : (rc == -ECANCELED || s->stopping) ? "server stopping"
 		     : rc == -EPROTO ? "protocol error"

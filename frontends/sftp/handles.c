@@ -9,8 +9,9 @@
  * the engine for the next page after that name.
  *
  * Invariants
- *  1. An SFTP handle is 8 bytes: slot index and generation. A slot's
- *     generation moves on at every reuse, so a stale or forged handle
+ *  1. An SFTP handle is 8 bytes: slot index and generation. Generations
+ *     start random (sd_random_bytes; a session that cannot get randomness
+ *     is refused) and move on at every reuse, so a stale or forged handle
  *     never reaches another slot's object; the core checks its own handle
  *     ids again (they belong to this session only).
  *  2. When serving ends for any reason, every open file is abandoned: a
@@ -36,11 +37,20 @@
 
 int sd__sftp_handles_init(fx_sess *s, int n)
 {
+	uint32_t *gen;
+	int i, rc;
 	if (n < 1)
 		return -EINVAL;
-	s->h = sd_xcalloc((size_t)n, sizeof(*s->h));
-	s->nh = n;
-	return 0;
+	gen = sd_xcalloc((size_t)n, sizeof(*gen));
+	rc = sd_random_bytes(gen, (size_t)n * sizeof(*gen));
+	if (rc == 0) {
+		s->h = sd_xcalloc((size_t)n, sizeof(*s->h));
+		s->nh = n;
+		for (i = 0; i < n; i++)
+			s->h[i].gen = gen[i];
+	}
+	free(gen);
+	return rc;
 }
 
 fx_handle *sd__sftp_handle_alloc(fx_sess *s, int *idx)

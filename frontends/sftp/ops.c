@@ -90,7 +90,7 @@ int sd__sftp_op_open(fx_sess *s, uint32_t id, fx_rd *r)
 int sd__sftp_op_close(fx_sess *s, uint32_t id, fx_rd *r)
 {
 	fx_handle *h = sd__sftp_handle_get(s, r);
-	int64_t t0 = sd__sftp_mono_ms();
+	int64_t t0 = sd_mono_ms();
 	int rc, was_write;
 	if (h == NULL)
 		return sd__sftp_status(s, id, r->bad ? SSH_FX_BAD_MESSAGE : SSH_FX_INVALID_HANDLE,
@@ -104,7 +104,7 @@ int sd__sftp_op_close(fx_sess *s, uint32_t id, fx_rd *r)
 	rc = sd__sftp_handle_close(s, h, 0);
 	if (was_write)
 		s->x->api->log(s->x->core, SD_LOG_DEBUG, "sftp", "event=closed user=%s rc=%d ms=%" PRId64,
-			       s->x->user, rc, sd__sftp_mono_ms() - t0);
+			       s->x->user, rc, sd_mono_ms() - t0);
 	return sd__sftp_err(s, id, rc);
 }
 

@@ -29,6 +29,7 @@
 #include <libssh/sftp.h>
 
 #include "sftp_int.h"
+#include "util.h"
 
 #pragma GCC visibility push(hidden)
 
@@ -77,10 +78,14 @@ typedef struct fx_handle {
 /* One SFTP session (one channel), used by its own thread only. */
 typedef struct fx_sess {
 	sftp_ctx *x;
-	unsigned char *in;   /* receive buffer: [in_off, in_len) unparsed */
-	size_t in_off, in_len, in_cap;
-	unsigned char *out;  /* replies not yet written: [0, out_len) */
-	size_t out_len, out_cap;
+	/* Both buffers get their whole capacity when the session starts and
+	 * are never grown (wire.c invariant 1): bytes are read from the
+	 * channel, and replies built, directly in their spare room, with
+	 * data[len] = '\0' restored after each step. */
+	sd_buf in;           /* received: [in_off, in.len) unparsed */
+	size_t in_off, in_max;
+	sd_buf out;          /* replies not yet written: [0, out.len) */
+	size_t out_max;
 	size_t cur;          /* bytes of the packet being served */
 	int werr;            /* a channel write failed: the session is over */
 	int auth_dead;       /* a call answered -SD_EAUTH: end after the reply */
@@ -161,13 +166,11 @@ int sd__sftp_next_packet(fx_sess *s, uint8_t *type, fx_rd *body);
 /* Drop the packet just served from the receive buffer. */
 void sd__sftp_consume(fx_sess *s);
 
-/* A path made safe for a log line (no quotes, backslashes or control
- * bytes; cut to n - 1 bytes). Returns out. */
-const char *sd__sftp_lp(char *out, size_t n, const char *p);
 
 /* ------------------------------------------------------------- handles.c */
 
-/* Allocate the table of n slots. 0 or -errno. */
+/* Allocate the table of n slots with random generations. 0, or -errno
+ * when the kernel gives no random bytes (the caller refuses the session). */
 int sd__sftp_handles_init(fx_sess *s, int n);
 /* A free slot, cleared, its generation moved on; NULL when all are used. */
 fx_handle *sd__sftp_handle_alloc(fx_sess *s, int *idx);

@@ -115,13 +115,18 @@ int sd__sftp_serve(sftp_ctx *x)
 	int rc;
 	memset(&s, 0, sizeof(s));
 	s.x = x;
-	s.in_cap = (size_t)x->max_read + PKT_SLACK + 4;
-	s.out_cap = 2 * ((size_t)x->max_read + PKT_SLACK);
-	s.in = sd_xmalloc(s.in_cap);
-	s.out = sd_xmalloc(s.out_cap);
-	s.last_io = sd__sftp_mono_ms();
+	s.in_max = (size_t)x->max_read + PKT_SLACK + 4;
+	s.out_max = 2 * ((size_t)x->max_read + PKT_SLACK);
+	sd_buf_reserve(&s.in, s.in_max); /* the whole capacity, once */
+	sd_buf_reserve(&s.out, s.out_max);
+	sd_buf_reset(&s.in);
+	sd_buf_reset(&s.out);
+	s.last_io = sd_mono_ms();
 	rc = sd__sftp_handles_init(&s, x->max_handles);
-	if (rc == 0)
+	if (rc < 0) /* no randomness for the handle generations: fail closed */
+		x->api->log(x->core, SD_LOG_ERROR, "sftp", "event=session_refused user=%s addr=%s "
+			    "reason=\"no random bytes: %s\"", x->user, x->addr, x->api->strerror(rc));
+	else
 		rc = begin(&s);
 	while (rc == 0) {
 		uint8_t type;
@@ -149,15 +154,15 @@ int sd__sftp_serve(sftp_ctx *x)
 			s.n_type[type]++;
 		}
 		sd__sftp_consume(&s);
-		s.last_io = sd__sftp_mono_ms(); /* a long commit is not idleness */
+		s.last_io = sd_mono_ms(); /* a long commit is not idleness */
 		if (rc == 0 && s.auth_dead)
 			rc = -EKEYREVOKED; /* invariant 2: answered, now end */
 	}
 	sd__sftp_flush(&s); /* e.g. the answer to a packet that was too long */
 	log_stats(&s);
 	sd__sftp_handles_drop(&s);
-	free(s.in);
-	free(s.out);
+	sd_buf_free(&s.in);
+	sd_buf_free(&s.out);
 	free(s.scratch);
 	if (rc == -EPIPE)
 		rc = 0;

@@ -95,6 +95,12 @@ int sd__sftp_host_keys(struct srv *s);
  * listener slot back and set done. */
 void *sd__sftp_conn_main(void *arg);
 
+/* wire.c: a client-chosen string made safe for a log line between quotes:
+ * control bytes, quotes and backslashes become '?', and so does every byte
+ * over 0x7f unless the string is valid UTF-8 (sd_utf8_valid); cut to at
+ * most n - 1 bytes, never inside a character. Returns out. */
+const char *sd__sftp_lp(char *out, size_t n, const char *p);
+
 /* What the protocol engine needs to serve one authenticated channel. */
 typedef struct sftp_ctx {
 	const sd_core_api *api;
@@ -120,9 +126,6 @@ typedef struct sftp_ctx {
  * (protocol error), -EKEYREVOKED (credentials no longer valid), -EIO ...
  * for the log. */
 int sd__sftp_serve(sftp_ctx *ctx);
-
-/* Monotonic milliseconds. */
-int64_t sd__sftp_mono_ms(void);
 
 #pragma GCC visibility pop
 

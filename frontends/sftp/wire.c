@@ -48,11 +48,6 @@ int64_t sd__sftp_mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-int64_t sd__sftp_mono_ms(void)
-{
-	return sd__sftp_mono_us() / 1000;
-}
-
 /* ---------------------------------------------------------------- reader */
 
 uint32_t sd__sftp_rd_u32(fx_rd *r)
@@ -141,10 +136,10 @@ int sd__sftp_get_path(fx_sess *s, fx_rd *r, uint32_t id, char *out, size_t outle
 
 void sd__sftp_wr_begin_noid(fx_wr *w, fx_sess *s, uint8_t type)
 {
-	if (s->out_cap - s->out_len < (size_t)s->x->max_read + PKT_SLACK)
+	if (s->out_max - s->out.len < (size_t)s->x->max_read + PKT_SLACK)
 		sd__sftp_flush(s);
-	w->p = s->out + s->out_len;
-	w->cap = s->out_cap - s->out_len;
+	w->p = (unsigned char *)s->out.data + s->out.len;
+	w->cap = s->out_max - s->out.len;
 	w->len = 4; /* length, set by sd__sftp_send */
 	w->over = 0;
 	w->p[w->len++] = type;
@@ -241,9 +236,9 @@ int sd__sftp_flush(fx_sess *s)
 {
 	if (s->werr)
 		return -EIO;
-	if (s->out_len > 0 && chan_write_all(s, s->out, s->out_len) < 0)
+	if (s->out.len > 0 && chan_write_all(s, (unsigned char *)s->out.data, s->out.len) < 0)
 		s->werr = 1;
-	s->out_len = 0;
+	sd_buf_reset(&s->out);
 	return s->werr ? -EIO : 0;
 }
 
@@ -255,8 +250,9 @@ int sd__sftp_send(fx_sess *s, fx_wr *w, uint32_t id)
 	if (w->over)
 		return sd__sftp_status(s, id, SSH_FX_FAILURE, "reply too large");
 	put_be32(w->p, (uint32_t)(w->len - 4));
-	s->out_len += w->len;
-	if (s->out_len >= OUT_FLUSH_AT)
+	s->out.len += w->len;
+	s->out.data[s->out.len] = '\0';
+	if (s->out.len >= OUT_FLUSH_AT)
 		return sd__sftp_flush(s);
 	return s->werr ? -EIO : 0;
 }
@@ -316,27 +312,38 @@ int sd__sftp_err(fx_sess *s, uint32_t id, int err)
 
 /* ---------------------------------------------------------------- input */
 
+/* Read what the channel has into the spare room of s->in, without
+ * waiting. Bytes read, 0, SSH_EOF or SSH_ERROR. */
+static int read_some(fx_sess *s)
+{
+	int r = ssh_channel_read_nonblocking(s->x->chan, s->in.data + s->in.len,
+					     (uint32_t)(s->in_max - s->in.len), 0);
+	if (r > 0) {
+		s->in.len += (size_t)r;
+		s->in.data[s->in.len] = '\0';
+		s->last_io = sd_mono_ms();
+	}
+	return r;
+}
+
 /* Make sure [in_off, in_off + need) is buffered. Blocks in slices of one
  * second so that the idle timeout and module stop are noticed.
  * 0, -EPIPE (client EOF), -ETIMEDOUT, -ECANCELED (stop) or -EIO. */
 static int fill(fx_sess *s, size_t need)
 {
-	while (s->in_len - s->in_off < need) {
+	while (s->in.len - s->in_off < need) {
 		int avail, r;
-		if (s->in_off > 0 && s->in_cap - s->in_off < need) {
-			memmove(s->in, s->in + s->in_off, s->in_len - s->in_off);
-			s->in_len -= s->in_off;
+		if (s->in_off > 0 && s->in_max - s->in_off < need) {
+			memmove(s->in.data, s->in.data + s->in_off, s->in.len - s->in_off);
+			s->in.len -= s->in_off;
+			s->in.data[s->in.len] = '\0';
 			s->in_off = 0;
 		}
-		if (s->out_len > 0) {
+		if (s->out.len > 0) {
 			/* more requests already here? then keep batching replies */
-			r = ssh_channel_read_nonblocking(s->x->chan, s->in + s->in_len,
-							 (uint32_t)(s->in_cap - s->in_len), 0);
-			if (r > 0) {
-				s->in_len += (size_t)r;
-				s->last_io = sd__sftp_mono_ms();
+			r = read_some(s);
+			if (r > 0)
 				continue;
-			}
 			if (sd__sftp_flush(s) < 0)
 				return -EIO;
 			if (r == SSH_EOF)
@@ -356,18 +363,15 @@ static int fill(fx_sess *s, size_t need)
 		if (avail == 0) {
 			if (*s->x->stopping)
 				return -ECANCELED;
-			if (s->x->idle_ms > 0 && sd__sftp_mono_ms() - s->last_io > s->x->idle_ms)
+			if (s->x->idle_ms > 0 && sd_mono_ms() - s->last_io > s->x->idle_ms)
 				return -ETIMEDOUT;
 			continue;
 		}
-		r = ssh_channel_read_nonblocking(s->x->chan, s->in + s->in_len,
-						 (uint32_t)(s->in_cap - s->in_len), 0);
+		r = read_some(s);
 		if (r == SSH_EOF)
 			return -EPIPE;
 		if (r < 0)
 			return -EIO;
-		s->in_len += (size_t)r;
-		s->last_io = sd__sftp_mono_ms();
 	}
 	return 0;
 }
@@ -378,11 +382,11 @@ int sd__sftp_next_packet(fx_sess *s, uint8_t *type, fx_rd *body)
 	int rc;
 	if ((rc = fill(s, 4)) < 0)
 		return rc;
-	len = be32(s->in + s->in_off);
-	if ((size_t)len > s->in_cap - 4) {
+	len = be32((unsigned char *)s->in.data + s->in_off);
+	if ((size_t)len > s->in_max - 4) {
 		/* invariant 1: refuse; answer with the id when it is there */
 		if (fill(s, 9) == 0) {
-			uint32_t id = be32(s->in + s->in_off + 5);
+			uint32_t id = be32((unsigned char *)s->in.data + s->in_off + 5);
 			sd__sftp_status(s, id, SSH_FX_FAILURE, "packet too long");
 		}
 		s->x->api->log(s->x->core, SD_LOG_WARN, "sftp",
@@ -396,10 +400,10 @@ int sd__sftp_next_packet(fx_sess *s, uint8_t *type, fx_rd *body)
 	memset(body, 0, sizeof(*body));
 	if (len == 0) {
 		*type = 0;
-		body->p = s->in + s->in_off + 4;
+		body->p = (unsigned char *)s->in.data + s->in_off + 4;
 	} else {
-		*type = s->in[s->in_off + 4];
-		body->p = s->in + s->in_off + 5;
+		*type = (uint8_t)s->in.data[s->in_off + 4];
+		body->p = (unsigned char *)s->in.data + s->in_off + 5;
 		body->n = len - 1;
 	}
 	return 0;
@@ -409,17 +413,27 @@ void sd__sftp_consume(fx_sess *s)
 {
 	s->in_off += s->cur;
 	s->cur = 0;
-	if (s->in_off == s->in_len)
-		s->in_off = s->in_len = 0;
+	if (s->in_off == s->in.len) {
+		s->in_off = 0;
+		sd_buf_reset(&s->in);
+	}
 }
 
 const char *sd__sftp_lp(char *out, size_t n, const char *p)
 {
-	size_t i;
-	for (i = 0; i + 1 < n && p[i] != '\0'; i++) {
+	size_t len = strlen(p), i;
+	int utf8 = sd_utf8_valid(p, len);
+	if (n == 0)
+		return out;
+	for (i = 0; i + 1 < n && i < len; i++) {
 		unsigned char c = (unsigned char)p[i];
-		out[i] = (c < 0x20 || c == 0x7f || c == '"' || c == '\\') ? '?' : (char)c;
+		int bad = c < 0x20 || c == 0x7f || c == '"' || c == '\\' || (c > 0x7f && !utf8);
+		out[i] = bad ? '?' : (char)c;
 	}
+	/* cut inside a character: leave all of it out */
+	if (utf8 && i < len)
+		while (i > 0 && ((unsigned char)p[i] & 0xc0) == 0x80)
+			i--;
 	out[i] = '\0';
 	return out;
 }
