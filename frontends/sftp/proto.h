@@ -93,6 +93,7 @@ typedef struct fx_sess {
 	int nh;
 	unsigned char *scratch; /* copy-data bounce buffer (lazy) */
 	int64_t last_io;
+	int64_t last_check;  /* mono ms of the last idle credentials check */
 	/* statistics for the session_end debug lines */
 	uint64_t reqs, bytes_in, bytes_out;
 	int64_t us_engine, us_wait; /* time in handle_pread/pwrite, waiting for input */
@@ -160,8 +161,8 @@ int sd__sftp_flush(fx_sess *s);
 
 /* The next packet: its type and its body after the type byte in *body.
  * 0; 1 = longer than the limit (answered when the id could be read: end
- * the session); -EPIPE (client EOF), -ETIMEDOUT (idle), -ECANCELED (stop)
- * or -EIO. */
+ * the session); -EPIPE (client EOF), -ETIMEDOUT (idle), -ECANCELED (stop),
+ * -EKEYREVOKED (credentials gone while idle) or -EIO. */
 int sd__sftp_next_packet(fx_sess *s, uint8_t *type, fx_rd *body);
 /* Drop the packet just served from the receive buffer. */
 void sd__sftp_consume(fx_sess *s);

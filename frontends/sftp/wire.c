@@ -1,8 +1,8 @@
 /*
  * wire.c - the SFTP byte stream on one libssh channel: packet framing,
  * bounded reader and writer, attributes, status replies. A leaf: it calls
- * no other file of the module (only libssh and the core's strerror and
- * session_check).
+ * no other file of the module (only libssh, util and the core's log,
+ * strerror and session_check).
  *
  * Why our own framing: framing and parsing are done here, over
  * ssh_channel_read_nonblocking / ssh_channel_write, instead of libssh
@@ -31,6 +31,10 @@
  *     room for the largest reply (max_read + 1 KiB) when one is started.
  *  3. A path string is handed on as the client sent it, or refused (NUL,
  *     too long); it is never cut or folded here.
+ *  4. A session waiting for requests still notices credentials that stop
+ *     holding (user disabled, token revoked ...): every IDLE_CHECK_MS of
+ *     waiting it asks api->session_check, and ends on -SD_EAUTH. Requests
+ *     need no such check: every engine call makes it.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -39,7 +43,8 @@
 
 #include "proto.h"
 
-#define ATTR_EXT_MAX 64 /* extended attribute pairs accepted */
+#define ATTR_EXT_MAX 64     /* extended attribute pairs accepted */
+#define IDLE_CHECK_MS 5000  /* credentials check while waiting for input */
 
 int64_t sd__sftp_mono_us(void)
 {
@@ -327,8 +332,9 @@ static int read_some(fx_sess *s)
 }
 
 /* Make sure [in_off, in_off + need) is buffered. Blocks in slices of one
- * second so that the idle timeout and module stop are noticed.
- * 0, -EPIPE (client EOF), -ETIMEDOUT, -ECANCELED (stop) or -EIO. */
+ * second so that the idle timeout, module stop and lost credentials
+ * (invariant 4) are noticed. 0, -EPIPE (client EOF), -ETIMEDOUT,
+ * -ECANCELED (stop), -EKEYREVOKED or -EIO. */
 static int fill(fx_sess *s, size_t need)
 {
 	while (s->in.len - s->in_off < need) {
@@ -361,10 +367,16 @@ static int fill(fx_sess *s, size_t need)
 		if (avail == SSH_ERROR || avail < 0)
 			return -EIO;
 		if (avail == 0) {
+			int64_t now = sd_mono_ms();
 			if (*s->x->stopping)
 				return -ECANCELED;
-			if (s->x->idle_ms > 0 && sd_mono_ms() - s->last_io > s->x->idle_ms)
+			if (s->x->idle_ms > 0 && now - s->last_io > s->x->idle_ms)
 				return -ETIMEDOUT;
+			if (now - s->last_io >= IDLE_CHECK_MS && now - s->last_check >= IDLE_CHECK_MS) {
+				s->last_check = now;
+				if (s->x->api->session_check(s->x->sess) == -SD_EAUTH)
+					return -EKEYREVOKED;
+			}
 			continue;
 		}
 		r = read_some(s);
