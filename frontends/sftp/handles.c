@@ -100,7 +100,7 @@ int sd__sftp_handle_file(fx_sess *s, fx_handle *h)
 	unsigned fl = h->oflags & ~(SD_O_TRUNC | SD_O_EXCL);
 	if (h->fh != 0)
 		return 0;
-	return s->x->api->handle_open(s->x->sess, h->path, fl, 0644, &h->fh, NULL);
+	return s->x->api->handle_open(s->x->sess, h->path, fl, h->omode, &h->fh, NULL);
 }
 
 int sd__sftp_handle_close(fx_sess *s, fx_handle *h, int abandon)

@@ -82,6 +82,7 @@ int sd__sftp_op_open(fx_sess *s, uint32_t id, fx_rd *r)
 	h->state = H_FILE;
 	h->fh = fh;
 	h->oflags = fl;
+	h->omode = mode;
 	h->readable = (fl & SD_O_READ) != 0;
 	h->writable = (fl & SD_O_WRITE) != 0;
 	return sd__sftp_handle_reply(s, id, idx);

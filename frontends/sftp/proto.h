@@ -69,6 +69,7 @@ typedef struct fx_handle {
 	/* H_FILE */
 	sd_handle fh;    /* the core handle; 0 after copy-data released it */
 	unsigned oflags; /* SD_O_* of the OPEN (for a reopen) */
+	uint32_t omode;  /* permissions of the OPEN (for a reopen) */
 	int readable, writable;
 	/* H_DIR */
 	char *last;      /* last name sent, NULL before the first page */
