@@ -1,6 +1,6 @@
 /*
  * proto.h - the SFTP protocol engine of the sftp front end, shared by its
- * files only (not a public header). The SSH side (server.c) sees nothing of
+ * files only (not a public header). The SSH side (conn.c) sees nothing of
  * it but sd__sftp_serve() in sftp_int.h.
  *
  * Files, each calling only the ones below it (no cycles):
