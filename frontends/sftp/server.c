@@ -1,64 +1,41 @@
 /*
- * server.c - the sftp front end's SSH side (libssh 0.10.6 server API) and its
- * module descriptor.
+ * server.c - the sftp front end as a module: its descriptor and config
+ * table, init/start/stop/destroy, and the accept thread. One connection's
+ * life is conn.c, the host keys keys.c, the SFTP protocol serve.c and the
+ * files in proto.h (see sftp_int.h for who calls whom).
  *
- * Threads: one accept thread polls the listening socket (so stop() is
- * noticed within 200 ms) and starts one thread per connection. A session is
- * only ever touched by its own thread; the shared state is the session list
- * (mutex), used for the limits, for reaping finished threads and by stop().
- *
- * Session states (struct conn.state), one function per transition:
- *
- *   C_KEX --kex_done()--> C_AUTH --auth ok--> C_READY --subsystem sftp--> C_SFTP
- *     |                     |  too many failures / blocked / grace over     |
- *     |                     +--------------------------> C_END <------------+
- *     |                                                    ^  client EOF, idle,
- *     +----------------- kex failure ----------------------+  stop, protocol error
- *   C_READY --shell/exec--> C_REFUSE (message on stderr, exit 1) --> C_END
+ * Threads: one accept thread waits on the listener in slices of 200 ms (so
+ * stop() is noticed quickly) and starts one thread per admitted connection
+ * (conn.c). A connection is only ever touched by its own thread; the shared
+ * state is the connection list (srv.mu), used for reaping finished threads
+ * and by stop(), and the listener's counts (its own lock).
  *
  * Invariants
- *  1. Nothing reaches the engine before auth_password/auth_pubkey succeed
- *     (state >= C_READY); a public-key probe (SSH_PUBLICKEY_STATE_NONE) is
- *     only answered "this key would do", never accepted as a login.
- *  2. A connection over max_sessions / max_per_ip is closed before key
- *     exchange; an address the core reports blocked gets no further tries.
- *  3. stop() returns only after every session thread has been joined, so no
- *     module thread touches the core afterwards. It wakes blocked sessions
- *     by shutting down their sockets (under the list lock, while the fd is
- *     still owned by the session).
- *  4. Only one session channel per connection, and only the "sftp"
- *     subsystem; pty is denied, shell/exec get a clear message and exit 1,
- *     forwarding and every other request get libssh's default refusal.
+ *  1. Admission is util's sd_listener (max_sessions / max_per_ip, counted
+ *     the same way in every front end): a refused connection is closed
+ *     before any byte of SSH; an admitted one gives its slot back exactly
+ *     once, when its thread ends (or here, when it could not start). libssh
+ *     never listens: it gets each admitted socket through
+ *     ssh_bind_accept_fd().
+ *  2. stop() returns only after every connection thread has been joined, so
+ *     no module thread touches the core afterwards. It wakes blocked
+ *     connections by shutting down their sockets (under the list lock,
+ *     while the fd is still owned by the connection).
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <inttypes.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <poll.h>
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <libssh/callbacks.h>
-#include <libssh/libssh.h>
-#include <libssh/server.h>
 
 #include "sftp_int.h"
-
-#define LOGIN_GRACE_MS 120000 /* from accept to the sftp subsystem */
-#define SSH_IO_TIMEOUT_S 60L  /* libssh's own blocking waits (kex, window) */
-#define CLIENT_CLOSE_WAIT_MS 5000 /* after a clean end, for the client to hang up */
-#define ADDR_MAX 64
+#include "sys.h"
+#include "util.h"
 
 #define KEX_ALGOS "curve25519-sha256,curve25519-sha256@libssh.org"
 #define CIPHERS "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com,aes128-gcm@openssh.com," \
@@ -67,528 +44,6 @@
 #define PUBKEY_TYPES "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521," \
 		     "sk-ssh-ed25519@openssh.com,sk-ecdsa-sha2-nistp256@openssh.com," \
 		     "rsa-sha2-512,rsa-sha2-256"
-
-enum cstate { C_KEX = 0, C_AUTH, C_READY, C_SFTP, C_REFUSE, C_END };
-
-struct srv;
-
-struct conn {
-	struct conn *next;
-	struct srv *srv;
-	pthread_t thr;
-	ssh_session ssh;
-	int fd;            /* socket, -1 once the session released it */
-	int done;          /* thread finished: join and free */
-	enum cstate state;
-	char addr[ADDR_MAX];
-	sd_user user;
-	int auth_fails;
-	int blocked;
-	ssh_channel chan;
-	struct ssh_server_callbacks_struct scb;
-	struct ssh_channel_callbacks_struct ccb;
-	const char *refuse_what;
-	int peer_closed;   /* the client sent CHANNEL_CLOSE */
-};
-
-struct srv {
-	const sd_core_api *api;
-	sd_core *core;
-	sftp_conf *conf;
-	char *keydir;
-	ssh_bind bind;
-	pthread_t accept_thr;
-	int accept_started;
-	volatile int stopping;
-	pthread_mutex_t mu;
-	struct conn *conns; /* every started session, finished ones until reaped */
-	int live;           /* sessions not done */
-};
-
-static void slog(struct srv *s, int level, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void slog(struct srv *s, int level, const char *fmt, ...)
-{
-	char buf[1024];
-	va_list ap;
-	va_start(ap, fmt);
-	if (vsnprintf(buf, sizeof(buf), fmt, ap) < 0)
-		buf[0] = '\0';
-	va_end(ap);
-	s->api->log(s->core, level, "sftp", "%s", buf);
-}
-
-/* ------------------------------------------------------------ host keys */
-
-/* Join dir and name into out. 0 or -ENAMETOOLONG. */
-static int path_join(char *out, size_t n, const char *dir, const char *name)
-{
-	int w = snprintf(out, n, "%s/%s", dir, name);
-	return (w < 0 || (size_t)w >= n) ? -ENAMETOOLONG : 0;
-}
-
-/* mkdir -p with mode 0700 for the last component. 0 or -errno. */
-static int make_dir(const char *path)
-{
-	char tmp[PATH_MAX];
-	size_t i, n = strlen(path);
-	if (n == 0 || n >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	memcpy(tmp, path, n + 1);
-	for (i = 1; i <= n; i++) {
-		if (tmp[i] == '/' || tmp[i] == '\0') {
-			char c = tmp[i];
-			tmp[i] = '\0';
-			if (mkdir(tmp, c == '\0' ? 0700 : 0750) < 0 && errno != EEXIST)
-				return -errno;
-			tmp[i] = c;
-		}
-	}
-	return 0;
-}
-
-/* Write "type base64 comment" next to a private key, for operators. */
-static void write_pub(struct srv *s, ssh_key key, const char *path)
-{
-	char pub[PATH_MAX];
-	char *b64 = NULL;
-	FILE *f;
-	if (snprintf(pub, sizeof(pub), "%s.pub", path) >= (int)sizeof(pub))
-		return;
-	if (ssh_pki_export_pubkey_base64(key, &b64) != SSH_OK)
-		return;
-	f = fopen(pub, "w");
-	if (f != NULL) {
-		fprintf(f, "%s %s storaged-host-key\n", ssh_key_type_to_char(ssh_key_type(key)), b64);
-		fclose(f);
-	} else {
-		slog(s, SD_LOG_WARN, "event=host_key_pub_failed path=\"%s\" err=\"%s\"", pub,
-		     strerror(errno));
-	}
-	ssh_string_free_char(b64);
-}
-
-/* Load the key at path, generating it first if missing (mode 0600), log
- * its fingerprint and give it to the bind. 0 or -SD_ECONFIG (logged). */
-static int host_key(struct srv *s, enum ssh_keytypes_e type, int bits, const char *file)
-{
-	char path[PATH_MAX];
-	ssh_key key = NULL;
-	unsigned char *hash = NULL;
-	size_t hlen = 0;
-	char *fp;
-	int generated = 0;
-
-	if (path_join(path, sizeof(path), s->keydir, file) < 0) {
-		slog(s, SD_LOG_ERROR, "event=host_key_failed reason=\"path too long\"");
-		return -SD_ECONFIG;
-	}
-	if (access(path, F_OK) != 0) {
-		int fd;
-		if (ssh_pki_generate(type, bits, &key) != SSH_OK) {
-			slog(s, SD_LOG_ERROR, "event=host_key_failed path=\"%s\" reason=\"generate\"", path);
-			return -SD_ECONFIG;
-		}
-		/* create it 0600 first: the export keeps the mode of an existing file */
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-		if (fd < 0 || close(fd) < 0 ||
-		    ssh_pki_export_privkey_file(key, NULL, NULL, NULL, path) != SSH_OK ||
-		    chmod(path, 0600) < 0) {
-			slog(s, SD_LOG_ERROR, "event=host_key_failed path=\"%s\" reason=\"cannot write: %s\"",
-			     path, strerror(errno));
-			unlink(path);
-			ssh_key_free(key);
-			return -SD_ECONFIG;
-		}
-		write_pub(s, key, path);
-		ssh_key_free(key);
-		key = NULL;
-		generated = 1;
-	}
-	if (ssh_pki_import_privkey_file(path, NULL, NULL, NULL, &key) != SSH_OK) {
-		slog(s, SD_LOG_ERROR, "event=host_key_failed path=\"%s\" reason=\"cannot load key\"", path);
-		return -SD_ECONFIG;
-	}
-	if (ssh_get_publickey_hash(key, SSH_PUBLICKEY_HASH_SHA256, &hash, &hlen) == 0) {
-		fp = ssh_get_fingerprint_hash(SSH_PUBLICKEY_HASH_SHA256, hash, hlen);
-		slog(s, SD_LOG_INFO, "event=host_key type=%s path=\"%s\" fingerprint=%s generated=%d",
-		     ssh_key_type_to_char(ssh_key_type(key)), path, fp ? fp : "?", generated);
-		ssh_string_free_char(fp);
-		ssh_clean_pubkey_hash(&hash);
-	}
-	ssh_key_free(key);
-	if (ssh_bind_options_set(s->bind, SSH_BIND_OPTIONS_HOSTKEY, path) != SSH_OK) {
-		slog(s, SD_LOG_ERROR, "event=host_key_failed path=\"%s\" reason=\"%s\"", path,
-		     ssh_get_error(s->bind));
-		return -SD_ECONFIG;
-	}
-	return 0;
-}
-
-/* ------------------------------------------------------------ auth */
-
-/* May this connection try (again)? Not after max_auth_tries failures, nor
- * from an address the core has locked out (remembered for the loop). */
-static int addr_allowed(struct conn *c)
-{
-	struct srv *s = c->srv;
-	if (c->auth_fails >= s->conf->max_auth_tries)
-		return 0;
-	if (s->api->auth_allowed(s->core, c->addr) < 0) {
-		c->blocked = 1;
-		return 0;
-	}
-	return 1;
-}
-
-static int auth_done(struct conn *c, const char *method, const sd_user *u)
-{
-	c->user = *u;
-	c->state = C_READY;
-	slog(c->srv, SD_LOG_INFO, "event=login user=%s addr=%s method=%s%s", u->name, c->addr, method,
-	     (u->flags & SD_USER_READONLY) ? " readonly=1" : "");
-	c->srv->api->metric_add(c->srv->core, "storaged_logins_total",
-				"frontend=\"sftp\",result=\"ok\"", 1);
-	return SSH_AUTH_SUCCESS;
-}
-
-/* A client-chosen name made safe for a log line: printable ASCII without
- * quotes or backslashes, at most SD_USERNAME_MAX bytes. */
-static void log_name(char *out, size_t n, const char *in)
-{
-	size_t i;
-	for (i = 0; i + 1 < n && in[i] != '\0'; i++) {
-		unsigned char ch = (unsigned char)in[i];
-		out[i] = (ch < 0x21 || ch > 0x7e || ch == '"' || ch == '\\') ? '?' : (char)ch;
-	}
-	out[i] = '\0';
-}
-
-static int auth_failed(struct conn *c, const char *user, const char *method, int rc)
-{
-	char name[SD_USERNAME_MAX + 1];
-	log_name(name, sizeof(name), user);
-	c->auth_fails++;
-	slog(c->srv, SD_LOG_INFO, "event=login_failed user=\"%s\" addr=%s method=%s reason=\"%s\" tries=%d",
-	     name, c->addr, method, c->srv->api->strerror(rc), c->auth_fails);
-	c->srv->api->metric_add(c->srv->core, "storaged_logins_total",
-				"frontend=\"sftp\",result=\"fail\"", 1);
-	if (rc == -SD_EBLOCKED)
-		c->blocked = 1;
-	return SSH_AUTH_DENIED;
-}
-
-static int cb_auth_password(ssh_session ssh, const char *user, const char *password, void *ud)
-{
-	struct conn *c = ud;
-	sd_user u;
-	int rc;
-	(void)ssh;
-	if (c->state != C_AUTH || !addr_allowed(c))
-		return SSH_AUTH_DENIED;
-	rc = c->srv->api->auth_password(c->srv->core, user, password, c->addr, &u);
-	if (rc < 0)
-		return auth_failed(c, user, "password", rc);
-	return auth_done(c, "password", &u);
-}
-
-static int cb_auth_pubkey(ssh_session ssh, const char *user, struct ssh_key_struct *key,
-			  char sig_state, void *ud)
-{
-	struct conn *c = ud;
-	char *b64 = NULL;
-	const char *type;
-	sd_user u;
-	int rc, probe;
-	(void)ssh;
-	if (c->state != C_AUTH || !addr_allowed(c))
-		return SSH_AUTH_DENIED;
-	if (sig_state != SSH_PUBLICKEY_STATE_NONE && sig_state != SSH_PUBLICKEY_STATE_VALID)
-		return auth_failed(c, user, "publickey", -SD_EAUTH); /* bad signature */
-	probe = sig_state == SSH_PUBLICKEY_STATE_NONE;
-	type = ssh_key_type_to_char(ssh_key_type(key));
-	if (type == NULL || ssh_pki_export_pubkey_base64(key, &b64) != SSH_OK)
-		return SSH_AUTH_DENIED;
-	rc = c->srv->api->auth_pubkey(c->srv->core, user, type, b64, c->addr,
-				      probe ? SD_AUTH_PROBE : 0, &u);
-	ssh_string_free_char(b64);
-	if (probe) /* "this key would do": libssh answers PK_OK; no login yet */
-		return rc == 0 ? SSH_AUTH_SUCCESS : SSH_AUTH_DENIED;
-	if (rc < 0)
-		return auth_failed(c, user, "publickey", rc);
-	return auth_done(c, "publickey", &u);
-}
-
-static int cb_auth_none(ssh_session ssh, const char *user, void *ud)
-{
-	(void)ssh;
-	(void)user;
-	(void)ud;
-	return SSH_AUTH_DENIED;
-}
-
-/* ------------------------------------------------------------ channels */
-
-static int cb_pty(ssh_session ssh, ssh_channel ch, const char *term, int w, int h, int pw,
-		  int ph, void *ud)
-{
-	(void)ssh, (void)ch, (void)term, (void)w, (void)h, (void)pw, (void)ph, (void)ud;
-	return -1; /* no terminals here */
-}
-
-static int cb_shell(ssh_session ssh, ssh_channel ch, void *ud)
-{
-	struct conn *c = ud;
-	(void)ssh, (void)ch;
-	if (c->state != C_READY)
-		return 1;
-	c->refuse_what = "shell";
-	c->state = C_REFUSE;
-	return 0; /* accepted, to be able to print why it ends at once */
-}
-
-static int cb_exec(ssh_session ssh, ssh_channel ch, const char *cmd, void *ud)
-{
-	struct conn *c = ud;
-	(void)ssh, (void)ch, (void)cmd;
-	if (c->state != C_READY)
-		return 1;
-	c->refuse_what = "exec";
-	c->state = C_REFUSE;
-	return 0;
-}
-
-static int cb_env(ssh_session ssh, ssh_channel ch, const char *n, const char *v, void *ud)
-{
-	(void)ssh, (void)ch, (void)n, (void)v, (void)ud;
-	return 1; /* ignored: nothing runs here */
-}
-
-static int cb_subsystem(ssh_session ssh, ssh_channel ch, const char *sub, void *ud)
-{
-	struct conn *c = ud;
-	(void)ssh, (void)ch;
-	if (c->state != C_READY || strcmp(sub, "sftp") != 0)
-		return 1;
-	c->state = C_SFTP;
-	return 0;
-}
-
-static void cb_close(ssh_session ssh, ssh_channel ch, void *ud)
-{
-	struct conn *c = ud;
-	(void)ssh, (void)ch;
-	c->peer_closed = 1;
-}
-
-static ssh_channel cb_channel_open(ssh_session ssh, void *ud)
-{
-	struct conn *c = ud;
-	if (c->state != C_READY || c->chan != NULL)
-		return NULL; /* invariant 4: one session channel, after auth */
-	c->chan = ssh_channel_new(ssh);
-	if (c->chan == NULL)
-		return NULL;
-	memset(&c->ccb, 0, sizeof(c->ccb));
-	c->ccb.userdata = c;
-	c->ccb.channel_pty_request_function = cb_pty;
-	c->ccb.channel_shell_request_function = cb_shell;
-	c->ccb.channel_exec_request_function = cb_exec;
-	c->ccb.channel_env_request_function = cb_env;
-	c->ccb.channel_subsystem_request_function = cb_subsystem;
-	c->ccb.channel_close_function = cb_close;
-	ssh_callbacks_init(&c->ccb);
-	ssh_set_channel_callbacks(c->chan, &c->ccb);
-	return c->chan;
-}
-
-/* ------------------------------------------------------------ sessions */
-
-/* Close the channel the way sshd does (exit-status, EOF, CLOSE) and give
- * the client up to two seconds to close its side, so that scp and sftp see
- * a clean exit rather than "connection closed by remote host". */
-static void end_channel(struct conn *c, int status)
-{
-	ssh_event ev;
-	int64_t until = sd__sftp_mono_ms() + 2000;
-	ssh_channel_request_send_exit_status(c->chan, status);
-	ssh_channel_send_eof(c->chan);
-	ssh_channel_close(c->chan);
-	if (c->srv->stopping)
-		return;
-	ev = ssh_event_new();
-	if (ev == NULL || ssh_event_add_session(ev, c->ssh) != SSH_OK) {
-		if (ev)
-			ssh_event_free(ev);
-		return;
-	}
-	while (!c->peer_closed && sd__sftp_mono_ms() < until &&
-	       !(ssh_get_status(c->ssh) & (SSH_CLOSED | SSH_CLOSED_ERROR)))
-		if (ssh_event_dopoll(ev, 200) == SSH_ERROR)
-			break;
-	ssh_event_remove_session(ev, c->ssh);
-	ssh_event_free(ev);
-}
-
-/* After a clean end, let the client close the connection first, as with
- * sshd: clients that close their own socket afterwards (Go's x/crypto/ssh,
- * rclone) report an error when the server hangs up first. Bounded by ms;
- * any new channel is refused meanwhile (one session channel, invariant 4). */
-static void wait_client_gone(struct conn *c, int64_t ms)
-{
-	ssh_event ev;
-	int64_t until = sd__sftp_mono_ms() + ms;
-	if (c->srv->stopping)
-		return;
-	ev = ssh_event_new();
-	if (ev == NULL || ssh_event_add_session(ev, c->ssh) != SSH_OK) {
-		if (ev)
-			ssh_event_free(ev);
-		return;
-	}
-	while (sd__sftp_mono_ms() < until && !c->srv->stopping &&
-	       !(ssh_get_status(c->ssh) & (SSH_CLOSED | SSH_CLOSED_ERROR)))
-		if (ssh_event_dopoll(ev, 200) == SSH_ERROR)
-			break;
-	ssh_event_remove_session(ev, c->ssh);
-	ssh_event_free(ev);
-}
-
-static void refuse_command(struct conn *c)
-{
-	static const char msg[] =
-	    "storaged: this server offers SFTP only; shell and command execution are refused\r\n";
-	ssh_channel_write_stderr(c->chan, msg, (uint32_t)(sizeof(msg) - 1));
-	end_channel(c, 1);
-	slog(c->srv, SD_LOG_INFO, "event=refused user=%s addr=%s what=%s", c->user.name, c->addr,
-	     c->refuse_what);
-}
-
-/* Key exchange and authentication up to the sftp subsystem request.
- * 0 when state is C_SFTP; -1 otherwise (reason logged). */
-static int handshake(struct conn *c)
-{
-	struct srv *s = c->srv;
-	ssh_event ev;
-	int64_t deadline = sd__sftp_mono_ms() + LOGIN_GRACE_MS;
-	int rc = 0;
-
-	if (ssh_handle_key_exchange(c->ssh) != SSH_OK) {
-		slog(s, SD_LOG_INFO, "event=kex_failed addr=%s reason=\"%s\"", c->addr,
-		     ssh_get_error(c->ssh));
-		return -1;
-	}
-	c->state = C_AUTH;
-	ev = ssh_event_new();
-	if (ev == NULL || ssh_event_add_session(ev, c->ssh) != SSH_OK) {
-		if (ev)
-			ssh_event_free(ev);
-		return -1;
-	}
-	while (c->state == C_AUTH || c->state == C_READY) {
-		if (s->stopping) {
-			rc = -1;
-			break;
-		}
-		if (c->blocked) {
-			ssh_session_set_disconnect_message(c->ssh, "too many failed logins from this address");
-			slog(s, SD_LOG_INFO, "event=disconnect addr=%s reason=blocked", c->addr);
-			rc = -1;
-			break;
-		}
-		if (c->auth_fails >= s->conf->max_auth_tries) {
-			ssh_session_set_disconnect_message(c->ssh, "too many authentication failures");
-			slog(s, SD_LOG_INFO, "event=disconnect addr=%s reason=max_auth_tries", c->addr);
-			rc = -1;
-			break;
-		}
-		if (sd__sftp_mono_ms() > deadline) {
-			ssh_session_set_disconnect_message(c->ssh, "login grace time over");
-			slog(s, SD_LOG_INFO, "event=disconnect addr=%s reason=grace_time", c->addr);
-			rc = -1;
-			break;
-		}
-		if (ssh_event_dopoll(ev, 500) == SSH_ERROR ||
-		    (ssh_get_status(c->ssh) & (SSH_CLOSED | SSH_CLOSED_ERROR))) {
-			rc = -1;
-			break;
-		}
-		if (c->chan != NULL && ssh_channel_is_eof(c->chan) && c->state == C_READY) {
-			rc = -1;
-			break;
-		}
-	}
-	ssh_event_remove_session(ev, c->ssh);
-	ssh_event_free(ev);
-	if (c->state == C_REFUSE) {
-		refuse_command(c);
-		return -1;
-	}
-	return (rc == 0 && c->state == C_SFTP) ? 0 : -1;
-}
-
-static void *conn_main(void *arg)
-{
-	struct conn *c = arg;
-	struct srv *s = c->srv;
-	long tmo = SSH_IO_TIMEOUT_S;
-	int rc;
-
-	ssh_options_set(c->ssh, SSH_OPTIONS_TIMEOUT, &tmo);
-	ssh_set_auth_methods(c->ssh, SSH_AUTH_METHOD_PASSWORD | SSH_AUTH_METHOD_PUBLICKEY);
-	memset(&c->scb, 0, sizeof(c->scb));
-	c->scb.userdata = c;
-	c->scb.auth_password_function = cb_auth_password;
-	c->scb.auth_pubkey_function = cb_auth_pubkey;
-	c->scb.auth_none_function = cb_auth_none;
-	c->scb.channel_open_request_session_function = cb_channel_open;
-	ssh_callbacks_init(&c->scb);
-	ssh_set_server_callbacks(c->ssh, &c->scb);
-
-	if (handshake(c) == 0) {
-		sftp_ctx x;
-		int64_t t0 = sd__sftp_mono_ms();
-		memset(&x, 0, sizeof(x));
-		x.api = s->api;
-		x.core = s->core;
-		x.user = c->user;
-		x.addr = c->addr;
-		x.ssh = c->ssh;
-		x.chan = c->chan;
-		x.max_read = (uint32_t)s->conf->max_read;
-		x.max_handles = (int)s->conf->handles_per_session;
-		x.idle_ms = s->conf->idle_timeout;
-		x.stopping = &s->stopping;
-		rc = sd__sftp_serve(&x);
-		slog(s, SD_LOG_INFO, "event=session_end user=%s addr=%s ms=%" PRId64 " reason=\"%s\"",
-		     c->user.name, c->addr, sd__sftp_mono_ms() - t0,
-		     rc == 0 ? "client closed" : rc == -ETIMEDOUT ? "idle timeout"
-		     : (rc == -ECANCELED || s->stopping) ? "server stopping"
-		     : rc == -EPROTO ? "protocol error" : "connection lost");
-		if (rc == -ETIMEDOUT)
-			ssh_session_set_disconnect_message(c->ssh, "idle timeout");
-		if (c->chan != NULL && ssh_channel_is_open(c->chan))
-			end_channel(c, rc == 0 ? 0 : 1);
-		if (rc == 0)
-			wait_client_gone(c, CLIENT_CLOSE_WAIT_MS);
-	}
-	/* release the socket under the lock: stop() may be shutting it down */
-	pthread_mutex_lock(&s->mu);
-	c->fd = -1;
-	pthread_mutex_unlock(&s->mu);
-	if (c->chan != NULL)
-		ssh_channel_free(c->chan);
-	c->chan = NULL;
-	ssh_disconnect(c->ssh);
-	ssh_free(c->ssh);
-	c->ssh = NULL;
-	pthread_mutex_lock(&s->mu);
-	c->done = 1;
-	s->live--;
-	pthread_mutex_unlock(&s->mu);
-	s->api->metric_add(s->core, "storaged_sessions", "frontend=\"sftp\"", -1);
-	return NULL;
-}
 
 /* Join and free finished sessions. */
 static void reap(struct srv *s, int all)
@@ -611,97 +66,79 @@ static void reap(struct srv *s, int all)
 	}
 }
 
-static void peer_addr(int fd, char *out, size_t n)
+/* Start the thread of an admitted connection (invariant 1): libssh gets
+ * the socket, the thread gets the listener slot. On failure the socket is
+ * closed and the slot given back. */
+static void start_conn(struct srv *s, int fd, const char *addr)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	snprintf(out, n, "?");
-	if (getpeername(fd, (struct sockaddr *)&ss, &len) < 0)
-		return;
-	if (ss.ss_family == AF_INET) {
-		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, out, (socklen_t)n);
-	} else if (ss.ss_family == AF_INET6) {
-		struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-		if (IN6_IS_ADDR_V4MAPPED(&a6->sin6_addr))
-			inet_ntop(AF_INET, &a6->sin6_addr.s6_addr[12], out, (socklen_t)n);
-		else
-			inet_ntop(AF_INET6, &a6->sin6_addr, out, (socklen_t)n);
-	}
-}
+	struct conn *c;
+	ssh_session ssh;
+	int one = 1, rc;
 
-/* Limits check and thread start for one accepted connection (invariant 2).
- * Takes ownership of ssh. */
-static void start_conn(struct srv *s, ssh_session ssh)
-{
-	struct conn *c, *it;
-	int same = 0, fd = ssh_get_fd(ssh);
-	const char *why = NULL;
-
-	c = calloc(1, sizeof(*c));
-	if (c == NULL) {
+	/* replies are small and many: do not let Nagle hold them back */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	ssh = ssh_new();
+	if (ssh == NULL || ssh_bind_accept_fd(s->bind, ssh, fd) != SSH_OK) {
+		SLOG(s, SD_LOG_WARN, "event=accept_failed addr=%s reason=\"%s\"", addr,
+		     ssh ? ssh_get_error(s->bind) : "out of memory");
+		/* the session owns the socket once it holds it */
+		if (ssh == NULL || ssh_get_fd(ssh) != fd)
+			sd_sys_close(fd);
 		ssh_free(ssh);
+		sd_listener_leave(s->lis, addr);
 		return;
 	}
+	c = sd_xcalloc(1, sizeof(*c));
 	c->srv = s;
 	c->ssh = ssh;
 	c->fd = fd;
 	c->state = C_KEX;
-	peer_addr(fd, c->addr, sizeof(c->addr));
-	{
-		/* replies are small and many: do not let Nagle hold them back */
-		int one = 1;
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	}
-
+	snprintf(c->addr, sizeof(c->addr), "%s", addr);
+	/* counted before the thread runs: it counts itself out at its end */
+	s->api->metric_add(s->core, "storaged_sessions", "frontend=\"sftp\"", 1);
 	pthread_mutex_lock(&s->mu);
-	for (it = s->conns; it; it = it->next)
-		if (!it->done && strcmp(it->addr, c->addr) == 0)
-			same++;
-	if (s->live >= s->conf->max_sessions)
-		why = "max_sessions";
-	else if (same >= s->conf->max_per_ip)
-		why = "max_per_ip";
-	if (why == NULL) {
-		c->next = s->conns;
-		s->conns = c;
-		s->live++;
-		if (pthread_create(&c->thr, NULL, conn_main, c) != 0) {
-			s->conns = c->next;
-			s->live--;
-			why = "thread";
-		}
-	}
+	c->next = s->conns;
+	s->conns = c;
+	rc = pthread_create(&c->thr, NULL, sd__sftp_conn_main, c);
+	if (rc != 0)
+		s->conns = c->next;
 	pthread_mutex_unlock(&s->mu);
-	if (why != NULL) {
-		slog(s, SD_LOG_WARN, "event=refused addr=%s reason=%s", c->addr, why);
+	if (rc != 0) {
+		SLOG(s, SD_LOG_WARN, "event=refused addr=%s reason=thread", addr);
+		s->api->metric_add(s->core, "storaged_sessions", "frontend=\"sftp\"", -1);
 		ssh_free(ssh);
 		free(c);
+		sd_listener_leave(s->lis, addr);
 		return;
 	}
-	s->api->metric_add(s->core, "storaged_sessions", "frontend=\"sftp\"", 1);
 	s->api->metric_add(s->core, "storaged_connections_total", "frontend=\"sftp\"", 1);
 }
 
 static void *accept_main(void *arg)
 {
 	struct srv *s = arg;
-	int lfd = ssh_bind_get_fd(s->bind);
 	while (!s->stopping) {
-		struct pollfd p = {.fd = lfd, .events = POLLIN};
-		ssh_session ssh;
-		int r = poll(&p, 1, 200);
+		char addr[SD_ADDR_MAX];
+		int fd = -1, admit = 0;
+		int r = sd_listener_accept(s->lis, 200, &fd, addr, &admit);
 		reap(s, 0);
-		if (r <= 0 || s->stopping)
-			continue;
-		ssh = ssh_new();
-		if (ssh == NULL)
-			continue;
-		if (ssh_bind_accept(s->bind, ssh) != SSH_OK) {
-			slog(s, SD_LOG_WARN, "event=accept_failed reason=\"%s\"", ssh_get_error(s->bind));
-			ssh_free(ssh);
+		if (r < 0) {
+			SLOG(s, SD_LOG_WARN, "event=accept_failed reason=\"%s\"", strerror(-r));
+			sd_sleep_ms(100);
 			continue;
 		}
-		start_conn(s, ssh);
+		if (r == 0)
+			continue;
+		if (admit != SD_ADMIT_OK || s->stopping) {
+			if (admit == SD_ADMIT_OK)
+				sd_listener_leave(s->lis, addr);
+			else
+				SLOG(s, SD_LOG_WARN, "event=refused addr=%s reason=%s", addr,
+				     admit == SD_ADMIT_FULL ? "max_sessions" : "max_per_ip");
+			sd_sys_close(fd);
+			continue;
+		}
+		start_conn(s, fd, addr);
 	}
 	return NULL;
 }
@@ -711,7 +148,7 @@ static void *accept_main(void *arg)
 static int set_bind(struct srv *s, enum ssh_bind_options_e opt, const void *v, const char *what)
 {
 	if (ssh_bind_options_set(s->bind, opt, v) != SSH_OK) {
-		slog(s, SD_LOG_ERROR, "event=init_failed reason=\"cannot set %s: %s\"", what,
+		SLOG(s, SD_LOG_ERROR, "event=init_failed reason=\"cannot set %s: %s\"", what,
 		     ssh_get_error(s->bind));
 		return -SD_ECONFIG;
 	}
@@ -724,6 +161,7 @@ static int sftp_init(const sd_core_api *api, sd_core *core, const sd_module_conf
 	sftp_conf *conf = confp;
 	struct srv *s;
 	int port = mc->listen_port > 0 ? mc->listen_port : 2222, rc;
+	char err[256];
 	bool no = false;
 	const char *host = mc->listen_host ? mc->listen_host : "0.0.0.0";
 	char hostalgos[64];
@@ -735,37 +173,20 @@ static int sftp_init(const sd_core_api *api, sd_core *core, const sd_module_conf
 		return -SD_ECONFIG;
 	}
 	if (conf->max_sessions < 1 || conf->max_per_ip < 1 || conf->max_auth_tries < 1 ||
+	    conf->max_sessions > 100000 || conf->max_per_ip > 100000 ||
 	    conf->handles_per_session < 1 || conf->handles_per_session > 65536 ||
 	    conf->idle_timeout < 0) {
 		api->log(core, SD_LOG_ERROR, "sftp",
-			 "event=init_failed reason=\"max_sessions, max_per_ip, max_auth_tries and "
-			 "handles_per_session (<= 65536) must be positive\"");
+			 "event=init_failed reason=\"max_sessions, max_per_ip (<= 100000), max_auth_tries "
+			 "and handles_per_session (<= 65536) must be positive\"");
 		return -SD_ECONFIG;
 	}
-	s = calloc(1, sizeof(*s));
-	if (s == NULL)
-		return -ENOMEM;
+	s = sd_xcalloc(1, sizeof(*s));
 	*state = s;
 	s->api = api;
 	s->core = core;
 	s->conf = conf;
 	pthread_mutex_init(&s->mu, NULL);
-	if (conf->host_key_dir != NULL && conf->host_key_dir[0] != '\0') {
-		s->keydir = strdup(conf->host_key_dir);
-	} else {
-		const char *dd = api->data_dir(core);
-		size_t n = strlen(dd) + 5;
-		s->keydir = malloc(n);
-		if (s->keydir != NULL)
-			snprintf(s->keydir, n, "%s/ssh", dd);
-	}
-	if (s->keydir == NULL)
-		return -ENOMEM;
-	if ((rc = make_dir(s->keydir)) < 0) {
-		slog(s, SD_LOG_ERROR, "event=init_failed reason=\"cannot create host_key_dir %s: %s\"",
-		     s->keydir, strerror(-rc));
-		return -SD_ECONFIG;
-	}
 
 	ssh_init();
 	s->bind = ssh_bind_new();
@@ -774,10 +195,7 @@ static int sftp_init(const sd_core_api *api, sd_core *core, const sd_module_conf
 	snprintf(hostalgos, sizeof(hostalgos), "ssh-ed25519%s",
 		 conf->rsa_host_key ? ",rsa-sha2-512,rsa-sha2-256" : "");
 	if ((rc = set_bind(s, SSH_BIND_OPTIONS_PROCESS_CONFIG, &no, "process_config")) < 0 ||
-	    (rc = host_key(s, SSH_KEYTYPE_ED25519, 0, "ssh_host_ed25519_key")) < 0 ||
-	    (conf->rsa_host_key && (rc = host_key(s, SSH_KEYTYPE_RSA, 3072, "ssh_host_rsa_key")) < 0) ||
-	    (rc = set_bind(s, SSH_BIND_OPTIONS_BINDADDR, host, "listen address")) < 0 ||
-	    (rc = set_bind(s, SSH_BIND_OPTIONS_BINDPORT, &port, "listen port")) < 0 ||
+	    (rc = sd__sftp_host_keys(s)) < 0 ||
 	    (rc = set_bind(s, SSH_BIND_OPTIONS_KEY_EXCHANGE, KEX_ALGOS, "kex")) < 0 ||
 	    (rc = set_bind(s, SSH_BIND_OPTIONS_CIPHERS_C_S, CIPHERS, "ciphers")) < 0 ||
 	    (rc = set_bind(s, SSH_BIND_OPTIONS_CIPHERS_S_C, CIPHERS, "ciphers")) < 0 ||
@@ -786,12 +204,13 @@ static int sftp_init(const sd_core_api *api, sd_core *core, const sd_module_conf
 	    (rc = set_bind(s, SSH_BIND_OPTIONS_HOSTKEY_ALGORITHMS, hostalgos, "host key algorithms")) < 0 ||
 	    (rc = set_bind(s, SSH_BIND_OPTIONS_PUBKEY_ACCEPTED_KEY_TYPES, PUBKEY_TYPES, "key types")) < 0)
 		return rc;
-	if (ssh_bind_listen(s->bind) != SSH_OK) {
-		slog(s, SD_LOG_ERROR, "event=init_failed reason=\"cannot listen on %s:%d: %s\"", host, port,
-		     ssh_get_error(s->bind));
+	s->lis = sd_listener_open(host, port, (int)conf->max_sessions, (int)conf->max_per_ip, err,
+				  sizeof(err));
+	if (s->lis == NULL) {
+		SLOG(s, SD_LOG_ERROR, "event=init_failed reason=\"%s\"", err);
 		return -SD_ECONFIG;
 	}
-	slog(s, SD_LOG_INFO, "event=listening addr=%s port=%d", host, port);
+	SLOG(s, SD_LOG_INFO, "event=listening addr=%s port=%d", host, port);
 	return 0;
 }
 
@@ -830,10 +249,10 @@ static void sftp_destroy(void *state)
 	struct srv *s = state;
 	if (s == NULL)
 		return;
+	sd_listener_close(s->lis);
 	if (s->bind != NULL)
 		ssh_bind_free(s->bind);
 	pthread_mutex_destroy(&s->mu);
-	free(s->keydir);
 	free(s);
 }
 

@@ -1,14 +1,36 @@
 /*
- * sftp_int.h - shared between the SSH side (server.c) and the SFTP protocol
- * engine (proto.c) of the sftp front end. Not a public header.
+ * sftp_int.h - internal to the sftp front end (not a public header): the
+ * SSH side's shared state, and the one entry into the protocol engine.
+ *
+ * Files, each calling only the ones below it:
+ *   server.c  the module: descriptor, config, init/start/stop/destroy, the
+ *             accept thread (util's sd_listener -> ssh_bind_accept_fd)
+ *   conn.c    one connection's thread: key exchange, authentication,
+ *             channel, the sftp subsystem, the clean end
+ *   keys.c    host keys: generated on first start, loaded into the bind
+ *   serve.c   (and the files in proto.h) the SFTP protocol engine
+ *
+ * Everything declared here has hidden visibility: the module exports
+ * storaged_module and nothing else, so no name of ours can bind to a
+ * symbol of the daemon (which exports its own with -rdynamic).
  */
 #ifndef SD_SFTP_INT_H
 #define SD_SFTP_INT_H
 
+#include <pthread.h>
 #include <stdint.h>
+
+#include <libssh/callbacks.h>
 #include <libssh/libssh.h>
+#include <libssh/server.h>
 
 #include "core/storaged.h"
+#include "net.h"
+
+#pragma GCC visibility push(hidden)
+
+/* One log line with src=sftp. */
+#define SLOG(srv, level, ...) (srv)->api->log((srv)->core, (level), "sftp", __VA_ARGS__)
 
 /* The [sftp] section's own keys (core parses enabled/module/listen). */
 typedef struct sftp_conf {
@@ -22,11 +44,70 @@ typedef struct sftp_conf {
 	int64_t max_read;          /* bytes per READ reply and per WRITE request */
 } sftp_conf;
 
+/* The module's state (server.c). */
+struct srv {
+	const sd_core_api *api;
+	sd_core *core;
+	sftp_conf *conf;
+	char keydir[4096];  /* where the host keys are */
+	sd_listener *lis;   /* admission: max_sessions, max_per_ip */
+	ssh_bind bind;      /* host keys and algorithms; never listens */
+	pthread_t accept_thr;
+	int accept_started;
+	volatile int stopping;
+	pthread_mutex_t mu; /* guards conns, and conn.fd / conn.done */
+	struct conn *conns; /* every started connection, finished ones until reaped */
+};
+
+/* Connection states (conn.c has the diagram). */
+enum cstate { C_KEX = 0, C_AUTH, C_READY, C_SFTP, C_REFUSE, C_END };
+
+/* One SSH connection, touched by its own thread only, except next, fd and
+ * done (under srv.mu). */
+struct conn {
+	struct conn *next;
+	struct srv *srv;
+	pthread_t thr;
+	ssh_session ssh;
+	int fd;            /* socket, -1 once the session released it */
+	int done;          /* thread finished: join and free */
+	enum cstate state;
+	char addr[SD_ADDR_MAX]; /* the listener slot's address */
+	sd_session *sess;  /* set by a successful login */
+	char user[SD_USERNAME_MAX + 1];
+	int readonly;
+	int auth_fails;
+	int blocked;
+	ssh_channel chan;
+	struct ssh_server_callbacks_struct scb;
+	struct ssh_channel_callbacks_struct ccb;
+	const char *refuse_what;
+	int peer_closed;   /* the client sent CHANNEL_CLOSE */
+};
+
+/* keys.c: find or create the host key directory, generate missing keys,
+ * load each one (logging its fingerprint) and give it to s->bind.
+ * 0 or -SD_ECONFIG (reason logged). */
+int sd__sftp_host_keys(struct srv *s);
+
+/* conn.c: the thread of one admitted connection (arg: struct conn *).
+ * When it ends it has closed the core session and the socket, given the
+ * listener slot back and set done. */
+void *sd__sftp_conn_main(void *arg);
+
+/* wire.c: a client-chosen string made safe for a log line between quotes:
+ * control bytes, quotes and backslashes become '?', and so does every byte
+ * over 0x7f unless the string is valid UTF-8 (sd_utf8_valid); cut to at
+ * most n - 1 bytes, never inside a character. Returns out. */
+const char *sd__sftp_lp(char *out, size_t n, const char *p);
+
 /* What the protocol engine needs to serve one authenticated channel. */
 typedef struct sftp_ctx {
 	const sd_core_api *api;
 	sd_core *core;
-	sd_user user;
+	sd_session *sess;         /* the core session every call goes through */
+	const char *user;         /* login name, for logs and long names */
+	int readonly;             /* a read-only token (statvfs flag) */
 	const char *addr;         /* client address, for logs */
 	ssh_session ssh;
 	ssh_channel chan;
@@ -36,13 +117,16 @@ typedef struct sftp_ctx {
 	volatile int *stopping;   /* set by module stop: leave soon */
 } sftp_ctx;
 
-/* Serve the SFTP subsystem on ctx->chan until the client leaves, the idle
- * timeout passes, a fatal protocol error occurs or *stopping is set. Every
- * file still open when it returns is abandoned (the previous version stays).
- * Returns 0 on a clean end (client EOF), -errno otherwise (for the log). */
+/* serve.c: serve the SFTP subsystem on ctx->chan until the client leaves,
+ * the idle timeout passes, a fatal protocol error occurs, the session's
+ * credentials stop holding or *stopping is set. Every file still open when
+ * it returns is abandoned (the previous version stays; a file being created
+ * leaves nothing). The core session stays the caller's. Returns 0 on a
+ * clean end (client EOF), or -ETIMEDOUT (idle), -ECANCELED (stop), -EPROTO
+ * (protocol error), -EKEYREVOKED (credentials no longer valid), -EIO ...
+ * for the log. */
 int sd__sftp_serve(sftp_ctx *ctx);
 
-/* Monotonic milliseconds. */
-int64_t sd__sftp_mono_ms(void);
+#pragma GCC visibility pop
 
 #endif
