@@ -87,15 +87,15 @@ int cli_cmd_put(int argc, char **argv)
 	const char *where;
 	int rc = cli_upload_fd(t, fd, remote, mode, 0, buf, &st, &dedup, &where);
 	free(buf);
+	char norm[SD_PATH_MAX + 1];
+	if (cli_tree_resolve(t, remote, norm, sizeof norm) < 0)
+		snprintf(norm, sizeof norm, "%s", remote);
 	cli_tree_close(t);
 	if (fd != STDIN_FILENO)
 		sd_sys_close(fd);
 	if (rc < 0)
 		return cli_fail("put", "%s: %s", strcmp(where, "read") == 0 ? local : remote,
 				strcmp(where, "read") == 0 ? strerror(-rc) : cli_errstr(rc));
-	char norm[SD_PATH_MAX + 1];
-	if (cli_tree_resolve(t, remote, norm, sizeof norm) < 0)
-		snprintf(norm, sizeof norm, "%s", remote);
 	fputs("stored ", stdout);
 	cli_human_str(stdout, norm);
 	printf(" %" PRIu64 " %s%s\n", st.size, st.sha256, dedup ? " dedup" : "");

@@ -380,19 +380,30 @@ def test_traversal_refused_touches_nothing(httpd):
 
     s0 = snap()
     long = "n" * 300
-    for u in ("../evil", "..%2fevil", "%2e%2e/evil", "%2e%2e%2fevil", "a/../../evil",
-              "%252e%252e/evil", "%252e%252e%252fevil", "..%5cevil", "a%5c..%5cevil", "a%00b",
+    # refused before anything is touched: double encoding, backslashes,
+    # NUL, bad escapes, bad UTF-8, overlong names
+    for u in ("%252e%252e/evil", "%252e%252e%252fevil", "..%5cevil", "a%5c..%5cevil", "a%00b",
               "%00", long, f"d/{long}/x", "%ff%fe", "a%zz"):
         r = req(d, "PUT", f"/api/v1/fs/{u}?parents=1", "--data-binary", "evil", user=al)
-        assert 400 <= r.code <= 499, f"traversal refused: {u}: {r.code}"
-    r = get(d, "/api/v1/fs/../../etc/passwd", user=al)
-    assert r.code == 400, f"GET ../ refused: {r}"
-    r = req(d, "POST", "/api/v1/fs/r.txt?op=move&to=../../evil", user=al)
-    assert r.code == 400, f"move to ../ refused: {r}"
+        assert 400 <= r.code <= 499, f"bad path refused: {u}: {r.code}"
     r = req(d, "POST", "/api/v1/fs/r.txt?op=move&to=%252e%252e/evil", user=al)
     assert r.code == 400, f"move to %252e%252e refused: {r}"
+    assert snap() == s0, "refused paths touched nothing"
+    # ".." at the root stays at the root (the engine's resolver, as in FTP
+    # and SFTP): each of these names alice's own /evil, and nothing outside
+    # her tree can be reached
+    for u in ("../evil", "..%2fevil", "%2e%2e/evil", "%2e%2e%2fevil", "a/../../evil"):
+        r = req(d, "PUT", f"/api/v1/fs/{u}?parents=1", "--data-binary", "evil", user=al)
+        assert r.code in (200, 201) and r.json()["path"] == "/evil", \
+            f"{u} is /evil of the user's own tree: {r.code} {r.body[:200]!r}"
+    r = get(d, "/api/v1/fs/../../etc/passwd", user=al)
+    assert r.code == 404, f"GET ../../etc/passwd is the user's own /etc/passwd (absent): {r}"
+    r = req(d, "POST", "/api/v1/fs/r.txt?op=move&to=../../moved", user=al)
+    assert r.code == 200 and r.json()["path"] == "/moved", f"move to ../../moved is /moved: {r}"
     s1 = snap()
-    assert s1 == s0, f"traversal attempts touched nothing: {s0} -> {s1}"
+    assert s1[1] == s0[1], f"nothing outside the data directory changed: {s0[1]} -> {s1[1]}"
+    names = sorted(e["name"] for e in json.loads(s1[0])["entries"])
+    assert names == ["evil", "moved"], f"the user's tree holds exactly the two names: {names}"
 
 
 # ---------------------------------------------------------------- fs operations
