@@ -131,12 +131,14 @@ static int a_unlink(sd_session *s, const char *path, int recursive)
 	return sd__tree_remove(c, u, np, 0, recursive);
 }
 
-static int a_rename(sd_session *s, const char *from, const char *to)
+static int a_rename(sd_session *s, const char *from, const char *to, unsigned flags)
 {
 	ENTER(s, u);
+	if (flags & ~SD_RENAME_NOREPLACE)
+		return -EINVAL;
 	RESOLVE(s, from, nf);
 	RESOLVE(s, to, nt);
-	return sd__tree_rename(c, u, nf, nt);
+	return sd__tree_rename(c, u, nf, nt, flags);
 }
 
 static int a_chmod(sd_session *s, const char *path, uint32_t mode)

@@ -399,6 +399,11 @@ int sd__file_fstat(sd_file *f, sd_stat *st)
 		return r;
 	}
 	st->size = f->size;
+	/* the content is the version this handle reads, not the path's now */
+	if (!f->dirty)
+		snprintf(st->sha256, sizeof st->sha256, "%s", f->base ? sd__reader_hex(f->base) : "");
+	if (!f->dirty && !f->base)
+		sd__empty_hex(st->sha256);
 	if (f->amask & SD_ATTR_MODE)
 		st->mode = f->amode;
 	if (f->amask & SD_ATTR_MTIME)
@@ -433,7 +438,9 @@ int sd__file_setattr(sd_file *f, unsigned mask, uint32_t mode, int64_t mtime)
 
 /* ------------------------------------------------------------ commit */
 
-int sd__file_sync(sd_file *f)
+/* Commit the working copy; reopen the committed version as the base only
+ * when the file stays open. */
+static int commit(sd_file *f, int closing)
 {
 	if (!f->dirty)
 		return 0;
@@ -472,9 +479,14 @@ int sd__file_sync(sd_file *f)
 	sd__reader_close(f->base);
 	f->base = NULL;
 	f->base_size = f->size = size;
-	if (size > 0 && (r = sd__reader_open_hex(c, hex, size, &f->base)) < 0)
+	if (!closing && size > 0 && (r = sd__reader_open_hex(c, hex, size, &f->base)) < 0)
 		return r;
 	return 0;
+}
+
+int sd__file_sync(sd_file *f)
+{
+	return commit(f, 0);
 }
 
 static void release(sd_file *f)
@@ -490,7 +502,7 @@ int sd__file_close(sd_file *f)
 {
 	if (!f)
 		return 0;
-	int r = sd__file_sync(f);
+	int r = commit(f, 1);
 	release(f);
 	return r;
 }

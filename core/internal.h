@@ -267,7 +267,8 @@ int sd__tree_mkdir(sd_core *c, const sd_principal *u, const char *npath, uint32_
 		   int parents);
 int sd__tree_remove(sd_core *c, const sd_principal *u, const char *npath, int want_dir,
 		    int recursive);
-int sd__tree_rename(sd_core *c, const sd_principal *u, const char *nf, const char *nt);
+int sd__tree_rename(sd_core *c, const sd_principal *u, const char *nf, const char *nt,
+		    unsigned flags);
 int sd__tree_chmod(sd_core *c, const sd_principal *u, const char *npath, uint32_t mode);
 int sd__tree_set_mtime(sd_core *c, const sd_principal *u, const char *npath, int64_t mtime);
 int sd__tree_copy(sd_core *c, const sd_principal *u, const char *nf, const char *nt);
@@ -312,6 +313,10 @@ int sd__reader_open_hex(sd_core *c, const char *hex, uint64_t size, sd_reader **
 ssize_t sd__reader_pread(sd_reader *r, void *buf, size_t len, uint64_t off);
 int sd__reader_fd(sd_reader *r, int *fd, uint64_t *base);
 void sd__reader_close(sd_reader *r);
+/* The content address the reader reads. */
+const char *sd__reader_hex(const sd_reader *r);
+/* The content address of empty content. */
+void sd__empty_hex(char out[SD_SHA256_HEX]);
 /* Copy [0,n) of the reader into fd at offset 0 (working copies). */
 int sd__reader_copy_to_fd(sd_reader *r, int fd, uint64_t n);
 

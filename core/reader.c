@@ -88,6 +88,18 @@ int sd__reader_fd(sd_reader *r, int *fd, uint64_t *base)
 	return r->c->store->ops->fd(r->b, fd, base);
 }
 
+const char *sd__reader_hex(const sd_reader *r)
+{
+	return r->hex;
+}
+
+void sd__empty_hex(char out[SD_SHA256_HEX])
+{
+	/* SHA-256 of nothing */
+	snprintf(out, SD_SHA256_HEX, "%s",
+		 "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+}
+
 void sd__reader_close(sd_reader *r)
 {
 	if (!r)

@@ -235,6 +235,9 @@ typedef struct sd_token_info {
 #define SD_O_SHARE_READ  0x200u
 #define SD_O_SHARE_WRITE 0x400u
 
+/* rename flags */
+#define SD_RENAME_NOREPLACE 0x1u
+
 /* handle_setattr mask */
 #define SD_ATTR_MODE  0x1u
 #define SD_ATTR_MTIME 0x2u
@@ -252,7 +255,11 @@ enum sd_scope { SD_SCOPE_RW = 0, SD_SCOPE_RO = 1 };
 
 #define SD_CORE_API_VERSION 2
 
-typedef int (*sd_readdir_cb)(void *arg, const sd_dirent *e); /* nonzero stops */
+/* Return 0 to go on; nonzero stops after this entry (it counts as
+ * delivered; *more tells whether entries remain after it). A caller that
+ * cannot take an entry remembers the last one it took and pages on from
+ * there with `after`. */
+typedef int (*sd_readdir_cb)(void *arg, const sd_dirent *e);
 typedef int (*sd_user_cb)(void *arg, const sd_user *u);
 typedef int (*sd_token_cb)(void *arg, const sd_token_info *t);
 typedef int (*sd_version_cb)(void *arg, const sd_version *v);          /* nonzero stops */
@@ -342,9 +349,10 @@ typedef struct sd_core_api {
 	/* Logical delete of a file; with recursive, of a directory tree. */
 	int (*unlink)(sd_session *s, const char *path, int recursive);
 	/* Atomic; replaces an existing target file (or empty dir) like POSIX
-	 * rename(2). -EINVAL when moving a directory into itself, -EBUSY for
-	 * the root. */
-	int (*rename)(sd_session *s, const char *from, const char *to);
+	 * rename(2), unless flags has SD_RENAME_NOREPLACE (then -EEXIST when
+	 * the target exists, checked in the same transaction). -EINVAL when
+	 * moving a directory into itself, -EBUSY for the root. */
+	int (*rename)(sd_session *s, const char *from, const char *to, unsigned flags);
 	int (*chmod)(sd_session *s, const char *path, uint32_t mode);
 	int (*set_mtime)(sd_session *s, const char *path, int64_t mtime);
 	/* Copy a file: a new node referencing the same content, no data
@@ -428,9 +436,10 @@ typedef struct sd_core_api {
 	ssize_t (*handle_pwrite)(sd_session *s, sd_handle h, const void *buf, size_t len,
 				 uint64_t off);
 	int (*handle_truncate)(sd_session *s, sd_handle h, uint64_t size);
-	/* The file as this handle sees it: size includes unsaved writes;
-	 * sha256 is "" while there are unsaved writes. Other fields come from
-	 * whatever node has the path now (after a rename, the new one). */
+	/* The file as this handle sees it: size and sha256 of the version it
+	 * reads (sha256 "" while there are unsaved writes); mode, mtime and
+	 * id come from whatever node has the path now (after a rename, the
+	 * new one). */
 	int (*handle_fstat)(sd_session *s, sd_handle h, sd_stat *st);
 	/* Mode and/or mtime (mask of SD_ATTR_*): applied with the next commit
 	 * when the handle has unsaved writes or a pending create (so a client's

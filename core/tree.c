@@ -515,7 +515,8 @@ static int is_ancestor(sd_dbc *d, int64_t anc, int64_t id)
 	return 0;
 }
 
-int sd__tree_rename(sd_core *c, const sd_principal *u, const char *nf, const char *nt)
+int sd__tree_rename(sd_core *c, const sd_principal *u, const char *nf, const char *nt,
+		    unsigned flags)
 {
 	char name[SD_USERNAME_MAX + 1];
 	int r = sd__check_writable(u);
@@ -541,7 +542,9 @@ int sd__tree_rename(sd_core *c, const sd_principal *u, const char *nf, const cha
 	if (r == 0) {
 		r = child(d, dir.id, leaf, strlen(leaf), &dst);
 		if (r == 0) {
-			if (dst.kind == SD_KIND_DIR && src.kind != SD_KIND_DIR)
+			if (flags & SD_RENAME_NOREPLACE)
+				r = -EEXIST;
+			else if (dst.kind == SD_KIND_DIR && src.kind != SD_KIND_DIR)
 				r = -EISDIR;
 			else if (dst.kind != SD_KIND_DIR && src.kind == SD_KIND_DIR)
 				r = -ENOTDIR;

@@ -147,7 +147,7 @@ int ftp_cmd_rnfr(ftp_session *s, const char *arg)
 
 static int op_rename(ftp_session *s, const char *u, void *arg)
 {
-	return s->api->rename(s->sess, (const char *)arg, u);
+	return s->api->rename(s->sess, (const char *)arg, u, 0);
 }
 
 int ftp_cmd_rnto(ftp_session *s, const char *arg)

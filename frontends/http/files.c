@@ -106,7 +106,7 @@ static enum MHD_Result move_copy(struct MHD_Connection *c, hreq *r, int move)
 	if (sd__http_check_path(c, r, to.data, "target", &ret) < 0)
 		goto out;
 	if ((rc = s->api->resolve(r->sess, to.data, to.len, shown, sizeof shown)) < 0 ||
-	    (rc = move ? s->api->rename(r->sess, r->path.data, to.data)
+	    (rc = move ? s->api->rename(r->sess, r->path.data, to.data, 0)
 		       : s->api->copy(r->sess, r->path.data, to.data)) < 0 ||
 	    (rc = s->api->stat(r->sess, to.data, &st)) < 0) {
 		ret = sd__http_reply_errno(c, r, rc);

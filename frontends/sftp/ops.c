@@ -481,20 +481,16 @@ int sd__sftp_op_rename(fx_sess *s, uint32_t id, fx_rd *r, int replace)
 {
 	const sd_core_api *api = s->x->api;
 	char from[SD_PATH_MAX + 1], to[SD_PATH_MAX + 1];
-	char cf[SD_PATH_MAX + 1], ct[SD_PATH_MAX + 1];
-	sd_stat st;
 	int rc;
 	if ((rc = sd__sftp_get_path(s, r, id, from, sizeof(from))) != 0)
 		return rc < 0 ? rc : 0;
 	if ((rc = sd__sftp_get_path(s, r, id, to, sizeof(to))) != 0)
 		return rc < 0 ? rc : 0;
-	if (!replace) {
-		if ((rc = api->resolve(s->x->sess, from, strlen(from), cf, sizeof(cf))) < 0 ||
-		    (rc = api->resolve(s->x->sess, to, strlen(to), ct, sizeof(ct))) < 0)
-			return sd__sftp_err(s, id, rc);
-		if (strcmp(cf, ct) != 0 && api->stat(s->x->sess, ct, &st) == 0)
-			return sd__sftp_status(s, id, SSH_FX_FAILURE, "target exists");
-	}
-	return sd__sftp_err(s, id, api->rename(s->x->sess, from, to));
+	/* v3 RENAME refuses an existing target; posix-rename replaces it. The
+	 * engine checks in the rename's own transaction, so no race. */
+	rc = api->rename(s->x->sess, from, to, replace ? 0 : SD_RENAME_NOREPLACE);
+	if (rc == -EEXIST)
+		return sd__sftp_status(s, id, SSH_FX_FAILURE, "target exists");
+	return sd__sftp_err(s, id, rc);
 }
 

@@ -368,7 +368,7 @@ START_TEST(test_readonly_session)
 	ck_assert_int_eq(t.api->upload_begin(ro, "/n", 0, 0, 0644, &up), -EROFS);
 	ck_assert_int_eq(t.api->mkdir(ro, "/d", 0755, 0), -EROFS);
 	ck_assert_int_eq(t.api->unlink(ro, "/f", 0), -EROFS);
-	ck_assert_int_eq(t.api->rename(ro, "/f", "/g"), -EROFS);
+	ck_assert_int_eq(t.api->rename(ro, "/f", "/g", 0), -EROFS);
 	ck_assert_int_eq(t.api->chmod(ro, "/f", 0600), -EROFS);
 	tu_core_close(&t);
 }

@@ -457,7 +457,7 @@ START_TEST(test_rename_files)
 	ck_assert_int_eq(used_now(U), (int64_t)(na + nb));
 
 	/* file over file: the target is replaced and its bytes leave `used` */
-	ck_assert_int_eq(a->rename(U, "/a", "/b"), 0);
+	ck_assert_int_eq(a->rename(U, "/a", "/b", 0), 0);
 	expect_stat_err(U, "/a", -ENOENT);
 	expect_content(U, "/b", da, na);
 	ck_assert_int_eq(used_now(U), (int64_t)na);
@@ -470,7 +470,7 @@ START_TEST(test_rename_files)
 	sd_stat st1, st2;
 	ck_assert_int_eq(a->stat(U, "/b", &st1), 0);
 	ck_assert_int_eq(a->mkdir(U, "/sub", 0755, 0), 0);
-	ck_assert_int_eq(a->rename(U, "/b", "/sub/c"), 0);
+	ck_assert_int_eq(a->rename(U, "/b", "/sub/c", 0), 0);
 	ck_assert_int_eq(a->stat(U, "/sub/c", &st2), 0);
 	ck_assert_int_eq(st2.id, st1.id);
 	ck_assert_str_eq(st2.sha256, st1.sha256);
@@ -478,25 +478,47 @@ START_TEST(test_rename_files)
 	ck_assert_int_eq(used_now(U), (int64_t)na);
 
 	/* rename to the same name (any spelling) is a no-op */
-	ck_assert_int_eq(a->rename(U, "/sub/c", "/sub/c"), 0);
-	ck_assert_int_eq(a->rename(U, "/sub/c", "sub//c/"), 0);
+	ck_assert_int_eq(a->rename(U, "/sub/c", "/sub/c", 0), 0);
+	ck_assert_int_eq(a->rename(U, "/sub/c", "sub//c/", 0), 0);
 	expect_content(U, "/sub/c", da, na);
 	ck_assert_int_eq(used_now(U), (int64_t)na);
 
 	/* errors */
-	ck_assert_int_eq(a->rename(U, "/nope", "/x"), -ENOENT);
-	ck_assert_int_eq(a->rename(U, "/sub/c", "/missing/c"), -ENOENT);
-	ck_assert_int_lt(a->rename(U, "/", "/x"), 0);
-	ck_assert_int_lt(a->rename(U, "/sub", "/"), 0);
+	ck_assert_int_eq(a->rename(U, "/nope", "/x", 0), -ENOENT);
+	ck_assert_int_eq(a->rename(U, "/sub/c", "/missing/c", 0), -ENOENT);
+	ck_assert_int_lt(a->rename(U, "/", "/x", 0), 0);
+	ck_assert_int_lt(a->rename(U, "/sub", "/", 0), 0);
 	expect_content(U, "/sub/c", da, na);
 	ck_assert_int_eq(count_entries(U, "/"), 1);
 
 	/* a same-name rename of a path that does not exist is not a success:
 	 * POSIX rename(2) (the documented model) says ENOENT (regression: the
 	 * same-name shortcut once ran before the source lookup) */
-	ck_assert_int_eq(a->rename(U, "/ghost", "/ghost"), -ENOENT);
+	ck_assert_int_eq(a->rename(U, "/ghost", "/ghost", 0), -ENOENT);
 	free(da);
 	free(db);
+}
+END_TEST
+
+START_TEST(test_rename_noreplace)
+{
+	tu_core t;
+	tu_core_open(&t, 0);
+	sd_session *U = tu_user(&t, "nora");
+	/* no-replace: refused when the target exists, in the same transaction */
+	tu_put(&t, U, "/nr1", "one", 3);
+	tu_put(&t, U, "/nr2", "two", 3);
+	ck_assert_int_eq(t.api->rename(U, "/nr1", "/nr2", SD_RENAME_NOREPLACE), -EEXIST);
+	ck_assert_int_eq(t.api->rename(U, "/nr1", "/nr1", SD_RENAME_NOREPLACE), 0);
+	ck_assert_int_eq(t.api->rename(U, "/nr1", "/nr3", SD_RENAME_NOREPLACE), 0);
+	ck_assert_int_eq(t.api->rename(U, "/nr3", "/nr2", 0x80), -EINVAL);
+	{
+		size_t l;
+		char *b = tu_get(&t, U, "/nr2", &l);
+		ck_assert(l == 3 && memcmp(b, "two", 3) == 0);
+		free(b);
+	}
+	tu_core_close(&t);
 }
 END_TEST
 
@@ -506,33 +528,33 @@ START_TEST(test_rename_dirs)
 	tu_put(&T, U, "/d1/inner/f", "content", 7);
 	ck_assert_int_eq(a->mkdir(U, "/d2", 0755, 0), 0);
 	/* dir over an empty dir */
-	ck_assert_int_eq(a->rename(U, "/d1", "/d2"), 0);
+	ck_assert_int_eq(a->rename(U, "/d1", "/d2", 0), 0);
 	expect_stat_err(U, "/d1", -ENOENT);
 	expect_content(U, "/d2/inner/f", "content", 7);
 	ck_assert_int_eq(used_now(U), 7);
 	/* dir over a non-empty dir */
 	tu_put(&T, U, "/d3/g", "gg", 2);
-	ck_assert_int_eq(a->rename(U, "/d2", "/d3"), -ENOTEMPTY);
+	ck_assert_int_eq(a->rename(U, "/d2", "/d3", 0), -ENOTEMPTY);
 	expect_content(U, "/d2/inner/f", "content", 7);
 	expect_content(U, "/d3/g", "gg", 2);
 	/* file over dir, dir over file */
 	tu_put(&T, U, "/file", "f", 1);
 	ck_assert_int_eq(a->mkdir(U, "/empty", 0755, 0), 0);
-	ck_assert_int_eq(a->rename(U, "/file", "/empty"), -EISDIR);
-	ck_assert_int_eq(a->rename(U, "/empty", "/file"), -ENOTDIR);
+	ck_assert_int_eq(a->rename(U, "/file", "/empty", 0), -EISDIR);
+	ck_assert_int_eq(a->rename(U, "/empty", "/file", 0), -ENOTDIR);
 	expect_kind(U, "/file", SD_KIND_FILE);
 	expect_kind(U, "/empty", SD_KIND_DIR);
 	/* a directory into its own subtree */
 	ck_assert_int_eq(a->mkdir(U, "/p/q/r", 0755, 1), 0);
-	ck_assert_int_eq(a->rename(U, "/p", "/p/x"), -EINVAL);
-	ck_assert_int_eq(a->rename(U, "/p", "/p/q/x"), -EINVAL);
-	ck_assert_int_eq(a->rename(U, "/p", "/p/q/r/x"), -EINVAL);
+	ck_assert_int_eq(a->rename(U, "/p", "/p/x", 0), -EINVAL);
+	ck_assert_int_eq(a->rename(U, "/p", "/p/q/x", 0), -EINVAL);
+	ck_assert_int_eq(a->rename(U, "/p", "/p/q/r/x", 0), -EINVAL);
 	expect_kind(U, "/p/q/r", SD_KIND_DIR);
 	/* but a sibling with a common prefix is fine */
-	ck_assert_int_eq(a->rename(U, "/p", "/pp"), 0);
+	ck_assert_int_eq(a->rename(U, "/p", "/pp", 0), 0);
 	expect_kind(U, "/pp/q/r", SD_KIND_DIR);
 	/* moving a directory into a deeper place */
-	ck_assert_int_eq(a->rename(U, "/d2", "/pp/q/r/d2"), 0);
+	ck_assert_int_eq(a->rename(U, "/d2", "/pp/q/r/d2", 0), 0);
 	expect_content(U, "/pp/q/r/d2/inner/f", "content", 7);
 	ck_assert_int_eq(used_now(U), 7 + 2 + 1);
 }
@@ -757,7 +779,7 @@ START_TEST(test_isolation)
 	ck_assert_int_eq(count_entries(U, "/"), 2);
 	/* bob's mutations never reach alice's tree */
 	ck_assert_int_eq(a->unlink(bob, "/dir/secret", 0), -ENOENT);
-	ck_assert_int_eq(a->rename(bob, "/dir", "/mine"), -ENOENT);
+	ck_assert_int_eq(a->rename(bob, "/dir", "/mine", 0), -ENOENT);
 	ck_assert_int_eq(a->copy(bob, "/dir/secret", "/stolen"), -ENOENT);
 	ck_assert_int_eq(a->chmod(bob, "/dir/secret", 0777), -ENOENT);
 	ck_assert_int_eq(a->unlink(bob, "/same.txt", 0), 0);
@@ -871,7 +893,7 @@ START_TEST(test_paths)
 		sd_stat st;
 		r = a->stat(U, rows[i].in, &st);
 		ck_assert_msg(r == rows[i].err, "stat row %d: got %d", i, r);
-		r = a->rename(U, rows[i].in, "/target");
+		r = a->rename(U, rows[i].in, "/target", 0);
 		ck_assert_msg(r < 0, "rename from row %d: got %d", i, r);
 	}
 	ck_assert_int_eq(count_entries(U, "/"), 0);
@@ -879,7 +901,7 @@ START_TEST(test_paths)
 	for (int i = 0; i < nrows; i++) {
 		if (rows[i].err == 0)
 			continue;
-		ck_assert_msg(a->rename(U, "/src", rows[i].in) == rows[i].err, "rename to row %d", i);
+		ck_assert_msg(a->rename(U, "/src", rows[i].in, 0) == rows[i].err, "rename to row %d", i);
 		ck_assert_msg(a->copy(U, "/src", rows[i].in) == rows[i].err, "copy to row %d", i);
 	}
 	ck_assert_int_eq(count_entries(U, "/"), 1);
@@ -948,7 +970,7 @@ START_TEST(test_journal)
 	tu_put(&T, U, "/j/f", "abc", 3);
 	tu_put(&T, U, "/j/f", "abcd", 4);
 	ck_assert_int_eq(a->copy(U, "/j/f", "/j/g"), 0);
-	ck_assert_int_eq(a->rename(U, "/j/g", "/j/h"), 0);
+	ck_assert_int_eq(a->rename(U, "/j/g", "/j/h", 0), 0);
 	ck_assert_int_eq(a->chmod(U, "/j/h", 0600), 0);
 	ck_assert_int_eq(a->set_mtime(U, "/j/h", 42), 0);
 	ck_assert_int_eq(a->unlink(U, "/j/h", 0), 0);
@@ -986,7 +1008,7 @@ START_TEST(test_journal)
 	long long n = tu_sql_int(&T, "SELECT count(*) FROM journal");
 	ck_assert_int_eq(a->mkdir(U, "/nope/x", 0755, 0), -ENOENT);
 	ck_assert_int_eq(a->unlink(U, "/nope", 0), -ENOENT);
-	ck_assert_int_eq(a->rename(U, "/nope", "/x"), -ENOENT);
+	ck_assert_int_eq(a->rename(U, "/nope", "/x", 0), -ENOENT);
 	ck_assert_int_eq(a->mkdir(U, "..\\x", 0755, 0), -EINVAL);
 	ck_assert_int_eq(a->mkdir(U, "../nope/x", 0755, 0), -ENOENT); /* ".." stops at "/" */
 	ck_assert_int_eq(tu_sql_int(&T, "SELECT count(*) FROM journal"), n);
@@ -1009,7 +1031,7 @@ START_TEST(test_readonly_user)
 	ck_assert_int_eq(a->mkdir(ro, "/x", 0755, 0), -EROFS);
 	ck_assert_int_eq(a->rmdir(ro, "/d"), -EROFS);
 	ck_assert_int_eq(a->unlink(ro, "/f", 0), -EROFS);
-	ck_assert_int_eq(a->rename(ro, "/f", "/g"), -EROFS);
+	ck_assert_int_eq(a->rename(ro, "/f", "/g", 0), -EROFS);
 	ck_assert_int_eq(a->copy(ro, "/f", "/g"), -EROFS);
 	ck_assert_int_eq(a->chmod(ro, "/f", 0600), -EROFS);
 	ck_assert_int_eq(a->set_mtime(ro, "/f", 5), -EROFS);
@@ -1046,6 +1068,7 @@ static Suite *tree_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_rename_files);
 	tcase_add_test(tc, test_rename_dirs);
+	tcase_add_test(tc, test_rename_noreplace);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("delete_copy");
