@@ -233,62 +233,68 @@ static int a_handle_open(sd_session *s, const char *path, unsigned flags, uint32
 {
 	ENTER(s, u);
 	RESOLVE(s, path, np);
+	int detached = (flags & SD_O_DETACHED) != 0;
 	sd_file *f;
-	int r = sd__file_open(c, u, np, flags, mode, &f, st);
+	int r = sd__file_open(c, u, np, flags & ~SD_O_DETACHED, mode, &f, st);
 	if (r < 0)
 		return r;
-	if ((r = sd__handle_add(c, s, f, out)) < 0)
+	if ((r = sd__handle_add(c, s, u->id, detached, f, out)) < 0)
 		sd__file_abandon(f);
 	return r;
 }
 
-/* Look up a handle of a live session. */
-#define HANDLE(s, h, f)                                                     \
+/* Run stmt with f, the file of handle h, marked busy meanwhile. */
+#define WITH_HANDLE(s, h, f, stmt)                                          \
 	ENTER(s, u);                                                        \
-	(void)u;                                                            \
 	sd_file *f;                                                         \
-	do {                                                                \
-		int hr_ = sd__handle_get(c, (s), (h), &f);                  \
-		if (hr_ < 0)                                                \
-			return hr_;                                         \
-	} while (0)
+	int hr_ = sd__handle_get(c, (s), u->id, (h), &f);                   \
+	if (hr_ < 0)                                                        \
+		return hr_;                                                 \
+	stmt;                                                               \
+	sd__handle_put(c, (h))
 
 static ssize_t a_handle_pread(sd_session *s, sd_handle h, void *buf, size_t len, uint64_t off)
 {
-	HANDLE(s, h, f);
-	return sd__file_pread(f, buf, len, off);
+	ssize_t n;
+	WITH_HANDLE(s, h, f, n = sd__file_pread(f, buf, len, off));
+	return n;
 }
 
 static ssize_t a_handle_pwrite(sd_session *s, sd_handle h, const void *buf, size_t len,
 			       uint64_t off)
 {
-	HANDLE(s, h, f);
-	return sd__file_pwrite(f, buf, len, off);
+	ssize_t n;
+	WITH_HANDLE(s, h, f, n = sd__file_pwrite(f, buf, len, off));
+	return n;
 }
 
 static int a_handle_truncate(sd_session *s, sd_handle h, uint64_t size)
 {
-	HANDLE(s, h, f);
-	return sd__file_truncate(f, size);
+	int r;
+	WITH_HANDLE(s, h, f, r = sd__file_truncate(f, size));
+	return r;
 }
 
 static int a_handle_fstat(sd_session *s, sd_handle h, sd_stat *st)
 {
-	HANDLE(s, h, f);
-	return sd__file_fstat(f, st);
+	int r;
+	WITH_HANDLE(s, h, f, r = sd__file_fstat(f, st));
+	return r;
 }
 
 static int a_handle_setattr(sd_session *s, sd_handle h, unsigned mask, uint32_t mode,
 			    int64_t mtime)
 {
-	HANDLE(s, h, f);
-	return sd__file_setattr(f, mask, mode, mtime);
+	int r;
+	WITH_HANDLE(s, h, f, r = sd__file_setattr(f, mask, mode, mtime));
+	return r;
 }
 
 static int a_handle_sync(sd_session *s, sd_handle h)
 {
-	HANDLE(s, h, f);
-	return sd__file_sync(f);
+	int r;
+	WITH_HANDLE(s, h, f, r = sd__file_sync(f));
+	return r;
 }
 
 /* Close and abandon work on dead sessions too: the handle is released
@@ -297,8 +303,10 @@ static int a_handle_close(sd_session *s, sd_handle h)
 {
 	sd_principal u;
 	int alive = sd__session_principal(s, &u);
+	if (alive < 0)
+		u.id = sd__session_uid(s);
 	sd_file *f;
-	int r = sd__handle_take(sd__session_core(s), s, h, &f);
+	int r = sd__handle_take(sd__session_core(s), s, u.id, h, &f);
 	if (r < 0)
 		return r;
 	if (alive < 0) {
@@ -311,7 +319,7 @@ static int a_handle_close(sd_session *s, sd_handle h)
 static int a_handle_abandon(sd_session *s, sd_handle h)
 {
 	sd_file *f;
-	int r = sd__handle_take(sd__session_core(s), s, h, &f);
+	int r = sd__handle_take(sd__session_core(s), s, sd__session_uid(s), h, &f);
 	if (r == 0)
 		sd__file_abandon(f);
 	return r;

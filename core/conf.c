@@ -115,6 +115,10 @@ const sd_conf_item sd_conf_table[] = {
 	 "How long an instant-upload challenge can be answered."},
 	{"max_handles", SD_CONF_INT, F(max_handles), "16384",
 	 "Random-access open files (handles) of all sessions together; an open beyond it fails with 'too many open handles'."},
+	{"max_handles_per_user", SD_CONF_INT, F(max_handles_per_user), "256",
+	 "Handles one user may hold open that outlive a connection (the HTTP handle API); an open beyond it fails with 'too many open handles'."},
+	{"handle_idle_timeout", SD_CONF_DURATION, F(handle_idle_timeout), "5m",
+	 "A handle that outlives its connection (the HTTP handle API) and is not used for this long is abandoned: unsaved writes are dropped, the previous version stays, and the journal says so."},
 	{NULL, 0, 0, NULL, NULL},
 };
 
@@ -139,6 +143,8 @@ static const conf_range conf_ranges[] = {
 	{"challenge_range_size", 1, 64 << 20, "1..64M"},
 	{"challenge_ttl", 1000, 86400000, "1s..1d"},
 	{"max_handles", 16, 1000000, "16..1000000"},
+	{"max_handles_per_user", 1, 1000000, "1..1000000"},
+	{"handle_idle_timeout", 1000, 7LL * 86400000, "1s..7d"},
 	{NULL, 0, 0, NULL},
 };
 

@@ -67,6 +67,8 @@ typedef struct sd_conf {
 	int64_t challenge_range_size;
 	int64_t challenge_ttl;
 	int64_t max_handles;
+	int64_t max_handles_per_user;
+	int64_t handle_idle_timeout;
 
 	char *config_path;         /* as given */
 	char *config_dir;          /* absolute directory of the file */

@@ -507,6 +507,16 @@ int sd__file_close(sd_file *f)
 	return r;
 }
 
+const char *sd__file_path(const sd_file *f)
+{
+	return f->npath;
+}
+
+const char *sd__file_user(const sd_file *f)
+{
+	return f->u.name;
+}
+
 void sd__file_abandon(sd_file *f)
 {
 	if (f)

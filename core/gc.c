@@ -314,10 +314,15 @@ static void *cleaner_main(void *arg)
 	const sd_conf *conf = c->conf;
 	int64_t next_gc = sd_mono_ms() + conf->cleaner_interval;
 	int64_t next_ckpt = sd_mono_ms() + conf->checkpoint_interval;
+	/* idle detached handles are looked for four times per timeout */
+	int64_t reap_every = conf->handle_idle_timeout / 4 > 250 ? conf->handle_idle_timeout / 4 : 250;
+	int64_t next_reap = sd_mono_ms() + reap_every;
 	pthread_mutex_lock(&c->cl_lock);
 	while (!c->cleaner_stop) {
 		int64_t now = sd_mono_ms();
 		int64_t wake = next_gc < next_ckpt ? next_gc : next_ckpt;
+		if (next_reap < wake)
+			wake = next_reap;
 		if (!c->cleaner_kick && wake > now) {
 			struct timespec ts;
 			clock_gettime(CLOCK_REALTIME, &ts);
@@ -338,6 +343,10 @@ static void *cleaner_main(void *arg)
 		if (kicked || now >= next_gc) {
 			sd__gc_run(c, 0, NULL);
 			next_gc = sd_mono_ms() + conf->cleaner_interval;
+		}
+		if (now >= next_reap) {
+			sd__handles_reap(c);
+			next_reap = sd_mono_ms() + reap_every;
 		}
 		if (now >= next_ckpt) {
 			sd__blob_touch_flush(c);

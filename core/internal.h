@@ -160,6 +160,7 @@ void sd__session_cred(sd_session *s, sd_cred *out);
  * principal into *out: 0, or -SD_EAUTH once they no longer hold. */
 int sd__session_principal(sd_session *s, sd_principal *out);
 sd_core *sd__session_core(sd_session *s);
+int64_t sd__session_uid(sd_session *s);
 int sd__session_resolve(sd_session *s, const char *arg, size_t len, char *out, size_t outlen);
 int sd__session_set_cwd(sd_session *s, const char *npath);
 void sd__session_info(sd_session *s, sd_session_info *out);
@@ -332,17 +333,28 @@ int sd__file_sync(sd_file *f);
 int sd__file_close(sd_file *f);
 void sd__file_abandon(sd_file *f);
 void sd__open_free_all(sd_core *c);
+/* For messages and the journal: the file's path and its user's name. */
+const char *sd__file_path(const sd_file *f);
+const char *sd__file_user(const sd_file *f);
 
 /* ---- handle.c: the bounded handle table */
 int sd__handles_init(sd_core *c, int max);
 void sd__handles_free(sd_core *c);
-int sd__handle_add(sd_core *c, sd_session *s, sd_file *f, sd_handle *out);
-/* The file of h if it belongs to s: 0 and *f; -EBADF. */
-int sd__handle_get(sd_core *c, sd_session *s, sd_handle h, sd_file **f);
+/* Add f as a handle of session s (or, detached, of user uid). -EMFILE when
+ * the table, or the user's share of detached handles, is full. */
+int sd__handle_add(sd_core *c, sd_session *s, int64_t uid, int detached, sd_file *f,
+		   sd_handle *out);
+/* The file of h if s (or s's user uid, for a detached handle) may use it:
+ * 0 and *f with the handle marked busy until sd__handle_put; -EBADF. */
+int sd__handle_get(sd_core *c, sd_session *s, int64_t uid, sd_handle h, sd_file **f);
+void sd__handle_put(sd_core *c, sd_handle h);
 /* Take h out of the table (close/abandon): 0 and *f; -EBADF. */
-int sd__handle_take(sd_core *c, sd_session *s, sd_handle h, sd_file **f);
-/* Abandon every handle of s (session end). */
+int sd__handle_take(sd_core *c, sd_session *s, int64_t uid, sd_handle h, sd_file **f);
+/* Abandon every session handle of s (session end). */
 void sd__handles_drop_session(sd_core *c, sd_session *s);
+/* Abandon detached handles idle longer than handle_idle_timeout; returns
+ * how many. */
+int sd__handles_reap(sd_core *c);
 
 /* ---- auth.c */
 int sd__auth_init(sd_core *c);

@@ -89,6 +89,11 @@ void sd__session_cred(sd_session *s, sd_cred *out)
 	pthread_mutex_unlock(&s->m);
 }
 
+int64_t sd__session_uid(sd_session *s)
+{
+	return s->u.id; /* never changes after login */
+}
+
 sd_core *sd__session_core(sd_session *s)
 {
 	return s->c;

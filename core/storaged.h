@@ -234,6 +234,13 @@ typedef struct sd_token_info {
 #define SD_O_EXCLUSIVE   0x100u
 #define SD_O_SHARE_READ  0x200u
 #define SD_O_SHARE_WRITE 0x400u
+/* handle_open: the handle belongs to the user, not to the session: any
+ * session of the same user may use it, it survives session_close, and it
+ * is abandoned (previous version kept, a journal row written) after
+ * handle_idle_timeout without use. Two threads using one such handle at
+ * once are serialised by the engine. At most max_handles_per_user per
+ * user. For protocols without a connection-long session (HTTP). */
+#define SD_O_DETACHED    0x1000u
 
 /* rename flags */
 #define SD_RENAME_NOREPLACE 0x1u

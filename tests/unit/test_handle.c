@@ -3,7 +3,10 @@
  * refused), open modes across sessions, creates visible at commit,
  * abandon, attributes kept for the commit, and credentials re-checked on
  * sessions already open. */
+#include <pthread.h>
+
 #include "testutil.h"
+#include "util/util.h"
 
 static sd_stat must_stat(tu_core *t, sd_session *s, const char *p)
 {
@@ -374,6 +377,135 @@ START_TEST(test_readonly_session)
 }
 END_TEST
 
+static int64_t fake_now;
+static int64_t fake_clock(void *arg)
+{
+	(void)arg;
+	return fake_now;
+}
+
+/* Detached handles: the user's, not the session's; limited per user;
+ * abandoned (with a journal row) when idle too long. */
+START_TEST(test_detached)
+{
+	tu_core t;
+	tu_core_prepare(&t);
+	t.conf.max_handles_per_user = 3;
+	t.conf.handle_idle_timeout = 60000;
+	tu_core_reopen(&t, 0);
+	fake_now = sd_time_ms();
+	sd__core_set_clock(t.c, fake_clock, NULL);
+	sd_session *a1 = tu_user(&t, "alice");
+	sd_session *b = tu_user(&t, "bob");
+	tu_put(&t, a1, "/f", "0123456789", 10);
+	sd_session *req1 = NULL;
+	ck_assert_int_eq(sd_core_session(t.c, "alice", &req1), 0);
+	sd_handle h;
+	ck_assert_int_eq(t.api->handle_open(req1, "/f", SD_O_READ | SD_O_WRITE | SD_O_DETACHED, 0,
+					    &h, NULL), 0);
+	ck_assert_int_eq(t.api->handle_pwrite(req1, h, "AB", 2, 0), 2);
+	/* the request's session ends; the handle lives on */
+	t.api->session_close(req1);
+	sd_session *req2 = tu_session(&t, "alice");
+	char buf[16];
+	ck_assert_int_eq(t.api->handle_pread(req2, h, buf, 16, 0), 10);
+	ck_assert(memcmp(buf, "AB23456789", 10) == 0);
+	ck_assert_int_eq(t.api->handle_pread(a1, h, buf, 2, 0), 2); /* any session of alice */
+	ck_assert_int_eq(t.api->handle_pread(b, h, buf, 2, 0), -EBADF); /* not bob's */
+	ck_assert_int_eq(t.api->handle_close(b, h), -EBADF);
+	sd_session_info si;
+	ck_assert_int_eq(t.api->session_info(req2, &si), 0);
+	ck_assert_int_eq(si.handles, 0); /* not counted in a session */
+	/* per-user limit: 3 detached handles, session handles do not count */
+	sd_handle h2, h3, h4, hs;
+	ck_assert_int_eq(t.api->handle_open(req2, "/f", SD_O_READ | SD_O_DETACHED, 0, &h2, NULL), 0);
+	ck_assert_int_eq(t.api->handle_open(req2, "/f", SD_O_READ | SD_O_DETACHED, 0, &h3, NULL), 0);
+	ck_assert_int_eq(t.api->handle_open(req2, "/f", SD_O_READ | SD_O_DETACHED, 0, &h4, NULL),
+			 -EMFILE);
+	ck_assert_int_eq(t.api->handle_open(req2, "/f", SD_O_READ, 0, &hs, NULL), 0);
+	ck_assert_int_eq(t.api->handle_open(b, "/f", SD_O_READ | SD_O_DETACHED, 0, &h4, NULL),
+			 -ENOENT); /* bob has no /f, but his own quota of handles is free */
+	tu_put(&t, b, "/f", "bob", 3);
+	ck_assert_int_eq(t.api->handle_open(b, "/f", SD_O_READ | SD_O_DETACHED, 0, &h4, NULL), 0);
+	ck_assert_int_eq(t.api->handle_close(req2, h3), 0);
+	ck_assert_int_eq(t.api->handle_close(req2, hs), 0);
+	/* idle past the timeout: abandoned, previous version kept, journalled;
+	 * a handle used recently stays */
+	fake_now += 50000;
+	ck_assert_int_eq(t.api->handle_pread(req2, h2, buf, 1, 0), 1);
+	fake_now += 20000;
+	ck_assert_int_eq(sd__core_reap_handles(t.c), 2); /* h (alice, dirty) and h4 (bob) */
+	ck_assert_int_eq(t.api->handle_pread(req2, h, buf, 2, 0), -EBADF);
+	ck_assert_int_eq(t.api->handle_pread(req2, h2, buf, 1, 0), 1);
+	size_t len;
+	char *got = tu_get(&t, req2, "/f", &len);
+	ck_assert(len == 10 && memcmp(got, "0123456789", 10) == 0);
+	free(got);
+	ck_assert_int_eq(tu_sql_int(&t, "SELECT count(*) FROM journal WHERE op='handle_expired' "
+					"AND path='/f'"), 2);
+	ck_assert_int_eq(t.api->handle_close(req2, h2), 0);
+	tu_core_close(&t);
+}
+END_TEST
+
+typedef struct writer_arg {
+	tu_core *t;
+	sd_handle h;
+	int id;
+} writer_arg;
+
+static void *writer_main(void *p)
+{
+	writer_arg *w = p;
+	sd_session *s = NULL;
+	if (sd_core_session(w->t->c, "alice", &s) != 0)
+		return (void *)1;
+	char blk[512];
+	memset(blk, 'a' + w->id, sizeof blk);
+	intptr_t bad = 0;
+	for (int i = 0; i < 200; i++) {
+		/* each thread owns every other block */
+		uint64_t off = (uint64_t)(i * 2 + w->id) * sizeof blk;
+		if (w->t->api->handle_pwrite(s, w->h, blk, sizeof blk, off) != (ssize_t)sizeof blk)
+			bad = 1;
+		char back[512];
+		if (w->t->api->handle_pread(s, w->h, back, sizeof back, off) != (ssize_t)sizeof back ||
+		    memcmp(back, blk, sizeof blk) != 0)
+			bad = 1;
+	}
+	w->t->api->session_close(s);
+	return (void *)bad;
+}
+
+/* Two requests using one detached handle at once are serialised. */
+START_TEST(test_detached_concurrent)
+{
+	tu_core t;
+	tu_core_open(&t, 0);
+	sd_session *a = tu_user(&t, "alice");
+	sd_handle h;
+	ck_assert_int_eq(t.api->handle_open(a, "/c", SD_O_READ | SD_O_WRITE | SD_O_CREAT |
+					    SD_O_DETACHED, 0644, &h, NULL), 0);
+	pthread_t th[2];
+	writer_arg wa[2] = {{&t, h, 0}, {&t, h, 1}};
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_create(&th[i], NULL, writer_main, &wa[i]), 0);
+	for (int i = 0; i < 2; i++) {
+		void *rv;
+		pthread_join(th[i], &rv);
+		ck_assert_ptr_null(rv);
+	}
+	ck_assert_int_eq(t.api->handle_close(a, h), 0);
+	size_t len;
+	char *got = tu_get(&t, a, "/c", &len);
+	ck_assert_uint_eq(len, 400 * 512);
+	for (size_t i = 0; i < len; i++)
+		ck_assert_int_eq(got[i], 'a' + (int)((i / 512) % 2));
+	free(got);
+	tu_core_close(&t);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("handle");
@@ -387,6 +519,8 @@ int main(void)
 	tcase_add_test(tc, test_setattr);
 	tcase_add_test(tc, test_recheck);
 	tcase_add_test(tc, test_readonly_session);
+	tcase_add_test(tc, test_detached);
+	tcase_add_test(tc, test_detached_concurrent);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
