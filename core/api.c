@@ -325,6 +325,13 @@ static int a_handle_abandon(sd_session *s, sd_handle h)
 	return r;
 }
 
+static int a_open_state(sd_session *s, const char *path, unsigned *state)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	return sd__open_state(c, u, np, state);
+}
+
 /* ------------------------------------------------------------ the rest */
 
 static int a_journal(sd_core *c, int64_t since_ms, const char *user, int64_t after,
@@ -392,6 +399,7 @@ const sd_core_api sd__api = {
 	.handle_sync = a_handle_sync,
 	.handle_close = a_handle_close,
 	.handle_abandon = a_handle_abandon,
+	.open_state = a_open_state,
 	.user_add = sd__user_add,
 	.user_get = sd__user_get,
 	.user_get_id = sd__user_get_id,

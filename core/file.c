@@ -164,6 +164,28 @@ static void open_rekey(sd_file *f, int64_t node)
 	f->okey = nk;
 }
 
+int sd__open_state(sd_core *c, const sd_principal *u, const char *npath, unsigned *state)
+{
+	*state = 0;
+	sd_stat st;
+	int r = sd__tree_stat(c, u, npath, &st);
+	char *key = r == 0 ? sd_xasprintf("n%lld", (long long)st.id)
+			   : sd_xasprintf("p%lld:%s", (long long)u->id, npath);
+	if (r == -ENOENT)
+		r = 0; /* a pending create may hold it */
+	pthread_mutex_lock(&c->open_lock);
+	sd_openent *e = ent_find(c, key);
+	if (e) {
+		*state |= e->exclusive ? SD_OPEN_EXCLUSIVE : 0;
+		*state |= e->share_read ? SD_OPEN_SHARE_READ : 0;
+		*state |= e->writers ? SD_OPEN_WRITERS : 0;
+		*state |= e->total ? SD_OPEN_READERS : 0;
+	}
+	pthread_mutex_unlock(&c->open_lock);
+	free(key);
+	return r;
+}
+
 void sd__open_free_all(sd_core *c)
 {
 	sd_openent *e = c->opens;

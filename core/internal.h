@@ -333,6 +333,7 @@ int sd__file_sync(sd_file *f);
 int sd__file_close(sd_file *f);
 void sd__file_abandon(sd_file *f);
 void sd__open_free_all(sd_core *c);
+int sd__open_state(sd_core *c, const sd_principal *u, const char *npath, unsigned *state);
 /* For messages and the journal: the file's path and its user's name. */
 const char *sd__file_path(const sd_file *f);
 const char *sd__file_user(const sd_file *f);

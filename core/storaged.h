@@ -245,6 +245,12 @@ typedef struct sd_token_info {
 /* rename flags */
 #define SD_RENAME_NOREPLACE 0x1u
 
+/* open_state bits */
+#define SD_OPEN_EXCLUSIVE  0x1u /* someone holds it exclusively */
+#define SD_OPEN_SHARE_READ 0x2u /* someone holds it shared-read (no writers allowed) */
+#define SD_OPEN_WRITERS    0x4u /* someone has it open for writing */
+#define SD_OPEN_READERS    0x8u /* someone has it open at all */
+
 /* handle_setattr mask */
 #define SD_ATTR_MODE  0x1u
 #define SD_ATTR_MTIME 0x2u
@@ -461,6 +467,10 @@ typedef struct sd_core_api {
 	/* Release without committing (the client vanished): the previous
 	 * version stays, a pending create leaves nothing. */
 	int (*handle_abandon)(sd_session *s, sd_handle h);
+	/* How the file at path is open right now, over every protocol: a mask
+	 * of SD_OPEN_* (0 when nobody has it open). For an -EBUSY answer that
+	 * names the conflict. */
+	int (*open_state)(sd_session *s, const char *path, unsigned *state);
 
 	/* -- administration (admin API, storagectl) ----------------------- */
 	int (*user_add)(sd_core *c, const char *name, const char *password, int64_t quota,

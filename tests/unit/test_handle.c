@@ -105,6 +105,11 @@ START_TEST(test_open_modes)
 					    NULL), 0);
 	ck_assert_int_eq(t.api->handle_open(a2, "/f", SD_O_READ, 0, &hb, NULL), -EBUSY);
 	ck_assert_int_eq(t.api->handle_open(a, "/f", SD_O_READ, 0, &hb, NULL), -EBUSY);
+	unsigned os;
+	ck_assert_int_eq(t.api->open_state(a2, "/f", &os), 0);
+	ck_assert_uint_eq(os, SD_OPEN_EXCLUSIVE | SD_OPEN_WRITERS | SD_OPEN_READERS);
+	ck_assert_int_eq(t.api->open_state(a2, "/nope", &os), 0);
+	ck_assert_uint_eq(os, 0);
 	ck_assert_int_eq(t.api->handle_close(a, ha), 0);
 	/* shared-read: readers yes, writers no, while it is open */
 	ck_assert_int_eq(t.api->handle_open(a, "/f", SD_O_READ | SD_O_SHARE_READ, 0, &ha, NULL), 0);
