@@ -7,7 +7,10 @@
  *      gets -SD_EAUTH;
  *   2. each path argument goes through the one resolver (path.c) against
  *      the session's working directory;
- *   3. the engine call runs with the session's principal.
+ *   3. the engine call runs with the session's principal; a path under
+ *      the virtual folders /.snapshots/ and /.trash/ goes to history.c
+ *      (reads there) or is refused (writes), so every protocol gets them
+ *      the same way (VIRT below).
  * No protocol ever gets a path or a user into the engine another way.
  */
 #include <errno.h>
@@ -43,6 +46,15 @@ static int res(sd_session *s, const char *path, char np[SD_PATH_MAX + 1])
 		int rr_ = res((s), (path), np);                             \
 		if (rr_ < 0)                                                \
 			return rr_;                                         \
+	} while (0)
+
+/* Is the resolved path under a virtual folder (history.c)? */
+#define VIRT(np) (sd__virt_kind(np) != SD_VIRT_NONE)
+/* A write there is refused. */
+#define NO_VIRT_WRITE(np)                                                   \
+	do {                                                                \
+		if (VIRT(np))                                               \
+			return sd__virt_refuse(np);                         \
 	} while (0)
 
 /* ------------------------------------------------------------ sessions */
@@ -85,7 +97,7 @@ static int a_chdir(sd_session *s, const char *path)
 	ENTER(s, u);
 	RESOLVE(s, path, np);
 	sd_stat st;
-	int r = sd__tree_stat(c, u, np, &st);
+	int r = VIRT(np) ? sd__virt_stat(c, u, np, &st) : sd__tree_stat(c, u, np, &st);
 	if (r < 0)
 		return r;
 	if (st.kind != SD_KIND_DIR)
@@ -99,6 +111,8 @@ static int a_stat(sd_session *s, const char *path, sd_stat *st)
 {
 	ENTER(s, u);
 	RESOLVE(s, path, np);
+	if (VIRT(np))
+		return sd__virt_stat(c, u, np, st);
 	return sd__tree_stat(c, u, np, st);
 }
 
@@ -107,6 +121,10 @@ static int a_readdir(sd_session *s, const char *path, const char *after, int lim
 {
 	ENTER(s, u);
 	RESOLVE(s, path, np);
+	if (VIRT(np))
+		return sd__virt_readdir(c, u, np, after, limit, cb, arg, more);
+	if (np[1] == '\0' && c->conf->show_history_folders)
+		return sd__hist_readdir_root(c, u, after, limit, cb, arg, more);
 	return sd__tree_readdir(c, u, np, after, limit, cb, arg, more);
 }
 
@@ -114,6 +132,7 @@ static int a_mkdir(sd_session *s, const char *path, uint32_t mode, int parents)
 {
 	ENTER(s, u);
 	RESOLVE(s, path, np);
+	NO_VIRT_WRITE(np);
 	return sd__tree_mkdir(c, u, np, mode, parents);
 }
 
@@ -121,6 +140,7 @@ static int a_rmdir(sd_session *s, const char *path)
 {
 	ENTER(s, u);
 	RESOLVE(s, path, np);
+	NO_VIRT_WRITE(np);
 	return sd__tree_remove(c, u, np, 1, 0);
 }
 
@@ -128,6 +148,7 @@ static int a_unlink(sd_session *s, const char *path, int recursive)
 {
 	ENTER(s, u);
 	RESOLVE(s, path, np);
+	NO_VIRT_WRITE(np);
 	return sd__tree_remove(c, u, np, 0, recursive);
 }
 
@@ -138,6 +159,9 @@ static int a_rename(sd_session *s, const char *from, const char *to, unsigned fl
 		return -EINVAL;
 	RESOLVE(s, from, nf);
 	RESOLVE(s, to, nt);
+	if (VIRT(nf))
+		return sd__virt_rename(c, u, nf, nt, flags);
+	NO_VIRT_WRITE(nt);
 	return sd__tree_rename(c, u, nf, nt, flags);
 }
 
@@ -145,6 +169,7 @@ static int a_chmod(sd_session *s, const char *path, uint32_t mode)
 {
 	ENTER(s, u);
 	RESOLVE(s, path, np);
+	NO_VIRT_WRITE(np);
 	return sd__tree_chmod(c, u, np, mode);
 }
 
@@ -152,6 +177,7 @@ static int a_set_mtime(sd_session *s, const char *path, int64_t mtime)
 {
 	ENTER(s, u);
 	RESOLVE(s, path, np);
+	NO_VIRT_WRITE(np);
 	return sd__tree_set_mtime(c, u, np, mtime);
 }
 
@@ -160,6 +186,9 @@ static int a_copy(sd_session *s, const char *from, const char *to)
 	ENTER(s, u);
 	RESOLVE(s, from, nf);
 	RESOLVE(s, to, nt);
+	NO_VIRT_WRITE(nt);
+	if (VIRT(nf))
+		return sd__virt_copy(c, u, nf, nt);
 	return sd__tree_copy(c, u, nf, nt);
 }
 
@@ -173,6 +202,8 @@ static int a_versions(sd_session *s, const char *path, sd_version_cb cb, void *a
 {
 	ENTER(s, u);
 	RESOLVE(s, path, np);
+	if (VIRT(np))
+		return -ENOTSUP; /* the versions of a file are those of its live path */
 	return sd__versions_list(c, u, np, cb, arg);
 }
 
@@ -183,6 +214,7 @@ static int a_upload_begin(sd_session *s, const char *path, unsigned flags, uint6
 {
 	ENTER(s, u);
 	RESOLVE(s, path, np);
+	NO_VIRT_WRITE(np);
 	sd_cred cred;
 	sd__session_cred(s, &cred);
 	return sd__upload_begin(c, u, &cred, np, flags, offset, mode, out);
@@ -193,6 +225,7 @@ static int a_instant_begin(sd_session *s, const char *path, unsigned flags, cons
 {
 	ENTER(s, u);
 	RESOLVE(s, path, np);
+	NO_VIRT_WRITE(np);
 	return sd__instant_begin(c, u, np, flags, sha256, size, ch, st);
 }
 
@@ -201,6 +234,7 @@ static int a_instant_prove(sd_session *s, const char *path, unsigned flags, cons
 {
 	ENTER(s, u);
 	RESOLVE(s, path, np);
+	NO_VIRT_WRITE(np);
 	return sd__instant_prove(c, u, np, flags, sha256, size, nonce, proof, st);
 }
 
@@ -210,6 +244,8 @@ static int a_open_read(sd_session *s, const char *path, sd_reader **out, sd_stat
 {
 	ENTER(s, u);
 	RESOLVE(s, path, np);
+	if (VIRT(np))
+		return sd__virt_open_read(c, u, np, out, st);
 	return sd__reader_open(c, u->id, np, out, st);
 }
 
@@ -235,7 +271,8 @@ static int a_handle_open(sd_session *s, const char *path, unsigned flags, uint32
 	RESOLVE(s, path, np);
 	int detached = (flags & SD_O_DETACHED) != 0;
 	sd_file *f;
-	int r = sd__file_open(c, u, np, flags & ~SD_O_DETACHED, mode, &f, st);
+	int r = VIRT(np) ? sd__virt_open_file(c, u, np, flags & ~SD_O_DETACHED, &f, st)
+			 : sd__file_open(c, u, np, flags & ~SD_O_DETACHED, mode, &f, st);
 	if (r < 0)
 		return r;
 	if ((r = sd__handle_add(c, s, u->id, detached, f, out)) < 0)
@@ -329,7 +366,59 @@ static int a_open_state(sd_session *s, const char *path, unsigned *state)
 {
 	ENTER(s, u);
 	RESOLVE(s, path, np);
+	if (VIRT(np)) { /* nothing there is ever open in a mode that conflicts */
+		*state = 0;
+		return 0;
+	}
 	return sd__open_state(c, u, np, state);
+}
+
+/* ------------------------------------------------------------ history */
+
+static int a_version_restore(sd_session *s, const char *path, int64_t version, sd_stat *st)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	NO_VIRT_WRITE(np);
+	return sd__hist_version_restore(c, u, np, version, st);
+}
+
+static int a_trash_list(sd_session *s, sd_trash_cb cb, void *arg)
+{
+	ENTER(s, u);
+	return sd__hist_trash_list(c, u, cb, arg);
+}
+
+static int a_trash_restore(sd_session *s, int64_t item, const char *to, sd_stat *st)
+{
+	ENTER(s, u);
+	if (!to)
+		return sd__hist_trash_restore(c, u, item, NULL, st);
+	RESOLVE(s, to, nt);
+	return sd__hist_trash_restore(c, u, item, nt, st);
+}
+
+static int a_trash_empty(sd_session *s, int64_t item)
+{
+	ENTER(s, u);
+	if (item < 0)
+		return -EINVAL;
+	return sd__hist_trash_empty(c, u, item);
+}
+
+static int a_rollback(sd_session *s, const char *path, int64_t at_ms, sd_rollback_report *out)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	NO_VIRT_WRITE(np);
+	return sd__hist_rollback(c, u, np, at_ms, out);
+}
+
+static int a_at_path(sd_session *s, const char *path, int64_t at_ms, char *out, size_t outlen)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	return sd__hist_at_path(c, u, np, at_ms, out, outlen);
 }
 
 /* ------------------------------------------------------------ the rest */
@@ -415,4 +504,10 @@ const sd_core_api sd__api = {
 	.stats = sd__stats,
 	.gc_run = sd__gc_run,
 	.journal = a_journal,
+	.version_restore = a_version_restore,
+	.trash_list = a_trash_list,
+	.trash_restore = a_trash_restore,
+	.trash_empty = a_trash_empty,
+	.rollback = a_rollback,
+	.at_path = a_at_path,
 };

@@ -86,9 +86,9 @@ const sd_conf_item sd_conf_table[] = {
 	{"checkpoint_interval", SD_CONF_DURATION, F(checkpoint_interval), "1m",
 	 "How often the database write-ahead log is checkpointed into the main file."},
 	{"deleted_retention", SD_CONF_DURATION, F(deleted_retention), "7d",
-	 "How long deleted files and directories are kept (restorable) before the cleaner purges them."},
+	 "How long deleted files and directories are kept in the trash (restorable, and seen by past views and rollbacks) before the cleaner purges them."},
 	{"version_retention", SD_CONF_DURATION, F(version_retention), "30d",
-	 "How long replaced versions of a file are kept (for rollback) before the cleaner drops them; the current version is always kept; 0 keeps every version forever."},
+	 "How long a version of a file is kept after a newer one replaced it (for restore, past views and rollback) before the cleaner drops it; the current version is always kept; 0 keeps every version forever. Past views and rollbacks reach back min(deleted_retention, version_retention)."},
 	{"journal_retention", SD_CONF_DURATION, F(journal_retention), "365d",
 	 "How long journal rows (the audit log of every change and failed login) are kept; 0 keeps them forever."},
 	{"unreferenced_min_age", SD_CONF_DURATION, F(unreferenced_min_age), "1d",
@@ -119,6 +119,8 @@ const sd_conf_item sd_conf_table[] = {
 	 "Handles one user may hold open that outlive a connection (the HTTP handle API); an open beyond it fails with 'too many open handles'."},
 	{"handle_idle_timeout", SD_CONF_DURATION, F(handle_idle_timeout), "5m",
 	 "A handle that outlives its connection (the HTTP handle API) and is not used for this long is abandoned: unsaved writes are dropped, the previous version stays, and the journal says so."},
+	{"show_history_folders", SD_CONF_BOOL, F(show_history_folders), "no",
+	 "List the virtual folders /.snapshots (the tree as it was at past moments) and /.trash (deleted files) in listings of a user's root; hidden or not, they are always reachable by name."},
 	{NULL, 0, 0, NULL, NULL},
 };
 

@@ -30,6 +30,8 @@ const char *sd__strerror(int err)
 		return "configuration error";
 	case SD_ECORRUPT:
 		return "stored content is missing or damaged";
+	case SD_EHISTORY:
+		return "that moment is older than the history kept";
 	case ENOENT:
 		return "no such file or directory";
 	case EEXIST:
@@ -43,7 +45,7 @@ const char *sd__strerror(int err)
 	case EACCES:
 		return "permission denied";
 	case EROFS:
-		return "read-only credentials";
+		return "read-only (a read-only login, or a snapshot)";
 	case EDQUOT:
 		return "quota exceeded";
 	case ENOSPC:

@@ -28,6 +28,10 @@
  * and applied in the commit transaction, so "write, set mtime, close"
  * keeps the client's mtime.
  *
+ * Views: a file of a past view or of the trash (history.c) is opened with
+ * sd__file_open_view: read-only, on the content the view found, with the
+ * view's metadata; it takes no open mode (nothing can write there).
+ *
  * Open modes: a table keyed by the node ("n<id>") or, for a pending file,
  * by its owner and path ("p<uid>:<path>") counts opens per mode.
  *   EXCLUSIVE    needs no other open; blocks every other open.
@@ -77,6 +81,8 @@ struct sd_file {
 	unsigned amask;    /* SD_ATTR_* kept for the next commit */
 	uint32_t amode;
 	int64_t amtime;
+	int view;          /* a read-only file of a past view (vst describes it) */
+	sd_stat vst;
 };
 
 /* ------------------------------------------------------------ open modes */
@@ -406,8 +412,30 @@ int sd__file_truncate(sd_file *f, uint64_t size)
 
 /* ------------------------------------------------------------ metadata */
 
+int sd__file_open_view(sd_core *c, const sd_principal *u, const char *npath, sd_reader *base,
+		       const sd_stat *st, sd_file **out)
+{
+	sd_file *f = sd_xcalloc(1, sizeof *f);
+	f->c = c;
+	f->u = *u;
+	f->flags = SD_O_READ;
+	f->omode = SD_O_SHARE_READ;
+	f->view = 1;
+	f->vst = *st;
+	f->node = st->id;
+	snprintf(f->npath, sizeof f->npath, "%s", npath);
+	f->base = base;
+	f->base_size = f->size = base ? st->size : 0;
+	*out = f;
+	return 0;
+}
+
 int sd__file_fstat(sd_file *f, sd_stat *st)
 {
+	if (f->view) {
+		*st = f->vst;
+		return 0;
+	}
 	int r = f->pending ? -ENOENT : sd__tree_stat(f->c, &f->u, f->npath, st);
 	if (r == -ENOENT) {
 		/* pending, or renamed or deleted while open: report what we hold */
@@ -439,6 +467,8 @@ int sd__file_setattr(sd_file *f, unsigned mask, uint32_t mode, int64_t mtime)
 {
 	if (mask & ~(SD_ATTR_MODE | SD_ATTR_MTIME))
 		return -EINVAL;
+	if (f->view)
+		return -EROFS;
 	if (f->dirty || f->pending) {
 		int r = sd__check_writable(&f->u);
 		if (r < 0)
@@ -515,7 +545,8 @@ static void release(sd_file *f)
 {
 	sd__wpipe_free(f->wp, 1);
 	sd__reader_close(f->base);
-	open_release(f->c, f->okey, f->omode, f->writes);
+	if (f->okey) /* a view takes no open mode */
+		open_release(f->c, f->okey, f->omode, f->writes);
 	free(f->okey);
 	free(f);
 }

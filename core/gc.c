@@ -5,10 +5,13 @@
  *   1. purge logically deleted nodes older than deleted_retention: each
  *      deleted node whose parent is live is purged with its whole subtree
  *      (its descendants were deleted no later than it), dropping their
- *      versions and so their blob references, in one transaction per node;
- *   2. drop replaced versions older than version_retention (never a
- *      file's current version), releasing their references, and journal
- *      rows older than journal_retention;
+ *      versions (and so their blob references) and their placements, in
+ *      one transaction per node (trash_empty purges the same way);
+ *   2. drop versions replaced longer ago than version_retention (never a
+ *      file's current version), releasing their references, journal rows
+ *      older than journal_retention, and history no view can reach any
+ *      more (history.c H7): stays that ended before deleted_retention and
+ *      change moments before the history horizon;
  *   3. if disk usage >= disk_high_water, remove blobs with refs = 0 whose
  *      last use is older than unreferenced_min_age (N). Unreferenced blobs
  *      below the high-water mark stay: they make later instant uploads
@@ -52,11 +55,47 @@ SD_SQL(q_sub_unref,
        "AND v.node IN (SELECT id FROM temp.gc_sub)), last_access = ?1 "
        "WHERE id IN (SELECT blob FROM versions WHERE node IN (SELECT id FROM temp.gc_sub))");
 SD_SQL(q_sub_versions, "DELETE FROM versions WHERE node IN (SELECT id FROM temp.gc_sub)");
+SD_SQL(q_sub_places, "DELETE FROM placements WHERE node IN (SELECT id FROM temp.gc_sub)");
 SD_SQL(q_sub_nodes, "DELETE FROM nodes WHERE id IN (SELECT id FROM temp.gc_sub)");
 SD_SQL(q_sub_count, "SELECT count(*) FROM temp.gc_sub");
 SD_SQL(q_unref_blobs, "SELECT id, sha256, size FROM blobs WHERE refs = 0 AND last_access <= ?1 "
 		      "AND id > ?2 ORDER BY id LIMIT 256");
 SD_SQL(q_blob_delete, "DELETE FROM blobs WHERE id = ?1 AND refs = 0");
+
+int sd__purge_subtree(sd_core *c, sd_dbc *d, int64_t id, int64_t *count)
+{
+	sqlite3_exec(sd_db_handle(d),
+		     "CREATE TEMP TABLE IF NOT EXISTS gc_sub(id INTEGER PRIMARY KEY);"
+		     "PRAGMA defer_foreign_keys = ON;",
+		     NULL, NULL, NULL);
+	int r = sd_db_exec_stmt(sd_db_stmt(d, &q_sub_clear));
+	if (r == 0) {
+		sqlite3_stmt *st = sd_db_stmt(d, &q_sub_fill);
+		sqlite3_bind_int64(st, 1, id);
+		r = sd_db_exec_stmt(st);
+	}
+	int64_t cnt = 0;
+	if (r == 0) {
+		sqlite3_stmt *st = sd_db_stmt(d, &q_sub_count);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			cnt = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		st = sd_db_stmt(d, &q_sub_unref);
+		sqlite3_bind_int64(st, 1, sd__now_ms(c));
+		r = sd_db_exec_stmt(st);
+	}
+	if (r == 0)
+		r = sd_db_exec_stmt(sd_db_stmt(d, &q_sub_versions));
+	if (r == 0)
+		r = sd_db_exec_stmt(sd_db_stmt(d, &q_sub_places));
+	if (r == 0)
+		r = sd_db_exec_stmt(sd_db_stmt(d, &q_sub_nodes));
+	if (r == 0)
+		sd_db_exec_stmt(sd_db_stmt(d, &q_sub_clear));
+	if (r == 0 && count)
+		*count = cnt;
+	return r;
+}
 
 static int purge_nodes(sd_core *c, int64_t cutoff, sd_gc_report *rep)
 {
@@ -76,32 +115,8 @@ static int purge_nodes(sd_core *c, int64_t cutoff, sd_gc_report *rep)
 			d = sd_db_write_begin(c->db);
 			if (!d)
 				return -EIO;
-			sqlite3_exec(sd_db_handle(d),
-				     "CREATE TEMP TABLE IF NOT EXISTS gc_sub(id INTEGER PRIMARY KEY);"
-				     "PRAGMA defer_foreign_keys = ON;",
-				     NULL, NULL, NULL);
-			int r = sd_db_exec_stmt(sd_db_stmt(d, &q_sub_clear));
-			if (r == 0) {
-				st = sd_db_stmt(d, &q_sub_fill);
-				sqlite3_bind_int64(st, 1, ids[i]);
-				r = sd_db_exec_stmt(st);
-			}
 			int64_t cnt = 0;
-			if (r == 0) {
-				st = sd_db_stmt(d, &q_sub_count);
-				if (sqlite3_step(st) == SQLITE_ROW)
-					cnt = sqlite3_column_int64(st, 0);
-				sqlite3_reset(st);
-				st = sd_db_stmt(d, &q_sub_unref);
-				sqlite3_bind_int64(st, 1, sd__now_ms(c));
-				r = sd_db_exec_stmt(st);
-			}
-			if (r == 0)
-				r = sd_db_exec_stmt(sd_db_stmt(d, &q_sub_versions));
-			if (r == 0)
-				r = sd_db_exec_stmt(sd_db_stmt(d, &q_sub_nodes));
-			if (r == 0)
-				sd_db_exec_stmt(sd_db_stmt(d, &q_sub_clear));
+			int r = sd__purge_subtree(c, d, ids[i], &cnt);
 			int cr = sd_db_write_end(c->db, d, r == 0);
 			if (r || cr) {
 				sd_log(SD_LOG_ERROR, "gc", "event=purge_failed node=%lld err=\"%s\"",
@@ -114,10 +129,13 @@ static int purge_nodes(sd_core *c, int64_t cutoff, sd_gc_report *rep)
 }
 
 /* A version is "replaced" when a newer version of the same node exists;
- * the newest one is the node's current content and always stays. */
+ * the newest one is the node's current content and always stays. It goes
+ * when it was replaced before the cutoff (the next version is older than
+ * it), not when it was made before: a view of any moment after the cutoff
+ * still finds the version that was current then (history.c H6). */
 SD_SQL(q_old_versions,
        "SELECT v.id, v.blob FROM versions v WHERE v.ts < ?1 AND EXISTS (SELECT 1 FROM versions w "
-       "WHERE w.node = v.node AND w.id > v.id) ORDER BY v.id LIMIT 512");
+       "WHERE w.node = v.node AND w.id > v.id AND w.ts < ?1) ORDER BY v.id LIMIT 512");
 SD_SQL(q_version_delete, "DELETE FROM versions WHERE id = ?1");
 SD_SQL(q_blob_unref, "UPDATE blobs SET refs = refs - 1, last_access = ?2 WHERE id = ?1");
 SD_SQL(q_journal_prune, "DELETE FROM journal WHERE seq IN (SELECT seq FROM journal WHERE ts < ?1 "
@@ -158,6 +176,34 @@ static int drop_versions(sd_core *c, int64_t cutoff, sd_gc_report *rep)
 		if (n < 512)
 			return 0;
 	}
+}
+
+SD_SQL(q_places_prune, "DELETE FROM placements WHERE id IN (SELECT id FROM placements "
+		       "WHERE t_to IS NOT NULL AND t_to < ?1 LIMIT 5000)");
+/* per user, so the primary key (owner, ts) finds the rows */
+SD_SQL(q_changes_prune, "DELETE FROM tree_changes WHERE owner IN (SELECT id FROM users) AND ts < ?1");
+
+/* History no view reaches (H7): stays that ended before stays_cutoff, change
+ * moments before moments_cutoff. */
+static int prune_history(sd_core *c, int64_t stays_cutoff, int64_t moments_cutoff)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		for (;;) {
+			sd_dbc *d = sd_db_write_begin(c->db);
+			if (!d)
+				return -EIO;
+			sqlite3_stmt *st = sd_db_stmt(d, pass ? &q_changes_prune : &q_places_prune);
+			sqlite3_bind_int64(st, 1, pass ? moments_cutoff : stays_cutoff);
+			int r = sd_db_exec_stmt(st);
+			int n = r == 0 ? sqlite3_changes(sd_db_handle(d)) : 0;
+			int cr = sd_db_write_end(c->db, d, r == 0);
+			if (r || cr)
+				return r ? r : cr;
+			if (n < 5000)
+				break;
+		}
+	}
+	return 0;
 }
 
 static int prune_journal(sd_core *c, int64_t cutoff, sd_gc_report *rep)
@@ -284,6 +330,8 @@ int sd__gc_run(sd_core *c, int force, sd_gc_report *out)
 		r = drop_versions(c, now - conf->version_retention, &rep);
 	if (r == 0 && conf->journal_retention > 0)
 		r = prune_journal(c, now - conf->journal_retention, &rep);
+	if (r == 0)
+		r = prune_history(c, now - conf->deleted_retention, sd__history_horizon(c, now));
 	int pct = 0;
 	if (r == 0 && (r = sd__disk_pct(c, &pct)) == 0) {
 		rep.disk_used_pct = pct;

@@ -26,9 +26,10 @@
  * Layering (each file calls only downwards):
  *   api.c (the table: check the session, resolve paths, dispatch)
  *   session.c (sessions, credential re-checks)   core.c (lifecycle)
+ *     -> history.c (past views, restore, trash, rollback, virtual folders)
  *     -> tree.c  upload.c  instant.c  reader.c  handle.c -> file.c
  *       -> commit.c (blob row + node + version + journal in one txn)
- *         -> blob.c (rows)  versions.c  journal.c  store (store.h)
+ *         -> blob.c (rows)  versions.c  placements.c  journal.c  store (store.h)
  *           -> writer.c (pipes)  db/  util/
  *   errors.c, metrics.c, log.c are leaves anyone may call.
  */
@@ -138,8 +139,20 @@ int sd__path_norm(const char *in, char *out, size_t outlen);
 
 /* ---- session.c */
 /* What the engine knows of the principal behind a session. Internal calls
- * take this (copied from a checked session), never a front end's data. */
-typedef sd_user sd_principal;
+ * take this (copied from a checked session), never a front end's data. The
+ * first fields are those of sd_user; proto and addr say where the session
+ * came from, for the history of what it changes (versions). */
+typedef struct sd_principal {
+	int64_t id;
+	char name[SD_USERNAME_MAX + 1];
+	unsigned flags;
+	int64_t quota;
+	int64_t used;
+	char proto[16]; /* "ftp", "sftp", "http", "cli" ... */
+	char addr[64];  /* the client's address at login */
+} sd_principal;
+/* Copy the user fields of u into p (proto and addr stay). */
+void sd__principal_set_user(sd_principal *p, const sd_user *u);
 /* Make a session for a user found by name, without credentials: for the
  * admin tool (core.h sd_core_session). */
 int sd__session_new(sd_core *c, const sd_user *u, int method, int64_t cred_id,
@@ -186,12 +199,38 @@ int sd__journal_list(sd_core *c, int64_t since_ms, const char *user, int64_t aft
 		     sd_journal_cb cb, void *arg);
 
 /* ---- versions.c */
+/* What a version records besides its content (history.c shows it). */
+typedef struct sd_vmeta {
+	int64_t mtime;           /* seconds: the file's mtime after this commit */
+	const sd_principal *u;   /* who, over what, from where; NULL: not known */
+	const char *op;          /* "write", "instant", "copy", "restore", "rollback" */
+} sd_vmeta;
 /* Add one version of node -> blob (refs+1, last_access), in the caller's
  * write transaction. */
-int sd__version_add(sd_dbc *d, int64_t node, int64_t blob, uint64_t size, int64_t ts);
+int sd__version_add(sd_dbc *d, int64_t node, int64_t blob, uint64_t size, int64_t ts,
+		    const sd_vmeta *m);
 int64_t sd__version_count(sd_dbc *d, int64_t node);
+/* The newest version's mtime follows a set_mtime of the file (so a view
+ * of now shows what a listing shows). */
+int sd__version_set_mtime(sd_dbc *d, int64_t node, int64_t mtime);
 int sd__versions_list(sd_core *c, const sd_principal *u, const char *npath, sd_version_cb cb,
 		      void *arg);
+
+/* ---- placements.c: rows of the tree's past shape (design: history.c) */
+/* node begins a stay at (parent, name) at ts: made, moved in, brought back. */
+int sd__place_open(sd_dbc *d, int64_t node, int64_t owner, int64_t parent, const char *name,
+		   size_t nlen, int64_t ts);
+/* node's open stay ends at ts: moved away, deleted. */
+int sd__place_close(sd_dbc *d, int64_t node, int64_t ts);
+/* The open stays of node and of every live node below it end at ts (a
+ * delete, called before the nodes are marked). */
+int sd__place_close_tree(sd_dbc *d, int64_t node, int64_t ts);
+/* owner's tree changed at ts (a moment /.snapshots/ lists). */
+int sd__tree_changed(sd_dbc *d, int64_t owner, int64_t ts);
+/* The oldest moment whose view is complete at now_ms (H6): now minus
+ * min(deleted_retention, version_retention), version_retention 0 counting
+ * as forever. */
+int64_t sd__history_horizon(sd_core *c, int64_t now_ms);
 
 /* ---- blob.c: blob rows */
 /* The row of hex inside a write transaction: found (refs untouched) or
@@ -243,6 +282,27 @@ typedef struct sd_node {
 } sd_node;
 /* Resolve a normalised path from the user's root; -ENOENT / -ENOTDIR. */
 int sd__tree_lookup(sd_dbc *d, int64_t uid, const char *npath, sd_node *out);
+/* Row helpers for history.c, in the caller's transaction:
+ * the node with this id, live or deleted (-ENOENT); */
+int sd__tree_node(sd_dbc *d, int64_t id, sd_node *out);
+/* the live child `name` (len bytes) of parent (-ENOENT); */
+int sd__tree_child(sd_dbc *d, int64_t parent, const char *name, size_t len, sd_node *out);
+/* the node columns of a row selected with tree.c's NODE_COLS order; */
+void sd__tree_read_node(sqlite3_stmt *st, sd_node *n);
+/* walk to the folder that holds npath (making missing folders when
+ * create), *leaf pointing at npath's last component; */
+int sd__tree_walk_parent(sd_dbc *d, int64_t uid, const char *npath, int create, int64_t now_ms,
+			 sd_node *dir, const char **leaf);
+/* a new live node, its first stay opened at now_ms (no version, no
+ * journal, no usage); */
+int sd__tree_insert(sd_dbc *d, int64_t owner, int64_t parent, const char *name, size_t nlen,
+		    int kind, int64_t blob, uint64_t size, uint32_t mode, int64_t now_ms,
+		    int64_t *id);
+/* logical delete of n and of the live nodes below it at now_ms: stays
+ * closed, usage lowered, the moment marked (no journal); */
+int sd__tree_delete(sd_dbc *d, const sd_node *n, int64_t uid, int64_t now_ms);
+/* used_bytes += delta; -EDQUOT past the quota when check_quota and delta > 0. */
+int sd__tree_used_add(sd_dbc *d, int64_t uid, int64_t delta, int check_quota);
 /* Point path at blob inside a write transaction: create or replace a file
  * (flags SD_UP_PARENTS, SD_UP_EXCL), add a version, keep used_bytes and
  * the quota (-EDQUOT), journal `op`. */
@@ -276,6 +336,46 @@ int sd__tree_copy(sd_core *c, const sd_principal *u, const char *nf, const char 
 int sd__tree_fsinfo(sd_core *c, const sd_principal *u, sd_fsinfo *out);
 /* The user's root node id; -ENOENT if the user is gone. */
 int sd__user_root(sd_dbc *d, int64_t uid, int64_t *root);
+
+/* ---- history.c: views of the past, restore, trash, rollback, and the
+ * virtual folders /.snapshots/ and /.trash/ (design notes and H1-H8 there).
+ * npath arguments are resolved; api.c sends every path under a virtual
+ * folder to the sd__virt_* calls. */
+enum { SD_VIRT_NONE = 0, SD_VIRT_SNAP, SD_VIRT_TRASH };
+/* Which virtual folder npath is in (a first component ".snapshots" or
+ * ".trash"), or SD_VIRT_NONE. */
+int sd__virt_kind(const char *npath);
+/* The error a write under npath's virtual folder gets: -EROFS (snapshots)
+ * or -EACCES (trash). */
+int sd__virt_refuse(const char *npath);
+int sd__virt_stat(sd_core *c, const sd_principal *u, const char *npath, sd_stat *st);
+int sd__virt_readdir(sd_core *c, const sd_principal *u, const char *npath, const char *after,
+		     int limit, sd_readdir_cb cb, void *arg, int *more);
+int sd__virt_open_read(sd_core *c, const sd_principal *u, const char *npath, sd_reader **out,
+		       sd_stat *st);
+/* A read-only handle's file; a write flag gets sd__virt_refuse. */
+int sd__virt_open_file(sd_core *c, const sd_principal *u, const char *npath, unsigned flags,
+		       sd_file **out, sd_stat *st);
+/* copy whose source nf is a file of a view: its content then, at nt. */
+int sd__virt_copy(sd_core *c, const sd_principal *u, const char *nf, const char *nt);
+/* rename whose source nf is under a virtual folder: an item of /.trash/
+ * to nt outside them restores it; anything else is refused. */
+int sd__virt_rename(sd_core *c, const sd_principal *u, const char *nf, const char *nt,
+		    unsigned flags);
+/* readdir of "/" with the virtual folders among the entries. */
+int sd__hist_readdir_root(sd_core *c, const sd_principal *u, const char *after, int limit,
+			  sd_readdir_cb cb, void *arg, int *more);
+/* The storaged.h history calls. */
+int sd__hist_version_restore(sd_core *c, const sd_principal *u, const char *npath, int64_t vid,
+			     sd_stat *st);
+int sd__hist_trash_list(sd_core *c, const sd_principal *u, sd_trash_cb cb, void *arg);
+int sd__hist_trash_restore(sd_core *c, const sd_principal *u, int64_t id, const char *to,
+			   sd_stat *st);
+int sd__hist_trash_empty(sd_core *c, const sd_principal *u, int64_t id);
+int sd__hist_rollback(sd_core *c, const sd_principal *u, const char *npath, int64_t at,
+		      sd_rollback_report *rep);
+int sd__hist_at_path(sd_core *c, const sd_principal *u, const char *npath, int64_t at,
+		     char *out, size_t outlen);
 
 /* ---- commit.c: the one commit step (DESIGN path 1, I2, I3, I5) */
 /* Make the temp file (fd, tmppath; content hex of size bytes) durable in
@@ -324,6 +424,10 @@ int sd__reader_copy_to_fd(sd_reader *r, int fd, uint64_t n);
 /* ---- file.c: working copies with open modes (DESIGN path 4) */
 int sd__file_open(sd_core *c, const sd_principal *u, const char *npath, unsigned flags,
 		  uint32_t mode, sd_file **out, sd_stat *st);
+/* A read-only file of a past view or the trash (history.c): reads base
+ * (owned from here on; NULL for empty content), fstat gives *st. */
+int sd__file_open_view(sd_core *c, const sd_principal *u, const char *npath, sd_reader *base,
+		       const sd_stat *st, sd_file **out);
 ssize_t sd__file_pread(sd_file *f, void *buf, size_t len, uint64_t off);
 ssize_t sd__file_pwrite(sd_file *f, const void *buf, size_t len, uint64_t off);
 int sd__file_truncate(sd_file *f, uint64_t size);
@@ -374,6 +478,10 @@ int sd__recover(sd_core *c);
 /* Adopt or remove one object without a row (recovery, fsck --repair):
  * 1 adopted, 0 removed (bad content), -errno. */
 int sd__settle_orphan(sd_core *c, const char *hex);
+/* Purge deleted node id with everything below it (versions and their
+ * references, placements, rows) in the caller's write transaction; *count
+ * (may be NULL) = nodes purged. The caller checked that id is deleted. */
+int sd__purge_subtree(sd_core *c, sd_dbc *d, int64_t id, int64_t *count);
 int sd__blob_row_exists(sd_core *c, const char *hex);
 /* Rows whose content is missing; cb (may be NULL) per finding. */
 int64_t sd__find_missing(sd_core *c, void (*cb)(void *, const char *), void *arg);

@@ -44,6 +44,15 @@ struct sd_session {
 	atomic_int handles;
 };
 
+void sd__principal_set_user(sd_principal *p, const sd_user *u)
+{
+	p->id = u->id;
+	memcpy(p->name, u->name, sizeof p->name);
+	p->flags = u->flags;
+	p->quota = u->quota;
+	p->used = u->used;
+}
+
 void sd__pwtag(const char *pwhash, unsigned char out[32])
 {
 	crypto_generichash(out, 32, (const unsigned char *)pwhash, strlen(pwhash), NULL, 0);
@@ -56,13 +65,15 @@ int sd__session_new(sd_core *c, const sd_user *u, int method, int64_t cred_id,
 	sd_session *s = sd_xcalloc(1, sizeof *s);
 	s->c = c;
 	pthread_mutex_init(&s->m, NULL);
-	s->u = *u;
+	sd__principal_set_user(&s->u, u);
 	s->method = method;
 	s->cred_id = cred_id;
 	if (pwtag)
 		memcpy(s->pwtag, pwtag, 32);
 	snprintf(s->addr, sizeof s->addr, "%s", addr ? addr : "");
 	snprintf(s->proto, sizeof s->proto, "%s", proto ? proto : "");
+	snprintf(s->u.addr, sizeof s->u.addr, "%s", s->addr);
+	snprintf(s->u.proto, sizeof s->u.proto, "%s", s->proto);
 	snprintf(s->cwd, sizeof s->cwd, "/");
 	s->checked = sd_mono_ms();
 	s->gen = atomic_load(&c->cred_gen);
@@ -110,7 +121,7 @@ int sd__session_principal(sd_session *s, sd_principal *out)
 		int r = sd__auth_recheck(c, s->u.id, s->method, s->cred_id, s->pwtag, &fresh);
 		if (r == 0) {
 			fresh.flags |= s->u.flags & SD_USER_READONLY;
-			s->u = fresh;
+			sd__principal_set_user(&s->u, &fresh);
 			s->checked = now;
 			s->gen = gen;
 		} else if (r == -SD_EAUTH) {

@@ -72,6 +72,7 @@ extern "C" {
 #define SD_EBLOCKED    (SD_EBASE + 6) /* too many failures from this address */
 #define SD_ECONFIG     (SD_EBASE + 7) /* configuration error (message logged) */
 #define SD_ECORRUPT    (SD_EBASE + 8) /* stored content missing or damaged */
+#define SD_EHISTORY    (SD_EBASE + 9) /* that moment is older than the history kept */
 /* Plain errno values used with fixed meanings:
  *   ENOENT no such path    EEXIST exists           ENOTDIR/EISDIR kind
  *   ENOTEMPTY dir not empty EACCES not permitted   EROFS read-only token
@@ -163,13 +164,43 @@ typedef struct sd_challenge {
 	uint64_t len[SD_CHALLENGE_MAX];
 } sd_challenge;
 
-/* One stored version of a file, newest first (versions). */
+/* One stored version of a file, newest first (versions). The strings are
+ * "" for versions made before the engine recorded them. */
 typedef struct sd_version {
 	int64_t ts;     /* ms since the epoch of the commit */
 	uint64_t size;
 	char sha256[SD_SHA256_HEX];
 	int current;    /* 1 for the file's current content */
+	int64_t id;     /* names the version for version_restore */
+	int64_t mtime;  /* seconds: the file's mtime as this commit left it */
+	char user[SD_USERNAME_MAX + 1]; /* who committed it */
+	char proto[16]; /* over what: "ftp", "sftp", "http", "cli" ... */
+	char addr[64];  /* the client's address */
+	char op[16];    /* "write", "instant", "copy", "restore", "rollback" */
 } sd_version;
+
+/* One item of a user's trash (trash_list): a file or folder deleted within
+ * deleted_retention, with what was deleted with it. Strings are valid
+ * during the callback. */
+typedef struct sd_trash_item {
+	int64_t id;        /* names the item for trash_restore and trash_empty */
+	int kind;          /* enum sd_kind */
+	const char *path;  /* where it was when it was deleted */
+	const char *name;  /* its entry in /.trash/ */
+	int64_t deleted;   /* ms since the epoch */
+	uint64_t size;     /* bytes: the file, or every file deleted with the folder */
+	int64_t files;     /* files in it (1 for a file) */
+} sd_trash_item;
+
+/* What a rollback did (rollback). */
+typedef struct sd_rollback_report {
+	int64_t ts;       /* ms: the rollback's own moment; rolling back to ts - 1 undoes it */
+	int64_t restored; /* files given their content at T again (a new version each) */
+	int64_t revived;  /* files and folders deleted after T, brought back */
+	int64_t moved;    /* files and folders moved back to where they were at T */
+	int64_t created;  /* files and folders made anew: their node is elsewhere now */
+	int64_t trashed;  /* files and folders that were not there at T, moved to the trash */
+} sd_rollback_report;
 
 /* One journal row (journal); strings valid during the callback. */
 typedef struct sd_journal_entry {
@@ -277,6 +308,7 @@ typedef int (*sd_user_cb)(void *arg, const sd_user *u);
 typedef int (*sd_token_cb)(void *arg, const sd_token_info *t);
 typedef int (*sd_version_cb)(void *arg, const sd_version *v);          /* nonzero stops */
 typedef int (*sd_journal_cb)(void *arg, const sd_journal_entry *e);    /* nonzero stops */
+typedef int (*sd_trash_cb)(void *arg, const sd_trash_item *t);         /* nonzero stops */
 
 typedef struct sd_core_api {
 	uint32_t version; /* SD_CORE_API_VERSION */
@@ -500,7 +532,53 @@ typedef struct sd_core_api {
 	int (*journal)(sd_core *c, int64_t since_ms, const char *user, int64_t after,
 		       sd_journal_cb cb, void *arg);
 
-	void *spare[16]; /* future calls; NULL */
+	/* -- history: versions, trash, rollback, past views --------------
+	 * (core/history.c). Every path of the tree as it was at a moment T
+	 * lives under the read-only virtual folder /.snapshots/, and the
+	 * trash under /.trash/: stat, readdir, chdir, open_read, handle_open
+	 * for reading and copy (as the source) work there through the calls
+	 * above; writes answer -EROFS (snapshots) or -EACCES (trash), except
+	 * that renaming an entry of /.trash/ out of it restores it. Both
+	 * folders are left out of listings of "/" unless the config says
+	 * otherwise, and are always reachable by name. Moments older than the
+	 * history kept (min(deleted_retention, version_retention) ago) give
+	 * -SD_EHISTORY. */
+	/* Make version `version` (an id from versions()) the current content
+	 * of the file at path again, as a new version pointing at the old
+	 * content: nothing is copied, and it is undone the same way. *st (may
+	 * be NULL) is the file after. -ENOENT when the file has no such
+	 * version; -EDQUOT over quota. */
+	int (*version_restore)(sd_session *s, const char *path, int64_t version, sd_stat *st);
+	/* The user's trash, most recently deleted first. Returns the count
+	 * delivered. */
+	int (*trash_list)(sd_session *s, sd_trash_cb cb, void *arg);
+	/* Bring trash item `item` back with everything deleted with it: to
+	 * the path it was deleted from (to NULL; missing parent folders are
+	 * made), or to `to`. -EEXIST when that path is taken, -ENOENT for an
+	 * unknown item, -EDQUOT over quota. *st (may be NULL) is the restored
+	 * node. */
+	int (*trash_restore)(sd_session *s, int64_t item, const char *to, sd_stat *st);
+	/* Delete for good trash item `item`, or every item (item 0); its
+	 * content is freed by the cleaner like any unreferenced content.
+	 * Returns the number of items removed. */
+	int (*trash_empty)(sd_session *s, int64_t item);
+	/* Roll the file or folder at path back to the moment at_ms: in one
+	 * transaction every file in it gets its content at that moment (a new
+	 * version), files and folders deleted since come back, those moved
+	 * since go back, and those made since go to the trash. Nothing outside
+	 * path changes (a node that moved out of it since stays where it is,
+	 * and a new node with its content at T takes its old place). *out
+	 * (may be NULL) says what changed and when: rolling back to out->ts -
+	 * 1 undoes the rollback. -SD_EHISTORY before the history kept,
+	 * -ENOENT when path did not exist then and does not now, or when its
+	 * parent folder does not exist now. */
+	int (*rollback)(sd_session *s, const char *path, int64_t at_ms, sd_rollback_report *out);
+	/* The path that names `path` as it was at the moment at_ms (inside
+	 * /.snapshots/), for the calls above. -SD_EHISTORY before the history
+	 * kept; -EINVAL for a path already inside a virtual folder. */
+	int (*at_path)(sd_session *s, const char *path, int64_t at_ms, char *out, size_t outlen);
+
+	void *spare[10]; /* future calls; NULL */
 } sd_core_api;
 
 /* ---------------------------------------------------- module config */

@@ -5,7 +5,10 @@
  * (parent, name) index of live rows. Delete is logical: deleted_at is set
  * and the row leaves the live index; the cleaner purges it after
  * deleted_retention (gc.c). Every mutation runs in one write transaction
- * that also keeps users.used_bytes (I4) and writes its journal row (I5).
+ * that also keeps users.used_bytes (I4), writes its journal row (I5) and
+ * records the tree's past shape: a node's stays (placements) open when it
+ * is made or moved in and close when it is moved away or deleted, and
+ * every change marks the moment in tree_changes (history.c, H1-H3).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -62,7 +65,7 @@ int sd__user_root(sd_dbc *d, int64_t uid, int64_t *root)
 	return r;
 }
 
-static void read_node(sqlite3_stmt *st, sd_node *n)
+void sd__tree_read_node(sqlite3_stmt *st, sd_node *n)
 {
 	n->id = sqlite3_column_int64(st, 0);
 	n->parent = sqlite3_column_int64(st, 1);
@@ -77,20 +80,20 @@ static void read_node(sqlite3_stmt *st, sd_node *n)
 	snprintf(n->sha256, sizeof n->sha256, "%s", h ? (const char *)h : "");
 }
 
-static int node_by_id(sd_dbc *d, int64_t id, sd_node *out)
+int sd__tree_node(sd_dbc *d, int64_t id, sd_node *out)
 {
 	sqlite3_stmt *st = sd_db_stmt(d, &q_node_by_id);
 	sqlite3_bind_int64(st, 1, id);
 	int r = -ENOENT;
 	if (sqlite3_step(st) == SQLITE_ROW) {
-		read_node(st, out);
+		sd__tree_read_node(st, out);
 		r = 0;
 	}
 	sqlite3_reset(st);
 	return r;
 }
 
-static int child(sd_dbc *d, int64_t parent, const char *name, size_t len, sd_node *out)
+int sd__tree_child(sd_dbc *d, int64_t parent, const char *name, size_t len, sd_node *out)
 {
 	sqlite3_stmt *st = sd_db_stmt(d, &q_child);
 	sqlite3_bind_int64(st, 1, parent);
@@ -98,7 +101,7 @@ static int child(sd_dbc *d, int64_t parent, const char *name, size_t len, sd_nod
 	int rc = sqlite3_step(st);
 	int r = -ENOENT;
 	if (rc == SQLITE_ROW) {
-		read_node(st, out);
+		sd__tree_read_node(st, out);
 		r = 0;
 	} else if (rc != SQLITE_DONE) {
 		r = sd_db_errno(rc);
@@ -113,7 +116,7 @@ int sd__tree_lookup(sd_dbc *d, int64_t uid, const char *npath, sd_node *out)
 	int r = sd__user_root(d, uid, &root);
 	if (r < 0)
 		return r;
-	if ((r = node_by_id(d, root, out)) < 0)
+	if ((r = sd__tree_node(d, root, out)) < 0)
 		return r;
 	const char *p = npath;
 	while (*p) {
@@ -126,7 +129,7 @@ int sd__tree_lookup(sd_dbc *d, int64_t uid, const char *npath, sd_node *out)
 			p++;
 		if (out->kind != SD_KIND_DIR)
 			return -ENOTDIR;
-		if ((r = child(d, out->id, s, (size_t)(p - s), out)) < 0)
+		if ((r = sd__tree_child(d, out->id, s, (size_t)(p - s), out)) < 0)
 			return r;
 	}
 	return 0;
@@ -144,7 +147,7 @@ void sd__node_to_stat(const sd_node *n, sd_stat *st)
 	memcpy(st->sha256, n->sha256, sizeof st->sha256);
 }
 
-static int used_add(sd_dbc *d, int64_t uid, int64_t delta, int check_quota)
+int sd__tree_used_add(sd_dbc *d, int64_t uid, int64_t delta, int check_quota)
 {
 	sqlite3_stmt *st = sd_db_stmt(d, &q_used_add);
 	sqlite3_bind_int64(st, 1, uid);
@@ -163,10 +166,10 @@ static int used_add(sd_dbc *d, int64_t uid, int64_t delta, int check_quota)
 	return r;
 }
 
-static int insert_node(sd_dbc *d, int64_t owner, int64_t parent, const char *name, size_t nlen,
-		       int kind, int64_t blob, uint64_t size, uint32_t mode, int64_t now_s,
-		       int64_t *id)
+int sd__tree_insert(sd_dbc *d, int64_t owner, int64_t parent, const char *name, size_t nlen,
+		    int kind, int64_t blob, uint64_t size, uint32_t mode, int64_t now_ms, int64_t *id)
 {
+	int64_t now_s = now_ms / 1000;
 	sqlite3_stmt *st = sd_db_stmt(d, &q_insert_node);
 	sqlite3_bind_int64(st, 1, owner);
 	sqlite3_bind_int64(st, 2, parent);
@@ -180,21 +183,22 @@ static int insert_node(sd_dbc *d, int64_t owner, int64_t parent, const char *nam
 	sqlite3_bind_int(st, 7, (int)mode);
 	sqlite3_bind_int64(st, 8, now_s);
 	int r = sd_db_exec_stmt(st);
-	if (r == 0 && id)
-		*id = sqlite3_last_insert_rowid(sd_db_handle(d));
-	return r;
+	if (r < 0)
+		return r;
+	int64_t nid = sqlite3_last_insert_rowid(sd_db_handle(d));
+	if (id)
+		*id = nid;
+	return sd__place_open(d, nid, owner, parent, name, nlen, now_ms); /* H1 */
 }
 
-/* Walk to the parent directory of npath inside a write transaction,
- * creating missing directories when create is set. */
-static int walk_parent(sd_dbc *d, int64_t uid, const char *npath, int create, int64_t now_s,
-		       sd_node *dir, const char **leaf)
+int sd__tree_walk_parent(sd_dbc *d, int64_t uid, const char *npath, int create, int64_t now_ms,
+			 sd_node *dir, const char **leaf)
 {
 	int64_t root;
 	int r = sd__user_root(d, uid, &root);
 	if (r < 0)
 		return r;
-	if ((r = node_by_id(d, root, dir)) < 0)
+	if ((r = sd__tree_node(d, root, dir)) < 0)
 		return r;
 	const char *last = strrchr(npath, '/');
 	*leaf = last + 1;
@@ -211,12 +215,13 @@ static int walk_parent(sd_dbc *d, int64_t uid, const char *npath, int create, in
 		if (dir->kind != SD_KIND_DIR)
 			return -ENOTDIR;
 		sd_node next;
-		r = child(d, dir->id, s, len, &next);
+		r = sd__tree_child(d, dir->id, s, len, &next);
 		if (r == -ENOENT && create) {
 			int64_t id;
-			if ((r = insert_node(d, uid, dir->id, s, len, SD_KIND_DIR, 0, 0, 0755, now_s, &id)) < 0)
+			if ((r = sd__tree_insert(d, uid, dir->id, s, len, SD_KIND_DIR, 0, 0, 0755, now_ms,
+						 &id)) < 0)
 				return r;
-			r = node_by_id(d, id, &next);
+			r = sd__tree_node(d, id, &next);
 		}
 		if (r < 0)
 			return r;
@@ -231,12 +236,12 @@ int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, sd_put *put)
 	int64_t mtime = put->mtime > 0 ? put->mtime : now_s;
 	sd_node dir, n;
 	const char *leaf;
-	int r = walk_parent(d, put->u->id, put->npath, (put->flags & SD_UP_PARENTS) != 0, now_s, &dir,
-			    &leaf);
+	int r = sd__tree_walk_parent(d, put->u->id, put->npath, (put->flags & SD_UP_PARENTS) != 0,
+				     now_ms, &dir, &leaf);
 	if (r < 0)
 		return r;
 	size_t llen = strlen(leaf);
-	r = child(d, dir.id, leaf, llen, &n);
+	r = sd__tree_child(d, dir.id, leaf, llen, &n);
 	int64_t delta;
 	if (r == 0) {
 		if (n.kind == SD_KIND_DIR)
@@ -265,8 +270,8 @@ int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, sd_put *put)
 		if (put->expect_node > 0)
 			return -ESTALE;
 		uint32_t mode = put->mode ? put->mode & 07777 : 0644;
-		if ((r = insert_node(d, put->u->id, dir.id, leaf, llen, SD_KIND_FILE, blob_id, put->size,
-				     mode, now_s, &put->node_id)) < 0)
+		if ((r = sd__tree_insert(d, put->u->id, dir.id, leaf, llen, SD_KIND_FILE, blob_id,
+					 put->size, mode, now_ms, &put->node_id)) < 0)
 			return r;
 		if (mtime != now_s) {
 			sqlite3_stmt *st = sd_db_stmt(d, &q_mtime);
@@ -279,9 +284,12 @@ int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, sd_put *put)
 	} else {
 		return r;
 	}
-	if ((r = used_add(d, put->u->id, delta, 1)) < 0)
+	if ((r = sd__tree_used_add(d, put->u->id, delta, 1)) < 0)
 		return r;
-	if ((r = sd__version_add(d, put->node_id, blob_id, put->size, now_ms)) < 0)
+	sd_vmeta vm = {.mtime = mtime, .u = put->u, .op = put->op};
+	if ((r = sd__version_add(d, put->node_id, blob_id, put->size, now_ms, &vm)) < 0)
+		return r;
+	if ((r = sd__tree_changed(d, put->u->id, now_ms)) < 0)
 		return r;
 	char detail[128];
 	snprintf(detail, sizeof detail, "size=%llu blob=%lld", (unsigned long long)put->size,
@@ -289,7 +297,7 @@ int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, sd_put *put)
 	if ((r = sd__journal(d, now_ms, put->u->name, put->op, put->npath, detail)) < 0)
 		return r;
 	if (put->st) {
-		if ((r = node_by_id(d, put->node_id, &n)) < 0)
+		if ((r = sd__tree_node(d, put->node_id, &n)) < 0)
 			return r;
 		sd__node_to_stat(&n, put->st);
 		put->st->versions = sd__version_count(d, n.id);
@@ -345,7 +353,7 @@ int sd__tree_readdir(sd_core *c, const sd_principal *u, const char *np, const ch
 			sqlite3_bind_int(st, 3, want);
 			while (sqlite3_step(st) == SQLITE_ROW) {
 				sd_node nd;
-				read_node(st, &nd);
+				sd__tree_read_node(st, &nd);
 				sd__node_to_stat(&nd, &ents[n].st);
 				ents[n].name = sd_xstrdup((const char *)sqlite3_column_text(st, 10));
 				n++;
@@ -417,14 +425,16 @@ int sd__tree_mkdir(sd_core *c, const sd_principal *u, const char *np, uint32_t m
 	int64_t now_ms = sd__now_ms(c);
 	sd_node dir, n;
 	const char *leaf;
-	r = walk_parent(d, u->id, np, parents, now_ms / 1000, &dir, &leaf);
+	r = sd__tree_walk_parent(d, u->id, np, parents, now_ms, &dir, &leaf);
 	if (r == 0) {
-		r = child(d, dir.id, leaf, strlen(leaf), &n);
+		r = sd__tree_child(d, dir.id, leaf, strlen(leaf), &n);
 		if (r == 0)
 			r = (parents && n.kind == SD_KIND_DIR) ? 0 : -EEXIST;
 		else if (r == -ENOENT) {
-			r = insert_node(d, u->id, dir.id, leaf, strlen(leaf), SD_KIND_DIR, 0, 0,
-					mode ? mode & 07777 : 0755, now_ms / 1000, NULL);
+			r = sd__tree_insert(d, u->id, dir.id, leaf, strlen(leaf), SD_KIND_DIR, 0, 0,
+					    mode ? mode & 07777 : 0755, now_ms, NULL);
+			if (r == 0)
+				r = sd__tree_changed(d, u->id, now_ms);
 			if (r == 0)
 				r = sd__journal(d, now_ms, name, "mkdir", np, NULL);
 		}
@@ -442,11 +452,17 @@ static int has_children(sd_dbc *d, int64_t id)
 	return has;
 }
 
-/* Logically delete node n (and its subtree); keeps used_bytes. */
-static int delete_node(sd_dbc *d, const sd_node *n, int64_t uid, int64_t now_ms)
+int sd__tree_delete(sd_dbc *d, const sd_node *n, int64_t uid, int64_t now_ms)
 {
 	sqlite3_stmt *st;
 	int64_t bytes = 0;
+	/* their stays end first: the walk below the node follows live rows */
+	int r = n->kind == SD_KIND_DIR ? sd__place_close_tree(d, n->id, now_ms)
+				       : sd__place_close(d, n->id, now_ms);
+	if (r == 0)
+		r = sd__tree_changed(d, uid, now_ms);
+	if (r < 0)
+		return r;
 	if (n->kind == SD_KIND_DIR) {
 		st = sd_db_stmt(d, &q_tree_size);
 		sqlite3_bind_int64(st, 1, n->id);
@@ -460,9 +476,9 @@ static int delete_node(sd_dbc *d, const sd_node *n, int64_t uid, int64_t now_ms)
 	}
 	sqlite3_bind_int64(st, 1, n->id);
 	sqlite3_bind_int64(st, 2, now_ms);
-	int r = sd_db_exec_stmt(st);
+	r = sd_db_exec_stmt(st);
 	if (r == 0 && bytes)
-		r = used_add(d, uid, -bytes, 0);
+		r = sd__tree_used_add(d, uid, -bytes, 0);
 	return r;
 }
 
@@ -490,7 +506,7 @@ int sd__tree_remove(sd_core *c, const sd_principal *u, const char *np, int want_
 			r = -ENOTEMPTY;
 	}
 	if (r == 0)
-		r = delete_node(d, &n, u->id, now_ms);
+		r = sd__tree_delete(d, &n, u->id, now_ms);
 	if (r == 0)
 		r = sd__journal(d, now_ms, name, n.kind == SD_KIND_DIR ? "rmdir" : "delete", np,
 				recursive && n.kind == SD_KIND_DIR ? "recursive" : NULL);
@@ -536,11 +552,11 @@ int sd__tree_rename(sd_core *c, const sd_principal *u, const char *nf, const cha
 		return 0;
 	}
 	if (r == 0)
-		r = walk_parent(d, u->id, nt, 0, 0, &dir, &leaf);
+		r = sd__tree_walk_parent(d, u->id, nt, 0, now_ms, &dir, &leaf);
 	if (r == 0 && src.kind == SD_KIND_DIR && is_ancestor(d, src.id, dir.id))
 		r = -EINVAL; /* into itself */
 	if (r == 0) {
-		r = child(d, dir.id, leaf, strlen(leaf), &dst);
+		r = sd__tree_child(d, dir.id, leaf, strlen(leaf), &dst);
 		if (r == 0) {
 			if (flags & SD_RENAME_NOREPLACE)
 				r = -EEXIST;
@@ -551,7 +567,7 @@ int sd__tree_rename(sd_core *c, const sd_principal *u, const char *nf, const cha
 			else if (dst.kind == SD_KIND_DIR && has_children(d, dst.id))
 				r = -ENOTEMPTY;
 			else
-				r = delete_node(d, &dst, u->id, now_ms);
+				r = sd__tree_delete(d, &dst, u->id, now_ms);
 		} else if (r == -ENOENT) {
 			r = 0;
 		}
@@ -563,6 +579,12 @@ int sd__tree_rename(sd_core *c, const sd_principal *u, const char *nf, const cha
 		sqlite3_bind_text(st, 3, leaf, -1, SQLITE_STATIC);
 		r = sd_db_exec_stmt(st);
 	}
+	if (r == 0)
+		r = sd__place_close(d, src.id, now_ms);
+	if (r == 0)
+		r = sd__place_open(d, src.id, u->id, dir.id, leaf, strlen(leaf), now_ms);
+	if (r == 0)
+		r = sd__tree_changed(d, u->id, now_ms);
 	if (r == 0) {
 		sd_buf det = SD_BUF_INIT;
 		sd_buf_printf(&det, "to=%s", nt);
@@ -592,6 +614,8 @@ static int set_attr(sd_core *c, const sd_principal *u, const char *np, sd_sql *q
 		sqlite3_bind_int64(st, 2, value);
 		r = sd_db_exec_stmt(st);
 	}
+	if (r == 0 && q == &q_mtime && n.kind == SD_KIND_FILE)
+		r = sd__version_set_mtime(d, n.id, value);
 	if (r == 0) {
 		char det[48];
 		snprintf(det, sizeof det, q == &q_chmod ? "mode=%llo" : "mtime=%lld",
