@@ -11,6 +11,7 @@
  *   cmd_files.c   put, get, ls, rm, mkdir
  *   cmd_import.c  import
  *   cmd_admin.c   stats, gc, fsck, journal
+ *   cmd_history.c versions, restore, trash, rollback
  *
  * A command handler gets the arguments after its own name (argv[0] is the
  * last word of the name, as getopt expects) and returns the exit status:
@@ -84,6 +85,10 @@ int cli_cmd_stats(int argc, char **argv);
 int cli_cmd_gc(int argc, char **argv);
 int cli_cmd_fsck(int argc, char **argv);
 int cli_cmd_journal(int argc, char **argv);
+int cli_cmd_versions(int argc, char **argv);
+int cli_cmd_restore(int argc, char **argv);
+int cli_cmd_trash(int argc, char **argv);
+int cli_cmd_rollback(int argc, char **argv);
 
 /* ------------------------------------------------------------ messages */
 
@@ -194,6 +199,13 @@ int cli_tree_upload_begin(cli_tree *t, const char *path, unsigned flags, uint32_
 int cli_tree_open_read(cli_tree *t, const char *path, sd_reader **rd, sd_stat *st);
 /* The path as the engine resolves it for this user (for messages). */
 int cli_tree_resolve(cli_tree *t, const char *path, char *out, size_t outlen);
+/* History (core/history.c): the storaged.h calls of the same names. */
+int cli_tree_versions(cli_tree *t, const char *path, sd_version_cb cb, void *arg);
+int cli_tree_version_restore(cli_tree *t, const char *path, int64_t version, sd_stat *st);
+int cli_tree_trash_list(cli_tree *t, sd_trash_cb cb, void *arg);
+int cli_tree_trash_restore(cli_tree *t, int64_t item, const char *to, sd_stat *st);
+int cli_tree_trash_empty(cli_tree *t, int64_t item);
+int cli_tree_rollback(cli_tree *t, const char *path, int64_t at_ms, sd_rollback_report *out);
 
 /* ------------------------------------------------------------ uploads */
 

@@ -61,6 +61,7 @@ static int cmd_version(int argc, char **argv);
 #define G_USERS "users"
 #define G_TOKENS "tokens"
 #define G_FILES "files (as user USER)"
+#define G_HISTORY "history (as user USER)"
 #define G_MAINT "maintenance"
 
 const cli_cmd cli_commands[] = {
@@ -84,6 +85,13 @@ const cli_cmd cli_commands[] = {
     {"rm", G_FILES, "rm USER PATH [-r]", NULL, cli_cmd_rm},
     {"mkdir", G_FILES, "mkdir USER PATH [-p]", NULL, cli_cmd_mkdir},
     {"import", G_FILES, "import USER LOCALDIR [REMOTEDIR] [-j N]", NULL, cli_cmd_import},
+    {"versions", G_HISTORY, "versions USER PATH [--json]", NULL, cli_cmd_versions},
+    {"restore", G_HISTORY, "restore USER PATH --version V [--json]", "(V: an id from versions)",
+     cli_cmd_restore},
+    {"trash", G_HISTORY, "trash USER [--json] [--restore ITEM [--to PATH] | --purge ITEM | --empty]",
+     "(ITEM: id, /.trash entry or original path)", cli_cmd_trash},
+    {"rollback", G_HISTORY, "rollback USER PATH --at TIME [--json]",
+     "(TIME: 2026-11-21T10:00:00Z, or 10m ago)", cli_cmd_rollback},
     {"stats", G_MAINT, "stats [--json]", NULL, cli_cmd_stats},
     {"gc", G_MAINT, "gc [--now] [--json]", NULL, cli_cmd_gc},
     {"fsck", G_MAINT, "fsck [--repair]", NULL, cli_cmd_fsck},

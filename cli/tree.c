@@ -85,3 +85,33 @@ int cli_tree_open_read(cli_tree *t, const char *path, sd_reader **rd, sd_stat *s
 {
 	return cli_api->open_read(t->s, path, rd, st);
 }
+
+int cli_tree_versions(cli_tree *t, const char *path, sd_version_cb cb, void *arg)
+{
+	return cli_api->versions(t->s, path, cb, arg);
+}
+
+int cli_tree_version_restore(cli_tree *t, const char *path, int64_t version, sd_stat *st)
+{
+	return cli_api->version_restore(t->s, path, version, st);
+}
+
+int cli_tree_trash_list(cli_tree *t, sd_trash_cb cb, void *arg)
+{
+	return cli_api->trash_list(t->s, cb, arg);
+}
+
+int cli_tree_trash_restore(cli_tree *t, int64_t item, const char *to, sd_stat *st)
+{
+	return cli_api->trash_restore(t->s, item, to, st);
+}
+
+int cli_tree_trash_empty(cli_tree *t, int64_t item)
+{
+	return cli_api->trash_empty(t->s, item);
+}
+
+int cli_tree_rollback(cli_tree *t, const char *path, int64_t at_ms, sd_rollback_report *out)
+{
+	return cli_api->rollback(t->s, path, at_ms, out);
+}

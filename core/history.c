@@ -190,6 +190,14 @@ static void fmt_stamp(int64_t ms, char out[32])
 	snprintf(out, 32, "%s.%03dZ", s, (int)((ms < 0 ? 0 : ms) % 1000));
 }
 
+/* "YYYY-MM-DDTHH:MM:SS.mmmZ" (RFC 3339, for the journal) */
+static void fmt_iso(int64_t ms, char out[32])
+{
+	char s[24];
+	fmt(ms, "%Y-%m-%dT%H:%M:%S", s, sizeof s);
+	snprintf(out, 32, "%s.%03dZ", s, (int)((ms < 0 ? 0 : ms) % 1000));
+}
+
 /* The entry of a trash item in /.trash/: "<stamp>_<id>_<name>", the name
  * cut (at a character boundary) so that the whole fits SD_NAME_MAX. */
 static void trash_entry(int64_t deleted, int64_t id, const char *name, char out[SD_NAME_MAX + 1])
@@ -1317,7 +1325,7 @@ int sd__hist_trash_restore(sd_core *c, const sd_principal *u, int64_t id, const 
 	if (r == 0) {
 		sd_buf det = SD_BUF_INIT;
 		char stamp[32];
-		fmt_stamp(del, stamp);
+		fmt_iso(del, stamp);
 		sd_buf_printf(&det, "item=%lld deleted=%s", (long long)id, stamp);
 		r = sd__journal(d, now, u->name, "untrash", target, det.data);
 		sd_buf_free(&det);
@@ -1777,7 +1785,7 @@ int sd__hist_rollback(sd_core *c, const sd_principal *u, const char *np, int64_t
 		r = sd__tree_changed(d, u->id, R);
 	if (r == 0) {
 		char stamp[32];
-		fmt_stamp(at, stamp);
+		fmt_iso(at, stamp);
 		sd_buf_reset(&det);
 		sd_buf_printf(&det, "at=%s restored=%lld revived=%lld moved=%lld created=%lld "
 			      "trashed=%lld", stamp, (long long)rp.restored, (long long)rp.revived,

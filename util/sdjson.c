@@ -230,3 +230,70 @@ json_t *sd_json_stat(const char *path, const char *name, const sd_stat *st)
 		put(o, "ctime", json_integer(st->ctime), &ok);
 	return done(o, ok);
 }
+
+/* ms -> time text with ms, as a JSON string */
+static json_t *ms_json(int64_t ms)
+{
+	char text[40];
+	sd_json_time_text(ms, 1, text, sizeof text);
+	return json_string(text);
+}
+
+/* "" -> null */
+static json_t *opt_string(const char *s)
+{
+	return s && *s ? sd_json_string(s) : json_null();
+}
+
+json_t *sd_json_version(const sd_version *v)
+{
+	json_t *o = json_object();
+	int ok = o != NULL;
+	if (!ok)
+		return NULL;
+	put(o, "id", json_integer(v->id), &ok);
+	put(o, "ts", ms_json(v->ts), &ok);
+	put(o, "size", json_integer((json_int_t)v->size), &ok);
+	put(o, "sha256", json_string(v->sha256), &ok);
+	put(o, "current", json_boolean(v->current), &ok);
+	put(o, "mtime", json_integer(v->mtime), &ok);
+	put(o, "user", opt_string(v->user), &ok);
+	put(o, "proto", opt_string(v->proto), &ok);
+	put(o, "addr", opt_string(v->addr), &ok);
+	put(o, "op", opt_string(v->op), &ok);
+	return done(o, ok);
+}
+
+json_t *sd_json_trash_item(const sd_trash_item *t)
+{
+	json_t *o = json_object();
+	int ok = o != NULL;
+	if (!ok)
+		return NULL;
+	put(o, "id", json_integer(t->id), &ok);
+	put(o, "name", sd_json_string(t->name), &ok);
+	put(o, "path", sd_json_string(t->path), &ok);
+	put(o, "kind", json_string(t->kind == SD_KIND_DIR ? "dir" : "file"), &ok);
+	put(o, "deleted", ms_json(t->deleted), &ok);
+	put(o, "size", json_integer((json_int_t)t->size), &ok);
+	put(o, "files", json_integer(t->files), &ok);
+	return done(o, ok);
+}
+
+json_t *sd_json_rollback(const char *path, int64_t at, const sd_rollback_report *r)
+{
+	json_t *o = json_object();
+	int ok = o != NULL;
+	if (!ok)
+		return NULL;
+	put(o, "path", sd_json_string(path), &ok);
+	put(o, "at", ms_json(at), &ok);
+	put(o, "ts", ms_json(r->ts), &ok);
+	put(o, "undo_at", ms_json(r->ts - 1), &ok);
+	put(o, "restored", json_integer(r->restored), &ok);
+	put(o, "revived", json_integer(r->revived), &ok);
+	put(o, "moved", json_integer(r->moved), &ok);
+	put(o, "created", json_integer(r->created), &ok);
+	put(o, "trashed", json_integer(r->trashed), &ok);
+	return done(o, ok);
+}

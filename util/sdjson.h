@@ -18,6 +18,11 @@
  *   sd_stat        {"path","kind","size","mode","mtime","sha256",
  *                   "versions","ctime"}, or as a listing entry
  *                  {"name","kind","size","mode","mtime","sha256"}
+ *   sd_version     {"id","ts","size","sha256","current","mtime","user",
+ *                   "proto","addr","op"}
+ *   sd_trash_item  {"id","name","path","kind","deleted","size","files"}
+ *   sd_rollback_report {"path","at","ts","undo_at","restored","revived",
+ *                   "moved","created","trashed"}
  *
  * This file sees only core/storaged.h and jansson (plus the C library):
  * it is linked into front-end modules, which must not link core code.
@@ -82,5 +87,19 @@ json_t *sd_json_gc_report(const sd_gc_report *r);
  * ("0644"); mtime and ctime are seconds since the epoch; sha256 and
  * versions are present for files only. */
 json_t *sd_json_stat(const char *path, const char *name, const sd_stat *st);
+
+/* A version of a file: ts as time text with ms; mtime in seconds; user,
+ * proto, addr and op null when not recorded (versions made before the
+ * engine kept them). */
+json_t *sd_json_version(const sd_version *v);
+
+/* A trash item: kind "file"|"dir"; deleted as time text with ms; size and
+ * files count what was deleted with it. */
+json_t *sd_json_trash_item(const sd_trash_item *t);
+
+/* What a rollback of path to the moment at (ms) did: at, ts (the
+ * rollback's own moment) and undo_at (ts - 1, the moment to roll back to
+ * to undo it) as time text with ms, and the counts. */
+json_t *sd_json_rollback(const char *path, int64_t at, const sd_rollback_report *r);
 
 #endif
