@@ -141,7 +141,7 @@ static int a_rmdir(sd_session *s, const char *path)
 	ENTER(s, u);
 	RESOLVE(s, path, np);
 	NO_VIRT_WRITE(np);
-	return sd__tree_remove(c, u, np, 1, 0);
+	return sd__tree_remove(c, u, np, 1, 0, sd__session_delete_stamp(s, sd__now_ms(c)));
 }
 
 static int a_unlink(sd_session *s, const char *path, int recursive)
@@ -149,7 +149,7 @@ static int a_unlink(sd_session *s, const char *path, int recursive)
 	ENTER(s, u);
 	RESOLVE(s, path, np);
 	NO_VIRT_WRITE(np);
-	return sd__tree_remove(c, u, np, 0, recursive);
+	return sd__tree_remove(c, u, np, 0, recursive, sd__session_delete_stamp(s, sd__now_ms(c)));
 }
 
 static int a_rename(sd_session *s, const char *from, const char *to, unsigned flags)

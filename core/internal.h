@@ -185,6 +185,12 @@ static inline int sd__check_writable(const sd_principal *u)
 }
 /* Handle bookkeeping of a session (handle.c). */
 void sd__session_handles_add(sd_session *s, int delta);
+/* The deletion stamp of a delete the session makes at now_ms: the moment
+ * its burst of deletes began (deletes less than SD_DELETE_BURST_MS apart
+ * are one burst), so that a folder a client deletes file by file (SFTP,
+ * FTP) is one trash item (history.c). */
+#define SD_DELETE_BURST_MS 10000
+int64_t sd__session_delete_stamp(sd_session *s, int64_t now_ms);
 /* A keyed tag of a stored password hash (a changed password changes it). */
 void sd__pwtag(const char *pwhash, unsigned char out[32]);
 
@@ -299,8 +305,10 @@ int sd__tree_insert(sd_dbc *d, int64_t owner, int64_t parent, const char *name, 
 		    int kind, int64_t blob, uint64_t size, uint32_t mode, int64_t now_ms,
 		    int64_t *id);
 /* logical delete of n and of the live nodes below it at now_ms: stays
- * closed, usage lowered, the moment marked (no journal); */
-int sd__tree_delete(sd_dbc *d, const sd_node *n, int64_t uid, int64_t now_ms);
+ * closed, usage lowered, the moment marked (no journal); deleted_at is
+ * del_at when 0 < del_at <= now_ms (the start of a burst of deletes, so
+ * that a folder deleted file by file is one trash item), else now_ms; */
+int sd__tree_delete(sd_dbc *d, const sd_node *n, int64_t uid, int64_t now_ms, int64_t del_at);
 /* used_bytes += delta; -EDQUOT past the quota when check_quota and delta > 0. */
 int sd__tree_used_add(sd_dbc *d, int64_t uid, int64_t delta, int check_quota);
 /* Point path at blob inside a write transaction: create or replace a file
@@ -326,8 +334,9 @@ int sd__tree_readdir(sd_core *c, const sd_principal *u, const char *npath, const
 		     int limit, sd_readdir_cb cb, void *arg, int *more);
 int sd__tree_mkdir(sd_core *c, const sd_principal *u, const char *npath, uint32_t mode,
 		   int parents);
+/* del_at: as for sd__tree_delete (0: now). */
 int sd__tree_remove(sd_core *c, const sd_principal *u, const char *npath, int want_dir,
-		    int recursive);
+		    int recursive, int64_t del_at);
 int sd__tree_rename(sd_core *c, const sd_principal *u, const char *nf, const char *nt,
 		    unsigned flags);
 int sd__tree_chmod(sd_core *c, const sd_principal *u, const char *npath, uint32_t mode);

@@ -42,6 +42,7 @@ struct sd_session {
 	unsigned gen;    /* c->cred_gen at the last check */
 	int dead;
 	atomic_int handles;
+	int64_t burst_start, burst_last; /* deletes (engine ms), see delete_stamp */
 };
 
 void sd__principal_set_user(sd_principal *p, const sd_user *u)
@@ -161,6 +162,17 @@ void sd__session_info(sd_session *s, sd_session_info *out)
 	snprintf(out->proto, sizeof out->proto, "%s", s->proto);
 	out->handles = atomic_load(&s->handles);
 	snprintf(out->cwd, sizeof out->cwd, "%s", s->cwd);
+}
+
+int64_t sd__session_delete_stamp(sd_session *s, int64_t now_ms)
+{
+	pthread_mutex_lock(&s->m);
+	if (!s->burst_last || now_ms - s->burst_last > SD_DELETE_BURST_MS || now_ms < s->burst_start)
+		s->burst_start = now_ms;
+	s->burst_last = now_ms;
+	int64_t stamp = s->burst_start;
+	pthread_mutex_unlock(&s->m);
+	return stamp;
 }
 
 void sd__session_handles_add(sd_session *s, int delta)

@@ -452,7 +452,7 @@ static int has_children(sd_dbc *d, int64_t id)
 	return has;
 }
 
-int sd__tree_delete(sd_dbc *d, const sd_node *n, int64_t uid, int64_t now_ms)
+int sd__tree_delete(sd_dbc *d, const sd_node *n, int64_t uid, int64_t now_ms, int64_t del_at)
 {
 	sqlite3_stmt *st;
 	int64_t bytes = 0;
@@ -475,7 +475,7 @@ int sd__tree_delete(sd_dbc *d, const sd_node *n, int64_t uid, int64_t now_ms)
 		st = sd_db_stmt(d, &q_delete_node);
 	}
 	sqlite3_bind_int64(st, 1, n->id);
-	sqlite3_bind_int64(st, 2, now_ms);
+	sqlite3_bind_int64(st, 2, del_at > 0 && del_at <= now_ms ? del_at : now_ms);
 	r = sd_db_exec_stmt(st);
 	if (r == 0 && bytes)
 		r = sd__tree_used_add(d, uid, -bytes, 0);
@@ -483,7 +483,7 @@ int sd__tree_delete(sd_dbc *d, const sd_node *n, int64_t uid, int64_t now_ms)
 }
 
 int sd__tree_remove(sd_core *c, const sd_principal *u, const char *np, int want_dir,
-		    int recursive)
+		    int recursive, int64_t del_at)
 {
 	char name[SD_USERNAME_MAX + 1];
 	int r = sd__check_writable(u);
@@ -506,7 +506,7 @@ int sd__tree_remove(sd_core *c, const sd_principal *u, const char *np, int want_
 			r = -ENOTEMPTY;
 	}
 	if (r == 0)
-		r = sd__tree_delete(d, &n, u->id, now_ms);
+		r = sd__tree_delete(d, &n, u->id, now_ms, del_at);
 	if (r == 0)
 		r = sd__journal(d, now_ms, name, n.kind == SD_KIND_DIR ? "rmdir" : "delete", np,
 				recursive && n.kind == SD_KIND_DIR ? "recursive" : NULL);
@@ -567,7 +567,7 @@ int sd__tree_rename(sd_core *c, const sd_principal *u, const char *nf, const cha
 			else if (dst.kind == SD_KIND_DIR && has_children(d, dst.id))
 				r = -ENOTEMPTY;
 			else
-				r = sd__tree_delete(d, &dst, u->id, now_ms);
+				r = sd__tree_delete(d, &dst, u->id, now_ms, 0);
 		} else if (r == -ENOENT) {
 			r = 0;
 		}

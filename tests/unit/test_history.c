@@ -474,7 +474,7 @@ START_TEST(test_trash)
 	put_s("/loose", "l");
 	now_ms += SEC;
 	ck_assert_int_eq(T.api->unlink(U, "/proj/sub/b.txt", 0), 0); /* its own item */
-	now_ms += SEC;
+	now_ms += SD_DELETE_BURST_MS + SEC; /* another burst of deletes */
 	ck_assert_int_eq(T.api->unlink(U, "/proj", 1), 0);
 	int64_t t_del = now_ms;
 	tlist l = trash(U);
@@ -486,7 +486,7 @@ START_TEST(test_trash)
 	ck_assert_int_eq(l.size[0], 3);
 	ck_assert_str_eq(l.path[1], "/proj/sub/b.txt");
 	char want[64];
-	snprintf(want, sizeof want, "2027-01-15T08-00-02.000Z_%lld_proj", (long long)l.id[0]);
+	snprintf(want, sizeof want, "2027-01-15T08-00-12.000Z_%lld_proj", (long long)l.id[0]);
 	ck_assert_str_eq(l.name[0], want);
 	/* /.trash lists the same items, oldest first (name order), and shows
 	 * each as it was when deleted */
@@ -522,9 +522,9 @@ START_TEST(test_trash)
 	assert_text(U, "/proj/sub/b.txt", "new b");
 
 	/* its folder gone: restoring makes the missing folders again */
-	now_ms += SEC;
+	now_ms += SD_DELETE_BURST_MS + SEC;
 	ck_assert_int_eq(T.api->unlink(U, "/proj/sub/old-b.txt", 0), 0);
-	now_ms += SEC;
+	now_ms += SD_DELETE_BURST_MS + SEC;
 	ck_assert_int_eq(T.api->unlink(U, "/proj", 1), 0);
 	l = trash(U);
 	ck_assert_int_eq(l.n, 2);
@@ -546,7 +546,7 @@ START_TEST(test_trash)
 	ck_assert_int_eq(trash(b).n, 0);
 	ck_assert_str_eq(ls(b, "/.trash"), "");
 	ck_assert_int_eq(T.api->stat(b, p, &st), -ENOENT);
-	now_ms += SEC;
+	now_ms += SD_DELETE_BURST_MS + SEC;
 	ck_assert_int_eq(T.api->unlink(U, "/loose", 0), 0);
 	l = trash(U);
 	ck_assert_int_eq(l.n, 1);
@@ -571,6 +571,60 @@ START_TEST(test_trash)
 	ck_assert_int_eq(rep.nodes_purged, 1);
 	ck_assert_int_eq(tu_sql_int(&T, "SELECT count(*) FROM placements WHERE node NOT IN "
 				       "(SELECT id FROM nodes)"), 0);
+}
+END_TEST
+
+/* A folder deleted file by file (what SFTP and FTP clients do) is one
+ * item: deletes of a session less than SD_DELETE_BURST_MS apart share the
+ * stamp of the first. */
+START_TEST(test_trash_burst)
+{
+	ck_assert_int_eq(T.api->mkdir(U, "/site/img", 0755, 1), 0);
+	put_s("/site/index.html", "<html>");
+	put_s("/site/img/logo.png", "png");
+	put_s("/site/img/bg.png", "bg");
+	put_s("/other.txt", "o");
+	now_ms += 60 * SEC;
+	int64_t t0 = now_ms;
+	const char *order[] = {"/site/img/logo.png", "/site/img/bg.png", "/site/img", "/site/index.html",
+			       "/site", NULL};
+	for (int i = 0; order[i]; i++) {
+		now_ms += 3 * SEC; /* 12 s in all, each step under the burst gap */
+		int r = i == 2 || i == 4 ? T.api->rmdir(U, order[i]) : T.api->unlink(U, order[i], 0);
+		ck_assert_msg(r == 0, "%s: %s", order[i], T.api->strerror(r));
+	}
+	tlist l = trash(U);
+	ck_assert_int_eq(l.n, 1);
+	ck_assert_str_eq(l.path[0], "/site");
+	ck_assert_int_eq(l.deleted[0], t0 + 3 * SEC);
+	ck_assert_int_eq(l.files[0], 3);
+	char p[600];
+	snprintf(p, sizeof p, "/.trash/%s/img", l.name[0]);
+	ck_assert_str_eq(ls(U, p), "bg.png,logo.png"); /* as before the burst */
+	/* the snapshots keep each delete's own moment */
+	ck_assert_str_eq(ls(U, at("/site/img", t0 + 4 * SEC)), "bg.png");
+	ck_assert_int_eq(T.api->trash_restore(U, l.id[0], NULL, NULL), 0);
+	assert_text(U, "/site/img/logo.png", "png");
+	assert_text(U, "/site/img/bg.png", "bg");
+	assert_text(U, "/site/index.html", "<html>");
+	/* a pause longer than the gap starts a new burst: two items */
+	now_ms += 60 * SEC;
+	ck_assert_int_eq(T.api->unlink(U, "/other.txt", 0), 0);
+	now_ms += SD_DELETE_BURST_MS + 1;
+	ck_assert_int_eq(T.api->unlink(U, "/site", 1), 0);
+	ck_assert_int_eq(trash(U).n, 2);
+	/* another session's deletes are their own burst */
+	sd_session *u2 = tu_session(&T, "alice");
+	put_s("/a", "a");
+	put_s("/b", "b");
+	now_ms += 60 * SEC;
+	ck_assert_int_eq(T.api->unlink(U, "/a", 0), 0);
+	now_ms += SEC;
+	ck_assert_int_eq(T.api->unlink(u2, "/b", 0), 0);
+	l = trash(U);
+	ck_assert_int_eq(l.n, 4);
+	ck_assert_int_eq(l.deleted[0], now_ms);
+	ck_assert_int_eq(l.deleted[1], now_ms - SEC);
 }
 END_TEST
 
@@ -842,6 +896,7 @@ static Suite *history_suite(void)
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_trash);
+	tcase_add_test(tc, test_trash_burst);
 	tcase_add_test(tc, test_rollback);
 	tcase_add_test(tc, test_rollback_swap_and_quota);
 	tcase_add_test(tc, test_cleaner_keeps_history);
