@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "history.h"
 
 /* ------------------------------------------------------------ listing */
 
@@ -162,6 +163,8 @@ enum MHD_Result sd__http_fs(struct MHD_Connection *c, hreq *r, const char *tail)
 		return ret;
 	const char *m = r->method;
 	if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) {
+		if (sd__http_fs_at(c, r, &ret)) /* ?at=: the past (history.c) */
+			return ret;
 		sd_stat st;
 		int rc = s->api->stat(r->sess, r->path.data, &st);
 		if (rc < 0)
@@ -195,6 +198,8 @@ enum MHD_Result sd__http_stat(struct MHD_Connection *c, hreq *r, const char *tai
 	http_srv *s = r->srv;
 	enum MHD_Result ret;
 	if (sd__http_take_path(c, r, tail, &ret) < 0)
+		return ret;
+	if (sd__http_stat_at(c, r, &ret)) /* ?at=: the past (history.c) */
 		return ret;
 	sd_stat st;
 	int rc = s->api->stat(r->sess, r->path.data, &st);

@@ -16,6 +16,7 @@
  *   files.c     /api/v1/fs (list, delete, mkdir/move/copy/chmod), /stat, /me
  *   ids.c       /api/v1/upload and /f/<file_id> (FastDFS-style IDs)
  *   admin.c     /api/v1/admin/...
+ *   history.c   /api/v1/versions, /trash, /rollback, ?at= (history.h)
  *      |
  *   upload.c    streamed uploads, instant upload (header and /api/v1/instant)
  *   download.c  file bodies from readers: ranges, conditionals, multipart

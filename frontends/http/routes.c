@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "history.h"
 
 #define R_TREE         0x1u /* path, or path + "/" + tail */
 #define R_AUTH         0x2u /* credentials required */
@@ -48,6 +49,9 @@ static const http_route routes[] = {
     {"POST", "/api/v1/instant", R_AUTH, sd__http_instant},
     {"POST PUT", "/api/v1/upload", R_AUTH, sd__http_idupload},
     {"GET HEAD", "/api/v1/me", R_AUTH, sd__http_me},
+    {"GET HEAD POST", "/api/v1/versions", R_TREE | R_AUTH, sd__http_versions},
+    {"GET HEAD POST DELETE", "/api/v1/trash", R_TREE | R_AUTH, sd__http_trash},
+    {"POST", "/api/v1/rollback", R_AUTH, sd__http_rollback},
     {"*", "/api/v1/admin", R_TREE | R_AUTH | R_ADMIN, sd__http_admin_begin},
     {"*", "/api", R_TREE | R_AUTH, no_route},
 };
