@@ -47,9 +47,12 @@ SD_SQL(q_purge_roots,
        "AND (n.parent IS NULL OR EXISTS (SELECT 1 FROM nodes p WHERE p.id = n.parent "
        "AND p.deleted_at IS NULL)) LIMIT 256");
 SD_SQL(q_sub_clear, "DELETE FROM temp.gc_sub");
+/* everything below a deleted node is deleted (history.c H1 and rollback
+ * keep it so); the condition lets nodes_deleted_parent find them */
 SD_SQL(q_sub_fill,
        "INSERT INTO temp.gc_sub(id) WITH RECURSIVE sub(id) AS (SELECT ?1 UNION ALL "
-       "SELECT n.id FROM nodes n JOIN sub ON n.parent = sub.id) SELECT id FROM sub");
+       "SELECT n.id FROM nodes n JOIN sub ON n.parent = sub.id WHERE n.deleted_at IS NOT NULL) "
+       "SELECT id FROM sub");
 SD_SQL(q_sub_unref,
        "UPDATE blobs SET refs = refs - (SELECT count(*) FROM versions v WHERE v.blob = blobs.id "
        "AND v.node IN (SELECT id FROM temp.gc_sub)), last_access = ?1 "

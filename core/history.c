@@ -326,6 +326,8 @@ SD_SQL(q_versions_at, "SELECT count(*) FROM versions WHERE node = ?1 AND ts <= ?
 
 /* Node id as it was at `at` (read-only mode; a file with its content then):
  * -ENOENT when a file had no content yet. */
+SD_SQL(q_node_vts, "SELECT vts FROM nodes WHERE id = ?1");
+
 static int node_at(sd_dbc *d, int64_t id, int64_t at, sd_node *n)
 {
 	int r = sd__tree_node(d, id, n);
@@ -337,6 +339,13 @@ static int node_at(sd_dbc *d, int64_t id, int64_t at, sd_node *n)
 			n->mtime = at / 1000;
 		return 0;
 	}
+	sqlite3_stmt *q = sd_db_stmt(d, &q_node_vts);
+	sqlite3_bind_int64(q, 1, id);
+	int newest_then = sqlite3_step(q) == SQLITE_ROW && sqlite3_column_type(q, 0) != SQLITE_NULL &&
+			  sqlite3_column_int64(q, 0) <= at;
+	sqlite3_reset(q);
+	if (newest_then)
+		return 0; /* its content now is its content then */
 	sqlite3_stmt *st = sd_db_stmt(d, &q_version_at);
 	sqlite3_bind_int64(st, 1, id);
 	sqlite3_bind_int64(st, 2, at);
@@ -531,15 +540,37 @@ static int hlist_readdir(hlist *l, const char *after, int limit, sd_readdir_cb c
 	return paged_readdir(hlist_fetch, l, after, limit, cb, arg, more);
 }
 
-/* The folder at rel in the view of `at` below node top, a page at a time. */
+/* The folder at rel in the view of `at` below node top, a page at a time.
+ * A file whose newest version is not newer than the moment (nodes.vts <=
+ * at: most files, usually) has its content of then in its node, so the
+ * page costs what a live listing costs; for the others the query names
+ * the version of then (NULL: no content yet then), read by its id. */
 SD_SQL(q_list_at,
-       "SELECT p.node, p.name, n.kind, n.mode, n.mtime, n.ctime, v.blob, v.size, b.sha256, "
-       "coalesce(v.mtime, v.ts / 1000) FROM placements p JOIN nodes n ON n.id = p.node "
-       "LEFT JOIN versions v ON v.id = (SELECT w.id FROM versions w WHERE w.node = p.node "
-       "AND w.ts <= ?2 ORDER BY w.ts DESC, w.id DESC LIMIT 1) "
-       "LEFT JOIN blobs b ON b.id = v.blob "
+       "SELECT p.node, p.name, n.kind, n.mode, n.mtime, n.ctime, n.blob, n.size, b.sha256, "
+       "n.vts > ?2, CASE WHEN n.vts > ?2 THEN (SELECT w.id FROM versions w WHERE w.node = p.node "
+       "AND w.ts <= ?2 ORDER BY w.ts DESC, w.id DESC LIMIT 1) END "
+       "FROM placements p JOIN nodes n ON n.id = p.node LEFT JOIN blobs b ON b.id = n.blob "
        "WHERE p.parent = ?1 AND p.t_from <= ?2 AND (p.t_to IS NULL OR p.t_to > ?2) "
        "AND p.name > ?3 ORDER BY p.name LIMIT ?4");
+SD_SQL(q_version_id, "SELECT v.blob, v.size, b.sha256, coalesce(v.mtime, v.ts / 1000) "
+		     "FROM versions v JOIN blobs b ON b.id = v.blob WHERE v.id = ?1");
+
+/* The content of version vid into n (blob, size, sha256, mtime). */
+static int version_into(sd_dbc *d, int64_t vid, sd_node *n)
+{
+	sqlite3_stmt *st = sd_db_stmt(d, &q_version_id);
+	sqlite3_bind_int64(st, 1, vid);
+	int r = -ENOENT;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		n->blob = sqlite3_column_int64(st, 0);
+		n->size = (uint64_t)sqlite3_column_int64(st, 1);
+		snprintf(n->sha256, sizeof n->sha256, "%s", (const char *)sqlite3_column_text(st, 2));
+		n->mtime = sqlite3_column_int64(st, 3);
+		r = 0;
+	}
+	sqlite3_reset(st);
+	return r;
+}
 
 typedef struct view_ctx {
 	sd_core *c;
@@ -570,14 +601,16 @@ static int view_fetch(void *ctx, const char *after, int want, hent *ents)
 			nd.mode = (uint32_t)sqlite3_column_int(st, 3) & ~0222u;
 			nd.mtime = sqlite3_column_int64(st, 4);
 			nd.ctime = sqlite3_column_int64(st, 5);
-			if (nd.kind == SD_KIND_FILE) {
-				if (sqlite3_column_type(st, 6) == SQLITE_NULL)
+			if (nd.kind == SD_KIND_FILE && sqlite3_column_int(st, 9)) {
+				/* changed since: its version of then */
+				if (sqlite3_column_type(st, 10) == SQLITE_NULL ||
+				    version_into(d, sqlite3_column_int64(st, 10), &nd) < 0)
 					continue; /* no content yet at that moment */
+			} else if (nd.kind == SD_KIND_FILE) {
 				nd.blob = sqlite3_column_int64(st, 6);
 				nd.size = (uint64_t)sqlite3_column_int64(st, 7);
 				snprintf(nd.sha256, sizeof nd.sha256, "%s",
 					 (const char *)sqlite3_column_text(st, 8));
-				nd.mtime = sqlite3_column_int64(st, 9);
 			} else if (nd.mtime * 1000 > x->at) {
 				nd.mtime = x->at / 1000;
 			}

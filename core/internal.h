@@ -212,7 +212,8 @@ typedef struct sd_vmeta {
 	const char *op;          /* "write", "instant", "copy", "restore", "rollback" */
 } sd_vmeta;
 /* Add one version of node -> blob (refs+1, last_access), in the caller's
- * write transaction. */
+ * write transaction; the caller makes it the node's content (nodes.blob),
+ * and this sets nodes.vts, the time of the node's newest version, to ts. */
 int sd__version_add(sd_dbc *d, int64_t node, int64_t blob, uint64_t size, int64_t ts,
 		    const sd_vmeta *m);
 int64_t sd__version_count(sd_dbc *d, int64_t node);

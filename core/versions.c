@@ -16,6 +16,7 @@
 SD_SQL(q_version_insert, "INSERT INTO versions(node, blob, size, ts, mtime, user, proto, addr, op) "
 			 "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)");
 SD_SQL(q_blob_ref, "UPDATE blobs SET refs = refs + 1, last_access = ?2 WHERE id = ?1");
+SD_SQL(q_node_vts, "UPDATE nodes SET vts = ?2 WHERE id = ?1");
 SD_SQL(q_versions_count, "SELECT count(*) FROM versions WHERE node = ?1");
 SD_SQL(q_version_mtime, "UPDATE versions SET mtime = ?2 WHERE id = "
 			"(SELECT max(id) FROM versions WHERE node = ?1)");
@@ -49,6 +50,12 @@ int sd__version_add(sd_dbc *d, int64_t node, int64_t blob, uint64_t size, int64_
 		return r;
 	st = sd_db_stmt(d, &q_blob_ref);
 	sqlite3_bind_int64(st, 1, blob);
+	sqlite3_bind_int64(st, 2, ts);
+	if ((r = sd_db_exec_stmt(st)) < 0)
+		return r;
+	/* the newest version is the node's content: its time is the node's */
+	st = sd_db_stmt(d, &q_node_vts);
+	sqlite3_bind_int64(st, 1, node);
 	sqlite3_bind_int64(st, 2, ts);
 	return sd_db_exec_stmt(st);
 }

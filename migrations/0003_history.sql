@@ -29,6 +29,10 @@ CREATE INDEX placements_node ON placements(node, t_from);
 CREATE UNIQUE INDEX placements_open ON placements(node) WHERE t_to IS NULL;
 CREATE INDEX placements_closed ON placements(t_to) WHERE t_to IS NOT NULL;
 
+-- What was deleted below a deleted folder (the trash, and the cleaner's
+-- purge), found without scanning every node.
+CREATE INDEX nodes_deleted_parent ON nodes(parent) WHERE deleted_at IS NOT NULL;
+
 -- The moments a user's tree changed shape or content (the entries of
 -- /.snapshots/): one row per (user, ms) that any change was committed at.
 CREATE TABLE tree_changes (
@@ -45,6 +49,10 @@ ALTER TABLE versions ADD COLUMN proto TEXT;
 ALTER TABLE versions ADD COLUMN addr TEXT;
 ALTER TABLE versions ADD COLUMN op TEXT;
 
+-- The time of a file's current version (its newest): a past view takes a
+-- file unchanged since then straight from its node.
+ALTER TABLE nodes ADD COLUMN vts INTEGER;
+
 -- Rows made before this migration get the best history there is: every
 -- node stays where it is now since it was made (a file: its first
 -- version's time; a folder: its ctime, in seconds) until its deletion;
@@ -54,6 +62,8 @@ ALTER TABLE versions ADD COLUMN op TEXT;
 UPDATE versions SET mtime = ts / 1000;
 UPDATE versions SET mtime = (SELECT n.mtime FROM nodes n WHERE n.id = versions.node)
  WHERE id IN (SELECT max(id) FROM versions GROUP BY node);
+
+UPDATE nodes SET vts = (SELECT max(v.ts) FROM versions v WHERE v.node = nodes.id) WHERE kind = 1;
 
 INSERT INTO placements(node, owner, parent, name, t_from, t_to)
 SELECT n.id, n.owner, n.parent, n.name,
