@@ -51,6 +51,9 @@ SD_SQL(q_move, "UPDATE nodes SET parent = ?2, name = ?3 WHERE id = ?1");
 SD_SQL(q_chmod, "UPDATE nodes SET mode = ?2 WHERE id = ?1");
 SD_SQL(q_mtime, "UPDATE nodes SET mtime = ?2 WHERE id = ?1");
 SD_SQL(q_parent_of, "SELECT parent FROM nodes WHERE id = ?1");
+/* another node at the same place deleted with the same stamp */
+SD_SQL(q_same_stamp, "SELECT 1 FROM nodes d JOIN nodes n ON n.id = ?1 WHERE d.parent = n.parent "
+		     "AND d.name = n.name AND d.deleted_at = ?2 AND d.id != n.id LIMIT 1");
 
 int sd__user_root(sd_dbc *d, int64_t uid, int64_t *root)
 {
@@ -463,6 +466,19 @@ int sd__tree_delete(sd_dbc *d, const sd_node *n, int64_t uid, int64_t now_ms, in
 		r = sd__tree_changed(d, uid, now_ms);
 	if (r < 0)
 		return r;
+	if (del_at <= 0 || del_at > now_ms) {
+		del_at = now_ms;
+	} else if (del_at < now_ms) {
+		/* a node of that name deleted earlier in the burst (deleted,
+		 * made again, deleted again): this one is a deletion of its own,
+		 * so that one trash item never holds two entries of one name */
+		st = sd_db_stmt(d, &q_same_stamp);
+		sqlite3_bind_int64(st, 1, n->id);
+		sqlite3_bind_int64(st, 2, del_at);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			del_at = now_ms;
+		sqlite3_reset(st);
+	}
 	if (n->kind == SD_KIND_DIR) {
 		st = sd_db_stmt(d, &q_tree_size);
 		sqlite3_bind_int64(st, 1, n->id);
@@ -475,7 +491,7 @@ int sd__tree_delete(sd_dbc *d, const sd_node *n, int64_t uid, int64_t now_ms, in
 		st = sd_db_stmt(d, &q_delete_node);
 	}
 	sqlite3_bind_int64(st, 1, n->id);
-	sqlite3_bind_int64(st, 2, del_at > 0 && del_at <= now_ms ? del_at : now_ms);
+	sqlite3_bind_int64(st, 2, del_at);
 	r = sd_db_exec_stmt(st);
 	if (r == 0 && bytes)
 		r = sd__tree_used_add(d, uid, -bytes, 0);
