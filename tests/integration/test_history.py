@@ -8,8 +8,8 @@
    POST) brings every file back;
 3. rollback: a tree changed over FTP, SFTP and HTTP, rolled back to a moment between the
    changes, equals a copy taken at that moment (lftp mirror); the rollback rolled back
-   equals the tree just before it; `lftp mirror` and OpenSSH `sftp get -r` out of
-   /.snapshots/<T>/ give the old tree; storagectl rollback does the same;
+   equals the tree just before it; `lftp mirror`, OpenSSH `sftp get -r` and `rsync` from an
+   sshfs mount out of /.snapshots/<T>/ give the old tree; storagectl rollback does the same;
 4. writes, renames and deletes in /.snapshots/ and /.trash/ are refused on every protocol
    (550, permission denied, 403), and change nothing;
 5. another user's versions, trash and snapshots are unreachable;
@@ -29,7 +29,7 @@ import paramiko
 import pytest
 
 from conftest import (HOST, SftpSession, curl, daemon_scope, diff_r, free_port, ftp_get,
-                      ftp_login, ftp_put, lftp, out, sftp_batch, ssh_keygen)
+                      ftp_login, ftp_put, lftp, out, run, sftp_batch, ssh_keygen)
 
 PW = "history pw 1"
 
@@ -338,6 +338,25 @@ def test_rollback_between_protocols(histd, keydir):
     assert r.returncode == 0, f"sftp get -r out of /.snapshots: {out(r)}"
     r = diff_r(copy_t, snap_sftp)
     assert r.returncode == 0, f"sftp get -r of the snapshot equals the copy taken at T: {out(r)}"
+
+    # rsync out of an sshfs mount of the snapshot (OpenSSH's SFTP client in the kernel's VFS)
+    mnt = d.path("sshfs")
+    os.makedirs(mnt)
+    r = run(["sshfs", "-p", str(d.sport), "-o",
+             f"IdentityFile={key},IdentitiesOnly=yes,StrictHostKeyChecking=no,"
+             "UserKnownHostsFile=/dev/null,BatchMode=yes", f"{user}@{HOST}:/", mnt], timeout=30)
+    assert r.returncode == 0, f"sshfs mount: {out(r)}"
+    try:
+        snap_rsync = d.path("snap-rsync")
+        r = run(["rsync", "-a", f"{mnt}{snap(T)}/w/", snap_rsync + "/"], timeout=60)
+        assert r.returncode == 0, f"rsync -a out of the sshfs mount: {out(r)}"
+        r = diff_r(copy_t, snap_rsync)
+        assert r.returncode == 0, f"rsync of the snapshot equals the copy taken at T: {out(r)}"
+        with pytest.raises(PermissionError):
+            with open(f"{mnt}{snap(T)}/w/new.txt", "w") as fh:
+                fh.write("x")
+    finally:
+        run(["fusermount", "-u", mnt], timeout=30)
 
     # roll back over HTTP to T
     rep = http_json(d, user, "POST", "/api/v1/rollback", "-H", "Content-Type: application/json",
