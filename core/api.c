@@ -57,6 +57,21 @@ static int res(sd_session *s, const char *path, char np[SD_PATH_MAX + 1])
 			return sd__virt_refuse(np);                         \
 	} while (0)
 
+/* An anonymous session (FTP anonymous_user) sees an account's live files
+ * only: what its owner deleted or replaced is not published with them, so
+ * its history does not exist for it (-ENOENT). */
+static int anonymous(sd_session *s)
+{
+	sd_cred cred;
+	sd__session_cred(s, &cred);
+	return cred.method == SD_METHOD_ANONYMOUS;
+}
+
+/* A read under a virtual folder that an anonymous session may not make
+ * (it gets -ENOENT, as for a path that does not exist). */
+#define VIRT_READ(s, np)                                                    \
+	(VIRT(np) && anonymous(s))
+
 /* ------------------------------------------------------------ sessions */
 
 static void a_session_close(sd_session *s)
@@ -97,6 +112,8 @@ static int a_chdir(sd_session *s, const char *path)
 	ENTER(s, u);
 	RESOLVE(s, path, np);
 	sd_stat st;
+	if (VIRT_READ(s, np))
+		return -ENOENT;
 	int r = VIRT(np) ? sd__virt_stat(c, u, np, &st) : sd__tree_stat(c, u, np, &st);
 	if (r < 0)
 		return r;
@@ -111,6 +128,8 @@ static int a_stat(sd_session *s, const char *path, sd_stat *st)
 {
 	ENTER(s, u);
 	RESOLVE(s, path, np);
+	if (VIRT_READ(s, np))
+		return -ENOENT;
 	if (VIRT(np))
 		return sd__virt_stat(c, u, np, st);
 	return sd__tree_stat(c, u, np, st);
@@ -121,9 +140,11 @@ static int a_readdir(sd_session *s, const char *path, const char *after, int lim
 {
 	ENTER(s, u);
 	RESOLVE(s, path, np);
+	if (VIRT_READ(s, np))
+		return -ENOENT;
 	if (VIRT(np))
 		return sd__virt_readdir(c, u, np, after, limit, cb, arg, more);
-	if (np[1] == '\0' && c->conf->show_history_folders)
+	if (np[1] == '\0' && c->conf->show_history_folders && !anonymous(s))
 		return sd__hist_readdir_root(c, u, after, limit, cb, arg, more);
 	return sd__tree_readdir(c, u, np, after, limit, cb, arg, more);
 }
@@ -187,6 +208,8 @@ static int a_copy(sd_session *s, const char *from, const char *to)
 	RESOLVE(s, from, nf);
 	RESOLVE(s, to, nt);
 	NO_VIRT_WRITE(nt);
+	if (VIRT_READ(s, nf))
+		return -ENOENT;
 	if (VIRT(nf))
 		return sd__virt_copy(c, u, nf, nt);
 	return sd__tree_copy(c, u, nf, nt);
@@ -204,6 +227,8 @@ static int a_versions(sd_session *s, const char *path, sd_version_cb cb, void *a
 	RESOLVE(s, path, np);
 	if (VIRT(np))
 		return -ENOTSUP; /* the versions of a file are those of its live path */
+	if (anonymous(s))
+		return -ENOENT;
 	return sd__versions_list(c, u, np, cb, arg);
 }
 
@@ -244,6 +269,8 @@ static int a_open_read(sd_session *s, const char *path, sd_reader **out, sd_stat
 {
 	ENTER(s, u);
 	RESOLVE(s, path, np);
+	if (VIRT_READ(s, np))
+		return -ENOENT;
 	if (VIRT(np))
 		return sd__virt_open_read(c, u, np, out, st);
 	return sd__reader_open(c, u->id, np, out, st);
@@ -271,6 +298,8 @@ static int a_handle_open(sd_session *s, const char *path, unsigned flags, uint32
 	RESOLVE(s, path, np);
 	int detached = (flags & SD_O_DETACHED) != 0;
 	sd_file *f;
+	if (VIRT_READ(s, np))
+		return -ENOENT;
 	int r = VIRT(np) ? sd__virt_open_file(c, u, np, flags & ~SD_O_DETACHED, &f, st)
 			 : sd__file_open(c, u, np, flags & ~SD_O_DETACHED, mode, &f, st);
 	if (r < 0)
@@ -386,6 +415,8 @@ static int a_version_restore(sd_session *s, const char *path, int64_t version, s
 static int a_trash_list(sd_session *s, sd_trash_cb cb, void *arg)
 {
 	ENTER(s, u);
+	if (anonymous(s))
+		return 0; /* nothing of it is published */
 	return sd__hist_trash_list(c, u, cb, arg);
 }
 
@@ -418,6 +449,8 @@ static int a_at_path(sd_session *s, const char *path, int64_t at_ms, char *out, 
 {
 	ENTER(s, u);
 	RESOLVE(s, path, np);
+	if (anonymous(s))
+		return -ENOENT;
 	return sd__hist_at_path(c, u, np, at_ms, out, outlen);
 }
 

@@ -12,7 +12,8 @@
    sshfs mount out of /.snapshots/<T>/ give the old tree; storagectl rollback does the same;
 4. writes, renames and deletes in /.snapshots/ and /.trash/ are refused on every protocol
    (550, permission denied, 403), and change nothing;
-5. another user's versions, trash and snapshots are unreachable;
+5. another user's versions, trash and snapshots are unreachable, and anonymous FTP sees no history
+   of the account it publishes;
 6. the virtual folders are hidden from listings of / unless show_history_folders;
 7. ?at= on HTTP GET of files, listings and stat; moments past the horizon (410) and bad
    times (400); the cleaner keeps every blob a kept version names.
@@ -534,6 +535,35 @@ def test_other_users_history_unreachable(histd):
     assert trash_items(d, "iso-a") == [item], "a's item untouched"
     assert read_over(d, "http", "iso-a", snap(at) + "/secret.txt") == b"a's v2", \
         "a reads her own past"
+
+
+def test_anonymous_ftp_sees_no_history(make_daemon):
+    port = free_port()
+    d = make_daemon({"ftp": {"enabled": "yes", "listen": f"{HOST}:{port}", "anonymous": "yes",
+                             "anonymous_user": "pub"}}, name="history-anon")
+    d.add_user("pub", PW)
+    f = ftp_login(port, "pub", PW)
+    try:
+        ftp_put(f, "notes.txt", b"old notes")
+        ftp_put(f, "notes.txt", b"public notes")
+        ftp_put(f, "private.txt", b"deleted by mistake")
+        f.delete("private.txt")
+        assert f.nlst("/.trash") != [], "the owner sees the deleted file in /.trash"
+    finally:
+        f.quit()
+    a = ftp_login(port, "anonymous", "guest@example.org")
+    try:
+        assert ftp_get(a, "notes.txt") == b"public notes", "anonymous reads the live file"
+        for cmd in ("CWD /.trash", "CWD /.snapshots", "MLST /.trash", "SIZE /.snapshots"):
+            try:
+                code = a.sendcmd(cmd)[:3]
+            except ftplib.error_perm as e:
+                code = str(e)[:3]
+            assert code == "550", f"anonymous {cmd}: {code}"
+        with pytest.raises(ftplib.error_perm):
+            a.nlst("/.trash")
+    finally:
+        a.quit()
 
 
 # ---------------------------------------------------------------- 6. hidden

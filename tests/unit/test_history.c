@@ -902,6 +902,47 @@ START_TEST(test_before_migration)
 }
 END_TEST
 
+/* An anonymous session (FTP anonymous_user) sees the account's live files
+ * only: none of its history. */
+START_TEST(test_anonymous_sees_no_history)
+{
+	put_s("/public.txt", "v1");
+	now_ms += SEC;
+	put_s("/public.txt", "v2");
+	put_s("/secret.txt", "deleted");
+	now_ms += SEC;
+	ck_assert_int_eq(T.api->unlink(U, "/secret.txt", 0), 0);
+	char snap[SD_PATH_MAX + 1], item[SD_PATH_MAX + 1];
+	snprintf(snap, sizeof snap, "%s", at("/", now_ms - 1));
+	snprintf(item, sizeof item, "/.trash/%s", ls(U, "/.trash"));
+	sd_session *a = NULL;
+	ck_assert_int_eq(T.api->auth_anonymous(T.c, "alice", "192.0.2.1", "ftp", &a), 0);
+	tu_keep(&T, a);
+	assert_text(a, "/public.txt", "v2");
+	sd_stat st;
+	sd_reader *rd;
+	sd_handle h;
+	int more;
+	char p[SD_PATH_MAX + 16];
+	snprintf(p, sizeof p, "%.4000s/secret.txt", snap);
+	const char *paths[] = {"/.snapshots", "/.trash", snap, item, p, NULL};
+	for (int i = 0; paths[i]; i++) {
+		ck_assert_msg(T.api->stat(a, paths[i], &st) == -ENOENT, "stat %s", paths[i]);
+		ck_assert_int_eq(T.api->readdir(a, paths[i], NULL, 0, NULL, NULL, &more), -ENOENT);
+		ck_assert_int_eq(T.api->chdir(a, paths[i]), -ENOENT);
+	}
+	ck_assert_int_eq(T.api->open_read(a, p, &rd, &st), -ENOENT);
+	ck_assert_int_eq(T.api->handle_open(a, p, SD_O_READ, 0, &h, &st), -ENOENT);
+	ck_assert_int_eq(T.api->open_read(a, item, &rd, &st), -ENOENT);
+	ck_assert_int_eq(T.api->versions(a, "/public.txt", vcb, NULL), -ENOENT);
+	ck_assert_int_eq(T.api->at_path(a, "/", now_ms, p, sizeof p), -ENOENT);
+	ck_assert_int_eq(T.api->trash_list(a, tcb, NULL), 0);
+	ck_assert_int_eq(T.api->trash_empty(a, 0), -EROFS);
+	ck_assert_int_eq(trash(U).n, 1); /* the owner still has it all */
+	assert_text(U, item, "deleted");
+}
+END_TEST
+
 static Suite *history_suite(void)
 {
 	Suite *s = suite_create("history");
@@ -912,6 +953,7 @@ static Suite *history_suite(void)
 	tcase_add_test(tc, test_snapshot_folders);
 	tcase_add_test(tc, test_virtual_writes_refused);
 	tcase_add_test(tc, test_show_history_folders);
+	tcase_add_test(tc, test_anonymous_sees_no_history);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("trash_rollback");
