@@ -229,7 +229,10 @@ void sd__wpipe_invalidate(sd_wpipe *p, uint64_t size);
 int sd__wpipe_finish(sd_wpipe *p, char hex[SD_SHA256_HEX], uint64_t *size);
 /* Free; unlink_temp removes the temp file (not needed after a commit). */
 void sd__wpipe_free(sd_wpipe *p, int unlink_temp);
-/* SHA-256 of [0,size) of fd. */
+/* SHA-256 of [0,size) of a source read with rd (a short source is
+ * -EIO); of a descriptor. */
+int sd__hash_source(ssize_t (*rd)(void *src, void *buf, size_t len, uint64_t off), void *src,
+		   uint64_t size, char hex[SD_SHA256_HEX]);
 int sd__hash_fd(int fd, uint64_t size, char hex[SD_SHA256_HEX]);
 
 /* ---- tree.c */
