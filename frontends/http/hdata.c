@@ -28,7 +28,7 @@
 #include "http.h"
 
 #define I63 ((uint64_t)INT64_MAX)
-#define READ_BLOCK (256 * 1024) /* bytes per handle_pread of a response */
+#define READ_BLOCK (64 * 1024) /* bytes per handle_pread of a response */
 
 /* ---------------------------------------------------------------- read */
 
