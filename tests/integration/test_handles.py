@@ -5,7 +5,8 @@ Covers: every call (open, data GET/HEAD/PUT, stat, truncate, attrs, sync, close,
 and that each commit is one version with one journal row; handles across connections;
 ranges (single, multiple as multipart/byteranges, overlapping and adjacent coalesced,
 past the end and over-sized sets 416, malformed 400); sparse writes past the end read as
-zeros; multipart/byteranges writes (and a malformed one: 400 with what was written);
+zeros; multipart/byteranges writes (and a malformed one: 400 with what was written); a
+client gone mid-body (what arrived stays unsaved);
 a 64 MiB streamed (chunked) write; two connections writing one handle at once; open-mode
 conflicts between two HTTP clients and between HTTP and SFTP (paramiko); another user's
 credentials (404); read-only tokens; malformed ids, offsets past 2^63, negative sizes,
@@ -20,6 +21,7 @@ import http.client
 import json
 import os
 import re
+import socket
 import threading
 import time
 
@@ -474,6 +476,35 @@ def test_big_streamed_write_and_two_writers(hd, tmp_path):
     assert c.close_h(h).status == 200
     got = c.get_file("/two.bin").body
     assert got == b"".join(bytes([65 + i % 2]) * blk for i in range(32)), "interleaved blocks"
+    c.close()
+
+
+def test_client_gone_mid_write(hd):
+    """A client that vanishes mid-body leaves the bytes that arrived as unsaved writes of the
+    handle (nothing committed); the handle stays usable."""
+    c = Client(hd)
+    c.put_file("/gone.bin", b"committed")
+    h = c.must_open("/gone.bin", ["read", "write", "truncate"])
+    sent = os.urandom(200000)
+    s = socket.create_connection((HOST, hd.port))
+    cred = base64.b64encode(f"{ALICE[0]}:{ALICE[1]}".encode()).decode()
+    s.sendall((f"PUT /api/v1/handles/{h}/data?offset=0 HTTP/1.1\r\nHost: x\r\n"
+               f"Authorization: Basic {cred}\r\nContent-Length: 1048576\r\n\r\n").encode() + sent)
+    time.sleep(0.3)
+    s.close()
+    size, deadline = -1, time.time() + 5
+    while time.time() < deadline:  # until the server has seen the end
+        st = c.stat(h).json()
+        if st["size"] == size:
+            break
+        size = st["size"]
+        time.sleep(0.2)
+    assert 0 < size <= len(sent) and st["dirty"] is True, f"what arrived is unsaved: {st}"
+    assert c.read(h).body == sent[:size], "exactly the prefix that arrived"
+    assert c.get_file("/gone.bin").body == b"committed", "nothing committed"
+    assert c.write(h, b"more", offset=size).status == 200, "the handle still works"
+    assert c.abandon(h).status == 204
+    assert c.get_file("/gone.bin").body == b"committed", "abandoned: previous version"
     c.close()
 
 
