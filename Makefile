@@ -141,6 +141,12 @@ $(BUILD)/tests/test_sdjson $(ASAN_BUILD)/tests/test_sdjson: util/sdjson.c util/s
 $(BUILD)/tests/test_sdjson $(ASAN_BUILD)/tests/test_sdjson: \
 	TEST_EXTRA = $(JANSSON_CFLAGS) util/sdjson.c $(JANSSON_LIBS)
 
+# test_http_ranges: the HTTP module's leaf parsers (frontends/http/ranges.c)
+$(BUILD)/tests/test_http_ranges $(ASAN_BUILD)/tests/test_http_ranges: \
+	frontends/http/ranges.c frontends/http/http.h
+$(BUILD)/tests/test_http_ranges $(ASAN_BUILD)/tests/test_http_ranges: \
+	TEST_EXTRA = $(JANSSON_CFLAGS) -Ifrontends/http frontends/http/ranges.c
+
 unit: $(UNIT_BIN) $(TEST_MODULES)
 	@tests/unit/run.sh $(UNIT_BIN)
 
