@@ -325,6 +325,15 @@ static int a_handle_abandon(sd_session *s, sd_handle h)
 	return r;
 }
 
+static int a_handle_info(sd_session *s, sd_handle h, sd_handle_info *out)
+{
+	int detached = 0;
+	WITH_HANDLE(s, h, f, (sd__file_info(f, out), detached = sd__handle_detached(c, h)));
+	out->flags |= detached ? SD_O_DETACHED : 0;
+	out->idle_timeout = detached ? c->conf->handle_idle_timeout : 0;
+	return 0;
+}
+
 static int a_open_state(sd_session *s, const char *path, unsigned *state)
 {
 	ENTER(s, u);
@@ -415,4 +424,5 @@ const sd_core_api sd__api = {
 	.stats = sd__stats,
 	.gc_run = sd__gc_run,
 	.journal = a_journal,
+	.handle_info = a_handle_info,
 };

@@ -334,6 +334,8 @@ int sd__file_close(sd_file *f);
 void sd__file_abandon(sd_file *f);
 void sd__open_free_all(sd_core *c);
 int sd__open_state(sd_core *c, const sd_principal *u, const char *npath, unsigned *state);
+/* Flags (with the share mode), dirtiness and path of f into out. */
+void sd__file_info(const sd_file *f, sd_handle_info *out);
 /* For messages and the journal: the file's path and its user's name. */
 const char *sd__file_path(const sd_file *f);
 const char *sd__file_user(const sd_file *f);
@@ -349,6 +351,8 @@ int sd__handle_add(sd_core *c, sd_session *s, int64_t uid, int detached, sd_file
  * 0 and *f with the handle marked busy until sd__handle_put; -EBADF. */
 int sd__handle_get(sd_core *c, sd_session *s, int64_t uid, sd_handle h, sd_file **f);
 void sd__handle_put(sd_core *c, sd_handle h);
+/* 1 if h, which the caller holds busy (sd__handle_get), is detached. */
+int sd__handle_detached(sd_core *c, sd_handle h);
 /* Take h out of the table (close/abandon): 0 and *f; -EBADF. */
 int sd__handle_take(sd_core *c, sd_session *s, int64_t uid, sd_handle h, sd_file **f);
 /* Abandon every session handle of s (session end). */

@@ -171,6 +171,19 @@ typedef struct sd_version {
 	int current;    /* 1 for the file's current content */
 } sd_version;
 
+/* What a handle is (handle_info). */
+typedef struct sd_handle_info {
+	/* SD_O_* as the engine opened it: SD_O_WRITE added to creating,
+	 * truncating and appending opens, exactly one share mode
+	 * (SD_O_EXCLUSIVE, SD_O_SHARE_READ or SD_O_SHARE_WRITE), and
+	 * SD_O_DETACHED for a detached handle. */
+	unsigned flags;
+	int dirty;            /* unsaved writes, or a create not committed yet */
+	int64_t idle_timeout; /* ms a detached handle may stay unused before it is
+			       * abandoned (handle_idle_timeout); 0 for a session's */
+	char path[SD_PATH_MAX + 1]; /* where its commits go, in the owner's view */
+} sd_handle_info;
+
 /* One journal row (journal); strings valid during the callback. */
 typedef struct sd_journal_entry {
 	int64_t seq;
@@ -500,7 +513,15 @@ typedef struct sd_core_api {
 	int (*journal)(sd_core *c, int64_t since_ms, const char *user, int64_t after,
 		       sd_journal_cb cb, void *arg);
 
-	void *spare[16]; /* future calls; NULL */
+	/* -- added in a spare slot (the table keeps its size) ------------- */
+	/* What handle h is: its flags, whether it holds unsaved writes, its
+	 * path and idle timeout (for a front end that must answer them
+	 * without keeping its own copy, e.g. HTTP, whose requests each have
+	 * their own session). Counts as a use of the handle. -EBADF as for
+	 * every handle call. */
+	int (*handle_info)(sd_session *s, sd_handle h, sd_handle_info *out);
+
+	void *spare[15]; /* future calls; NULL */
 } sd_core_api;
 
 /* ---------------------------------------------------- module config */

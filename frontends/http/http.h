@@ -15,6 +15,11 @@
  *   ops.c       /healthz, /metrics
  *   files.c     /api/v1/fs (list, delete, mkdir/move/copy/chmod), /stat, /me
  *   ids.c       /api/v1/upload and /f/<file_id> (FastDFS-style IDs)
+ *   handles.c   /api/v1/open and /api/v1/handles/<id>/... (the handle API,
+ *               docs/handle-api.md): ids, open, stat, truncate, attrs,
+ *               sync, close, abandon
+ *   hdata.c     /api/v1/handles/<id>/data: reads with ranges, streamed
+ *               and multipart writes
  *   admin.c     /api/v1/admin/...
  *      |
  *   upload.c    streamed uploads, instant upload (header and /api/v1/instant)
@@ -25,6 +30,8 @@
  *   reply.c     answers: JSON bodies, errors, status mapping (leaf)
  *   wire.c      HTTP text formats: percent-decoding, dates, ranges, MIME
  *               types, base64, multipart bodies (leaf, no engine, no hreq)
+ *   ranges.c    strict Range sets and multipart/byteranges request bodies
+ *               of the handle API (leaf, no engine, no hreq)
  *
  * Nothing here is exported from the shared object except storaged_module;
  * internal non-static symbols carry the sd__http_ prefix.
@@ -81,6 +88,7 @@ typedef struct http_srv {
 	struct MHD_Daemon *daemon;
 	char *tls_cert_pem, *tls_key_pem;
 	atomic_long open_conns;
+	unsigned char hkey[32];  /* handles.c: key of the handle ids' MACs */
 } http_srv;
 
 /* ---------------------------------------------------- request context */
@@ -114,11 +122,15 @@ enum rq_body {
 	BODY_UPLOAD,   /* stream into r->up (PUT fs, POST upload) */
 	BODY_JSON,     /* collect up to max_json_body into r->json */
 	BODY_DISCARD,  /* read and drop (after an error or an instant hit) */
+	BODY_FEED,     /* each chunk to r->feed (handle writes) */
 };
 
 typedef struct hreq hreq;
 /* Answers a request whose body has arrived (the last handler call). */
 typedef enum MHD_Result (*http_finish_fn)(struct MHD_Connection *c, hreq *r);
+/* Takes one body chunk (BODY_FEED): 0, or -1 after setting r->err_status,
+ * err_code and err_msg (the rest of the body is then read and dropped). */
+typedef int (*http_feed_fn)(hreq *r, const char *data, size_t len);
 
 struct hreq {
 	http_srv *srv;
@@ -126,6 +138,10 @@ struct hreq {
 	int deferred;      /* no body: the route runs on the second call */
 	int body;          /* enum rq_body */
 	http_finish_fn finish; /* set with RQ_BODY */
+	http_feed_fn feed;     /* BODY_FEED */
+	int finish_on_error;   /* finish answers r->err_status itself */
+	void *body_state;      /* the feeder's; body_state_free'd at completion */
+	void (*body_state_free)(void *);
 	int status;        /* status queued (metrics) */
 	uint64_t bytes_in, bytes_out;
 	uint64_t discarded;  /* body bytes dropped (BODY_DISCARD) */
@@ -154,6 +170,9 @@ struct hreq {
 	int json_over;
 	/* admin route (copied tail of the URL) */
 	char route[256];
+	/* handle API: the handle the URL names (handles.c) */
+	sd_handle hid;
+	char hname[72];
 };
 
 /* ---------------------------------------------------------- routes.c */
@@ -191,6 +210,30 @@ enum MHD_Result sd__http_idupload(struct MHD_Connection *c, hreq *r, const char 
 enum MHD_Result sd__http_fileid_get(struct MHD_Connection *c, hreq *r, const char *tail);
 /* admin.c: /api/v1/admin/<tail>; the route table checked SD_USER_ADMIN */
 enum MHD_Result sd__http_admin_begin(struct MHD_Connection *c, hreq *r, const char *tail);
+/* handles.c: POST /api/v1/open, and the calls on /api/v1/handles/<id>[/...]
+ * (tail is the id); the route table let read-only credentials through to
+ * open, sync, close and the handle itself, which check them here */
+enum MHD_Result sd__http_h_open(struct MHD_Connection *c, hreq *r, const char *tail);
+enum MHD_Result sd__http_h_handle(struct MHD_Connection *c, hreq *r, const char *id);
+enum MHD_Result sd__http_h_truncate(struct MHD_Connection *c, hreq *r, const char *id);
+enum MHD_Result sd__http_h_attrs(struct MHD_Connection *c, hreq *r, const char *id);
+enum MHD_Result sd__http_h_sync(struct MHD_Connection *c, hreq *r, const char *id);
+enum MHD_Result sd__http_h_close(struct MHD_Connection *c, hreq *r, const char *id);
+/* hdata.c: GET/HEAD/PUT /api/v1/handles/<id>/data */
+enum MHD_Result sd__http_h_data(struct MHD_Connection *c, hreq *r, const char *id);
+
+/* --------------------------------------------------------- handles.c */
+
+/* Draw the key of handle ids (init): 0 or -errno from sd_random_bytes. */
+int sd__http_handles_init(http_srv *s);
+/* Take the handle id `id` of the URL for r's user into r->hid and
+ * r->hname. 0, or an answer queued (*ret): 400 bad_handle for an id not of
+ * the form, 404 for one this server did not give this user. */
+int sd__http_take_handle(struct MHD_Connection *c, hreq *r, const char *id,
+			 enum MHD_Result *ret);
+/* The answer for an engine error on r->hid: -EBADF (closed, expired,
+ * another user's) is 404 not_found; the rest as sd__http_reply_errno. */
+enum MHD_Result sd__http_handle_errno(struct MHD_Connection *c, hreq *r, int err);
 
 /* ---------------------------------------------------------- upload.c */
 
@@ -279,7 +322,8 @@ int sd__http_b64decode(const char *in, sd_buf *out);
 /* Does an If-None-Match / If-Range list match the strong ETag of sha? */
 int sd__http_etag_match(const char *list, const char *sha);
 
-#define HTTP_MAX_RANGES 16
+#define HTTP_MAX_RANGES 16   /* plain downloads; more: the whole file */
+#define HTTP_MAX_PARTS 256   /* handle reads; the multipart builder's limit */
 typedef struct http_range {
 	uint64_t first, last; /* inclusive */
 } http_range;
@@ -288,11 +332,45 @@ typedef struct http_range {
  * "bytes=" or malformed), -1 if unsatisfiable (answer 416). */
 int sd__http_parse_range(const char *h, uint64_t size, http_range *out);
 
+/* ----------------------------------------------------------- ranges.c */
+
+/* Parse a Range header of a handle read against size, strictly: 0 with
+ * *n >= 1 ranges in out (at most max), sorted and coalesced (overlapping or
+ * adjacent ones merged); -EINVAL when malformed (another unit, bad syntax,
+ * b < a, a number past 2^63-1, more than max ranges); -ERANGE when
+ * unsatisfiable (a range starting at or past the end, a suffix of 0, or
+ * ranges that add up to more than size). */
+int sd__http_ranges_strict(const char *h, uint64_t size, http_range *out, int max, int *n);
+
+#define HTTP_MPW_BOUNDARY_MAX 70  /* RFC 2046 */
+#define HTTP_MPW_HEAD_MAX 8192    /* delimiter + part headers */
+/* The boundary of a "multipart/byteranges; boundary=..." Content-Type
+ * into out: 1; 0 when the type is another; -EINVAL when it has no usable
+ * boundary. */
+int sd__http_mp_boundary(const char *ctype, char *out, size_t outlen);
+/* A streaming parser of a multipart/byteranges request body: each part's
+ * bytes go to a callback with the file offset its Content-Range names. */
+typedef struct http_mpw http_mpw;
+/* Piece bytes data[0, len) belong at file offset off: 0, or -errno to stop. */
+typedef int (*http_piece_fn)(void *arg, const char *data, size_t len, uint64_t off);
+/* NULL when the boundary is too long. */
+http_mpw *sd__http_mpw_new(const char *boundary);
+/* Feed body bytes: 0; -EINVAL on a malformed body (sd__http_mpw_error
+ * says what), or the callback's error. Either error is final. */
+int sd__http_mpw_feed(http_mpw *p, const char *data, size_t len, http_piece_fn fn, void *arg);
+/* The body ended: 0 when it was complete (closing delimiter seen), else
+ * -EINVAL and *why. */
+int sd__http_mpw_end(http_mpw *p, const char **why);
+const char *sd__http_mpw_error(const http_mpw *p);
+int sd__http_mpw_parts(const http_mpw *p);
+void sd__http_mpw_free(http_mpw *p);
+
 /* Reads up to len bytes at off of the content being sent: bytes read, 0 at
  * the end, or -errno. */
 typedef ssize_t (*http_pread_fn)(void *arg, void *buf, size_t len, uint64_t off);
-/* Build a multipart/byteranges response reading the content through
- * pread(arg, ...), which must stay usable while the response is sent.
+/* Build a multipart/byteranges response of 1..HTTP_MAX_PARTS ranges,
+ * reading the content through pread(arg, ...), which must stay usable
+ * while the response is sent.
  * *len = body size, *ctype = its Content-Type (malloc'd, the caller frees).
  * NULL with *err set: -errno from sd_random_bytes (no boundary can be
  * drawn: the caller refuses), -ENOMEM. */

@@ -305,7 +305,7 @@ typedef struct mp_body {
 	int n;
 	sd_buf text;
 	size_t tail_off, tail_len;
-	mp_part parts[HTTP_MAX_RANGES];
+	mp_part parts[]; /* n of them */
 } mp_body;
 
 static ssize_t mp_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -351,12 +351,12 @@ struct MHD_Response *sd__http_multipart(http_pread_fn pread, void *arg, uint64_t
 					uint64_t *len, char **ctype, int *err)
 {
 	*err = -EINVAL;
-	if (n < 1 || n > HTTP_MAX_RANGES)
+	if (n < 1 || n > HTTP_MAX_PARTS)
 		return NULL;
 	char bnd[25];
 	if ((*err = sd_random_hex(bnd, 12)) < 0)
 		return NULL;
-	mp_body *b = sd_xcalloc(1, sizeof *b);
+	mp_body *b = sd_xcalloc(1, sizeof *b + (size_t)n * sizeof b->parts[0]);
 	b->pread = pread;
 	b->arg = arg;
 	b->n = n;
