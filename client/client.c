@@ -55,6 +55,7 @@ sdc_client *sdc_client_new(const sdc_options *o, int *err)
 	c->timeout_ms = o->timeout_ms > 0 ? o->timeout_ms : 30000;
 	c->cacert = o->cacert ? sdc__xstrdup(o->cacert) : NULL;
 	c->insecure = o->insecure;
+	c->max_send_rate = o->max_send_rate;
 	if (o->state_dir) {
 		c->state_dir = sdc__xstrdup(o->state_dir);
 	} else {

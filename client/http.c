@@ -315,6 +315,8 @@ void sdc__easy_setup(sdc_client *c, sdc_srv *s, CURL *h, sdc_req *r)
 	curl_easy_setopt(h, CURLOPT_USERAGENT, "libstoraged/" SDC_VERSION);
 	if (c->cacert)
 		curl_easy_setopt(h, CURLOPT_CAINFO, c->cacert);
+	if (c->max_send_rate)
+		curl_easy_setopt(h, CURLOPT_MAX_SEND_SPEED_LARGE, (curl_off_t)c->max_send_rate);
 	if (c->insecure) {
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
 		curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);

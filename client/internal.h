@@ -199,6 +199,7 @@ struct sdc_client {
 	char *cacert;
 	int insecure;
 	char *state_dir;
+	uint64_t max_send_rate;
 	/* pages */
 	sdc_page *pagev;       /* maxpages structs */
 	size_t used;           /* pages in use */

@@ -99,6 +99,7 @@ typedef struct sdc_options {
 	int insecure;          /* 1: do not verify TLS certificates (tests only) */
 	const char *state_dir; /* where resumable uploads keep their state; NULL:
 				* $XDG_CACHE_HOME/stor or ~/.cache/stor */
+	uint64_t max_send_rate; /* bytes per second sent per request; 0: no limit */
 } sdc_options;
 
 /* A client with its cache. NULL on failure with *err (may be NULL) set to
