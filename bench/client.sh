@@ -17,7 +17,9 @@ RUNS=${1:-3}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 [ "$(id -u)" = 0 ] || { echo "run as root (sshd needs it)" >&2; exit 1; }
+packaging/install-deps.sh --bench
 make -s all >/dev/null
+[ -x /usr/sbin/sshd ] && [ -x /usr/lib/openssh/sftp-server ] || { echo "bench/client.sh: OpenSSH server missing" >&2; exit 1; }
 B=$(mktemp -d /tmp/bench-client.XXXXXX)
 SD_PID= SSHD_PID=
 cleanup() {
