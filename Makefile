@@ -1,6 +1,7 @@
 # storaged - the only build system. See README.md.
 #
-#   make            build storaged, storagectl and the front-end modules
+#   make            build storaged, storagectl, the front-end modules,
+#                   libstoraged (client library) and stor (client tools)
 #   make run        install deps, build, run the daemon with ./storaged.conf
 #   make test       install deps, build, unit tests (plain + ASan/UBSan),
 #                   integration tests against the real daemon
@@ -59,8 +60,11 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_ASAN_BIN := $(UNIT_SRC:tests/unit/%.c=$(ASAN_BUILD)/tests/%)
 TEST_MODULES := $(BUILD)/tests/testmod.so $(BUILD)/tests/badabi.so $(BUILD)/tests/badsig.so
 
+# libstoraged, stor and their test programs (client/client.mk)
+include client/client.mk
+
 .PHONY: all deps run test unit unit-asan integration install clean doc-config bench
-all: storaged storagectl $(MODULE_SOS)
+all: storaged storagectl $(MODULE_SOS) client
 
 deps:
 	@packaging/install-deps.sh
@@ -180,7 +184,7 @@ doc-config: all
 	docs/gen-config-reference.sh ./storaged storaged.conf docs/configuration.md > docs/configuration.md.new
 	mv docs/configuration.md.new docs/configuration.md
 
-install: all
+install: all install-client
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MODDIR) \
 		$(DESTDIR)$(SYSCONFDIR)/storaged
 	install -m 0755 storaged $(DESTDIR)$(SBINDIR)/storaged
@@ -191,4 +195,4 @@ install: all
 		> $(DESTDIR)$(SYSCONFDIR)/storaged/storaged.conf
 
 clean:
-	rm -rf $(BUILD) storaged storagectl frontends/*.so
+	rm -rf $(BUILD) storaged storagectl stor frontends/*.so
