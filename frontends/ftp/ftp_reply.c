@@ -66,7 +66,7 @@ void ftp_auth_lost(ftp_session *s)
 {
 	s->api->log(s->core, SD_LOG_INFO, FTP_SRC, "event=session_ended user=%s addr=%s reason=credentials",
 		    s->uname, s->addr);
-	ftp_count(s, "storaged_ftp_sessions_ended_total", "frontend=\"ftp\",reason=\"credentials\"", 1);
+	ftp_count(s, "storaged_sessions_ended_total", "frontend=\"ftp\",reason=\"credentials\"", 1);
 	ftp_reply(s, 421, "Your login is no longer valid; closing the session.");
 	s->state = FTP_CLOSING;
 }
