@@ -103,7 +103,7 @@ int ftp_reply_err(ftp_session *s, int err, const char *what)
 		break;
 	}
 	if (-err == EILSEQ)
-		words = "file name is not valid UTF-8 (and no fallback charset applies)";
+		words = ftp_charset_refusal(s);
 	return ftp_reply(s, code, "%s: %s.", what, words);
 }
 
