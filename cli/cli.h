@@ -7,7 +7,7 @@
  *                 JSON output, small text helpers
  *   tree.c        acting as a user: the one place that turns a user name
  *                 into what the engine's tree calls take
- *   cmd_user.c    user ..., user key add, token ...
+ *   cmd_user.c    user ..., user key add|list|remove, user delete, token ...
  *   cmd_files.c   put, get, ls, rm, mkdir
  *   cmd_import.c  import
  *   cmd_admin.c   stats, gc, fsck, journal
@@ -71,6 +71,9 @@ int cli_cmd_user_passwd(int argc, char **argv);
 int cli_cmd_user_set(int argc, char **argv);
 int cli_cmd_user_list(int argc, char **argv);
 int cli_cmd_user_key_add(int argc, char **argv);
+int cli_cmd_user_key_list(int argc, char **argv);
+int cli_cmd_user_key_remove(int argc, char **argv);
+int cli_cmd_user_delete(int argc, char **argv);
 int cli_cmd_token_create(int argc, char **argv);
 int cli_cmd_token_revoke(int argc, char **argv);
 int cli_cmd_token_list(int argc, char **argv);

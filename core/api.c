@@ -341,6 +341,49 @@ static int a_open_state(sd_session *s, const char *path, unsigned *state)
 	return sd__open_state(c, u, np, state);
 }
 
+/* ------------------------------------------------------------ self-service */
+
+static int a_self_password(sd_session *s, const char *old, const char *new_pw)
+{
+	ENTER(s, u);
+	sd_cred cred;
+	sd__session_cred(s, &cred);
+	sd_session_info si;
+	sd__session_info(s, &si);
+	return sd__self_password(c, u, &cred, si.addr, old, new_pw);
+}
+
+static int a_self_token_create(sd_session *s, int scope, int64_t expires,
+			       char out[SD_TOKEN_MAX], int64_t *id)
+{
+	ENTER(s, u);
+	sd_cred cred;
+	sd__session_cred(s, &cred);
+	return sd__self_token_create(c, u, &cred, scope, expires, out, id);
+}
+
+static int a_self_token_revoke(sd_session *s, int64_t id)
+{
+	ENTER(s, u);
+	return sd__self_token_revoke(c, u, id);
+}
+
+static int a_self_key_add(sd_session *s, const char *line)
+{
+	ENTER(s, u);
+	if (!line)
+		return -EINVAL;
+	sd_cred cred;
+	sd__session_cred(s, &cred);
+	return sd__self_key_add(c, u, &cred, line);
+}
+
+static int a_self_key_remove(sd_session *s, const char *key)
+{
+	ENTER(s, u);
+	return sd__self_key_remove(c, u, key);
+}
+
 /* ------------------------------------------------------------ the rest */
 
 static int a_journal(sd_core *c, int64_t since_ms, const char *user, int64_t after,
@@ -425,4 +468,13 @@ const sd_core_api sd__api = {
 	.gc_run = sd__gc_run,
 	.journal = a_journal,
 	.handle_info = a_handle_info,
+	.auth_blocked_for = sd__auth_blocked_for,
+	.user_delete = sd__user_delete,
+	.key_list = sd__key_list,
+	.key_remove = sd__key_remove,
+	.self_password = a_self_password,
+	.self_token_create = a_self_token_create,
+	.self_token_revoke = a_self_token_revoke,
+	.self_key_add = a_self_key_add,
+	.self_key_remove = a_self_key_remove,
 };

@@ -32,7 +32,7 @@ int sd__disk_pct(sd_core *c, int *pct)
 {
 	if (c->disk_fn)
 		return c->disk_fn(c->disk_arg, pct);
-	return c->store->ops->space(c->store, pct, NULL, NULL);
+	return c->store->ops->space(c->store, pct, NULL, NULL, NULL);
 }
 
 void sd__core_set_clock(sd_core *c, int64_t (*fn)(void *arg), void *arg)
@@ -89,7 +89,7 @@ int sd__stats(sd_core *c, sd_stats *out)
 	memset(out, 0, sizeof *out);
 	sd_dbc *d = sd_db_read_begin(c->db);
 	static const char *q =
-	    "SELECT (SELECT count(*) FROM users),"
+	    "SELECT (SELECT count(*) FROM users WHERE substr(name, 1, 1) != '~'),"
 	    " (SELECT count(*) FROM nodes WHERE kind = 1 AND deleted_at IS NULL),"
 	    " (SELECT count(*) FROM nodes WHERE kind = 2 AND deleted_at IS NULL AND parent IS NOT NULL),"
 	    " (SELECT count(*) FROM nodes WHERE deleted_at IS NOT NULL),"

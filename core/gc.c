@@ -6,6 +6,7 @@
  *      deleted node whose parent is live is purged with its whole subtree
  *      (its descendants were deleted no later than it), dropping their
  *      versions and so their blob references, in one transaction per node;
+ *      then the rows of deleted users with no node left go (auth.c);
  *   2. drop replaced versions older than version_retention (never a
  *      file's current version), releasing their references, and journal
  *      rows older than journal_retention;
@@ -278,6 +279,9 @@ int sd__gc_run(sd_core *c, int force, sd_gc_report *out)
 	int64_t now = sd__now_ms(c);
 	sd__blob_touch_flush(c);
 	int r = purge_nodes(c, force ? INT64_MAX : now - conf->deleted_retention, &rep);
+	int64_t users_reaped = 0; /* deleted users whose files are all purged now */
+	if (r == 0)
+		r = sd__users_reap(c, &users_reaped);
 	/* history and audit are policy, not garbage: even force keeps them
 	 * for their configured time */
 	if (r == 0 && conf->version_retention > 0)

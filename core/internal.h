@@ -421,6 +421,21 @@ int sd__token_create(sd_core *c, const char *name, int scope, int64_t expires,
 		     char out[SD_TOKEN_MAX], int64_t *id);
 int sd__token_revoke(sd_core *c, int64_t id);
 int sd__token_list(sd_core *c, const char *name, sd_token_cb cb, void *arg);
+/* accounts (auth.c; contracts in storaged.h) */
+int64_t sd__auth_blocked_for(sd_core *c, const char *addr);
+int sd__user_delete(sd_core *c, const char *name);
+/* The cleaner's step after purging nodes: remove the rows of deleted
+ * users none of whose nodes is left; *reaped = how many. */
+int sd__users_reap(sd_core *c, int64_t *reaped);
+int sd__key_list(sd_core *c, const char *name, sd_key_cb cb, void *arg);
+int sd__key_remove(sd_core *c, const char *name, const char *key);
+int sd__self_password(sd_core *c, const sd_principal *u, const sd_cred *cred, const char *addr,
+		      const char *old, const char *new_pw);
+int sd__self_token_create(sd_core *c, const sd_principal *u, const sd_cred *cred, int scope,
+			  int64_t expires, char out[SD_TOKEN_MAX], int64_t *id);
+int sd__self_token_revoke(sd_core *c, const sd_principal *u, int64_t id);
+int sd__self_key_add(sd_core *c, const sd_principal *u, const sd_cred *cred, const char *line);
+int sd__self_key_remove(sd_core *c, const sd_principal *u, const char *key);
 int sd__stats(sd_core *c, sd_stats *out);
 int sd__gc_run(sd_core *c, int force, sd_gc_report *out);
 

@@ -640,7 +640,8 @@ int sd__tree_copy(sd_core *c, const sd_principal *u, const char *nf, const char 
 int sd__tree_fsinfo(sd_core *c, const sd_principal *u, sd_fsinfo *out)
 {
 	memset(out, 0, sizeof *out);
-	int r = c->store->ops->space(c->store, NULL, &out->disk_total, &out->disk_free);
+	int r = c->store->ops->space(c->store, NULL, &out->disk_total, &out->disk_avail,
+				     &out->disk_free);
 	if (r < 0)
 		return r;
 	sd_dbc *d = sd_db_read_begin(c->db);

@@ -14,6 +14,7 @@
  *   auth.c      Authorization header -> engine session
  *   ops.c       /healthz, /metrics
  *   files.c     /api/v1/fs (list, delete, mkdir/move/copy/chmod), /stat, /me
+ *   me.c        /api/v1/me/... self-service (password, tokens, keys)
  *   ids.c       /api/v1/upload and /f/<file_id> (FastDFS-style IDs)
  *   handles.c   /api/v1/open and /api/v1/handles/<id>/... (the handle API,
  *               docs/handle-api.md): ids, open, stat, truncate, attrs,
@@ -75,6 +76,7 @@ typedef struct http_conf {
 	char *auth_realm;
 	int64_t max_json_body;   /* bytes of a JSON request body */
 	int64_t list_limit;      /* default and max page size of listings */
+	char *metrics;           /* "open" | "token" (an admin's credentials) | "off" */
 } http_conf;
 
 /* --------------------------------------------------------- the server */
@@ -203,6 +205,8 @@ enum MHD_Result sd__http_metrics(struct MHD_Connection *c, hreq *r, const char *
 enum MHD_Result sd__http_fs(struct MHD_Connection *c, hreq *r, const char *tail);
 enum MHD_Result sd__http_stat(struct MHD_Connection *c, hreq *r, const char *tail);
 enum MHD_Result sd__http_me(struct MHD_Connection *c, hreq *r, const char *tail);
+/* me.c: /api/v1/me/<password|tokens|keys...>, the user's own credentials */
+enum MHD_Result sd__http_me_sub(struct MHD_Connection *c, hreq *r, const char *tail);
 /* upload.c: POST /api/v1/instant */
 enum MHD_Result sd__http_instant(struct MHD_Connection *c, hreq *r, const char *tail);
 /* ids.c */
@@ -275,6 +279,11 @@ int sd__http_show_path(struct MHD_Connection *c, hreq *r, enum MHD_Result *ret);
 /* Enter RQ_BODY to collect a JSON body (up to max_json_body), then call
  * finish. Returns MHD_YES. */
 enum MHD_Result sd__http_want_json(hreq *r, http_finish_fn finish);
+/* The "expires" of a token request as seconds from now (0 = never): an
+ * RFC 3339 date-time string in the future, an integer of seconds from
+ * now (up to 100 years), null or absent. 0, or -1 when it is none of
+ * these. */
+int sd__http_json_expires(json_t *v, int64_t now, int64_t *secs);
 
 /* ----------------------------------------------------------- reply.c */
 
@@ -314,6 +323,10 @@ int sd__http_double_encoded(const char *s);
 void sd__http_date(int64_t t, char *out, size_t outlen);
 /* Parse an HTTP date; -1 if unparseable. */
 int64_t sd__http_parse_date(const char *s);
+/* Parse an RFC 3339 date-time ("2026-12-31T23:59:59Z", fractions and
+ * "+01:00" offsets allowed) into seconds since the epoch; -1 if it is not
+ * one. */
+int64_t sd__http_parse_rfc3339(const char *s);
 /* Content type for a file name, from its extension. */
 const char *sd__http_mime(const char *name);
 /* Decode base64 (standard or URL alphabet, padding optional), appending

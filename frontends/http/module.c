@@ -67,6 +67,8 @@ static const sd_conf_item http_conf_table[] = {
      "largest JSON request body; larger get 413"},
     {"list_limit", SD_CONF_INT, OFF(list_limit), "1000",
      "default and largest page of a directory listing"},
+    {"metrics", SD_CONF_STR, OFF(metrics), "token",
+     "who may GET /metrics: open (anyone who reaches the port), token (an admin's credentials: Bearer token or Basic), off (404)"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -398,6 +400,9 @@ static int http_init(const sd_core_api *api, sd_core *core, const sd_module_conf
 		bad = "list_limit must be 1-100000";
 	else if ((cf->tls_cert && *cf->tls_cert) != (cf->tls_key && *cf->tls_key))
 		bad = "tls_cert and tls_key must be set together";
+	else if (!cf->metrics || (strcmp(cf->metrics, "open") != 0 && strcmp(cf->metrics, "token") != 0 &&
+				  strcmp(cf->metrics, "off") != 0))
+		bad = "metrics must be open, token or off";
 	if (bad) {
 		api->log(core, SD_LOG_ERROR, HTTP_SRC, "event=config_error section=%s err=\"%s\"",
 			 mc->section, bad);

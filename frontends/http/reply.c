@@ -108,8 +108,16 @@ enum MHD_Result sd__http_reply_json(struct MHD_Connection *c, hreq *r, unsigned 
 		MHD_add_response_header(resp, "WWW-Authenticate", h.data);
 		sd_buf_free(&h);
 	}
-	if (status == 429 || status == 503)
+	if (status == 429) {
+		/* the lockout's real remaining time (a login failure may have
+		 * just started it) */
+		int64_t secs = r->srv->api->auth_blocked_for(r->srv->core, r->addr);
+		char ra[24];
+		snprintf(ra, sizeof ra, "%lld", (long long)(secs > 0 ? secs : 1));
+		MHD_add_response_header(resp, "Retry-After", ra);
+	} else if (status == 503) {
 		MHD_add_response_header(resp, "Retry-After", "5");
+	}
 	return sd__http_queue(c, r, status, resp, len);
 }
 

@@ -11,6 +11,8 @@
  *   3. R_AUTH (or R_AUTH_PRIVATE without public_ids): authenticate (401,
  *      429); a read-only credential may only GET or HEAD (403 read_only),
  *      except on R_RO_OK rows, whose handlers check it themselves;
+ *      R_METRICS follows the `metrics` key: open, an admin's credentials
+ *      (401, 403), or 404 when off;
  *   4. R_ADMIN: the user must have the admin flag (403 forbidden);
  *   5. the method must be one of the row's (405 with Allow);
  *   6. the handler runs with the raw tail.
@@ -29,6 +31,7 @@
 #define R_AUTH_PRIVATE 0x4u /* credentials required unless public_ids */
 #define R_ADMIN        0x8u /* the admin flag required (with R_AUTH) */
 #define R_RO_OK        0x10u /* read-only credentials pass; the handler checks */
+#define R_METRICS      0x20u /* as the `metrics` key says: open, an admin, or 404 */
 
 #define SEG_MAX 128 /* bytes of a "*" component kept; longer ones are cut (and refused) */
 
@@ -47,7 +50,7 @@ static enum MHD_Result no_route(struct MHD_Connection *c, hreq *r, const char *t
 
 static const http_route routes[] = {
     {"GET HEAD", "/healthz", 0, sd__http_healthz},
-    {"GET HEAD", "/metrics", 0, sd__http_metrics},
+    {"GET HEAD", "/metrics", R_METRICS, sd__http_metrics},
     {"GET HEAD", "/f", R_TREE | R_AUTH_PRIVATE, sd__http_fileid_get},
     {"GET HEAD PUT DELETE POST", "/api/v1/fs", R_TREE | R_AUTH, sd__http_fs},
     {"GET HEAD", "/api/v1/stat", R_TREE | R_AUTH, sd__http_stat},
@@ -55,6 +58,7 @@ static const http_route routes[] = {
     {"POST PUT", "/api/v1/upload", R_AUTH, sd__http_idupload},
     {"GET HEAD", "/api/v1/me", R_AUTH, sd__http_me},
     {"*", "/api/v1/admin", R_TREE | R_AUTH | R_ADMIN, sd__http_admin_begin},
+    {"GET HEAD POST DELETE", "/api/v1/me", R_TREE | R_AUTH, sd__http_me_sub},
     /* the handle API (docs/handle-api.md) */
     {"POST", "/api/v1/open", R_AUTH | R_RO_OK, sd__http_h_open},
     {"GET HEAD PUT", "/api/v1/handles/*/data", R_AUTH, sd__http_h_data},
@@ -182,6 +186,15 @@ enum MHD_Result sd__http_dispatch(struct MHD_Connection *c, hreq *r, const char 
 	if (!rt)
 		return no_route(c, r, NULL);
 
+	if ((rt->flags & R_METRICS) && strcmp(s->conf->metrics, "open") != 0) {
+		if (strcmp(s->conf->metrics, "token") != 0) /* off */
+			return no_route(c, r, NULL);
+		if (sd__http_authenticate(c, r, &ret) < 0)
+			return ret;
+		if (!(r->who.flags & SD_USER_ADMIN))
+			return sd__http_reply_error(c, r, 403, "forbidden",
+						    "metrics need an admin's credentials");
+	}
 	if ((rt->flags & R_AUTH) || ((rt->flags & R_AUTH_PRIVATE) && !s->conf->public_ids)) {
 		if (sd__http_authenticate(c, r, &ret) < 0)
 			return ret;

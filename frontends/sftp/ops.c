@@ -454,7 +454,8 @@ int sd__sftp_op_rmdir(fx_sess *s, uint32_t id, fx_rd *r)
 }
 
 /* The engine's canonical form (v3: one name, attributes empty, as OpenSSH
- * does). Touches no file, so the credentials are checked here. */
+ * does); "~" was expanded by sd__sftp_get_path. Touches no file, so the
+ * credentials are checked here. */
 int sd__sftp_op_realpath(fx_sess *s, uint32_t id, fx_rd *r)
 {
 	char path[SD_PATH_MAX + 1], canon[SD_PATH_MAX + 1];

@@ -612,7 +612,7 @@ def test_metrics(httpd):
     assert req(d, "PUT", "/api/v1/fs/metrics2.bin", "--data-binary", "@-", "-H",
                f"X-Checksum-SHA256: {sha(data)}", "-H", "Expect: 100-continue",
                user=ALICE, input=data).code == 201
-    m = get(d, "/metrics", user=None).text
+    m = get(d, "/metrics", user=ADMIN).text  # metrics = token (the default): an admin's
     assert (metric_value(m, 'storaged_requests_total{frontend="http",status="200"}') or 0) >= 1, \
         "metrics: requests by front end and status"
     assert (metric_value(m, 'storaged_bytes_received_total{frontend="http"}') or 0) >= 5000, \
