@@ -34,7 +34,6 @@ import os
 import re
 import urllib.parse
 
-import paramiko
 import pytest
 
 from conftest import HOST, ROOT, SftpSession, daemon_scope, free_port
