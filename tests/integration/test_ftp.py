@@ -13,6 +13,7 @@ import socket
 import ssl
 import struct
 import subprocess
+import threading
 import time
 
 import pytest
@@ -1061,7 +1062,7 @@ def test_credentials_end_open_sessions(ftpd):
         d.add_user(u, p)
     tok = d.token("ctok")
     tok_id = d.ctl_json("token", "list", "ctok", "--json")[0]["id"]
-    big = os.urandom(24 * 1024 * 1024)
+    big = os.urandom(16 * 1024 * 1024)
     up = login(d, "cdis", users["cdis"])
     ftp_put(up, "big.bin", big)
     up.quit()
@@ -1071,24 +1072,38 @@ def test_credentials_end_open_sessions(ftpd):
     idle = login(d, "cdis", users["cdis"])
     retr = login(d, "cdis", users["cdis"])
     other = login(d, "cother", users["cother"])
-    # transfers in flight
+    # transfers in flight: a download read slowly (about 4 s for the file, so that it runs
+    # across the disable and never idles into the data timeout), and uploads
     retr.voidcmd("TYPE I")
     rconn = retr.transfercmd("RETR big.bin")
-    got = bytearray(rconn.recv(65536))
+    got = bytearray()
+
+    def slow_reader():
+        while True:
+            chunk = rconn.recv(65536)
+            if not chunk:
+                break
+            got.extend(chunk)
+            time.sleep(0.015)
+
+    reader = threading.Thread(target=slow_reader)
+    reader.start()
     sconns = {}
     for u, f in stor.items():
         f.voidcmd("TYPE I")
         sconns[u] = f.transfercmd(f"STOR inflight-{u}.bin")
         sconns[u].sendall(b"x" * 300000)
     # the changes, each from another process
-    changed = {}
-    d.ctl("user", "disable", "cdis")
-    changed["cdis"] = time.time()
-    d.ctl("user", "passwd", "cpw", "--password-stdin", input="cpw-new-pw1\n")
-    changed["cpw"] = time.time()
-    d.ctl("token", "revoke", str(tok_id))
-    changed["ctok"] = time.time()
-    res = _refused_within(busy, changed)
+    changes = (("cdis", ("user", "disable", "cdis"), None),
+               ("cpw", ("user", "passwd", "cpw", "--password-stdin"), "cpw-new-pw1\n"),
+               ("ctok", ("token", "revoke", str(tok_id)), None))
+    changed, res = {}, {}
+    for u, args, inp in changes:
+        d.ctl(*args, input=inp)
+        changed[u] = time.time()
+        if u == "cdis":
+            at_disable = len(got)
+        res.update(_refused_within({u: busy[u]}, changed))
     assert all(isinstance(v, float) and v <= 1.2 for v in res.values()), \
         f"the next command gets 421 within 1.2 s of the change: {res}"
     assert all(_closed(f) for f in busy.values()), "and the connection closes"
@@ -1109,14 +1124,11 @@ def test_credentials_end_open_sessions(ftpd):
         assert d.wait_log(pat) == 1, f"{u}: the transfer log says why"
         assert _closed(f), f"{u}: the session ends"
     # the download running across the disable completes; the next command gets 421
-    while True:
-        chunk = rconn.recv(1 << 20)
-        if not chunk:
-            break
-        got += chunk
+    reader.join(60)
     rconn.close()
     r = retr.voidresp()
     same = hashlib.sha256(got).digest() == hashlib.sha256(big).digest()
+    assert at_disable < len(big), f"the RETR was running at the disable ({at_disable} bytes read)"
     assert r.startswith("226") and same, f"RETR across the disable completes: {r} {len(got)} {same}"
     try:
         r = retr.sendcmd("NOOP")

@@ -1202,26 +1202,22 @@ def test_credentials_end_open_sessions(sftpd):
             f.write(b"PREVIOUS")
             f.flush()
             inflight[u + "-kept"] = f
-        changed = {}
-        d.ctl("user", "disable", "sdis")
-        changed["sdis"] = time.time()
-        d.ctl("user", "passwd", "spw", "--password-stdin", input="spw-new-pw1\n")
-        changed["spw"] = time.time()
-        d.ctl("token", "revoke", str(tok_id))
-        changed["stok"] = time.time()
-        res, left = {}, dict(sess)
-        while left:
-            for u, ss in list(left.items()):
-                dt = time.time() - changed[u]
+        changes = (("sdis", ("user", "disable", "sdis"), None),
+                   ("spw", ("user", "passwd", "spw", "--password-stdin"), "spw-new-pw1\n"),
+                   ("stok", ("token", "revoke", str(tok_id)), None))
+        res = {}
+        for u, args, inp in changes:
+            d.ctl(*args, input=inp)
+            changed = time.time()
+            while u not in res:
+                dt = time.time() - changed
                 try:
-                    ss.sftp.stat("/")
+                    sess[u].sftp.stat("/")
                     if dt > 1.7:
                         res[u] = f"still served after {dt:.2f}s"
-                        del left[u]
                 except IOError as e:
                     res[u] = (dt, e.errno, str(e))
-                    del left[u]
-            time.sleep(0.05)
+                time.sleep(0.05)
         for u, r in res.items():
             assert isinstance(r, tuple) and r[0] <= 1.2 and r[1] == errno.EACCES and \
                 "authentication no longer valid" in r[2], \
