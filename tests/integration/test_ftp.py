@@ -992,7 +992,12 @@ def test_pasv_ports_are_not_sequential(ftpd2):
 
 
 def test_max_clients_counts_both_listeners(ftpd2):
-    time.sleep(0.3)  # sessions of earlier tests are gone
+    # the sessions of earlier tests are gone (each logs its connect and its disconnect)
+    deadline = time.time() + 10
+    while ftpd2.log_count("event=connect ") != ftpd2.log_count("event=disconnect ") and \
+            time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
     plain = [ftp_login(ftpd2.port, USER, PW) for _ in range(3)]
     ctx = tls_ctx()
     raw = socket.create_connection((HOST, ftpd2.ftps_port), timeout=10)
