@@ -19,11 +19,14 @@ directory and the parent of the expected path; then:
                              nothing changes
   every row over SFTP        REALPATH gives P, or a failure status
 
-Rows a protocol cannot carry as the table writes them are listed in CANNOT_SEND with the
-reason; for them the test asserts the protocol's own refusal (and that nothing changes)
-instead, and the numbers of rows each protocol drove are asserted at the end, so a row is
-never dropped silently. SFTP and HTTP have no working directory: they drive the rows whose
-cwd is "/" (all of them); FTP drives every row, after a CWD to the row's cwd.
+Rows a protocol cannot carry as the table writes them are classified, with the reason, by
+ftp_cannot_send (an empty argument, NUL, LF) and http_cannot_send (a name that still holds
+a %-escape, refused as double encoding); for them the test asserts the protocol's own
+refusal (and that nothing changes) instead, and the numbers of such rows
+(EXPECTED_CANNOT_SEND) and of rows each protocol drove are asserted at the end, so a row is
+never dropped silently. FTP sends a 0xFF byte as Telnet's IAC IAC. SFTP and HTTP have no
+working directory: they drive the rows whose cwd is "/"; FTP drives every row, after a CWD
+to the row's cwd.
 """
 import base64
 import ftplib
