@@ -164,9 +164,10 @@ struct hreq {
 	int err_status;
 	char err_code[32];
 	char err_msg[160];
-	/* sd__http_finish_prepared: answer prepared in the first call */
+	/* an instant hit whose body is still being read and dropped: the
+	 * answer prepared in the first call (upload.c) */
 	int ans_status;
-	json_t *ans_json;
+	sd_stat inst_st;
 	/* BODY_JSON */
 	sd_buf json;
 	int json_over;
@@ -306,8 +307,6 @@ enum MHD_Result sd__http_queue(struct MHD_Connection *c, hreq *r, unsigned statu
 			       struct MHD_Response *resp, uint64_t body_len);
 /* Map an engine error to an HTTP status and an error code word. */
 unsigned sd__http_status_for(int err, const char **code);
-/* The answer prepared in r->ans_status / r->ans_json (an http_finish_fn). */
-enum MHD_Result sd__http_finish_prepared(struct MHD_Connection *c, hreq *r);
 
 /* ------------------------------------------------------------ wire.c */
 

@@ -287,8 +287,6 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **con_cl
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->state != RQ_ANSWERED)
 		r->status = 0;
 	count_status(r);
-	if (r->ans_json)
-		json_decref(r->ans_json);
 	sd_buf_free(&r->json);
 	sd_buf_free(&r->path);
 	free(r);

@@ -156,10 +156,3 @@ enum MHD_Result sd__http_reply_empty(struct MHD_Connection *c, hreq *r, unsigned
 	    MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
 	return sd__http_queue(c, r, status, resp, 0);
 }
-
-enum MHD_Result sd__http_finish_prepared(struct MHD_Connection *c, hreq *r)
-{
-	json_t *j = r->ans_json;
-	r->ans_json = NULL;
-	return sd__http_reply_json(c, r, (unsigned)r->ans_status, j);
-}
