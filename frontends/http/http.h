@@ -265,8 +265,9 @@ const char *sd__http_hdr(struct MHD_Connection *c, const char *name);
 int sd__http_arg(struct MHD_Connection *c, const char *name, char *out, size_t outlen);
 /* 1 if the query argument is "1", "yes" or "true". */
 int sd__http_arg_true(struct MHD_Connection *c, const char *name);
-/* Check a decoded client path argument: no double encoding, no ".." that
- * climbs above the root. 0, or an error answer queued (*ret) and -1. */
+/* Check a decoded client path argument: no double encoding (".." is the
+ * engine's resolver's business). 0, or an error answer queued (*ret) and
+ * -1. */
 int sd__http_check_path(struct MHD_Connection *c, hreq *r, const char *p, const char *what,
 			enum MHD_Result *ret);
 /* Make the raw URL tail the request's path: "/" + decoded tail into
