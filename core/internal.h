@@ -18,6 +18,8 @@
  *      the same transaction as every change to them.
  *  I5. Every mutation writes its journal row in its own transaction; a
  *      journal row that cannot be written fails (rolls back) the mutation.
+ *      The row is chained to the one before it inside that transaction
+ *      (journal.c J1).
  *  I6. No content I/O (reading, writing, fsync) happens inside a
  *      transaction; only the store's place/remove steps of a commit.
  *  I7. Open-mode counts and handle generations never go negative or
@@ -25,6 +27,7 @@
  *
  * Layering (each file calls only downwards):
  *   api.c (the table: check the session, resolve paths, dispatch)
+ *   replica.c (replication: a source's rows applied with the calls below)
  *   session.c (sessions, credential re-checks)   core.c (lifecycle)
  *     -> tree.c  upload.c  instant.c  reader.c  handle.c -> file.c
  *       -> commit.c (blob row + node + version + journal in one txn)
