@@ -72,6 +72,7 @@ typedef struct rctx {
 	char source[SD_STORE_ID_MAX];
 	int64_t now; /* dst's clock while a row is applied: its ts */
 	sd_replicate_report *rep;
+	sd_jmark *mark; /* the row's mark, armed while it is applied */
 	char *err;
 	size_t errlen;
 	char *buf;
@@ -237,6 +238,15 @@ static int apply_put(rctx *x, const sd_jrow *w, const rargs *a, const sd_princip
 
 /* ------------------------------------------------------------ users */
 
+/* A row applied as n changes (rows from before migration 0002 that name
+ * no key or token: every one of the user's is copied): only the last
+ * change stores the position, so a run stopped half-way applies the row
+ * again (each change is idempotent: INSERT OR IGNORE). */
+static void arm_last(rctx *x, int i, int n)
+{
+	sd__journal_mark(i == n - 1 ? x->mark : NULL);
+}
+
 static int apply_user(rctx *x, const char *op, const char *name, const rargs *a, const char *detail)
 {
 	sd_core *src = x->src, *dst = x->dst;
@@ -276,6 +286,7 @@ static int apply_user(rctx *x, const char *op, const char *name, const rargs *a,
 		int n = sd__key_lines(src, name, &lines);
 		r = 0;
 		for (int i = 0; i < n; i++) {
+			arm_last(x, i, n);
 			if (r == 0)
 				r = sd__key_add(dst, name, lines[i]);
 			free(lines[i]);
@@ -289,6 +300,7 @@ static int apply_user(rctx *x, const char *op, const char *name, const rargs *a,
 		int n = a->has_id ? 1 : sd__token_ids(src, name, &ids);
 		r = 0;
 		for (int i = 0; i < n && r == 0; i++) {
+			arm_last(x, i, n);
 			r = sd__token_get(src, a->has_id ? a->id : ids[i], &t);
 			if (r == 0)
 				r = sd__token_import(dst, name, &t);
@@ -586,6 +598,7 @@ int sd_core_replicate(sd_core *src, sd_core *dst, int64_t max_rows, sd_replicate
 			sd_jmark m = {x.source, w->seq, {0}, 0};
 			memcpy(m.hash, w->hash, 32);
 			x.now = w->ts;
+			x.mark = &m;
 			sd__journal_mark(&m);
 			if (errlen)
 				err[0] = '\0';

@@ -351,6 +351,7 @@ typedef struct dump {
 	sd_session *s;
 	sd_buf out;
 	char dir[SD_PATH_MAX];
+	int attrs; /* also modes and mtimes */
 } dump;
 
 static void dump_dir(dump *x, const char *dir);
@@ -362,9 +363,12 @@ static int dump_cb(void *arg, const sd_dirent *e)
 	snprintf(p, sizeof p, "%s/%s", strcmp(x->dir, "/") ? x->dir : "", e->name);
 	sd_stat st;
 	ck_assert_int_eq(x->t->api->stat(x->s, p, &st), 0);
-	sd_buf_printf(&x->out, "%s kind=%d size=%llu mode=%o mtime=%lld ctime=%lld sha=%s v=%lld\n",
-		      p, st.kind, (unsigned long long)st.size, st.mode, (long long)st.mtime,
-		      (long long)st.ctime, st.sha256, (long long)st.versions);
+	sd_buf_printf(&x->out, "%s kind=%d size=%llu ctime=%lld sha=%s v=%lld", p, st.kind,
+		      (unsigned long long)st.size, (long long)st.ctime, st.sha256,
+		      (long long)st.versions);
+	if (x->attrs)
+		sd_buf_printf(&x->out, " mode=%o mtime=%lld", st.mode, (long long)st.mtime);
+	sd_buf_puts(&x->out, "\n");
 	if (st.kind == SD_KIND_DIR) {
 		char saved[SD_PATH_MAX];
 		snprintf(saved, sizeof saved, "%s", x->dir);
@@ -381,9 +385,9 @@ static void dump_dir(dump *x, const char *dir)
 	ck_assert_int_ge(x->t->api->readdir(x->s, dir, NULL, 0, dump_cb, x, &more), 0);
 }
 
-static char *tree_of(tu_core *t, const char *user)
+static char *tree_of(tu_core *t, const char *user, int attrs)
 {
-	dump x = {t, NULL, SD_BUF_INIT, ""};
+	dump x = {t, NULL, SD_BUF_INIT, "", attrs};
 	ck_assert_int_eq(sd_core_session(t->c, user, &x.s), 0);
 	sd_stat st;
 	ck_assert_int_eq(t->api->stat(x.s, "/", &st), 0);
@@ -397,12 +401,17 @@ static char *tree_of(tu_core *t, const char *user)
 	return sd_buf_steal(&x.out);
 }
 
-static void same_trees(tu_core *a, tu_core *b, const char *user)
+static void same_trees_as(tu_core *a, tu_core *b, const char *user, int attrs)
 {
-	char *ta = tree_of(a, user), *tb = tree_of(b, user);
+	char *ta = tree_of(a, user, attrs), *tb = tree_of(b, user, attrs);
 	ck_assert_msg(strcmp(ta, tb) == 0, "source:\n%s\ncopy:\n%s", ta, tb);
 	free(ta);
 	free(tb);
+}
+
+static void same_trees(tu_core *a, tu_core *b, const char *user)
+{
+	same_trees_as(a, b, user, 1);
 }
 
 static void fsck_clean(tu_core *t)
@@ -731,6 +740,38 @@ START_TEST(test_replicate_stops_on_a_diverged_copy)
 }
 END_TEST
 
+/* A source upgraded from before migration 0002: its old rows, sealed with
+ * args from their detail, replay too (modes and mtimes those rows never
+ * held are the defaults; keys and tokens are copied from the source). */
+START_TEST(test_replicate_rows_from_before_the_migration)
+{
+	tu_core s, d;
+	tu_core_open(&s, 0);
+	char token[SD_TOKEN_MAX];
+	busy_source(&s, token);
+	tu_core_shut(&s);
+	sql(&s, "UPDATE journal SET args=NULL, prev=NULL, hash=NULL; "
+		"UPDATE meta SET value='0' WHERE key='journal_sealed'");
+	tu_core_reopen(&s, 0);
+	open_copy(&d, NULL);
+	sd_replicate_report rep;
+	char err[512];
+	int r = replicate(&s, &d, 0, &rep, err, sizeof err);
+	ck_assert_msg(r == 0, "replicate: %s", err);
+	same_trees_as(&s, &d, "alice", 0);
+	same_trees_as(&s, &d, "bob", 0);
+	sd_session *x = NULL;
+	ck_assert_int_eq(d.api->auth_token(d.c, token, "::1", "http", &x), 0);
+	d.api->session_close(x);
+	ck_assert_int_eq(tu_sql_int(&d, "SELECT count(*) FROM tokens WHERE revoked = 1"), 1);
+	ck_assert_int_eq(tu_sql_int(&d, "SELECT count(*) FROM keys"), 1);
+	ck_assert_int_eq(tu_sql_int(&d, "SELECT quota_bytes FROM users WHERE name='bob'"), 2 << 20);
+	fsck_clean(&d);
+	tu_core_close(&d);
+	tu_core_close(&s);
+}
+END_TEST
+
 /* A copy of the source's data directory (taken while it was stopped)
  * follows it from there, also when the source pruned its journal. */
 START_TEST(test_replicate_from_a_copy_of_the_directory)
@@ -803,6 +844,7 @@ int main(void)
 	tcase_add_test(tc, test_replicate_stops_at_what_it_cannot_apply);
 	tcase_add_test(tc, test_replicate_stops_on_a_diverged_copy);
 	tcase_add_test(tc, test_replicate_from_a_copy_of_the_directory);
+	tcase_add_test(tc, test_replicate_rows_from_before_the_migration);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
