@@ -35,6 +35,15 @@
  * Every field is length-prefixed or fixed-size, so two different rows
  * never have the same byte form.
  *
+ * The args text is compact JSON: members in the order written, no
+ * whitespace, integers in decimal, strings as raw UTF-8 in which only ",
+ * \ and the control characters \b \f \n \r \t are escaped, in those short
+ * forms (any other control character, and any byte of invalid UTF-8,
+ * becomes '?'). That is what jansson's JSON_COMPACT and python's
+ * json.dumps(args, separators=(",", ":"), ensure_ascii=False) print for
+ * the parsed object, so a row of `storagectl journal export` can be
+ * checked without the database.
+ *
  * The anchor (table journal_anchor, one row) is where the chain starts:
  * (0, 32 zero bytes) on a new database; the seq and hash of the last row
  * the cleaner pruned after that (sd__journal_prune, called by gc.c, moves
@@ -154,18 +163,19 @@ static char *col_dup(sqlite3_stmt *st, int col)
 
 /* ------------------------------------------------------------ args */
 
+/* A JSON string in the one form args use (the args text, design notes).
+ * Paths never hold what becomes '?' (the resolver refuses control
+ * characters and invalid UTF-8); only a key's comment could. */
 static void jstr(sd_buf *b, const char *s)
 {
-	/* a JSON string; bytes of invalid UTF-8 become '?' (paths cannot
-	 * hold them, the resolver refuses them; key comments might) */
+	static const char shorts[] = "\bb\ff\nn\rr\tt\"\"\\\\";
 	int valid = sd_utf8_valid(s, strlen(s));
 	sd_buf_puts(b, "\"");
 	for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-		if (*p == '"' || *p == '\\')
-			sd_buf_printf(b, "\\%c", *p);
-		else if (*p < 0x20 || *p == 0x7f)
-			sd_buf_printf(b, "\\u%04x", *p);
-		else if (*p >= 0x80 && !valid)
+		const char *e = *p < 0x20 || *p == '"' || *p == '\\' ? strchr(shorts, *p) : NULL;
+		if (e && (e - shorts) % 2 == 0)
+			sd_buf_printf(b, "\\%c", e[1]);
+		else if (*p < 0x20 || (*p >= 0x80 && !valid))
 			sd_buf_puts(b, "?");
 		else
 			sd_buf_append(b, p, 1);

@@ -214,9 +214,17 @@ def test_export_lines_chain_and_name_contents(make_daemon):
     d.ctl("put", "alice", data, "/a b/c.bin")
     d.ctl("mkdir", "alice", "/m", "-p")
     d.ctl("rm", "alice", "/a b", "-r")
+    # a key whose comment needs JSON escapes: quotes, a backslash, a tab, non-ASCII
+    comment = 'alice "laptop" c:\\keys\tcafé'
+    keyf = d.path("k.pub")
+    with open(keyf, "w", encoding="utf-8") as f:
+        f.write("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl "
+                + comment + "\n")
+    d.add_key("alice", keyf)
     lines = export(d)
-    assert [j["op"] for j in lines] == ["user_add", "write", "mkdir", "rmdir"], \
+    assert [j["op"] for j in lines] == ["user_add", "write", "mkdir", "rmdir", "key_add"], \
         f"one line per change: {lines}"
+    assert lines[4]["args"]["key"].endswith(comment), f"the key line, comment and all: {lines[4]}"
     w = lines[1]
     assert w["path"] == "/a b/c.bin" and w["args"]["size"] == 12345 and \
         w["args"]["sha256"] == hashlib.sha256(open(data, "rb").read()).hexdigest(), \
@@ -227,8 +235,8 @@ def test_export_lines_chain_and_name_contents(make_daemon):
     assert chain_check(lines) == [], "export's prev/hash chain by journal.c's byte form"
     lines[1]["args"]["size"] += 1
     assert chain_check(lines) == [2], "and a changed line does not"
-    assert [j["seq"] for j in export(d, "--since", "2")] == [3, 4], "--since SEQ: rows after it"
-    assert export(d, "--since", "4") == [], "--since the last seq: nothing"
+    assert [j["seq"] for j in export(d, "--since", "2")] == [3, 4, 5], "--since SEQ: rows after it"
+    assert export(d, "--since", "5") == [], "--since the last seq: nothing"
     r = d.ctl("journal", "export", "--since", "x", check=False)
     assert r.returncode == 2 and "bad SEQ" in r.stderr, f"bad --since: usage error: {out(r)}"
 
