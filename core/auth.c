@@ -525,16 +525,11 @@ SD_SQL(q_root_insert, "INSERT INTO nodes(owner, parent, name, kind, size, mode, 
 SD_SQL(q_user_set_root, "UPDATE users SET root = ?2 WHERE id = ?1");
 SD_SQL(q_user_exists, "SELECT id FROM users WHERE name = ?1");
 
-int sd__user_add(sd_core *c, const char *name, const char *password, int64_t quota,
-		 unsigned flags, int64_t *id)
+/* Insert user name with the stored password hash `hash` ("" = none), its
+ * root and its journal row, in one transaction. */
+static int user_insert(sd_core *c, const char *name, const char *hash, int64_t quota,
+		       unsigned flags, int64_t *id)
 {
-	if (!name || !valid_username(name))
-		return -EINVAL;
-	if (quota < 0)
-		return -EINVAL;
-	char hash[crypto_pwhash_STRBYTES] = "";
-	if (password && *password && hash_password(password, hash) < 0)
-		return -ENOMEM;
 	sd_dbc *d = sd_db_write_begin(c->db);
 	if (!d)
 		return -EIO;
@@ -571,13 +566,40 @@ int sd__user_add(sd_core *c, const char *name, const char *password, int64_t quo
 		sqlite3_bind_int64(st, 2, root);
 		r = sd_db_exec_stmt(st);
 	}
-	if (r == 0)
-		r = sd__journal(d, now, name, "user_add", NULL, (flags & SD_USER_ADMIN) ? "admin=1" : NULL);
+	if (r == 0) {
+		sd_buf args = SD_BUF_INIT;
+		sd__jargs_int(&args, "admin", (flags & SD_USER_ADMIN) ? 1 : 0);
+		sd__jargs_int(&args, "quota", quota);
+		r = sd__journal_args(d, now, name, "user_add", NULL,
+				     (flags & SD_USER_ADMIN) ? "admin=1" : NULL, &args);
+	}
 	int cr = sd_db_write_end(c->db, d, r == 0);
-	sodium_memzero(hash, sizeof hash);
 	if (r == 0 && cr == 0 && id)
 		*id = uid;
 	return r ? r : cr;
+}
+
+int sd__user_add(sd_core *c, const char *name, const char *password, int64_t quota,
+		 unsigned flags, int64_t *id)
+{
+	if (!name || !valid_username(name))
+		return -EINVAL;
+	if (quota < 0)
+		return -EINVAL;
+	char hash[crypto_pwhash_STRBYTES] = "";
+	if (password && *password && hash_password(password, hash) < 0)
+		return -ENOMEM;
+	int r = user_insert(c, name, hash, quota, flags, id);
+	sodium_memzero(hash, sizeof hash);
+	return r;
+}
+
+int sd__user_add_hashed(sd_core *c, const char *name, const char *pwhash, int64_t quota,
+			unsigned flags)
+{
+	if (!name || !valid_username(name) || quota < 0)
+		return -EINVAL;
+	return user_insert(c, name, pwhash ? pwhash : "", quota, flags, NULL);
 }
 
 SD_SQL(q_user_list, "SELECT id, name, admin, disabled, quota_bytes, used_bytes, NULL "
@@ -609,34 +631,44 @@ int sd__user_list(sd_core *c, sd_user_cb cb, void *arg)
 	return count;
 }
 
-/* Run one UPDATE on a user by name; -ENOENT if no such user. */
+SD_SQL(q_set_pw, "UPDATE users SET pwhash = ?2 WHERE name = ?1");
+SD_SQL(q_set_disabled, "UPDATE users SET disabled = ?2 WHERE name = ?1");
+SD_SQL(q_set_quota, "UPDATE users SET quota_bytes = ?2 WHERE name = ?1");
+SD_SQL(q_set_admin, "UPDATE users SET admin = ?2 WHERE name = ?1");
+
+/* Run one UPDATE on a user by name; -ENOENT if no such user. akey: the
+ * name under which the journal row's args carry ival (what a replay
+ * needs), or NULL. */
 static int user_update(sd_core *c, const char *name, sd_sql *q, int64_t ival, const char *sval,
-		       const char *op, const char *detail)
+		       const char *op, const char *detail, const char *akey)
 {
+	sd_buf args = SD_BUF_INIT;
+	if (akey)
+		sd__jargs_int(&args, akey, ival);
 	sd_dbc *d = sd_db_write_begin(c->db);
-	if (!d)
+	if (!d) {
+		sd_buf_free(&args);
 		return -EIO;
+	}
 	sqlite3_stmt *st = sd_db_stmt(d, q);
 	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
 	if (sval)
 		sqlite3_bind_text(st, 2, sval, -1, SQLITE_STATIC);
+	else if (q == &q_set_pw)
+		sqlite3_bind_null(st, 2);
 	else
 		sqlite3_bind_int64(st, 2, ival);
 	int r = sd_db_exec_stmt(st);
 	if (r == 0 && sqlite3_changes(sd_db_handle(d)) == 0)
 		r = -ENOENT;
 	if (r == 0)
-		r = sd__journal(d, sd__now_ms(c), name, op, NULL, detail);
+		r = sd__journal_args(d, sd__now_ms(c), name, op, NULL, detail, &args);
+	sd_buf_free(&args);
 	int cr = sd_db_write_end(c->db, d, r == 0);
 	if (r == 0 && cr == 0)
 		atomic_fetch_add(&c->cred_gen, 1); /* sessions re-check at once */
 	return r ? r : cr;
 }
-
-SD_SQL(q_set_pw, "UPDATE users SET pwhash = ?2 WHERE name = ?1");
-SD_SQL(q_set_disabled, "UPDATE users SET disabled = ?2 WHERE name = ?1");
-SD_SQL(q_set_quota, "UPDATE users SET quota_bytes = ?2 WHERE name = ?1");
-SD_SQL(q_set_admin, "UPDATE users SET admin = ?2 WHERE name = ?1");
 
 int sd__user_set_password(sd_core *c, const char *name, const char *password)
 {
@@ -645,7 +677,7 @@ int sd__user_set_password(sd_core *c, const char *name, const char *password)
 	char hash[crypto_pwhash_STRBYTES];
 	if (hash_password(password, hash) < 0)
 		return -ENOMEM;
-	int r = user_update(c, name, &q_set_pw, 0, hash, "passwd", NULL);
+	int r = user_update(c, name, &q_set_pw, 0, hash, "passwd", NULL, NULL);
 	sodium_memzero(hash, sizeof hash);
 	return r;
 }
@@ -653,7 +685,7 @@ int sd__user_set_password(sd_core *c, const char *name, const char *password)
 int sd__user_set_disabled(sd_core *c, const char *name, int disabled)
 {
 	return user_update(c, name, &q_set_disabled, disabled ? 1 : 0, NULL,
-			   disabled ? "user_disable" : "user_enable", NULL);
+			   disabled ? "user_disable" : "user_enable", NULL, NULL);
 }
 
 int sd__user_set_quota(sd_core *c, const char *name, int64_t quota)
@@ -662,13 +694,19 @@ int sd__user_set_quota(sd_core *c, const char *name, int64_t quota)
 		return -EINVAL;
 	char det[40];
 	snprintf(det, sizeof det, "quota=%lld", (long long)quota);
-	return user_update(c, name, &q_set_quota, quota, NULL, "user_quota", det);
+	return user_update(c, name, &q_set_quota, quota, NULL, "user_quota", det, "quota");
 }
 
 int sd__user_set_admin(sd_core *c, const char *name, int admin)
 {
 	return user_update(c, name, &q_set_admin, admin ? 1 : 0, NULL, "user_admin",
-			   admin ? "admin=1" : "admin=0");
+			   admin ? "admin=1" : "admin=0", "admin");
+}
+
+int sd__user_set_pwhash(sd_core *c, const char *name, const char *pwhash)
+{
+	return user_update(c, name, &q_set_pw, 0, pwhash && *pwhash ? pwhash : NULL, "passwd",
+			   NULL, NULL);
 }
 
 SD_SQL(q_key_insert, "INSERT OR IGNORE INTO keys(user, type, b64, comment, created) "
@@ -703,8 +741,13 @@ static int key_insert(sd_core *c, int64_t uid, const char *name, const char *lin
 	int r = sd_db_exec_stmt(st);
 	if (r == 0 && sqlite3_changes(sd_db_handle(d)) == 0)
 		r = -EEXIST; /* UNIQUE(user, type, b64): registered already */
-	if (r == 0)
-		r = sd__journal(d, now, name, "key_add", NULL, type);
+	if (r == 0) {
+		sd_buf args = SD_BUF_INIT, kl = SD_BUF_INIT;
+		sd_buf_printf(&kl, "%s %s%s%s", type, b64, comment[0] ? " " : "", comment);
+		sd__jargs_str(&args, "key", kl.data);
+		sd_buf_free(&kl);
+		r = sd__journal_args(d, now, name, "key_add", NULL, type, &args);
+	}
 	int cr = sd_db_write_end(c->db, d, r == 0);
 	return r ? r : cr;
 }
@@ -749,8 +792,12 @@ int sd__token_create(sd_core *c, const char *name, int scope, int64_t expires,
 	sqlite3_bind_int64(st, 5, expires ? now + expires * 1000 : 0);
 	r = sd_db_exec_stmt(st);
 	int64_t tid = sqlite3_last_insert_rowid(sd_db_handle(d));
-	if (r == 0)
-		r = sd__journal(d, now, name, "token_create", NULL, scope == SD_SCOPE_RO ? "scope=ro" : "scope=rw");
+	if (r == 0) {
+		sd_buf args = SD_BUF_INIT;
+		sd__jargs_int(&args, "id", tid);
+		r = sd__journal_args(d, now, name, "token_create", NULL,
+				     scope == SD_SCOPE_RO ? "scope=ro" : "scope=rw", &args);
+	}
 	int cr = sd_db_write_end(c->db, d, r == 0);
 	sodium_memzero(rnd, sizeof rnd);
 	if (r == 0 && cr == 0 && id)
@@ -761,6 +808,7 @@ int sd__token_create(sd_core *c, const char *name, int scope, int64_t expires,
 }
 
 SD_SQL(q_token_revoke, "UPDATE tokens SET revoked = 1 WHERE id = ?1");
+SD_SQL(q_token_owner, "SELECT u.name FROM tokens t JOIN users u ON u.id = t.user WHERE t.id = ?1");
 
 int sd__token_revoke(sd_core *c, int64_t id)
 {
@@ -772,10 +820,21 @@ int sd__token_revoke(sd_core *c, int64_t id)
 	int r = sd_db_exec_stmt(st);
 	if (r == 0 && sqlite3_changes(sd_db_handle(d)) == 0)
 		r = -ENOENT;
+	char owner[SD_USERNAME_MAX + 1] = "";
+	if (r == 0) {
+		st = sd_db_stmt(d, &q_token_owner);
+		sqlite3_bind_int64(st, 1, id);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			snprintf(owner, sizeof owner, "%s", (const char *)sqlite3_column_text(st, 0));
+		sqlite3_reset(st);
+	}
 	if (r == 0) {
 		char det[32];
 		snprintf(det, sizeof det, "id=%lld", (long long)id);
-		r = sd__journal(d, sd__now_ms(c), NULL, "token_revoke", NULL, det);
+		sd_buf args = SD_BUF_INIT;
+		sd__jargs_int(&args, "id", id);
+		r = sd__journal_args(d, sd__now_ms(c), owner[0] ? owner : NULL, "token_revoke", NULL,
+				     det, &args);
 	}
 	int cr = sd_db_write_end(c->db, d, r == 0);
 	if (r == 0 && cr == 0)
@@ -1015,6 +1074,7 @@ int sd__key_list(sd_core *c, const char *name, sd_key_cb cb, void *arg)
 }
 
 SD_SQL(q_key_delete, "DELETE FROM keys WHERE id = ?1 AND user = ?2");
+SD_SQL(q_key_blob, "SELECT b64 FROM keys WHERE id = ?1 AND user = ?2");
 
 /* Remove the key of uid named by its id or fingerprint. */
 static int key_remove_uid(sd_core *c, int64_t uid, const char *uname, const char *what)
@@ -1042,7 +1102,15 @@ static int key_remove_uid(sd_core *c, int64_t uid, const char *uname, const char
 	sd_dbc *d = sd_db_write_begin(c->db);
 	if (!d)
 		return -EIO;
-	sqlite3_stmt *st = sd_db_stmt(d, &q_key_delete);
+	/* the fingerprint names the key on a replica too (ids differ) */
+	sqlite3_stmt *st = sd_db_stmt(d, &q_key_blob);
+	sqlite3_bind_int64(st, 1, kid);
+	sqlite3_bind_int64(st, 2, uid);
+	char kfp[64] = "";
+	if (sqlite3_step(st) == SQLITE_ROW)
+		key_fingerprint((const char *)sqlite3_column_text(st, 0), kfp, sizeof kfp);
+	sqlite3_reset(st);
+	st = sd_db_stmt(d, &q_key_delete);
 	sqlite3_bind_int64(st, 1, kid);
 	sqlite3_bind_int64(st, 2, uid);
 	int r = sd_db_exec_stmt(st);
@@ -1050,7 +1118,9 @@ static int key_remove_uid(sd_core *c, int64_t uid, const char *uname, const char
 		r = -ENOENT;
 	if (r == 0) {
 		snprintf(fp, sizeof fp, "id=%lld", (long long)kid);
-		r = sd__journal(d, sd__now_ms(c), uname, "key_remove", NULL, fp);
+		sd_buf args = SD_BUF_INIT;
+		sd__jargs_str(&args, "key", kfp);
+		r = sd__journal_args(d, sd__now_ms(c), uname, "key_remove", NULL, fp, &args);
 	}
 	int cr = sd_db_write_end(c->db, d, r == 0);
 	if (r == 0 && cr == 0)
@@ -1176,7 +1246,9 @@ int sd__self_token_revoke(sd_core *c, const sd_principal *u, int64_t id)
 	if (r == 0) {
 		char det[48];
 		snprintf(det, sizeof det, "id=%lld self=1", (long long)id);
-		r = sd__journal(d, sd__now_ms(c), u->name, "token_revoke", NULL, det);
+		sd_buf args = SD_BUF_INIT;
+		sd__jargs_int(&args, "id", id);
+		r = sd__journal_args(d, sd__now_ms(c), u->name, "token_revoke", NULL, det, &args);
 	}
 	int cr = sd_db_write_end(c->db, d, r == 0);
 	if (r == 0 && cr == 0)
@@ -1200,4 +1272,139 @@ int sd__self_key_remove(sd_core *c, const sd_principal *u, const char *key)
 	if ((r = sd__check_writable(u)) < 0)
 		return r;
 	return key_remove_uid(c, u->id, u->name, key);
+}
+
+/* ------------------------------------------------------------ replication */
+
+int sd__user_pwhash(sd_core *c, const char *name, char *out, size_t outlen)
+{
+	sd_user u;
+	return get_user(c, name, 0, &u, out, outlen);
+}
+
+SD_SQL(q_token_get, "SELECT t.id, t.hash, t.readonly, t.created, t.expires, t.revoked, u.name "
+		    "FROM tokens t JOIN users u ON u.id = t.user WHERE t.id = ?1");
+SD_SQL(q_tokens_of, "SELECT t.id FROM tokens t JOIN users u ON u.id = t.user WHERE u.name = ?1 "
+		    "ORDER BY t.id");
+SD_SQL(q_token_import, "INSERT OR IGNORE INTO tokens(user, hash, readonly, created, expires, revoked) "
+		       "VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+SD_SQL(q_token_id_of, "SELECT id FROM tokens WHERE hash = ?1");
+SD_SQL(q_keys_of, "SELECT k.type, k.b64, k.comment FROM keys k JOIN users u ON u.id = k.user "
+		  "WHERE u.name = ?1 ORDER BY k.id");
+
+int sd__token_get(sd_core *c, int64_t id, sd_tokrow *out)
+{
+	memset(out, 0, sizeof *out);
+	sd_dbc *d = sd_db_read_begin(c->db);
+	sqlite3_stmt *st = sd_db_stmt(d, &q_token_get);
+	sqlite3_bind_int64(st, 1, id);
+	int r = -ENOENT;
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 1) == 32) {
+		out->id = sqlite3_column_int64(st, 0);
+		memcpy(out->hash, sqlite3_column_blob(st, 1), 32);
+		out->readonly = sqlite3_column_int(st, 2);
+		out->created = sqlite3_column_int64(st, 3);
+		out->expires = sqlite3_column_int64(st, 4);
+		out->revoked = sqlite3_column_int(st, 5);
+		snprintf(out->user, sizeof out->user, "%s", (const char *)sqlite3_column_text(st, 6));
+		r = 0;
+	}
+	sqlite3_reset(st);
+	sd_db_read_end(c->db, d);
+	return r;
+}
+
+int sd__token_ids(sd_core *c, const char *name, int64_t **ids)
+{
+	int64_t *v = NULL;
+	int n = 0, cap = 0;
+	sd_dbc *d = sd_db_read_begin(c->db);
+	sqlite3_stmt *st = sd_db_stmt(d, &q_tokens_of);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			v = sd_xrealloc(v, (size_t)cap * sizeof *v);
+		}
+		v[n++] = sqlite3_column_int64(st, 0);
+	}
+	sqlite3_reset(st);
+	sd_db_read_end(c->db, d);
+	*ids = v;
+	return n;
+}
+
+int sd__token_import(sd_core *c, const char *name, const sd_tokrow *t)
+{
+	sd_user u;
+	int r = sd__user_get(c, name, &u);
+	if (r < 0)
+		return r;
+	sd_dbc *d = sd_db_write_begin(c->db);
+	if (!d)
+		return -EIO;
+	sqlite3_stmt *st = sd_db_stmt(d, &q_token_import);
+	sqlite3_bind_int64(st, 1, u.id);
+	sqlite3_bind_blob(st, 2, t->hash, 32, SQLITE_STATIC);
+	sqlite3_bind_int(st, 3, t->readonly ? 1 : 0);
+	sqlite3_bind_int64(st, 4, t->created);
+	sqlite3_bind_int64(st, 5, t->expires);
+	sqlite3_bind_int(st, 6, t->revoked ? 1 : 0);
+	r = sd_db_exec_stmt(st);
+	int64_t tid = 0;
+	if (r == 0) {
+		st = sd_db_stmt(d, &q_token_id_of);
+		sqlite3_bind_blob(st, 1, t->hash, 32, SQLITE_STATIC);
+		if (sqlite3_step(st) == SQLITE_ROW)
+			tid = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+	}
+	if (r == 0) {
+		sd_buf args = SD_BUF_INIT;
+		sd__jargs_int(&args, "id", tid);
+		r = sd__journal_args(d, sd__now_ms(c), name, "token_create", NULL,
+				     t->readonly ? "scope=ro" : "scope=rw", &args);
+	}
+	int cr = sd_db_write_end(c->db, d, r == 0);
+	if (r == 0 && cr == 0 && t->revoked)
+		atomic_fetch_add(&c->cred_gen, 1);
+	return r ? r : cr;
+}
+
+int sd__token_revoke_hash(sd_core *c, const unsigned char hash[32])
+{
+	sd_dbc *d = sd_db_write_begin(c->db);
+	if (!d)
+		return -EIO;
+	int64_t id = 0;
+	sqlite3_stmt *st = sd_db_stmt(d, &q_token_id_of);
+	sqlite3_bind_blob(st, 1, hash, 32, SQLITE_STATIC);
+	if (sqlite3_step(st) == SQLITE_ROW)
+		id = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	sd_db_write_end(c->db, d, 0);
+	return id ? sd__token_revoke(c, id) : -ENOENT;
+}
+
+int sd__key_lines(sd_core *c, const char *name, char ***lines)
+{
+	char **v = NULL;
+	int n = 0, cap = 0;
+	sd_dbc *d = sd_db_read_begin(c->db);
+	sqlite3_stmt *st = sd_db_stmt(d, &q_keys_of);
+	sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 8;
+			v = sd_xrealloc(v, (size_t)cap * sizeof *v);
+		}
+		const char *cm = (const char *)sqlite3_column_text(st, 2);
+		v[n++] = sd_xasprintf("%s %s%s%s", (const char *)sqlite3_column_text(st, 0),
+				      (const char *)sqlite3_column_text(st, 1), cm && *cm ? " " : "",
+				      cm ? cm : "");
+	}
+	sqlite3_reset(st);
+	sd_db_read_end(c->db, d);
+	*lines = v;
+	return n;
 }

@@ -4,7 +4,8 @@
  * The function table is api.c; error words are errors.c.
  *
  * sd_core_open order: directories -> writability probe -> blob store ->
- * handle table -> database (migrations) -> auth -> writer pool -> recovery
+ * handle table -> database (migrations, then the journal's rows from
+ * before migration 0002 chained) -> auth -> writer pool -> recovery
  * (daemon) -> cleaner thread (daemon). sd_core_close undoes it in reverse;
  * front ends must be stopped first, so no upload is in flight.
  */
@@ -192,6 +193,10 @@ sd_core *sd_core_open_store(const sd_conf *conf, unsigned flags, sd_store *store
 	free(dbpath);
 	if (!c->db)
 		goto fail;
+	if ((r = sd__journal_seal(c)) < 0) {
+		snprintf(err, errlen, "cannot chain the journal of %s: %s", c->data_dir, sd__strerror(r));
+		goto fail;
+	}
 	if ((r = sd__pool_start(c, (int)conf->writer_threads)) < 0) {
 		snprintf(err, errlen, "cannot start writer threads: %s", strerror(-r));
 		goto fail;

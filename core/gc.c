@@ -9,7 +9,8 @@
  *      then the rows of deleted users with no node left go (auth.c);
  *   2. drop replaced versions older than version_retention (never a
  *      file's current version), releasing their references, and journal
- *      rows older than journal_retention;
+ *      rows older than journal_retention (the oldest rows, in seq order,
+ *      moving the chain's anchor: journal.c);
  *   3. if disk usage >= disk_high_water, remove blobs with refs = 0 whose
  *      last use is older than unreferenced_min_age (N). Unreferenced blobs
  *      below the high-water mark stay: they make later instant uploads
@@ -121,8 +122,6 @@ SD_SQL(q_old_versions,
        "WHERE w.node = v.node AND w.id > v.id) ORDER BY v.id LIMIT 512");
 SD_SQL(q_version_delete, "DELETE FROM versions WHERE id = ?1");
 SD_SQL(q_blob_unref, "UPDATE blobs SET refs = refs - 1, last_access = ?2 WHERE id = ?1");
-SD_SQL(q_journal_prune, "DELETE FROM journal WHERE seq IN (SELECT seq FROM journal WHERE ts < ?1 "
-			"ORDER BY seq LIMIT 5000)");
 
 static int drop_versions(sd_core *c, int64_t cutoff, sd_gc_report *rep)
 {
@@ -157,25 +156,6 @@ static int drop_versions(sd_core *c, int64_t cutoff, sd_gc_report *rep)
 			return r ? r : cr;
 		rep->versions_dropped += n;
 		if (n < 512)
-			return 0;
-	}
-}
-
-static int prune_journal(sd_core *c, int64_t cutoff, sd_gc_report *rep)
-{
-	for (;;) {
-		sd_dbc *d = sd_db_write_begin(c->db);
-		if (!d)
-			return -EIO;
-		sqlite3_stmt *st = sd_db_stmt(d, &q_journal_prune);
-		sqlite3_bind_int64(st, 1, cutoff);
-		int r = sd_db_exec_stmt(st);
-		int n = r == 0 ? sqlite3_changes(sd_db_handle(d)) : 0;
-		int cr = sd_db_write_end(c->db, d, r == 0);
-		if (r || cr)
-			return r ? r : cr;
-		rep->journal_pruned += n;
-		if (n < 5000)
 			return 0;
 	}
 }
@@ -287,7 +267,7 @@ int sd__gc_run(sd_core *c, int force, sd_gc_report *out)
 	if (r == 0 && conf->version_retention > 0)
 		r = drop_versions(c, now - conf->version_retention, &rep);
 	if (r == 0 && conf->journal_retention > 0)
-		r = prune_journal(c, now - conf->journal_retention, &rep);
+		r = sd__journal_prune(c, now - conf->journal_retention, &rep.journal_pruned);
 	int pct = 0;
 	if (r == 0 && (r = sd__disk_pct(c, &pct)) == 0) {
 		rep.disk_used_pct = pct;

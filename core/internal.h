@@ -18,6 +18,8 @@
  *      the same transaction as every change to them.
  *  I5. Every mutation writes its journal row in its own transaction; a
  *      journal row that cannot be written fails (rolls back) the mutation.
+ *      The row is chained to the one before it inside that transaction
+ *      (journal.c J1).
  *  I6. No content I/O (reading, writing, fsync) happens inside a
  *      transaction; only the store's place/remove steps of a commit.
  *  I7. Open-mode counts and handle generations never go negative or
@@ -25,6 +27,7 @@
  *
  * Layering (each file calls only downwards):
  *   api.c (the table: check the session, resolve paths, dispatch)
+ *   replica.c (replication: a source's rows applied with the calls below)
  *   session.c (sessions, credential re-checks)   core.c (lifecycle)
  *     -> tree.c  upload.c  instant.c  reader.c  handle.c -> file.c
  *       -> commit.c (blob row + node + version + journal in one txn)
@@ -175,15 +178,72 @@ void sd__session_handles_add(sd_session *s, int delta);
 /* A keyed tag of a stored password hash (a changed password changes it). */
 void sd__pwtag(const char *pwhash, unsigned char out[32]);
 
-/* ---- journal.c */
-/* Append one journal row inside the caller's write transaction. 0 or
- * -errno: a failure must fail the caller's transaction (I5). */
+/* ---- journal.c: the hash-chained journal (design notes in journal.c) */
+/* The text fields of a row, in canonical order: user, op, path, detail,
+ * args. */
+#define SD_JFIELDS 5
+/* Append one journal row inside the caller's write transaction, chained
+ * on the newest row (J1). args: NULL or the text of a JSON object (what a
+ * replay needs). 0 or -errno: a failure must fail the caller's
+ * transaction (I5). */
+int sd__journal_row(sd_dbc *d, int64_t ts, const char *user, const char *op, const char *path,
+		    const char *detail, const char *args);
+/* sd__journal_row without args. */
 int sd__journal(sd_dbc *d, int64_t ts, const char *user, const char *op, const char *path,
 		const char *detail);
+/* sd__journal_row with args built by sd__jargs_* into *args (may be NULL
+ * or empty: no args); frees *args whatever happens. */
+int sd__journal_args(sd_dbc *d, int64_t ts, const char *user, const char *op, const char *path,
+		     const char *detail, sd_buf *args);
+/* Add one member to the JSON object being built in b (started by the
+ * first call; sd__journal_args closes it): a string, an integer, or a
+ * mode as an octal string ("0644"). */
+void sd__jargs_str(sd_buf *b, const char *key, const char *val);
+void sd__jargs_int(sd_buf *b, const char *key, int64_t v);
+void sd__jargs_mode(sd_buf *b, const char *key, uint32_t mode);
 /* Journal a row in its own transaction (login failures). */
 int sd__journal_alone(sd_core *c, const char *user, const char *op, const char *detail);
 int sd__journal_list(sd_core *c, int64_t since_ms, const char *user, int64_t after,
 		     sd_journal_cb cb, void *arg);
+/* SHA-256 of a row's canonical byte form (journal.c design notes). */
+void sd__journal_hash(const unsigned char prev[32], int64_t seq, int64_t ts,
+		      const char *const fields[SD_JFIELDS], unsigned char out[32]);
+/* Chain the rows written before migration 0002 (J4); a no-op once done.
+ * Called by sd_core_open. */
+int sd__journal_seal(sd_core *c);
+/* Prune the prefix of rows older than cutoff (ms), moving the anchor in
+ * the same transactions (J3); adds the count to *pruned. */
+int sd__journal_prune(sd_core *c, int64_t cutoff, int64_t *pruned);
+/* One journal row as read for export and replication (strings owned). */
+typedef struct sd_jrow {
+	int64_t seq, ts;
+	char *f[SD_JFIELDS];
+	unsigned char prev[32], hash[32];
+	int has_prev, has_hash;
+} sd_jrow;
+/* Up to limit rows with seq > after, oldest first, into rows (caller's
+ * array); returns how many. Free their strings with sd__jrows_free. */
+int sd__journal_page(sd_core *c, int64_t after, int limit, sd_jrow *rows);
+void sd__jrows_free(sd_jrow *rows, int n);
+/* The anchor's seq and hash, and (head may be NULL) the newest row's seq
+ * (the anchor's when the journal is empty). */
+int sd__journal_anchor(sd_core *c, int64_t *seq, unsigned char hash[32], int64_t *head);
+/* Replication's mark: "this change applies source row seq (hash)". */
+typedef struct sd_jmark {
+	const char *source; /* the source's store_id */
+	int64_t seq;
+	unsigned char hash[32];
+	int fired;          /* set once a journal row has stored it */
+} sd_jmark;
+/* Arm m for the calling thread (NULL disarms): the next journal row this
+ * thread writes also stores m in the replica table, in the same
+ * transaction, and sets m->fired. */
+void sd__journal_mark(sd_jmark *m);
+/* Store m in the replica table inside the caller's write transaction. */
+int sd__journal_mark_store(sd_dbc *d, const sd_jmark *m, int64_t now);
+/* The meta table (store_id, journal_sealed): 0, -ENOENT, -errno. */
+int sd__meta_get(sd_dbc *d, const char *key, char *out, size_t outlen);
+int sd__meta_set(sd_dbc *d, const char *key, const char *value);
 
 /* ---- versions.c */
 /* Add one version of node -> blob (refs+1, last_access), in the caller's
@@ -436,6 +496,33 @@ int sd__self_token_create(sd_core *c, const sd_principal *u, const sd_cred *cred
 int sd__self_token_revoke(sd_core *c, const sd_principal *u, int64_t id);
 int sd__self_key_add(sd_core *c, const sd_principal *u, const sd_cred *cred, const char *line);
 int sd__self_key_remove(sd_core *c, const sd_principal *u, const char *key);
+/* For replication (replica.c): credentials copied as stored. */
+/* A user with a stored Argon2id string (NULL or "": no password). */
+int sd__user_add_hashed(sd_core *c, const char *name, const char *pwhash, int64_t quota,
+			unsigned flags);
+/* Set the stored password string (NULL or "": none); journals "passwd". */
+int sd__user_set_pwhash(sd_core *c, const char *name, const char *pwhash);
+/* The stored password string of name ("" when none): 0 or -ENOENT. */
+int sd__user_pwhash(sd_core *c, const char *name, char *out, size_t outlen);
+typedef struct sd_tokrow {
+	int64_t id;
+	unsigned char hash[32]; /* SHA-256 of the token */
+	int readonly, revoked;
+	int64_t created, expires; /* ms; expires 0 = never */
+	char user[SD_USERNAME_MAX + 1];
+} sd_tokrow;
+/* A token row by id: 0 or -ENOENT. */
+int sd__token_get(sd_core *c, int64_t id, sd_tokrow *out);
+/* The ids of name's tokens (malloc'd into *ids); returns the count. */
+int sd__token_ids(sd_core *c, const char *name, int64_t **ids);
+/* Add t (its hash, scope, times, revoked) to name unless a token with that
+ * hash exists; journals "token_create". */
+int sd__token_import(sd_core *c, const char *name, const sd_tokrow *t);
+/* Revoke the token with this hash: 0 or -ENOENT; journals "token_revoke". */
+int sd__token_revoke_hash(sd_core *c, const unsigned char hash[32]);
+/* name's public keys as authorized_keys lines (malloc'd array of malloc'd
+ * strings in *lines); returns the count. */
+int sd__key_lines(sd_core *c, const char *name, char ***lines);
 int sd__stats(sd_core *c, sd_stats *out);
 int sd__gc_run(sd_core *c, int force, sd_gc_report *out);
 

@@ -48,6 +48,7 @@ SD_SQL(q_move, "UPDATE nodes SET parent = ?2, name = ?3 WHERE id = ?1");
 SD_SQL(q_chmod, "UPDATE nodes SET mode = ?2 WHERE id = ?1");
 SD_SQL(q_mtime, "UPDATE nodes SET mtime = ?2 WHERE id = ?1");
 SD_SQL(q_parent_of, "SELECT parent FROM nodes WHERE id = ?1");
+SD_SQL(q_blob_sha, "SELECT sha256 FROM blobs WHERE id = ?1");
 
 int sd__user_root(sd_dbc *d, int64_t uid, int64_t *root)
 {
@@ -225,6 +226,20 @@ static int walk_parent(sd_dbc *d, int64_t uid, const char *npath, int create, in
 	return dir->kind == SD_KIND_DIR ? 0 : -ENOTDIR;
 }
 
+/* The content address of blob row id, as the "sha256" member of args. */
+static int blob_sha(sd_dbc *d, int64_t id, sd_buf *args)
+{
+	sqlite3_stmt *st = sd_db_stmt(d, &q_blob_sha);
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st), r = rc == SQLITE_DONE ? -ENOENT : sd_db_errno(rc);
+	if (rc == SQLITE_ROW) {
+		sd__jargs_str(args, "sha256", (const char *)sqlite3_column_text(st, 0));
+		r = 0;
+	}
+	sqlite3_reset(st);
+	return r;
+}
+
 int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, sd_put *put)
 {
 	int64_t now_ms = sd__now_ms(c), now_s = now_ms / 1000;
@@ -238,6 +253,7 @@ int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, sd_put *put)
 	size_t llen = strlen(leaf);
 	r = child(d, dir.id, leaf, llen, &n);
 	int64_t delta;
+	uint32_t fmode; /* the file's mode after the change (journalled) */
 	if (r == 0) {
 		if (n.kind == SD_KIND_DIR)
 			return -EISDIR;
@@ -261,6 +277,7 @@ int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, sd_put *put)
 		}
 		delta = (int64_t)put->size - (int64_t)n.size;
 		put->node_id = n.id;
+		fmode = put->set_mode ? put->mode & 07777 : n.mode;
 	} else if (r == -ENOENT) {
 		if (put->expect_node > 0)
 			return -ESTALE;
@@ -268,6 +285,7 @@ int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, sd_put *put)
 		if ((r = insert_node(d, put->u->id, dir.id, leaf, llen, SD_KIND_FILE, blob_id, put->size,
 				     mode, now_s, &put->node_id)) < 0)
 			return r;
+		fmode = mode;
 		if (mtime != now_s) {
 			sqlite3_stmt *st = sd_db_stmt(d, &q_mtime);
 			sqlite3_bind_int64(st, 1, put->node_id);
@@ -286,7 +304,17 @@ int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, sd_put *put)
 	char detail[128];
 	snprintf(detail, sizeof detail, "size=%llu blob=%lld", (unsigned long long)put->size,
 		 (long long)blob_id);
-	if ((r = sd__journal(d, now_ms, put->u->name, put->op, put->npath, detail)) < 0)
+	/* what a replay needs: the content's address, and the file's mode
+	 * and mtime after the change */
+	sd_buf args = SD_BUF_INIT;
+	if ((r = blob_sha(d, blob_id, &args)) < 0) {
+		sd_buf_free(&args);
+		return r;
+	}
+	sd__jargs_int(&args, "size", (int64_t)put->size);
+	sd__jargs_mode(&args, "mode", fmode);
+	sd__jargs_int(&args, "mtime", mtime);
+	if ((r = sd__journal_args(d, now_ms, put->u->name, put->op, put->npath, detail, &args)) < 0)
 		return r;
 	if (put->st) {
 		if ((r = node_by_id(d, put->node_id, &n)) < 0)
@@ -423,10 +451,14 @@ int sd__tree_mkdir(sd_core *c, const sd_principal *u, const char *np, uint32_t m
 		if (r == 0)
 			r = (parents && n.kind == SD_KIND_DIR) ? 0 : -EEXIST;
 		else if (r == -ENOENT) {
-			r = insert_node(d, u->id, dir.id, leaf, strlen(leaf), SD_KIND_DIR, 0, 0,
-					mode ? mode & 07777 : 0755, now_ms / 1000, NULL);
+			uint32_t m = mode ? mode & 07777 : 0755;
+			r = insert_node(d, u->id, dir.id, leaf, strlen(leaf), SD_KIND_DIR, 0, 0, m,
+					now_ms / 1000, NULL);
+			sd_buf args = SD_BUF_INIT;
+			sd__jargs_mode(&args, "mode", m);
 			if (r == 0)
-				r = sd__journal(d, now_ms, name, "mkdir", np, NULL);
+				r = sd__journal_args(d, now_ms, name, "mkdir", np, NULL, &args);
+			sd_buf_free(&args);
 		}
 	}
 	int cr = sd_db_write_end(c->db, d, r == 0);
@@ -491,9 +523,14 @@ int sd__tree_remove(sd_core *c, const sd_principal *u, const char *np, int want_
 	}
 	if (r == 0)
 		r = delete_node(d, &n, u->id, now_ms);
-	if (r == 0)
-		r = sd__journal(d, now_ms, name, n.kind == SD_KIND_DIR ? "rmdir" : "delete", np,
-				recursive && n.kind == SD_KIND_DIR ? "recursive" : NULL);
+	if (r == 0) {
+		int rec = recursive && n.kind == SD_KIND_DIR;
+		sd_buf args = SD_BUF_INIT;
+		if (rec)
+			sd__jargs_int(&args, "recursive", 1);
+		r = sd__journal_args(d, now_ms, name, n.kind == SD_KIND_DIR ? "rmdir" : "delete", np,
+				     rec ? "recursive" : NULL, &args);
+	}
 	int cr = sd_db_write_end(c->db, d, r == 0);
 	return r ? r : cr;
 }
@@ -564,9 +601,10 @@ int sd__tree_rename(sd_core *c, const sd_principal *u, const char *nf, const cha
 		r = sd_db_exec_stmt(st);
 	}
 	if (r == 0) {
-		sd_buf det = SD_BUF_INIT;
+		sd_buf det = SD_BUF_INIT, args = SD_BUF_INIT;
 		sd_buf_printf(&det, "to=%s", nt);
-		r = sd__journal(d, now_ms, name, "rename", nf, det.data);
+		sd__jargs_str(&args, "to", nt);
+		r = sd__journal_args(d, now_ms, name, "rename", nf, det.data, &args);
 		sd_buf_free(&det);
 	}
 	int cr = sd_db_write_end(c->db, d, r == 0);
@@ -596,7 +634,12 @@ static int set_attr(sd_core *c, const sd_principal *u, const char *np, sd_sql *q
 		char det[48];
 		snprintf(det, sizeof det, q == &q_chmod ? "mode=%llo" : "mtime=%lld",
 			 (long long)value);
-		r = sd__journal(d, now_ms, name, op, np, det);
+		sd_buf args = SD_BUF_INIT;
+		if (q == &q_chmod)
+			sd__jargs_mode(&args, "mode", (uint32_t)value);
+		else
+			sd__jargs_int(&args, "mtime", value);
+		r = sd__journal_args(d, now_ms, name, op, np, det, &args);
 	}
 	int cr = sd_db_write_end(c->db, d, r == 0);
 	return r ? r : cr;
