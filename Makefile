@@ -1,6 +1,7 @@
 # storaged - the only build system. See README.md.
 #
-#   make            build storaged, storagectl and the front-end modules
+#   make            build storaged, storagectl, the front-end modules,
+#                   libstoraged (client library) and stor (client tools)
 #   make run        install deps, build, run the daemon with ./storaged.conf
 #   make test       install deps, build, unit tests (plain + ASan/UBSan),
 #                   integration tests against the real daemon
@@ -59,8 +60,11 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 UNIT_ASAN_BIN := $(UNIT_SRC:tests/unit/%.c=$(ASAN_BUILD)/tests/%)
 TEST_MODULES := $(BUILD)/tests/testmod.so $(BUILD)/tests/badabi.so $(BUILD)/tests/badsig.so
 
+# libstoraged, stor and their test programs (client/client.mk)
+include client/client.mk
+
 .PHONY: all deps run test unit unit-asan integration install clean doc-config bench
-all: storaged storagectl $(MODULE_SOS)
+all: storaged storagectl $(MODULE_SOS) client
 
 deps:
 	@packaging/install-deps.sh
@@ -141,6 +145,12 @@ $(BUILD)/tests/test_sdjson $(ASAN_BUILD)/tests/test_sdjson: util/sdjson.c util/s
 $(BUILD)/tests/test_sdjson $(ASAN_BUILD)/tests/test_sdjson: \
 	TEST_EXTRA = $(JANSSON_CFLAGS) util/sdjson.c $(JANSSON_LIBS)
 
+# test_http_ranges: the HTTP module's leaf parsers (frontends/http/ranges.c)
+$(BUILD)/tests/test_http_ranges $(ASAN_BUILD)/tests/test_http_ranges: \
+	frontends/http/ranges.c frontends/http/http.h
+$(BUILD)/tests/test_http_ranges $(ASAN_BUILD)/tests/test_http_ranges: \
+	TEST_EXTRA = $(JANSSON_CFLAGS) -Ifrontends/http frontends/http/ranges.c
+
 unit: $(UNIT_BIN) $(TEST_MODULES)
 	@tests/unit/run.sh $(UNIT_BIN)
 
@@ -174,7 +184,7 @@ doc-config: all
 	docs/gen-config-reference.sh ./storaged storaged.conf docs/configuration.md > docs/configuration.md.new
 	mv docs/configuration.md.new docs/configuration.md
 
-install: all
+install: all install-client
 	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MODDIR) \
 		$(DESTDIR)$(SYSCONFDIR)/storaged
 	install -m 0755 storaged $(DESTDIR)$(SBINDIR)/storaged
@@ -185,4 +195,4 @@ install: all
 		> $(DESTDIR)$(SYSCONFDIR)/storaged/storaged.conf
 
 clean:
-	rm -rf $(BUILD) storaged storagectl frontends/*.so
+	rm -rf $(BUILD) storaged storagectl stor frontends/*.so

@@ -948,7 +948,7 @@ print(got / t / 1048576)
         libs = out("pkg-config --libs sqlite3 libsodium libcrypto inih").split()
         cflags = out("pkg-config --cflags sqlite3 libsodium libcrypto inih").split()
         sh(["cc", "-O2", "-std=c11", "-D_GNU_SOURCE", "-Wall", "-Wextra", "-Werror", "-pthread",
-            f"-I{ROOT}", f"-I{ROOT}/core"] + cflags + ["-o", exe, os.path.join(ROOT, "bench/scale.c"),
+            f"-I{ROOT}", f"-I{ROOT}/core", f"-I{ROOT}/util"] + cflags + ["-o", exe, os.path.join(ROOT, "bench/scale.c"),
                                                       os.path.join(ROOT, "build/libsdcore.a")] + libs
            + ["-ldl", "-lpthread", "-lm"])
         d = os.path.join(TMP, "scale-data")

@@ -34,7 +34,7 @@
 
 static const sd_core_api *api;
 static sd_core *core;
-static sd_user user;
+static sd_session *user; /* acts as the user "scale" (sd_core_session) */
 static long nfiles, bigdir;
 static int nthreads;
 
@@ -79,7 +79,7 @@ static void *import_range(void *arg)
 		if (n < 0 || (size_t)n >= sizeof payload)
 			die("snprintf", "payload", -EINVAL);
 		sd_upload *up = NULL;
-		int rc = api->upload_begin(core, &user, path, 0, 0, 0644, &up);
+		int rc = api->upload_begin(user, path, 0, 0, 0644, &up);
 		if (rc < 0)
 			die("upload_begin", path, rc);
 		rc = api->upload_write(up, payload, sizeof payload);
@@ -159,17 +159,17 @@ int main(int argc, char **argv)
 	int rc = api->user_add(core, "scale", "scale-password", 0, 0, &uid);
 	if (rc < 0)
 		die("user_add", "scale", rc);
-	if ((rc = api->user_get(core, "scale", &user)) < 0)
-		die("user_get", "scale", rc);
+	if ((rc = sd_core_session(core, "scale", &user)) < 0)
+		die("sd_core_session", "scale", rc);
 
 	/* directories first (not timed separately: part of the import) */
 	double t0 = now_s();
 	char path[64];
-	if (bigdir > 0 && (rc = api->mkdir(core, &user, "/big", 0755, 0)) < 0)
+	if (bigdir > 0 && (rc = api->mkdir(user, "/big", 0755, 0)) < 0)
 		die("mkdir", "/big", rc);
 	for (long d = 0; d * 1000 < nfiles - bigdir; d++) {
 		snprintf(path, sizeof path, "/d%04ld", d);
-		if ((rc = api->mkdir(core, &user, path, 0755, 0)) < 0)
+		if ((rc = api->mkdir(user, path, 0755, 0)) < 0)
 			die("mkdir", path, rc);
 	}
 	pthread_t th[64];
@@ -197,7 +197,7 @@ int main(int argc, char **argv)
 		file_path(i, path, sizeof path);
 		sd_stat st;
 		double a = now_s();
-		rc = api->stat(core, &user, path, &st);
+		rc = api->stat(user, path, &st);
 		lat[k] = (now_s() - a) * 1e6;
 		if (rc < 0)
 			die("stat", path, rc);
@@ -214,7 +214,7 @@ int main(int argc, char **argv)
 		long count = 0;
 		int more = 0;
 		double a = now_s();
-		rc = api->readdir(core, &user, "/big", NULL, 0, count_cb, &count, &more);
+		rc = api->readdir(user, "/big", NULL, 0, count_cb, &count, &more);
 		double list_s = now_s() - a;
 		if (rc < 0)
 			die("readdir", "/big", rc);
@@ -224,7 +224,7 @@ int main(int argc, char **argv)
 		a = now_s();
 		do {
 			long before = ps.count;
-			rc = api->readdir(core, &user, "/big", ps.count ? ps.last : NULL, 1000, page_cb,
+			rc = api->readdir(user, "/big", ps.count ? ps.last : NULL, 1000, page_cb,
 					  &ps, &more);
 			if (rc < 0)
 				die("readdir page", "/big", rc);
@@ -237,6 +237,7 @@ int main(int argc, char **argv)
 		printf("list_entries=%ld\nlist_s=%.3f\nlist_pages_s=%.3f\n", count, list_s, pages_s);
 	}
 
+	api->session_close(user);
 	sd_core_close(core); /* checkpoints the WAL into the database file */
 	long long db = file_size(conf.data_dir, "storaged.db") +
 		       file_size(conf.data_dir, "storaged.db-wal");

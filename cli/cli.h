@@ -7,10 +7,11 @@
  *                 JSON output, small text helpers
  *   tree.c        acting as a user: the one place that turns a user name
  *                 into what the engine's tree calls take
- *   cmd_user.c    user ..., user key add, token ...
+ *   cmd_user.c    user ..., user key add|list|remove, user delete, token ...
  *   cmd_files.c   put, get, ls, rm, mkdir
  *   cmd_import.c  import
  *   cmd_admin.c   stats, gc, fsck, journal
+ *   cmd_journal.c journal verify, journal export, replicate
  *   cmd_history.c versions, restore, trash, rollback
  *
  * A command handler gets the arguments after its own name (argv[0] is the
@@ -48,6 +49,13 @@ extern const sd_core_api *cli_api;
  * no cleaner thread; the daemon may be running). Opens it at most once per
  * process; main() closes it. Returns 0, or prints the reason and returns 1. */
 int cli_open(void);
+/* Open a second engine (replicate's copy), after cli_open: on the data
+ * directory DIR with the settings of storagectl's configuration, or, when
+ * dir_or_conf is a regular file, on the configuration it holds (*conf is
+ * loaded either way; free it with sd_conf_free after sd_core_close).
+ * NULL after printing why. */
+struct sd_conf;
+sd_core *cli_open_second(const char *dir_or_conf, struct sd_conf *conf);
 
 /* ------------------------------------------------------------ commands */
 
@@ -72,6 +80,9 @@ int cli_cmd_user_passwd(int argc, char **argv);
 int cli_cmd_user_set(int argc, char **argv);
 int cli_cmd_user_list(int argc, char **argv);
 int cli_cmd_user_key_add(int argc, char **argv);
+int cli_cmd_user_key_list(int argc, char **argv);
+int cli_cmd_user_key_remove(int argc, char **argv);
+int cli_cmd_user_delete(int argc, char **argv);
 int cli_cmd_token_create(int argc, char **argv);
 int cli_cmd_token_revoke(int argc, char **argv);
 int cli_cmd_token_list(int argc, char **argv);
@@ -85,6 +96,9 @@ int cli_cmd_stats(int argc, char **argv);
 int cli_cmd_gc(int argc, char **argv);
 int cli_cmd_fsck(int argc, char **argv);
 int cli_cmd_journal(int argc, char **argv);
+int cli_cmd_journal_verify(int argc, char **argv);
+int cli_cmd_journal_export(int argc, char **argv);
+int cli_cmd_replicate(int argc, char **argv);
 int cli_cmd_versions(int argc, char **argv);
 int cli_cmd_restore(int argc, char **argv);
 int cli_cmd_trash(int argc, char **argv);

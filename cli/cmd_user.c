@@ -1,5 +1,6 @@
 /*
- * cmd_user.c - storagectl user ..., user key add, token ...: accounts,
+ * cmd_user.c - storagectl user ..., user key add|list|remove, user delete,
+ * token ...: accounts,
  * SSH keys and API tokens (the engine's administration calls; no user
  * tree is touched).
  *
@@ -64,6 +65,11 @@ static int get_new_password(const char *what, int from_stdin, char *pw, size_t p
 {
 	int rc;
 	if (from_stdin) {
+		if (isatty(STDIN_FILENO)) {
+			/* a terminal, not a pipe: say what we wait for (it echoes) */
+			fputs("Password (one line, shown as typed; end with Enter): ", stderr);
+			fflush(stderr);
+		}
 		rc = read_line_stdin(pw, pwlen);
 		if (rc == -EINVAL)
 			return cli_fail(what, "no password on stdin (empty line or end of input)");
@@ -330,8 +336,104 @@ int cli_cmd_user_key_add(int argc, char **argv)
 		fclose(f);
 	if (added == 0 && bad == 0 && dups == 0)
 		return cli_fail("user key add", "%s: no keys in file", file);
-	printf("added %d key%s for %s\n", added, added == 1 ? "" : "s", name);
+	printf("added %d key%s for %s", added, added == 1 ? "" : "s", name);
+	if (dups)
+		printf(" (%d already registered, skipped)", dups);
+	printf("\n");
 	return bad ? 1 : 0;
+}
+
+typedef struct key_ctx {
+	int json;
+	cli_jlist jl;
+} key_ctx;
+
+static int key_list_cb(void *arg, const sd_key_info *k)
+{
+	key_ctx *kc = arg;
+	if (kc->json) {
+		cli_jlist_add(&kc->jl, sd_json_key(k));
+		return 0;
+	}
+	char created[40];
+	sd_json_time_text(k->created * 1000, 0, created, sizeof created);
+	printf("%6" PRId64 " %-20s %-51s %-20s %s\n", k->id, k->type, k->fingerprint, created,
+	       k->comment);
+	return 0;
+}
+
+int cli_cmd_user_key_list(int argc, char **argv)
+{
+	key_ctx kc = {0, {0, 0}};
+	int c;
+	cli_args a;
+	cli_args_init(&a, argc, argv);
+	while ((c = cli_next_opt(&a, NULL, json_opts)) != -1) {
+		if (c == CLI_OPT_ERR)
+			return 2;
+		kc.json = 1;
+	}
+	if (a.npos != 1)
+		return cli_usage_err("user key list needs exactly one NAME");
+	if (cli_open())
+		return 1;
+	if (kc.json)
+		cli_jlist_begin(&kc.jl);
+	else
+		printf("%6s %-20s %-51s %-20s %s\n", "ID", "TYPE", "FINGERPRINT", "CREATED", "COMMENT");
+	int rc = cli_api->key_list(cli_core, a.pos[0], key_list_cb, &kc);
+	if (kc.json && cli_jlist_end(&kc.jl, "user key list"))
+		return 1;
+	if (rc < 0)
+		return cli_fail("user key list", "%s: %s", a.pos[0],
+				rc == -ENOENT ? "no such user" : cli_errstr(rc));
+	return 0;
+}
+
+int cli_cmd_user_key_remove(int argc, char **argv)
+{
+	cli_args a;
+	cli_args_init(&a, argc, argv);
+	if (cli_next_opt(&a, NULL, NULL) != -1)
+		return 2;
+	if (a.npos != 2)
+		return cli_usage_err("user key remove NAME KEYID|FINGERPRINT");
+	const char *name = a.pos[0], *key = a.pos[1];
+	if (cli_open())
+		return 1;
+	sd_user u;
+	int rc = cli_api->user_get(cli_core, name, &u);
+	if (rc == 0)
+		rc = cli_api->key_remove(cli_core, name, key);
+	else if (rc == -ENOENT)
+		return cli_fail("user key remove", "%s: no such user", name);
+	if (rc == -ENOENT)
+		return cli_fail("user key remove", "%s: no such key for %s (see user key list %s)", key,
+				name, name);
+	if (rc < 0)
+		return cli_fail("user key remove", "%s: %s", key, cli_errstr(rc));
+	printf("removed key %s of %s\n", key, name);
+	return 0;
+}
+
+int cli_cmd_user_delete(int argc, char **argv)
+{
+	cli_args a;
+	cli_args_init(&a, argc, argv);
+	if (cli_next_opt(&a, NULL, NULL) != -1)
+		return 2;
+	if (a.npos != 1)
+		return cli_usage_err("user delete needs exactly one NAME");
+	const char *name = a.pos[0];
+	if (cli_open())
+		return 1;
+	int rc = cli_api->user_delete(cli_core, name);
+	if (rc < 0)
+		return cli_fail("user delete", "%s: %s", name,
+				rc == -ENOENT ? "no such user" : cli_errstr(rc));
+	printf("user %s deleted: sessions ended, tokens and keys removed; its files are deleted "
+	       "and purged by the cleaner after deleted_retention\n", name);
+	return 0;
 }
 
 /* ------------------------------------------------------------ token */

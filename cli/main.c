@@ -75,6 +75,11 @@ const cli_cmd cli_commands[] = {
     {"user list", G_USERS, "user list [--json]", NULL, cli_cmd_user_list},
     {"user key add", G_USERS, "user key add NAME PUBKEYFILE",
      "(OpenSSH .pub / authorized_keys; - = stdin)", cli_cmd_user_key_add},
+    {"user key list", G_USERS, "user key list NAME [--json]", NULL, cli_cmd_user_key_list},
+    {"user key remove", G_USERS, "user key remove NAME KEYID|FINGERPRINT", NULL,
+     cli_cmd_user_key_remove},
+    {"user delete", G_USERS, "user delete NAME",
+     "(files: logical delete, purged by the cleaner)", cli_cmd_user_delete},
     {"token create", G_TOKENS, "token create NAME [--expires DUR] [--scope ro|rw]", NULL,
      cli_cmd_token_create},
     {"token revoke", G_TOKENS, "token revoke ID", NULL, cli_cmd_token_revoke},
@@ -97,6 +102,12 @@ const cli_cmd cli_commands[] = {
     {"fsck", G_MAINT, "fsck [--repair]", NULL, cli_cmd_fsck},
     {"journal", G_MAINT, "journal [--since TIME] [--user NAME] [--json]",
      "(TIME: 2026-11-21T10:00:00 UTC, or 10m ago)", cli_cmd_journal},
+    {"journal verify", G_MAINT, "journal verify [--json]", "(check the hash chain)",
+     cli_cmd_journal_verify},
+    {"journal export", G_MAINT, "journal export [--since SEQ]", "(JSON lines, rows after SEQ)",
+     cli_cmd_journal_export},
+    {"replicate", G_MAINT, "replicate --to DIR|CONF [--max-rows N] [-q]",
+     "(bring a copy up to date)", cli_cmd_replicate},
     {"version", G_MAINT, "version", NULL, cmd_version},
     {"help", NULL, NULL, NULL, cmd_help},
     {NULL, NULL, NULL, NULL, NULL},
@@ -214,6 +225,17 @@ static int g_conf_loaded;
 sd_core *cli_core;
 const sd_core_api *cli_api;
 
+/* The configuration file cli_open loads. */
+static const char *conf_path(void)
+{
+	const char *path = g_conf_path;
+	if (!path)
+		path = getenv("STORAGED_CONF");
+	if (!path || !*path)
+		path = CLI_DEFAULT_CONF;
+	return path;
+}
+
 /* Run as root on a data directory owned by another user (the packaged
  * `storaged` user), become that user first: files storagectl creates (the
  * database's WAL, blobs, temp files) must stay writable by the daemon.
@@ -234,12 +256,7 @@ int cli_open(void)
 	if (cli_core)
 		return 0;
 	char err[512];
-	const char *path = g_conf_path;
-	if (!path)
-		path = getenv("STORAGED_CONF");
-	if (!path || !*path)
-		path = CLI_DEFAULT_CONF;
-	int rc = sd_conf_load(path, &g_conf, err, sizeof err);
+	int rc = sd_conf_load(conf_path(), &g_conf, err, sizeof err);
 	if (rc < 0)
 		return cli_fail("config", "%s", err);
 	g_conf_loaded = 1;
@@ -252,6 +269,39 @@ int cli_open(void)
 		return cli_fail("open", "%s", err);
 	cli_api = sd_core_api_table();
 	return 0;
+}
+
+sd_core *cli_open_second(const char *dir_or_conf, sd_conf *conf)
+{
+	char err[512];
+	struct stat st;
+	int is_conf = stat(dir_or_conf, &st) == 0 && S_ISREG(st.st_mode);
+	if (sd_conf_load(is_conf ? dir_or_conf : conf_path(), conf, err, sizeof err) < 0) {
+		cli_fail("config", "%s", err);
+		return NULL;
+	}
+	if (!is_conf) {
+		char *abs = NULL;
+		if (dir_or_conf[0] == '/') {
+			abs = sd_xstrdup(dir_or_conf);
+		} else {
+			char cwd[4096];
+			if (!getcwd(cwd, sizeof cwd)) {
+				sd_conf_free(conf);
+				cli_fail("open", "cannot find the current directory: %s", strerror(errno));
+				return NULL;
+			}
+			abs = sd_xasprintf("%s/%s", cwd, dir_or_conf);
+		}
+		free(conf->data_dir);
+		conf->data_dir = abs;
+	}
+	sd_core *c = sd_core_open(conf, 0, err, sizeof err);
+	if (!c) {
+		cli_fail("open", "%s", err);
+		sd_conf_free(conf);
+	}
+	return c;
 }
 
 static void cli_close(void)

@@ -391,6 +391,15 @@ static int a_handle_abandon(sd_session *s, sd_handle h)
 	return r;
 }
 
+static int a_handle_info(sd_session *s, sd_handle h, sd_handle_info *out)
+{
+	int detached = 0;
+	WITH_HANDLE(s, h, f, (sd__file_info(f, out), detached = sd__handle_detached(c, h)));
+	out->flags |= detached ? SD_O_DETACHED : 0;
+	out->idle_timeout = detached ? c->conf->handle_idle_timeout : 0;
+	return 0;
+}
+
 static int a_open_state(sd_session *s, const char *path, unsigned *state)
 {
 	ENTER(s, u);
@@ -424,9 +433,9 @@ static int a_trash_restore(sd_session *s, int64_t item, const char *to, sd_stat 
 {
 	ENTER(s, u);
 	if (!to)
-		return sd__hist_trash_restore(c, u, item, NULL, st);
+		return sd__hist_trash_restore(c, u, item, NULL, 0, st);
 	RESOLVE(s, to, nt);
-	return sd__hist_trash_restore(c, u, item, nt, st);
+	return sd__hist_trash_restore(c, u, item, nt, 0, st);
 }
 
 static int a_trash_empty(sd_session *s, int64_t item)
@@ -452,6 +461,49 @@ static int a_at_path(sd_session *s, const char *path, int64_t at_ms, char *out, 
 	if (anonymous(s))
 		return -ENOENT;
 	return sd__hist_at_path(c, u, np, at_ms, out, outlen);
+}
+
+/* ------------------------------------------------------------ self-service */
+
+static int a_self_password(sd_session *s, const char *old, const char *new_pw)
+{
+	ENTER(s, u);
+	sd_cred cred;
+	sd__session_cred(s, &cred);
+	sd_session_info si;
+	sd__session_info(s, &si);
+	return sd__self_password(c, u, &cred, si.addr, old, new_pw);
+}
+
+static int a_self_token_create(sd_session *s, int scope, int64_t expires,
+			       char out[SD_TOKEN_MAX], int64_t *id)
+{
+	ENTER(s, u);
+	sd_cred cred;
+	sd__session_cred(s, &cred);
+	return sd__self_token_create(c, u, &cred, scope, expires, out, id);
+}
+
+static int a_self_token_revoke(sd_session *s, int64_t id)
+{
+	ENTER(s, u);
+	return sd__self_token_revoke(c, u, id);
+}
+
+static int a_self_key_add(sd_session *s, const char *line)
+{
+	ENTER(s, u);
+	if (!line)
+		return -EINVAL;
+	sd_cred cred;
+	sd__session_cred(s, &cred);
+	return sd__self_key_add(c, u, &cred, line);
+}
+
+static int a_self_key_remove(sd_session *s, const char *key)
+{
+	ENTER(s, u);
+	return sd__self_key_remove(c, u, key);
 }
 
 /* ------------------------------------------------------------ the rest */
@@ -537,6 +589,16 @@ const sd_core_api sd__api = {
 	.stats = sd__stats,
 	.gc_run = sd__gc_run,
 	.journal = a_journal,
+	.handle_info = a_handle_info,
+	.auth_blocked_for = sd__auth_blocked_for,
+	.user_delete = sd__user_delete,
+	.key_list = sd__key_list,
+	.key_remove = sd__key_remove,
+	.self_password = a_self_password,
+	.self_token_create = a_self_token_create,
+	.self_token_revoke = a_self_token_revoke,
+	.self_key_add = a_self_key_add,
+	.self_key_remove = a_self_key_remove,
 	.version_restore = a_version_restore,
 	.trash_list = a_trash_list,
 	.trash_restore = a_trash_restore,

@@ -5,7 +5,6 @@
  * commit.c.
  */
 #include <errno.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,40 +83,18 @@ void sd__blob_touch_flush(sd_core *c)
 	free(ids);
 }
 
+static ssize_t reader_source(void *src, void *buf, size_t len, uint64_t off)
+{
+	return sd__reader_pread(src, buf, len, off);
+}
+
 int sd__blob_hash(sd_core *c, const char *hex, uint64_t size, char out[SD_SHA256_HEX])
 {
 	sd_reader *r;
 	int rc = sd__reader_open_hex(c, hex, size, &r);
 	if (rc < 0)
 		return rc;
-	EVP_MD_CTX *md = EVP_MD_CTX_new();
-	if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
-		EVP_MD_CTX_free(md);
-		sd__reader_close(r);
-		return -ENOMEM;
-	}
-	size_t bufsz = 1 << 20;
-	char *buf = sd_xmalloc(bufsz);
-	uint64_t off = 0;
-	for (;;) {
-		ssize_t n = sd__reader_pread(r, buf, bufsz, off);
-		if (n < 0) {
-			rc = (int)n;
-			break;
-		}
-		if (n == 0)
-			break;
-		EVP_DigestUpdate(md, buf, (size_t)n);
-		off += (uint64_t)n;
-	}
-	if (rc == 0) {
-		unsigned char dg[32];
-		unsigned int dl = 0;
-		EVP_DigestFinal_ex(md, dg, &dl);
-		sd_hex(dg, 32, out);
-	}
-	free(buf);
-	EVP_MD_CTX_free(md);
+	rc = sd__hash_source(reader_source, r, size, out);
 	sd__reader_close(r);
 	return rc;
 }

@@ -4,7 +4,8 @@
  * The function table is api.c; error words are errors.c.
  *
  * sd_core_open order: directories -> writability probe -> blob store ->
- * handle table -> database (migrations) -> auth -> writer pool -> recovery
+ * handle table -> database (migrations, then the journal's rows from
+ * before migration 0002 chained) -> auth -> writer pool -> recovery
  * (daemon) -> cleaner thread (daemon). sd_core_close undoes it in reverse;
  * front ends must be stopped first, so no upload is in flight.
  */
@@ -32,7 +33,7 @@ int sd__disk_pct(sd_core *c, int *pct)
 {
 	if (c->disk_fn)
 		return c->disk_fn(c->disk_arg, pct);
-	return c->store->ops->space(c->store, pct, NULL, NULL);
+	return c->store->ops->space(c->store, pct, NULL, NULL, NULL);
 }
 
 void sd__core_set_clock(sd_core *c, int64_t (*fn)(void *arg), void *arg)
@@ -89,7 +90,7 @@ int sd__stats(sd_core *c, sd_stats *out)
 	memset(out, 0, sizeof *out);
 	sd_dbc *d = sd_db_read_begin(c->db);
 	static const char *q =
-	    "SELECT (SELECT count(*) FROM users),"
+	    "SELECT (SELECT count(*) FROM users WHERE substr(name, 1, 1) != '~'),"
 	    " (SELECT count(*) FROM nodes WHERE kind = 1 AND deleted_at IS NULL),"
 	    " (SELECT count(*) FROM nodes WHERE kind = 2 AND deleted_at IS NULL AND parent IS NOT NULL),"
 	    " (SELECT count(*) FROM nodes WHERE deleted_at IS NOT NULL),"
@@ -192,6 +193,10 @@ sd_core *sd_core_open_store(const sd_conf *conf, unsigned flags, sd_store *store
 	free(dbpath);
 	if (!c->db)
 		goto fail;
+	if ((r = sd__journal_seal(c)) < 0) {
+		snprintf(err, errlen, "cannot chain the journal of %s: %s", c->data_dir, sd__strerror(r));
+		goto fail;
+	}
 	if ((r = sd__pool_start(c, (int)conf->writer_threads)) < 0) {
 		snprintf(err, errlen, "cannot start writer threads: %s", strerror(-r));
 		goto fail;

@@ -50,6 +50,78 @@ typedef struct sd_fsck_report {
 int sd_core_fsck(sd_core *c, int repair, sd_fsck_report *r,
 		 void (*cb)(void *arg, const char *line), void *arg);
 
+/* -- the journal: tamper evidence and replication ----------------------- */
+/* journal.c's design notes define the hash chain; replica.c the replay. */
+
+#define SD_STORE_ID_MAX 40 /* a store id (32 hex digits) and NUL */
+
+/* This data directory's store id (random, made by migration 0002): what
+ * a copy made by sd_core_replicate calls its source. 0 or -errno. */
+int sd_core_store_id(sd_core *c, char out[SD_STORE_ID_MAX]);
+
+/* One journal row with its chain fields; strings valid during the
+ * callback. args is NULL or the text of a JSON object (what a replay
+ * needs: docs/architecture.md lists it per op); prev and hash are 64 hex
+ * digits, "" when the row has none. */
+typedef struct sd_journal_rec {
+	int64_t seq;
+	int64_t ts; /* ms */
+	const char *user, *op, *path, *detail, *args;
+	char prev[65], hash[65];
+} sd_journal_rec;
+typedef int (*sd_journal_rec_cb)(void *arg, const sd_journal_rec *r); /* nonzero stops */
+
+/* Every row with seq > after, oldest first, read in pages (no transaction
+ * is open during a callback). Returns the count delivered. */
+int sd_core_journal_export(sd_core *c, int64_t after, sd_journal_rec_cb cb, void *arg);
+
+/* The outcome of a chain check. */
+typedef struct sd_journal_verify {
+	int64_t anchor_seq;    /* the chain starts after this seq */
+	char anchor_hash[65];
+	int64_t first, last;   /* seqs of the first row seen and the last intact one */
+	int64_t rows;          /* rows found intact */
+	char head_hash[65];    /* hash of the last intact row (the anchor's if none) */
+	int64_t bad_seq;       /* 0: intact; else the first row where it breaks */
+	char reason[160];      /* why, when bad_seq != 0 */
+} sd_journal_verify;
+/* Recompute the chain from the anchor in one read transaction and stop at
+ * the first row that breaks it. 0 (look at out->bad_seq) or -errno. */
+int sd_core_journal_verify(sd_core *c, sd_journal_verify *out);
+
+/* What a replication run did. */
+typedef struct sd_replicate_report {
+	char source[SD_STORE_ID_MAX]; /* the source's store id */
+	int64_t from_seq;     /* the copy's position before the run */
+	int64_t to_seq;       /* and after it (the last source row applied) */
+	int64_t target_seq;   /* the source's newest row when the run began */
+	int64_t rows;         /* source rows applied in this run */
+	int64_t files;        /* file contents committed (write, instant, copy) */
+	int64_t blobs_copied; /* contents the copy did not hold, copied */
+	int64_t bytes_copied;
+	int64_t fail_seq;     /* the source row that could not be applied, or 0 */
+} sd_replicate_report;
+/* Bring the data directory of dst up to date with src: apply every src
+ * journal row after dst's position, in order, through the engine's own
+ * calls on dst (mkdir, commit, rename, ... and user, key and token
+ * changes), copying the contents they name from src's store into dst's
+ * (store.h) when dst lacks them. Each row is applied in one dst
+ * transaction that also stores the new position (source id, seq, hash),
+ * so a run killed at any point resumes where it stopped, and a second run
+ * applies nothing. A new copy must be empty (no users), or a copy of src's
+ * data directory taken while src was stopped.
+ *
+ * The run stops before the first row it cannot apply (the reason in err):
+ * src's chain broken there, an op this engine does not know, content src
+ * no longer stores, dst changed by something else. max_rows > 0 stops
+ * after that many rows. progress (may be NULL) is called after every 256
+ * rows. Returns 0 or a negative error with err set (rep is
+ * filled either way). Neither core may run a cleaner pass meanwhile from
+ * this process; src and dst must be different data directories. */
+int sd_core_replicate(sd_core *src, sd_core *dst, int64_t max_rows, sd_replicate_report *rep,
+		      void (*progress)(void *arg, const sd_replicate_report *rep), void *arg,
+		      char *err, size_t errlen);
+
 /* -- sessions for the admin tool ---------------------------------------- */
 /* A session acting as the named user without credentials (storagectl runs
  * with the rights of the data directory's owner, so the session also works

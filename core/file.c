@@ -560,6 +560,13 @@ int sd__file_close(sd_file *f)
 	return r;
 }
 
+void sd__file_info(const sd_file *f, sd_handle_info *out)
+{
+	out->flags = (f->flags & ~(SD_O_EXCLUSIVE | SD_O_SHARE_READ | SD_O_SHARE_WRITE)) | f->omode;
+	out->dirty = f->dirty || f->pending;
+	snprintf(out->path, sizeof out->path, "%s", f->npath);
+}
+
 const char *sd__file_path(const sd_file *f)
 {
 	return f->npath;

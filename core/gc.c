@@ -6,10 +6,12 @@
  *      deleted node whose parent is live is purged with its whole subtree
  *      (its descendants were deleted no later than it), dropping their
  *      versions (and so their blob references) and their placements, in
- *      one transaction per node (trash_empty purges the same way);
+ *      one transaction per node (trash_empty purges the same way); then
+ *      the rows of deleted users with no node left go (auth.c);
  *   2. drop versions replaced longer ago than version_retention (never a
  *      file's current version), releasing their references, journal rows
- *      older than journal_retention, and history no view can reach any
+ *      older than journal_retention (the oldest rows, in seq order, moving
+ *      the chain's anchor: journal.c), and history no view can reach any
  *      more (history.c H7): stays that ended before deleted_retention and
  *      change moments before the history horizon;
  *   3. if disk usage >= disk_high_water, remove blobs with refs = 0 whose
@@ -141,8 +143,6 @@ SD_SQL(q_old_versions,
        "WHERE w.node = v.node AND w.id > v.id AND w.ts < ?1) ORDER BY v.id LIMIT 512");
 SD_SQL(q_version_delete, "DELETE FROM versions WHERE id = ?1");
 SD_SQL(q_blob_unref, "UPDATE blobs SET refs = refs - 1, last_access = ?2 WHERE id = ?1");
-SD_SQL(q_journal_prune, "DELETE FROM journal WHERE seq IN (SELECT seq FROM journal WHERE ts < ?1 "
-			"ORDER BY seq LIMIT 5000)");
 
 static int drop_versions(sd_core *c, int64_t cutoff, sd_gc_report *rep)
 {
@@ -185,6 +185,13 @@ SD_SQL(q_places_prune, "DELETE FROM placements WHERE id IN (SELECT id FROM place
 		       "WHERE t_to IS NOT NULL AND t_to < ?1 LIMIT 5000)");
 /* per user, so the primary key (owner, ts) finds the rows */
 SD_SQL(q_changes_prune, "DELETE FROM tree_changes WHERE owner IN (SELECT id FROM users) AND ts < ?1");
+/* the owners in tree_changes, one index seek each; those of users the
+ * cleaner removed (user_delete, then sd__users_reap) lose their rows, so
+ * a later user with the same id starts with no moments */
+SD_SQL(q_changes_next_owner, "SELECT min(owner) FROM tree_changes WHERE owner > ?1");
+SD_SQL(q_user_exists, "SELECT 1 FROM users WHERE id = ?1");
+SD_SQL(q_changes_gone_owner, "DELETE FROM tree_changes WHERE owner = ?1 AND NOT EXISTS "
+			     "(SELECT 1 FROM users WHERE id = ?1)");
 
 /* History no view reaches (H7): stays that ended before stays_cutoff, change
  * moments before moments_cutoff. */
@@ -206,26 +213,40 @@ static int prune_history(sd_core *c, int64_t stays_cutoff, int64_t moments_cutof
 				break;
 		}
 	}
-	return 0;
-}
-
-static int prune_journal(sd_core *c, int64_t cutoff, sd_gc_report *rep)
-{
-	for (;;) {
-		sd_dbc *d = sd_db_write_begin(c->db);
-		if (!d)
-			return -EIO;
-		sqlite3_stmt *st = sd_db_stmt(d, &q_journal_prune);
-		sqlite3_bind_int64(st, 1, cutoff);
-		int r = sd_db_exec_stmt(st);
-		int n = r == 0 ? sqlite3_changes(sd_db_handle(d)) : 0;
-		int cr = sd_db_write_end(c->db, d, r == 0);
-		if (r || cr)
-			return r ? r : cr;
-		rep->journal_pruned += n;
-		if (n < 5000)
-			return 0;
+	/* owners without a user row (read, one index seek per owner), then
+	 * their rows in one write */
+	int64_t owner = -1, gone[64];
+	int ngone = 0;
+	sd_dbc *d = sd_db_read_begin(c->db);
+	while (ngone < 64) {
+		sqlite3_stmt *st = sd_db_stmt(d, &q_changes_next_owner);
+		sqlite3_bind_int64(st, 1, owner);
+		int found = sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL;
+		if (found)
+			owner = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		if (!found)
+			break;
+		st = sd_db_stmt(d, &q_user_exists);
+		sqlite3_bind_int64(st, 1, owner);
+		if (sqlite3_step(st) != SQLITE_ROW)
+			gone[ngone++] = owner;
+		sqlite3_reset(st);
 	}
+	sd_db_read_end(c->db, d);
+	if (ngone == 0)
+		return 0;
+	d = sd_db_write_begin(c->db);
+	if (!d)
+		return -EIO;
+	int r = 0;
+	for (int i = 0; i < ngone && r == 0; i++) {
+		sqlite3_stmt *st = sd_db_stmt(d, &q_changes_gone_owner);
+		sqlite3_bind_int64(st, 1, gone[i]);
+		r = sd_db_exec_stmt(st);
+	}
+	int cr = sd_db_write_end(c->db, d, r == 0);
+	return r ? r : cr;
 }
 
 static int remove_blobs(sd_core *c, int64_t cutoff, sd_gc_report *rep)
@@ -327,12 +348,15 @@ int sd__gc_run(sd_core *c, int force, sd_gc_report *out)
 	int64_t now = sd__now_ms(c);
 	sd__blob_touch_flush(c);
 	int r = purge_nodes(c, force ? INT64_MAX : now - conf->deleted_retention, &rep);
+	int64_t users_reaped = 0; /* deleted users whose files are all purged now */
+	if (r == 0)
+		r = sd__users_reap(c, &users_reaped);
 	/* history and audit are policy, not garbage: even force keeps them
 	 * for their configured time */
 	if (r == 0 && conf->version_retention > 0)
 		r = drop_versions(c, now - conf->version_retention, &rep);
 	if (r == 0 && conf->journal_retention > 0)
-		r = prune_journal(c, now - conf->journal_retention, &rep);
+		r = sd__journal_prune(c, now - conf->journal_retention, &rep.journal_pruned);
 	if (r == 0)
 		r = prune_history(c, now - conf->deleted_retention, sd__history_horizon(c, now));
 	int pct = 0;

@@ -179,6 +179,17 @@ void sd__handle_put(sd_core *c, sd_handle id)
 	pthread_mutex_unlock(&t->m);
 }
 
+int sd__handle_detached(sd_core *c, sd_handle id)
+{
+	sd_htable *t = c->handles;
+	pthread_mutex_lock(&t->m);
+	hslot *h = &t->slots[(id & 0xffffffffu) - 1];
+	SD_ASSERT(h->used && h->busy && h->gen == (uint32_t)(id >> 32));
+	int d = h->detached;
+	pthread_mutex_unlock(&t->m);
+	return d;
+}
+
 /* Free slot idx; lock held. */
 static void free_slot(sd_htable *t, int idx)
 {

@@ -1280,7 +1280,7 @@ static int sub_table(sd_dbc *d)
 }
 
 int sd__hist_trash_restore(sd_core *c, const sd_principal *u, int64_t id, const char *to,
-			   sd_stat *st)
+			   int parents, sd_stat *st)
 {
 	int r = sd__check_writable(u);
 	if (r < 0)
@@ -1315,8 +1315,9 @@ int sd__hist_trash_restore(sd_core *c, const sd_principal *u, int64_t id, const 
 		if (r == 0 && sd__virt_kind(target) != SD_VIRT_NONE)
 			r = -EACCES;
 	}
+	parents = parents || to == NULL; /* to its place: missing folders are made */
 	if (r == 0)
-		r = sd__tree_walk_parent(d, u->id, target, to == NULL, now, &dir, &leaf);
+		r = sd__tree_walk_parent(d, u->id, target, parents, now, &dir, &leaf);
 	if (r == 0) {
 		sd_node other;
 		r = sd__tree_child(d, dir.id, leaf, strlen(leaf), &other);
@@ -1356,12 +1357,23 @@ int sd__hist_trash_restore(sd_core *c, const sd_principal *u, int64_t id, const 
 	if (r == 0)
 		r = sd__tree_changed(d, u->id, now);
 	if (r == 0) {
-		sd_buf det = SD_BUF_INIT;
+		/* args: what finds the item on a copy (replica.c), where node ids
+		 * differ: the path it was deleted from and its stamp */
+		sd_buf det = SD_BUF_INIT, args = SD_BUF_INIT, from = SD_BUF_INIT;
 		char stamp[32];
 		fmt_iso(del, stamp);
-		sd_buf_printf(&det, "item=%lld deleted=%s", (long long)id, stamp);
-		r = sd__journal(d, now, u->name, "untrash", target, det.data);
+		if (path_at(d, root, id, del - 1, &from) < 0) {
+			sd_buf_reset(&from);
+			sd_buf_puts(&from, target);
+		}
+		sd_buf_printf(&det, "item=%lld deleted=%s from=%s", (long long)id, stamp, from.data);
+		sd__jargs_str(&args, "from", from.data);
+		sd__jargs_int(&args, "deleted_at", del);
+		if (parents)
+			sd__jargs_int(&args, "parents", 1);
+		r = sd__journal_args(d, now, u->name, "untrash", target, det.data, &args);
 		sd_buf_free(&det);
+		sd_buf_free(&from);
 	}
 	if (r == 0 && st) {
 		sd_node back;
@@ -1384,11 +1396,14 @@ int sd__hist_trash_empty(sd_core *c, const sd_principal *u, int64_t id)
 	sd_dbc *d = sd_db_write_begin(c->db);
 	if (!d)
 		return -EIO;
-	int64_t items = 0, now = sd__now_ms(c);
+	int64_t items = 0, now = sd__now_ms(c), del = 0, root = 0;
+	sd_buf from = SD_BUF_INIT;
 	if (id > 0) {
 		sd_node n;
-		int64_t del;
 		r = item_get(c, d, u->id, id, NULL, &n, &del);
+		if (r == 0 && (r = sd__user_root(d, u->id, &root)) == 0 &&
+		    path_at(d, root, id, del - 1, &from) < 0)
+			sd_buf_reset(&from);
 		if (r == 0)
 			r = sd__purge_subtree(c, d, id, NULL);
 		items = 1;
@@ -1415,10 +1430,19 @@ int sd__hist_trash_empty(sd_core *c, const sd_principal *u, int64_t id)
 		free(ids);
 	}
 	if (r == 0 && items > 0) {
+		/* args: what finds the item on a copy (replica.c) */
+		sd_buf args = SD_BUF_INIT;
 		char det[48];
 		snprintf(det, sizeof det, "items=%lld", (long long)items);
-		r = sd__journal(d, now, u->name, "trash_empty", NULL, id > 0 ? det : "all");
+		if (id > 0) {
+			sd__jargs_str(&args, "from", from.data ? from.data : "");
+			sd__jargs_int(&args, "deleted_at", del);
+		} else {
+			sd__jargs_int(&args, "all", 1);
+		}
+		r = sd__journal_args(d, now, u->name, "trash_empty", NULL, id > 0 ? det : "all", &args);
 	}
+	sd_buf_free(&from);
 	int cr = sd_db_write_end(c->db, d, r == 0);
 	if (r || cr)
 		return r ? r : cr;
@@ -1445,7 +1469,38 @@ int sd__virt_rename(sd_core *c, const sd_principal *u, const char *nf, const cha
 	sd_db_read_end(c->db, d);
 	if (r < 0)
 		return r;
-	return sd__hist_trash_restore(c, u, v.item, nt, NULL);
+	return sd__hist_trash_restore(c, u, v.item, nt, 0, NULL);
+}
+
+SD_SQL(q_items_at, "SELECT n.id FROM nodes n WHERE n.owner = ?1 AND n.deleted_at = ?2 AND NOT "
+		   "EXISTS (SELECT 1 FROM nodes p WHERE p.id = n.parent AND p.deleted_at = n.deleted_at)");
+
+int sd__hist_find_item(sd_core *c, int64_t uid, const char *from, int64_t deleted_at, int64_t *id)
+{
+	sd_dbc *d = sd_db_read_begin(c->db);
+	int64_t root;
+	int r = sd__user_root(d, uid, &root);
+	int64_t ids[64];
+	int n = 0;
+	if (r == 0) {
+		sqlite3_stmt *st = sd_db_stmt(d, &q_items_at);
+		sqlite3_bind_int64(st, 1, uid);
+		sqlite3_bind_int64(st, 2, deleted_at);
+		while (n < 64 && sqlite3_step(st) == SQLITE_ROW)
+			ids[n++] = sqlite3_column_int64(st, 0);
+		sqlite3_reset(st);
+		r = -ENOENT;
+	}
+	sd_buf p = SD_BUF_INIT;
+	for (int i = 0; i < n && r == -ENOENT; i++) {
+		if (path_at(d, root, ids[i], deleted_at - 1, &p) == 0 && strcmp(p.data, from) == 0) {
+			*id = ids[i];
+			r = 0;
+		}
+	}
+	sd_buf_free(&p);
+	sd_db_read_end(c->db, d);
+	return r;
 }
 
 /* ------------------------------------------------------------ rollback */
@@ -1699,8 +1754,8 @@ int sd__hist_rollback(sd_core *c, const sd_principal *u, const char *np, int64_t
 		rp.trashed++;
 		if (r == 0) {
 			rb_path(&L, i, np, &path);
-			r = sd__journal(d, R, u->name, e->n.kind == SD_KIND_DIR ? "rmdir" : "delete",
-					path.data, "rollback");
+			r = sd__journal(d, R, u->name, "rollback_item", path.data,
+					e->n.kind == SD_KIND_DIR ? "trash folder" : "trash");
 		}
 	}
 	/* 3. kept nodes not at their place of T leave their place */
@@ -1806,9 +1861,7 @@ int sd__hist_rollback(sd_core *c, const sd_principal *u, const char *np, int64_t
 		}
 		if (r == 0 && op) {
 			rb_path(&S, i, np, &path);
-			sd_buf_reset(&det);
-			sd_buf_printf(&det, "rollback %s", op);
-			r = sd__journal(d, R, u->name, "rollback", path.data, det.data);
+			r = sd__journal(d, R, u->name, "rollback_item", path.data, op);
 		}
 	}
 	/* 5. usage (I4), the moment (H3, H8), the whole in the journal */
@@ -1823,7 +1876,11 @@ int sd__hist_rollback(sd_core *c, const sd_principal *u, const char *np, int64_t
 		sd_buf_printf(&det, "at=%s restored=%lld revived=%lld moved=%lld created=%lld "
 			      "trashed=%lld", stamp, (long long)rp.restored, (long long)rp.revived,
 			      (long long)rp.moved, (long long)rp.created, (long long)rp.trashed);
-		r = sd__journal(d, R, u->name, "rollback", np, det.data);
+		/* the whole rollback replays from this row (replica.c): the
+		 * rollback_item rows before it are its parts, for people */
+		sd_buf args = SD_BUF_INIT;
+		sd__jargs_int(&args, "at", at);
+		r = sd__journal_args(d, R, u->name, "rollback", np, det.data, &args);
 	}
 out:;
 	int cr = sd_db_write_end(c->db, d, r == 0);

@@ -18,6 +18,8 @@
  *      the same transaction as every change to them.
  *  I5. Every mutation writes its journal row in its own transaction; a
  *      journal row that cannot be written fails (rolls back) the mutation.
+ *      The row is chained to the one before it inside that transaction
+ *      (journal.c J1).
  *  I6. No content I/O (reading, writing, fsync) happens inside a
  *      transaction; only the store's place/remove steps of a commit.
  *  I7. Open-mode counts and handle generations never go negative or
@@ -25,6 +27,7 @@
  *
  * Layering (each file calls only downwards):
  *   api.c (the table: check the session, resolve paths, dispatch)
+ *   replica.c (replication: a source's rows applied with the calls below)
  *   session.c (sessions, credential re-checks)   core.c (lifecycle)
  *     -> history.c (past views, restore, trash, rollback, virtual folders)
  *     -> tree.c  upload.c  instant.c  reader.c  handle.c -> file.c
@@ -194,15 +197,72 @@ int64_t sd__session_delete_stamp(sd_session *s, int64_t now_ms);
 /* A keyed tag of a stored password hash (a changed password changes it). */
 void sd__pwtag(const char *pwhash, unsigned char out[32]);
 
-/* ---- journal.c */
-/* Append one journal row inside the caller's write transaction. 0 or
- * -errno: a failure must fail the caller's transaction (I5). */
+/* ---- journal.c: the hash-chained journal (design notes in journal.c) */
+/* The text fields of a row, in canonical order: user, op, path, detail,
+ * args. */
+#define SD_JFIELDS 5
+/* Append one journal row inside the caller's write transaction, chained
+ * on the newest row (J1). args: NULL or the text of a JSON object (what a
+ * replay needs). 0 or -errno: a failure must fail the caller's
+ * transaction (I5). */
+int sd__journal_row(sd_dbc *d, int64_t ts, const char *user, const char *op, const char *path,
+		    const char *detail, const char *args);
+/* sd__journal_row without args. */
 int sd__journal(sd_dbc *d, int64_t ts, const char *user, const char *op, const char *path,
 		const char *detail);
+/* sd__journal_row with args built by sd__jargs_* into *args (may be NULL
+ * or empty: no args); frees *args whatever happens. */
+int sd__journal_args(sd_dbc *d, int64_t ts, const char *user, const char *op, const char *path,
+		     const char *detail, sd_buf *args);
+/* Add one member to the JSON object being built in b (started by the
+ * first call; sd__journal_args closes it): a string, an integer, or a
+ * mode as an octal string ("0644"). */
+void sd__jargs_str(sd_buf *b, const char *key, const char *val);
+void sd__jargs_int(sd_buf *b, const char *key, int64_t v);
+void sd__jargs_mode(sd_buf *b, const char *key, uint32_t mode);
 /* Journal a row in its own transaction (login failures). */
 int sd__journal_alone(sd_core *c, const char *user, const char *op, const char *detail);
 int sd__journal_list(sd_core *c, int64_t since_ms, const char *user, int64_t after,
 		     sd_journal_cb cb, void *arg);
+/* SHA-256 of a row's canonical byte form (journal.c design notes). */
+void sd__journal_hash(const unsigned char prev[32], int64_t seq, int64_t ts,
+		      const char *const fields[SD_JFIELDS], unsigned char out[32]);
+/* Chain the rows written before migration 0002 (J4); a no-op once done.
+ * Called by sd_core_open. */
+int sd__journal_seal(sd_core *c);
+/* Prune the prefix of rows older than cutoff (ms), moving the anchor in
+ * the same transactions (J3); adds the count to *pruned. */
+int sd__journal_prune(sd_core *c, int64_t cutoff, int64_t *pruned);
+/* One journal row as read for export and replication (strings owned). */
+typedef struct sd_jrow {
+	int64_t seq, ts;
+	char *f[SD_JFIELDS];
+	unsigned char prev[32], hash[32];
+	int has_prev, has_hash;
+} sd_jrow;
+/* Up to limit rows with seq > after, oldest first, into rows (caller's
+ * array); returns how many. Free their strings with sd__jrows_free. */
+int sd__journal_page(sd_core *c, int64_t after, int limit, sd_jrow *rows);
+void sd__jrows_free(sd_jrow *rows, int n);
+/* The anchor's seq and hash, and (head may be NULL) the newest row's seq
+ * (the anchor's when the journal is empty). */
+int sd__journal_anchor(sd_core *c, int64_t *seq, unsigned char hash[32], int64_t *head);
+/* Replication's mark: "this change applies source row seq (hash)". */
+typedef struct sd_jmark {
+	const char *source; /* the source's store_id */
+	int64_t seq;
+	unsigned char hash[32];
+	int fired;          /* set once a journal row has stored it */
+} sd_jmark;
+/* Arm m for the calling thread (NULL disarms): the next journal row this
+ * thread writes also stores m in the replica table, in the same
+ * transaction, and sets m->fired. */
+void sd__journal_mark(sd_jmark *m);
+/* Store m in the replica table inside the caller's write transaction. */
+int sd__journal_mark_store(sd_dbc *d, const sd_jmark *m, int64_t now);
+/* The meta table (store_id, journal_sealed): 0, -ENOENT, -errno. */
+int sd__meta_get(sd_dbc *d, const char *key, char *out, size_t outlen);
+int sd__meta_set(sd_dbc *d, const char *key, const char *value);
 
 /* ---- versions.c */
 /* What a version records besides its content (history.c shows it). */
@@ -275,7 +335,10 @@ void sd__wpipe_invalidate(sd_wpipe *p, uint64_t size);
 int sd__wpipe_finish(sd_wpipe *p, char hex[SD_SHA256_HEX], uint64_t *size);
 /* Free; unlink_temp removes the temp file (not needed after a commit). */
 void sd__wpipe_free(sd_wpipe *p, int unlink_temp);
-/* SHA-256 of [0,size) of fd. */
+/* SHA-256 of [0,size) of a source read with rd (a short source is
+ * -EIO); of a descriptor. */
+int sd__hash_source(ssize_t (*rd)(void *src, void *buf, size_t len, uint64_t off), void *src,
+		   uint64_t size, char hex[SD_SHA256_HEX]);
 int sd__hash_fd(int fd, uint64_t size, char hex[SD_SHA256_HEX]);
 
 /* ---- tree.c */
@@ -308,8 +371,11 @@ int sd__tree_insert(sd_dbc *d, int64_t owner, int64_t parent, const char *name, 
 /* logical delete of n and of the live nodes below it at now_ms: stays
  * closed, usage lowered, the moment marked (no journal); deleted_at is
  * del_at when 0 < del_at <= now_ms (the start of a burst of deletes, so
- * that a folder deleted file by file is one trash item), else now_ms; */
-int sd__tree_delete(sd_dbc *d, const sd_node *n, int64_t uid, int64_t now_ms, int64_t del_at);
+ * that a folder deleted file by file is one trash item) unless a node of
+ * that name was deleted with that stamp already, else now_ms; *stamp (may
+ * be NULL) = the deleted_at written; */
+int sd__tree_delete(sd_dbc *d, const sd_node *n, int64_t uid, int64_t now_ms, int64_t del_at,
+		    int64_t *stamp);
 /* used_bytes += delta; -EDQUOT past the quota when check_quota and delta > 0. */
 int sd__tree_used_add(sd_dbc *d, int64_t uid, int64_t delta, int check_quota);
 /* Point path at blob inside a write transaction: create or replace a file
@@ -379,8 +445,12 @@ int sd__hist_readdir_root(sd_core *c, const sd_principal *u, const char *after, 
 int sd__hist_version_restore(sd_core *c, const sd_principal *u, const char *npath, int64_t vid,
 			     sd_stat *st);
 int sd__hist_trash_list(sd_core *c, const sd_principal *u, sd_trash_cb cb, void *arg);
+/* parents: make missing folders of `to` (always when to is NULL). */
 int sd__hist_trash_restore(sd_core *c, const sd_principal *u, int64_t id, const char *to,
-			   sd_stat *st);
+			   int parents, sd_stat *st);
+/* The trash item of uid deleted with stamp deleted_at from path `from`
+ * (as a journal row names it): 0 and *id, or -ENOENT. */
+int sd__hist_find_item(sd_core *c, int64_t uid, const char *from, int64_t deleted_at, int64_t *id);
 int sd__hist_trash_empty(sd_core *c, const sd_principal *u, int64_t id);
 int sd__hist_rollback(sd_core *c, const sd_principal *u, const char *npath, int64_t at,
 		      sd_rollback_report *rep);
@@ -448,6 +518,8 @@ int sd__file_close(sd_file *f);
 void sd__file_abandon(sd_file *f);
 void sd__open_free_all(sd_core *c);
 int sd__open_state(sd_core *c, const sd_principal *u, const char *npath, unsigned *state);
+/* Flags (with the share mode), dirtiness and path of f into out. */
+void sd__file_info(const sd_file *f, sd_handle_info *out);
 /* For messages and the journal: the file's path and its user's name. */
 const char *sd__file_path(const sd_file *f);
 const char *sd__file_user(const sd_file *f);
@@ -463,6 +535,8 @@ int sd__handle_add(sd_core *c, sd_session *s, int64_t uid, int detached, sd_file
  * 0 and *f with the handle marked busy until sd__handle_put; -EBADF. */
 int sd__handle_get(sd_core *c, sd_session *s, int64_t uid, sd_handle h, sd_file **f);
 void sd__handle_put(sd_core *c, sd_handle h);
+/* 1 if h, which the caller holds busy (sd__handle_get), is detached. */
+int sd__handle_detached(sd_core *c, sd_handle h);
 /* Take h out of the table (close/abandon): 0 and *f; -EBADF. */
 int sd__handle_take(sd_core *c, sd_session *s, int64_t uid, sd_handle h, sd_file **f);
 /* Abandon every session handle of s (session end). */
@@ -532,6 +606,48 @@ int sd__token_create(sd_core *c, const char *name, int scope, int64_t expires,
 		     char out[SD_TOKEN_MAX], int64_t *id);
 int sd__token_revoke(sd_core *c, int64_t id);
 int sd__token_list(sd_core *c, const char *name, sd_token_cb cb, void *arg);
+/* accounts (auth.c; contracts in storaged.h) */
+int64_t sd__auth_blocked_for(sd_core *c, const char *addr);
+int sd__user_delete(sd_core *c, const char *name);
+/* The cleaner's step after purging nodes: remove the rows of deleted
+ * users none of whose nodes is left; *reaped = how many. */
+int sd__users_reap(sd_core *c, int64_t *reaped);
+int sd__key_list(sd_core *c, const char *name, sd_key_cb cb, void *arg);
+int sd__key_remove(sd_core *c, const char *name, const char *key);
+int sd__self_password(sd_core *c, const sd_principal *u, const sd_cred *cred, const char *addr,
+		      const char *old, const char *new_pw);
+int sd__self_token_create(sd_core *c, const sd_principal *u, const sd_cred *cred, int scope,
+			  int64_t expires, char out[SD_TOKEN_MAX], int64_t *id);
+int sd__self_token_revoke(sd_core *c, const sd_principal *u, int64_t id);
+int sd__self_key_add(sd_core *c, const sd_principal *u, const sd_cred *cred, const char *line);
+int sd__self_key_remove(sd_core *c, const sd_principal *u, const char *key);
+/* For replication (replica.c): credentials copied as stored. */
+/* A user with a stored Argon2id string (NULL or "": no password). */
+int sd__user_add_hashed(sd_core *c, const char *name, const char *pwhash, int64_t quota,
+			unsigned flags);
+/* Set the stored password string (NULL or "": none); journals "passwd". */
+int sd__user_set_pwhash(sd_core *c, const char *name, const char *pwhash);
+/* The stored password string of name ("" when none): 0 or -ENOENT. */
+int sd__user_pwhash(sd_core *c, const char *name, char *out, size_t outlen);
+typedef struct sd_tokrow {
+	int64_t id;
+	unsigned char hash[32]; /* SHA-256 of the token */
+	int readonly, revoked;
+	int64_t created, expires; /* ms; expires 0 = never */
+	char user[SD_USERNAME_MAX + 1];
+} sd_tokrow;
+/* A token row by id: 0 or -ENOENT. */
+int sd__token_get(sd_core *c, int64_t id, sd_tokrow *out);
+/* The ids of name's tokens (malloc'd into *ids); returns the count. */
+int sd__token_ids(sd_core *c, const char *name, int64_t **ids);
+/* Add t (its hash, scope, times, revoked) to name unless a token with that
+ * hash exists; journals "token_create". */
+int sd__token_import(sd_core *c, const char *name, const sd_tokrow *t);
+/* Revoke the token with this hash: 0 or -ENOENT; journals "token_revoke". */
+int sd__token_revoke_hash(sd_core *c, const unsigned char hash[32]);
+/* name's public keys as authorized_keys lines (malloc'd array of malloc'd
+ * strings in *lines); returns the count. */
+int sd__key_lines(sd_core *c, const char *name, char ***lines);
 int sd__stats(sd_core *c, sd_stats *out);
 int sd__gc_run(sd_core *c, int force, sd_gc_report *out);
 

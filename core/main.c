@@ -20,7 +20,9 @@
  *                                            exit 1 on error, after
  *      stopping/unloading what was started and closing the core
  *   7. log event=listening per module and event=ready (tests wait for it),
- *      tell the human on stdout what listens where and how to add a user
+ *      tell the human on stdout what listens where (with a module's extra
+ *      *_listen addresses, e.g. implicit FTPS) and a first-user command
+ *      that runs as pasted (the password piped in, in any shell)
  * Then sigwait(): SIGHUP reopens the log; SIGTERM/SIGINT stop the modules
  * in reverse order, close the core and exit 0.
  *
@@ -317,9 +319,19 @@ static int run(sd_conf *conf, const char *argv0)
 	for (size_t i = 0; i < nmods; i++) {
 		const sd_conf_section *s = mods[i].section;
 		printf("  %-6s listening on %s\n", s->name, fmt_addr(s, addr, sizeof addr));
+		/* a module's further listeners are keys named *_listen (FTP's
+		 * implicit_tls_listen: implicit FTPS) */
+		for (size_t k = 0; k < s->nentries; k++) {
+			const sd_conf_entry *e = &s->entries[k];
+			size_t kl = strlen(e->key);
+			if (kl > 7 && strcmp(e->key + kl - 7, "_listen") == 0 && e->value[0])
+				printf("  %-6s listening on %s (%s%s)\n", s->name, e->value, e->key,
+				       strcmp(e->key, "implicit_tls_listen") == 0 ? ": implicit FTPS" : "");
+		}
 	}
-	printf("Create the first user with:\n"
-	       "  %s -c %s user add NAME --password-stdin\n"
+	printf("Create the first user (the password is one line on stdin):\n"
+	       "  printf '%%s\\n' 'a long password' | %s -c %s user add alice --password-stdin\n"
+	       "or leave out --password-stdin to type it twice at a prompt.\n"
 	       "Log: %s. Stop with Ctrl-C or SIGTERM; SIGHUP reopens the log.\n",
 	       ctl, abs_conf, conf->log_file[0] ? conf->log_file : "standard error");
 	fflush(stdout);

@@ -147,12 +147,17 @@ typedef struct sd_dirent {
 	sd_stat st;
 } sd_dirent;
 
-/* Space figures for statvfs-like answers. */
+/* Space figures for statvfs-like answers. The disk figures are those of
+ * the medium holding the content, like statvfs(2): disk_free counts the
+ * blocks reserved for the superuser too (f_bfree), disk_avail only what
+ * the server may still write (f_bavail); df's "Used" is total - free, its
+ * "Avail" is avail. */
 typedef struct sd_fsinfo {
 	uint64_t disk_total; /* bytes of the store holding the content */
-	uint64_t disk_free;
+	uint64_t disk_free;  /* free bytes, reserved blocks included (f_bfree) */
 	int64_t quota; /* the user's quota, 0 = unlimited */
 	int64_t used;  /* the user's logical bytes now */
+	uint64_t disk_avail; /* bytes the server may still write (f_bavail) */
 } sd_fsinfo;
 
 /* A proof-of-possession challenge: answer with the lowercase hex SHA-256 of
@@ -202,6 +207,19 @@ typedef struct sd_rollback_report {
 	int64_t trashed;  /* files and folders that were not there at T, moved to the trash */
 } sd_rollback_report;
 
+/* What a handle is (handle_info). */
+typedef struct sd_handle_info {
+	/* SD_O_* as the engine opened it: SD_O_WRITE added to creating,
+	 * truncating and appending opens, exactly one share mode
+	 * (SD_O_EXCLUSIVE, SD_O_SHARE_READ or SD_O_SHARE_WRITE), and
+	 * SD_O_DETACHED for a detached handle. */
+	unsigned flags;
+	int dirty;            /* unsaved writes, or a create not committed yet */
+	int64_t idle_timeout; /* ms a detached handle may stay unused before it is
+			       * abandoned (handle_idle_timeout); 0 for a session's */
+	char path[SD_PATH_MAX + 1]; /* where its commits go, in the owner's view */
+} sd_handle_info;
+
 /* One journal row (journal); strings valid during the callback. */
 typedef struct sd_journal_entry {
 	int64_t seq;
@@ -245,6 +263,16 @@ typedef struct sd_token_info {
 	int64_t created, expires; /* seconds; expires 0 = never */
 	int revoked;
 } sd_token_info;
+
+/* An SSH public key as listed (key_list). */
+typedef struct sd_key_info {
+	int64_t id;
+	char user[SD_USERNAME_MAX + 1];
+	char type[64];         /* "ssh-ed25519" */
+	char fingerprint[64];  /* OpenSSH form: "SHA256:" + unpadded base64 */
+	char comment[256];     /* "" when none */
+	int64_t created;       /* seconds */
+} sd_key_info;
 
 /* --------------------------------------------------- upload/open flags */
 
@@ -306,6 +334,7 @@ enum sd_scope { SD_SCOPE_RW = 0, SD_SCOPE_RO = 1 };
 typedef int (*sd_readdir_cb)(void *arg, const sd_dirent *e);
 typedef int (*sd_user_cb)(void *arg, const sd_user *u);
 typedef int (*sd_token_cb)(void *arg, const sd_token_info *t);
+typedef int (*sd_key_cb)(void *arg, const sd_key_info *k);
 typedef int (*sd_version_cb)(void *arg, const sd_version *v);          /* nonzero stops */
 typedef int (*sd_journal_cb)(void *arg, const sd_journal_entry *e);    /* nonzero stops */
 typedef int (*sd_trash_cb)(void *arg, const sd_trash_item *t);         /* nonzero stops */
@@ -514,12 +543,15 @@ typedef struct sd_core_api {
 	int (*user_set_disabled)(sd_core *c, const char *name, int disabled);
 	int (*user_set_quota)(sd_core *c, const char *name, int64_t quota);
 	int (*user_set_admin)(sd_core *c, const char *name, int admin);
-	/* An authorized_keys line: "type base64 [comment]". */
+	/* An authorized_keys line: "type base64 [comment]". -EEXIST when
+	 * the user has this key already (nothing changes), -EINVAL for a line
+	 * that is not a key. */
 	int (*key_add)(sd_core *c, const char *name, const char *line);
 	/* Prints nothing; writes the new token (shown once) into out. expires
 	 * is seconds from now, 0 = never. */
 	int (*token_create)(sd_core *c, const char *name, int scope, int64_t expires,
 			    char out[SD_TOKEN_MAX], int64_t *id);
+	/* -ENOENT: no such token. */
 	int (*token_revoke)(sd_core *c, int64_t id);
 	/* name NULL: all users. */
 	int (*token_list)(sd_core *c, const char *name, sd_token_cb cb, void *arg);
@@ -531,6 +563,55 @@ typedef struct sd_core_api {
 	 * delivered. */
 	int (*journal)(sd_core *c, int64_t since_ms, const char *user, int64_t after,
 		       sd_journal_cb cb, void *arg);
+
+	/* -- handles, continued ------------------------------------------ */
+	/* What handle h is: its flags, whether it holds unsaved writes, its
+	 * path and idle timeout (for a front end that must answer them
+	 * without keeping its own copy, e.g. HTTP, whose requests each have
+	 * their own session). Counts as a use of the handle. -EBADF as for
+	 * every handle call. */
+	int (*handle_info)(sd_session *s, sd_handle h, sd_handle_info *out);
+
+	/* -- accounts (issue 11): admin calls ----------------------------- */
+	/* Seconds until addr may try to log in again (rounded up); 0 when it
+	 * is not locked out. For Retry-After. */
+	int64_t (*auth_blocked_for)(sd_core *c, const char *addr);
+	/* Delete a user: every file and directory is logically deleted (the
+	 * cleaner purges them after deleted_retention, like any delete), the
+	 * user's tokens and keys are removed, and every session of the user
+	 * ends at its next call (-SD_EAUTH). The name is free for a new user
+	 * at once; the row itself goes when the cleaner has purged the files.
+	 * -ENOENT for an unknown user. */
+	int (*user_delete)(sd_core *c, const char *name);
+	/* The keys of user name (NULL: of every user), by id. -ENOENT for an
+	 * unknown user. Returns the count delivered. */
+	int (*key_list)(sd_core *c, const char *name, sd_key_cb cb, void *arg);
+	/* Remove one key of user name, named by its id ("12") or its
+	 * fingerprint ("SHA256:..."). Sessions that logged in with it end.
+	 * -ENOENT: no such user, or no such key of that user. */
+	int (*key_remove)(sd_core *c, const char *name, const char *key);
+
+	/* -- self-service: a session acts on its own user's credentials ----
+	 * Each refuses a read-only session (-EROFS) and an anonymous one
+	 * (-EACCES). A session that logged in with a token that expires
+	 * cannot make a credential that outlives that token: a token without
+	 * expiry or expiring later, or an SSH key, is refused with -EPERM. */
+	/* Change the password: old must be the current one (a wrong one
+	 * counts as a failed login from the session's address: -EACCES, or
+	 * -SD_EBLOCKED once the address is locked out). -EACCES also when the
+	 * user has no password. Every session that logged in with the old
+	 * password ends (this one too, if it did). */
+	int (*self_password)(sd_session *s, const char *old, const char *new_pw);
+	/* A token for the session's own user (as token_create). */
+	int (*self_token_create)(sd_session *s, int scope, int64_t expires, char out[SD_TOKEN_MAX],
+				 int64_t *id);
+	/* Revoke one of the user's own tokens: -ENOENT for any other id. */
+	int (*self_token_revoke)(sd_session *s, int64_t id);
+	/* Add an authorized_keys line to the user's keys: -EEXIST when the
+	 * key is registered already. */
+	int (*self_key_add)(sd_session *s, const char *line);
+	/* Remove one of the user's keys (id or fingerprint, as key_remove). */
+	int (*self_key_remove)(sd_session *s, const char *key);
 
 	/* -- history: versions, trash, rollback, past views --------------
 	 * (core/history.c). Every path of the tree as it was at a moment T
@@ -578,7 +659,9 @@ typedef struct sd_core_api {
 	 * kept; -EINVAL for a path already inside a virtual folder. */
 	int (*at_path)(sd_session *s, const char *path, int64_t at_ms, char *out, size_t outlen);
 
-	void *spare[10]; /* future calls; NULL */
+	/* The table grew past its first spare slots (API 2 is not released
+	 * yet); these are for the calls after. */
+	void *spare[8]; /* future calls; NULL */
 } sd_core_api;
 
 /* ---------------------------------------------------- module config */

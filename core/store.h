@@ -66,9 +66,10 @@ typedef struct sd_store_ops {
 	/* The stripe lock for hex: a token >= 0 for unlock, or -errno. */
 	int (*lock)(sd_store *s, const char *hex);
 	void (*unlock)(sd_store *s, int token);
-	/* Space of the medium: used percent (0-100), total and free bytes
-	 * (each may be NULL). 0 or -errno. */
-	int (*space)(sd_store *s, int *pct, uint64_t *total, uint64_t *avail);
+	/* Space of the medium: used percent (0-100), total bytes, bytes
+	 * still writable (avail), and free bytes including any reserve
+	 * (bfree, >= avail). Each may be NULL. 0 or -errno. */
+	int (*space)(sd_store *s, int *pct, uint64_t *total, uint64_t *avail, uint64_t *bfree);
 	void (*destroy)(sd_store *s);
 } sd_store_ops;
 

@@ -54,6 +54,7 @@ SD_SQL(q_parent_of, "SELECT parent FROM nodes WHERE id = ?1");
 /* another node at the same place deleted with the same stamp */
 SD_SQL(q_same_stamp, "SELECT 1 FROM nodes d JOIN nodes n ON n.id = ?1 WHERE d.parent = n.parent "
 		     "AND d.name = n.name AND d.deleted_at = ?2 AND d.id != n.id LIMIT 1");
+SD_SQL(q_blob_sha, "SELECT sha256 FROM blobs WHERE id = ?1");
 
 int sd__user_root(sd_dbc *d, int64_t uid, int64_t *root)
 {
@@ -233,6 +234,20 @@ int sd__tree_walk_parent(sd_dbc *d, int64_t uid, const char *npath, int create, 
 	return dir->kind == SD_KIND_DIR ? 0 : -ENOTDIR;
 }
 
+/* The content address of blob row id, as the "sha256" member of args. */
+static int blob_sha(sd_dbc *d, int64_t id, sd_buf *args)
+{
+	sqlite3_stmt *st = sd_db_stmt(d, &q_blob_sha);
+	sqlite3_bind_int64(st, 1, id);
+	int rc = sqlite3_step(st), r = rc == SQLITE_DONE ? -ENOENT : sd_db_errno(rc);
+	if (rc == SQLITE_ROW) {
+		sd__jargs_str(args, "sha256", (const char *)sqlite3_column_text(st, 0));
+		r = 0;
+	}
+	sqlite3_reset(st);
+	return r;
+}
+
 int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, sd_put *put)
 {
 	int64_t now_ms = sd__now_ms(c), now_s = now_ms / 1000;
@@ -246,6 +261,7 @@ int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, sd_put *put)
 	size_t llen = strlen(leaf);
 	r = sd__tree_child(d, dir.id, leaf, llen, &n);
 	int64_t delta;
+	uint32_t fmode; /* the file's mode after the change (journalled) */
 	if (r == 0) {
 		if (n.kind == SD_KIND_DIR)
 			return -EISDIR;
@@ -269,6 +285,7 @@ int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, sd_put *put)
 		}
 		delta = (int64_t)put->size - (int64_t)n.size;
 		put->node_id = n.id;
+		fmode = put->set_mode ? put->mode & 07777 : n.mode;
 	} else if (r == -ENOENT) {
 		if (put->expect_node > 0)
 			return -ESTALE;
@@ -276,6 +293,7 @@ int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, sd_put *put)
 		if ((r = sd__tree_insert(d, put->u->id, dir.id, leaf, llen, SD_KIND_FILE, blob_id,
 					 put->size, mode, now_ms, &put->node_id)) < 0)
 			return r;
+		fmode = mode;
 		if (mtime != now_s) {
 			sqlite3_stmt *st = sd_db_stmt(d, &q_mtime);
 			sqlite3_bind_int64(st, 1, put->node_id);
@@ -297,7 +315,17 @@ int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, sd_put *put)
 	char detail[128];
 	snprintf(detail, sizeof detail, "size=%llu blob=%lld", (unsigned long long)put->size,
 		 (long long)blob_id);
-	if ((r = sd__journal(d, now_ms, put->u->name, put->op, put->npath, detail)) < 0)
+	/* what a replay needs: the content's address, and the file's mode
+	 * and mtime after the change */
+	sd_buf args = SD_BUF_INIT;
+	if ((r = blob_sha(d, blob_id, &args)) < 0) {
+		sd_buf_free(&args);
+		return r;
+	}
+	sd__jargs_int(&args, "size", (int64_t)put->size);
+	sd__jargs_mode(&args, "mode", fmode);
+	sd__jargs_int(&args, "mtime", mtime);
+	if ((r = sd__journal_args(d, now_ms, put->u->name, put->op, put->npath, detail, &args)) < 0)
 		return r;
 	if (put->st) {
 		if ((r = sd__tree_node(d, put->node_id, &n)) < 0)
@@ -434,12 +462,16 @@ int sd__tree_mkdir(sd_core *c, const sd_principal *u, const char *np, uint32_t m
 		if (r == 0)
 			r = (parents && n.kind == SD_KIND_DIR) ? 0 : -EEXIST;
 		else if (r == -ENOENT) {
-			r = sd__tree_insert(d, u->id, dir.id, leaf, strlen(leaf), SD_KIND_DIR, 0, 0,
-					    mode ? mode & 07777 : 0755, now_ms, NULL);
+			uint32_t m = mode ? mode & 07777 : 0755;
+			r = sd__tree_insert(d, u->id, dir.id, leaf, strlen(leaf), SD_KIND_DIR, 0, 0, m,
+					    now_ms, NULL);
 			if (r == 0)
 				r = sd__tree_changed(d, u->id, now_ms);
+			sd_buf args = SD_BUF_INIT;
+			sd__jargs_mode(&args, "mode", m);
 			if (r == 0)
-				r = sd__journal(d, now_ms, name, "mkdir", np, NULL);
+				r = sd__journal_args(d, now_ms, name, "mkdir", np, NULL, &args);
+			sd_buf_free(&args);
 		}
 	}
 	int cr = sd_db_write_end(c->db, d, r == 0);
@@ -455,7 +487,8 @@ static int has_children(sd_dbc *d, int64_t id)
 	return has;
 }
 
-int sd__tree_delete(sd_dbc *d, const sd_node *n, int64_t uid, int64_t now_ms, int64_t del_at)
+int sd__tree_delete(sd_dbc *d, const sd_node *n, int64_t uid, int64_t now_ms, int64_t del_at,
+		    int64_t *stamp)
 {
 	sqlite3_stmt *st;
 	int64_t bytes = 0;
@@ -493,6 +526,8 @@ int sd__tree_delete(sd_dbc *d, const sd_node *n, int64_t uid, int64_t now_ms, in
 	sqlite3_bind_int64(st, 1, n->id);
 	sqlite3_bind_int64(st, 2, del_at);
 	r = sd_db_exec_stmt(st);
+	if (stamp)
+		*stamp = del_at;
 	if (r == 0 && bytes)
 		r = sd__tree_used_add(d, uid, -bytes, 0);
 	return r;
@@ -521,11 +556,19 @@ int sd__tree_remove(sd_core *c, const sd_principal *u, const char *np, int want_
 		else if (want_dir && has_children(d, n.id))
 			r = -ENOTEMPTY;
 	}
+	int64_t stamp = now_ms;
 	if (r == 0)
-		r = sd__tree_delete(d, &n, u->id, now_ms, del_at);
-	if (r == 0)
-		r = sd__journal(d, now_ms, name, n.kind == SD_KIND_DIR ? "rmdir" : "delete", np,
-				recursive && n.kind == SD_KIND_DIR ? "recursive" : NULL);
+		r = sd__tree_delete(d, &n, u->id, now_ms, del_at, &stamp);
+	if (r == 0) {
+		int rec = recursive && n.kind == SD_KIND_DIR;
+		sd_buf args = SD_BUF_INIT;
+		if (rec)
+			sd__jargs_int(&args, "recursive", 1);
+		if (stamp != now_ms) /* a burst's stamp: the copy's trash groups the same */
+			sd__jargs_int(&args, "deleted_at", stamp);
+		r = sd__journal_args(d, now_ms, name, n.kind == SD_KIND_DIR ? "rmdir" : "delete", np,
+				     rec ? "recursive" : NULL, &args);
+	}
 	int cr = sd_db_write_end(c->db, d, r == 0);
 	return r ? r : cr;
 }
@@ -583,7 +626,7 @@ int sd__tree_rename(sd_core *c, const sd_principal *u, const char *nf, const cha
 			else if (dst.kind == SD_KIND_DIR && has_children(d, dst.id))
 				r = -ENOTEMPTY;
 			else
-				r = sd__tree_delete(d, &dst, u->id, now_ms, 0);
+				r = sd__tree_delete(d, &dst, u->id, now_ms, 0, NULL);
 		} else if (r == -ENOENT) {
 			r = 0;
 		}
@@ -602,9 +645,10 @@ int sd__tree_rename(sd_core *c, const sd_principal *u, const char *nf, const cha
 	if (r == 0)
 		r = sd__tree_changed(d, u->id, now_ms);
 	if (r == 0) {
-		sd_buf det = SD_BUF_INIT;
+		sd_buf det = SD_BUF_INIT, args = SD_BUF_INIT;
 		sd_buf_printf(&det, "to=%s", nt);
-		r = sd__journal(d, now_ms, name, "rename", nf, det.data);
+		sd__jargs_str(&args, "to", nt);
+		r = sd__journal_args(d, now_ms, name, "rename", nf, det.data, &args);
 		sd_buf_free(&det);
 	}
 	int cr = sd_db_write_end(c->db, d, r == 0);
@@ -636,7 +680,12 @@ static int set_attr(sd_core *c, const sd_principal *u, const char *np, sd_sql *q
 		char det[48];
 		snprintf(det, sizeof det, q == &q_chmod ? "mode=%llo" : "mtime=%lld",
 			 (long long)value);
-		r = sd__journal(d, now_ms, name, op, np, det);
+		sd_buf args = SD_BUF_INIT;
+		if (q == &q_chmod)
+			sd__jargs_mode(&args, "mode", (uint32_t)value);
+		else
+			sd__jargs_int(&args, "mtime", value);
+		r = sd__journal_args(d, now_ms, name, op, np, det, &args);
 	}
 	int cr = sd_db_write_end(c->db, d, r == 0);
 	return r ? r : cr;
@@ -680,7 +729,8 @@ int sd__tree_copy(sd_core *c, const sd_principal *u, const char *nf, const char 
 int sd__tree_fsinfo(sd_core *c, const sd_principal *u, sd_fsinfo *out)
 {
 	memset(out, 0, sizeof *out);
-	int r = c->store->ops->space(c->store, NULL, &out->disk_total, &out->disk_free);
+	int r = c->store->ops->space(c->store, NULL, &out->disk_total, &out->disk_avail,
+				     &out->disk_free);
 	if (r < 0)
 		return r;
 	sd_dbc *d = sd_db_read_begin(c->db);

@@ -305,7 +305,8 @@ void sd__wpipe_invalidate(sd_wpipe *p, uint64_t size)
 	p->size = p->flushed = size;
 }
 
-int sd__hash_fd(int fd, uint64_t size, char hex[SD_SHA256_HEX])
+int sd__hash_source(ssize_t (*rd)(void *src, void *buf, size_t len, uint64_t off), void *src,
+		   uint64_t size, char hex[SD_SHA256_HEX])
 {
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1) {
@@ -318,13 +319,13 @@ int sd__hash_fd(int fd, uint64_t size, char hex[SD_SHA256_HEX])
 	int r = 0;
 	while (off < size) {
 		size_t want = size - off < bufsz ? (size_t)(size - off) : bufsz;
-		ssize_t n = sd_sys_pread(fd, buf, want, off);
+		ssize_t n = rd(src, buf, want, off);
 		if (n < 0) {
 			r = (int)n;
 			break;
 		}
 		if (n == 0) {
-			r = -EIO;
+			r = -EIO; /* shorter than promised */
 			break;
 		}
 		EVP_DigestUpdate(md, buf, (size_t)n);
@@ -339,6 +340,16 @@ int sd__hash_fd(int fd, uint64_t size, char hex[SD_SHA256_HEX])
 	free(buf);
 	EVP_MD_CTX_free(md);
 	return r;
+}
+
+static ssize_t fd_source(void *src, void *buf, size_t len, uint64_t off)
+{
+	return sd_sys_pread(*(int *)src, buf, len, off);
+}
+
+int sd__hash_fd(int fd, uint64_t size, char hex[SD_SHA256_HEX])
+{
+	return sd__hash_source(fd_source, &fd, size, hex);
 }
 
 int sd__wpipe_finish(sd_wpipe *p, char hex[SD_SHA256_HEX], uint64_t *size)

@@ -40,15 +40,21 @@ if ! (cd "$SRC" && DEB_BUILD_OPTIONS="parallel=$(nproc) ${DEB_BUILD_OPTIONS:-}" 
 fi
 
 arch=$(dpkg-architecture -qDEB_HOST_ARCH)
-deb=storaged_${chver}_${arch}.deb
-rm -f "$ROOT"/dist/storaged_*.deb
-cp "$TMP/$deb" "$ROOT/dist/$deb"
-echo "build-deb: dist/$deb"
-dpkg-deb -c "$ROOT/dist/$deb" | awk '{print "  " $6 ($7 ? " " $7 " " $8 : "")}'
+# storaged (the server), libstoraged0, libstoraged-dev, storaged-client
+rm -f "$ROOT"/dist/storaged_*.deb "$ROOT"/dist/libstoraged*.deb "$ROOT"/dist/storaged-client_*.deb
+debs=""
+for pkg in storaged libstoraged0 libstoraged-dev storaged-client; do
+	deb=${pkg}_${chver}_${arch}.deb
+	cp "$TMP/$deb" "$ROOT/dist/$deb"
+	echo "build-deb: dist/$deb"
+	dpkg-deb -c "$ROOT/dist/$deb" | awk '{print "  " $6 ($7 ? " " $7 " " $8 : "")}'
+	debs="$debs $ROOT/dist/$deb"
+done
 
 # lintian: errors fail the build; warnings are shown.
-echo "build-deb: lintian dist/$deb"
-if ! lintian --fail-on error "$ROOT/dist/$deb"; then
+echo "build-deb: lintian$debs"
+# shellcheck disable=SC2086
+if ! lintian --fail-on error $debs; then
 	echo "build-deb: lintian reported errors" >&2
 	exit 1
 fi

@@ -40,8 +40,8 @@ if ! rpmbuild -bb --nodeps \
 	exit 1
 fi
 
-rm -f "$ROOT"/dist/storaged-*.rpm
-for f in "$TMP"/RPMS/*/storaged-*.rpm; do
+rm -f "$ROOT"/dist/storaged-*.rpm "$ROOT"/dist/libstoraged-*.rpm
+for f in "$TMP"/RPMS/*/storaged-*.rpm "$TMP"/RPMS/*/libstoraged-*.rpm; do
 	cp "$f" "$ROOT/dist/"
 	echo "build-rpm: dist/$(basename "$f")"
 done

@@ -5,7 +5,7 @@
 sd_copy_tree() {
 	tar -C "$1" \
 		--exclude=./.git --exclude=./build --exclude=./dist --exclude=./var \
-		--exclude=./storaged --exclude=./storagectl --exclude='./frontends/*.so' \
+		--exclude=./storaged --exclude=./storagectl --exclude=./stor --exclude='./frontends/*.so' \
 		--exclude=__pycache__ --exclude='*.o' --exclude=./.pytest_cache \
 		-cf - . | tar -C "$2" -xf -
 }

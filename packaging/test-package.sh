@@ -170,6 +170,20 @@ if [ -f "$DEB" ]; then
 		grep -qxF "$MODDIR/$m.so" "$TMP/deb.files" || missing="$missing $MODDIR/$m.so"
 	done
 	check_eq ".deb holds daemon, storagectl, modules ($(echo $EXPECTED_MODULES)), config, unit, man pages" "" "${missing# }"
+	# The client packages built beside it.
+	cmissing=""
+	for pf in "libstoraged0:/usr/lib/$MULTIARCH/libstoraged.so.0 /usr/lib/$MULTIARCH/libstoraged.so.0.1.0" \
+		"libstoraged-dev:/usr/include/storaged-client.h /usr/lib/$MULTIARCH/libstoraged.so /usr/lib/$MULTIARCH/pkgconfig/libstoraged.pc" \
+		"storaged-client:/usr/bin/stor /usr/share/man/man1/stor.1.gz"; do
+		pkg=${pf%%:*}
+		cdeb=dist/${pkg}_${VERSION}_${ARCH}.deb
+		if [ ! -f "$cdeb" ]; then cmissing="$cmissing $cdeb"; continue; fi
+		dpkg-deb -c "$cdeb" | awk '{print $6}' | sed 's|^\./|/|' > "$TMP/c.files"
+		for f in ${pf#*:}; do grep -qxF "$f" "$TMP/c.files" || cmissing="$cmissing $pkg:$f"; done
+	done
+	check_eq "client .debs: libstoraged0 (soname), libstoraged-dev (header, .so, .pc), storaged-client (stor, man page)" "" "${cmissing# }"
+	check_eq "libstoraged0's library has the soname libstoraged.so.0" "libstoraged.so.0" \
+		"$(dpkg-deb --fsys-tarfile dist/libstoraged0_${VERSION}_${ARCH}.deb 2>/dev/null | tar -xOf - ./usr/lib/$MULTIARCH/libstoraged.so.0.1.0 2>/dev/null > "$TMP/lib.so"; objdump -p "$TMP/lib.so" 2>/dev/null | awk '/SONAME/{print $2}')"
 	check_eq ".deb marks /etc/storaged/storaged.conf as a conffile" "/etc/storaged/storaged.conf" \
 		"$(dpkg-deb --ctrl-tarfile "$DEB" | tar -xOf - ./conffiles 2>/dev/null)"
 	deps=$(dpkg-deb -f "$DEB" Depends)

@@ -231,6 +231,23 @@ json_t *sd_json_stat(const char *path, const char *name, const sd_stat *st)
 	return done(o, ok);
 }
 
+json_t *sd_json_key(const sd_key_info *k)
+{
+	char created[40];
+	sd_json_time_text(k->created * 1000, 0, created, sizeof created);
+	json_t *o = json_object();
+	int ok = o != NULL;
+	if (!ok)
+		return NULL;
+	put(o, "id", json_integer(k->id), &ok);
+	put(o, "user", sd_json_string(k->user), &ok);
+	put(o, "type", sd_json_string(k->type), &ok);
+	put(o, "fingerprint", json_string(k->fingerprint), &ok);
+	put(o, "comment", sd_json_string(k->comment), &ok);
+	put(o, "created", json_string(created), &ok);
+	return done(o, ok);
+}
+
 /* ms -> time text with ms, as a JSON string */
 static json_t *ms_json(int64_t ms)
 {

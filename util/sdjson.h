@@ -12,6 +12,7 @@
  *                   "stored_bytes","dedup_ratio","blobs",
  *                   "unreferenced_blobs","versions","journal_rows"}
  *   sd_token_info  {"id","user","scope","created","expires","revoked","state"}
+ *   sd_key_info    {"id","user","type","fingerprint","comment","created"}
  *   sd_gc_report   {"nodes_purged","versions_dropped","journal_pruned",
  *                   "blobs_removed","bytes_freed","temps_removed",
  *                   "disk_used_pct"}
@@ -73,6 +74,10 @@ const char *sd_json_token_state(const sd_token_info *t, int64_t now);
  * = never); revoked bool; state as sd_json_token_state(). now is seconds
  * since the epoch (api->now). */
 json_t *sd_json_token(const sd_token_info *t, int64_t now);
+
+/* SSH key: fingerprint "SHA256:..." as ssh-keygen -l prints it; comment
+ * "" when none; created as time text. */
+json_t *sd_json_key(const sd_key_info *k);
 
 /* Cleaner report. */
 json_t *sd_json_gc_report(const sd_gc_report *r);

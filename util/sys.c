@@ -266,7 +266,8 @@ fallback:;
 	return 0;
 }
 
-int sd_sys_disk_usage(const char *path, int *pct, uint64_t *total, uint64_t *avail)
+int sd_sys_disk_usage(const char *path, int *pct, uint64_t *total, uint64_t *avail,
+		      uint64_t *bfree)
 {
 	struct statvfs sv;
 	if (statvfs(path, &sv) != 0)
@@ -278,6 +279,8 @@ int sd_sys_disk_usage(const char *path, int *pct, uint64_t *total, uint64_t *ava
 		*total = t;
 	if (avail)
 		*avail = a;
+	if (bfree)
+		*bfree = f;
 	if (pct) {
 		/* like df: used / (used + available to users) */
 		uint64_t used = t - f;

@@ -44,9 +44,12 @@ int sd_sys_mkdirs(const char *path);
 /* Copies [0,n) of in to out at offset 0 (copy_file_range, falling back to
  * read/write). 0 or -errno. */
 int sd_sys_copy_range(int in, int out, uint64_t n);
-/* Disk usage of the file system holding path, in percent (0-100), and
- * totals. 0 or -errno. */
-int sd_sys_disk_usage(const char *path, int *pct, uint64_t *total, uint64_t *avail);
+/* Disk usage of the file system holding path, in percent (0-100, as df
+ * shows it), and totals in bytes: size, available to unprivileged writers
+ * (f_bavail) and free including the reserved blocks (f_bfree). Each out
+ * pointer may be NULL. 0 or -errno. */
+int sd_sys_disk_usage(const char *path, int *pct, uint64_t *total, uint64_t *avail,
+		      uint64_t *bfree);
 
 enum sd_sys_op {
 	SD_SYS_WRITE = 0, /* sd_sys_write and sd_sys_pwrite */

@@ -297,10 +297,10 @@ static void l_unlock(sd_store *s, int token)
 	close(token >> 8);
 }
 
-static int l_space(sd_store *s, int *pct, uint64_t *total, uint64_t *avail)
+static int l_space(sd_store *s, int *pct, uint64_t *total, uint64_t *avail, uint64_t *bfree)
 {
 	local *l = (local *)s;
-	return sd_sys_disk_usage(l->dir, pct, total, avail);
+	return sd_sys_disk_usage(l->dir, pct, total, avail, bfree);
 }
 
 static void l_destroy(sd_store *s)

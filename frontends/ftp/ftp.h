@@ -168,6 +168,14 @@ typedef struct ftp_server {
 
 /* ------------------------------------------------------------ session */
 
+/* How a session reads non-ASCII names (ftp_charset.c has the rule). */
+enum ftp_cs {
+	FTP_CS_AUTO = 0, /* undecided: each name is weighed */
+	FTP_CS_UTF8,     /* UTF-8 */
+	FTP_CS_LEGACY,   /* fallback_charset */
+	FTP_CS_NONE,     /* (cs_refused) no fallback charset configured */
+};
+
 /* Login states (see the diagram in ftp_session.c). */
 enum ftp_login_state {
 	FTP_CONNECTED = 0, /* greeting sent, no USER yet */
@@ -240,6 +248,10 @@ struct ftp_session {
 	/* names (ftp_charset.c) */
 	int legacy;            /* names go out in fallback_charset */
 	iconv_t cd_in, cd_out; /* fallback->UTF-8, UTF-8->fallback */
+	int cs;                /* enum ftp_cs: the reading decided by evidence */
+	int cs_pinned;         /* enum ftp_cs: set by OPTS UTF8 ON/OFF */
+	int cs_refused;        /* enum ftp_cs: why the last name was refused */
+	char cs_words[160];    /* the refusal's words (ftp_charset_refusal) */
 
 	int epsv_all;
 	enum ftp_data_mode dmode;
@@ -255,11 +267,14 @@ struct ftp_session {
 /* ------------------------------------------------------------ ftp_charset.c */
 
 /* The client's name argument as UTF-8 for the engine: a malloc'd copy in
- * *out, converted from fallback_charset when the session is (or by this
- * argument becomes) a legacy session. 0, or -EILSEQ when it is not UTF-8
- * and no fallback charset applies. Only the charset changes: the engine
- * resolves the path. */
+ * *out, read as UTF-8 or as fallback_charset by the rule at the top of
+ * ftp_charset.c (OPTS UTF8 pins it; otherwise evidence, existing names
+ * and plausibility decide). 0, or -EILSEQ when the name is valid in no
+ * charset that applies (ftp_charset_refusal says why). Only the charset
+ * changes: the engine resolves the path. */
 int ftp_name_in(ftp_session *s, const char *arg, char **out);
+/* Words for the last -EILSEQ of ftp_name_in (valid for the session). */
+const char *ftp_charset_refusal(ftp_session *s);
 /* ftp_name_in, then the engine's canonical path of the argument in the
  * session's view (api->resolve: "/" or "/a/b") into out, for replies that
  * show a path and for listings. 0, -EILSEQ, -EINVAL or -ENAMETOOLONG. */
@@ -267,8 +282,8 @@ int ftp_name_resolve(ftp_session *s, const char *arg, char *out, size_t outlen);
 /* A UTF-8 name in the session's outgoing charset; returns name or a
  * malloc'd copy, which *tofree then holds (else NULL). */
 const char *ftp_name_out(ftp_session *s, const char *name, char **tofree);
-/* OPTS UTF8 OFF (legacy = 1) / ON (legacy = 0). -1 when OFF is asked and
- * no fallback charset is configured. */
+/* OPTS UTF8 OFF (legacy = 1) / ON (legacy = 0): pins the session's
+ * reading. -1 when OFF is asked and no fallback charset is configured. */
 int ftp_charset_set_legacy(ftp_session *s, int legacy);
 void ftp_charset_close(ftp_session *s);
 

@@ -40,7 +40,7 @@ static const char *const months[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
 static void ls_line(ftp_session *s, const char *name, const sd_stat *st, int64_t now, sd_buf *b)
 {
 	char perm[11];
-	uint32_t m = st->mode ? st->mode : (st->kind == SD_KIND_DIR ? 0755 : 0644);
+	uint32_t m = st->mode; /* as stored: 0000 shows as 0000, as over SFTP and HTTP */
 	perm[0] = st->kind == SD_KIND_DIR ? 'd' : '-';
 	static const char rwx[] = "rwx";
 	for (int i = 0; i < 9; i++)

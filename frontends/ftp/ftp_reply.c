@@ -66,7 +66,7 @@ void ftp_auth_lost(ftp_session *s)
 {
 	s->api->log(s->core, SD_LOG_INFO, FTP_SRC, "event=session_ended user=%s addr=%s reason=credentials",
 		    s->uname, s->addr);
-	ftp_count(s, "storaged_ftp_sessions_ended_total", "frontend=\"ftp\",reason=\"credentials\"", 1);
+	ftp_count(s, "storaged_sessions_ended_total", "frontend=\"ftp\",reason=\"credentials\"", 1);
 	ftp_reply(s, 421, "Your login is no longer valid; closing the session.");
 	s->state = FTP_CLOSING;
 }
@@ -103,7 +103,7 @@ int ftp_reply_err(ftp_session *s, int err, const char *what)
 		break;
 	}
 	if (-err == EILSEQ)
-		words = "file name is not valid UTF-8 (and no fallback charset applies)";
+		words = ftp_charset_refusal(s);
 	return ftp_reply(s, code, "%s: %s.", what, words);
 }
 

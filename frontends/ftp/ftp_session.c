@@ -148,7 +148,7 @@ static int cmd_opts(ftp_session *s, const char *arg)
 			v++;
 		if (!*v || strcasecmp(v, "ON") == 0) {
 			ftp_charset_set_legacy(s, 0);
-			return ftp_reply(s, 200, "Always in UTF8 mode.");
+			return ftp_reply(s, 200, "UTF8 on: names are read and sent as UTF-8.");
 		}
 		if (strcasecmp(v, "OFF") == 0) {
 			if (ftp_charset_set_legacy(s, 1) < 0)

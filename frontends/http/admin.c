@@ -5,10 +5,13 @@
  *   POST   /api/v1/admin/users                 {"name","password","quota","admin"}
  *   GET    /api/v1/admin/users/<name>          one user
  *   PATCH  /api/v1/admin/users/<name>          {"password","quota","disabled","admin"}
- *   DELETE /api/v1/admin/users/<name>          disable (rows are kept for the journal)
+ *   DELETE /api/v1/admin/users/<name>          delete the user (files: logical
+ *                                              delete, purged by the cleaner)
+ *   GET    /api/v1/admin/users/<name>/keys     list the user's SSH keys
  *   POST   /api/v1/admin/users/<name>/keys     {"key": "<authorized_keys line>"}
+ *   DELETE /api/v1/admin/users/<name>/keys/<k> remove a key (id or fingerprint)
  *   GET    /api/v1/admin/tokens[?user=]        list tokens
- *   POST   /api/v1/admin/tokens                {"user","readonly","expires"} -> token
+ *   POST   /api/v1/admin/tokens                {"user","readonly"|"scope","expires"} -> token
  *   DELETE /api/v1/admin/tokens/<id>           revoke
  *   GET    /api/v1/admin/stats                 engine counters
  *   POST   /api/v1/admin/gc[?force=1]          one cleaner pass now
@@ -54,15 +57,19 @@ static int token_cb(void *arg, const sd_token_info *t)
 	return 1;
 }
 
-/* Split r->route "a/b/c" into up to 3 decoded segments. -1 on bad input. */
-static int split_route(const char *route, char seg[3][SD_USERNAME_MAX * 3 + 1], int *nseg)
+#define MAX_SEG 4
+
+/* Split r->route "a/b/c/d" into up to MAX_SEG decoded segments (a '/'
+ * inside one is sent as %2F, e.g. in a key fingerprint). -1 on bad
+ * input. */
+static int split_route(const char *route, char seg[MAX_SEG][SD_USERNAME_MAX * 3 + 1], int *nseg)
 {
 	*nseg = 0;
 	const char *p = route;
 	while (*p) {
 		const char *e = strchr(p, '/');
 		size_t n = e ? (size_t)(e - p) : strlen(p);
-		if (*nseg >= 3 || n == 0 || n > SD_USERNAME_MAX * 3)
+		if (*nseg >= MAX_SEG || n == 0 || n > SD_USERNAME_MAX * 3)
 			return -1;
 		char raw[SD_USERNAME_MAX * 3 + 1];
 		memcpy(raw, p, n);
@@ -80,6 +87,22 @@ static int split_route(const char *route, char seg[3][SD_USERNAME_MAX * 3 + 1], 
 		if (*p == '/')
 			p++;
 	}
+	return 0;
+}
+
+/* An engine error about an account object: -ENOENT says which object is
+ * missing ("no such user", "no such token" ...), never "no such file". */
+static enum MHD_Result account_err(struct MHD_Connection *c, hreq *r, int rc, const char *what,
+				   const char *name)
+{
+	if (rc == -ENOENT)
+		return sd__http_reply_error(c, r, 404, "not_found", "no such %s: %s", what, name);
+	return sd__http_reply_errno(c, r, rc);
+}
+
+static int key_cb(void *arg, const sd_key_info *k)
+{
+	json_array_append_new(arg, sd_json_key(k));
 	return 0;
 }
 
@@ -101,7 +124,7 @@ enum MHD_Result sd__http_admin_begin(struct MHD_Connection *c, hreq *r, const ch
 	if (strlen(tail) >= sizeof r->route)
 		return sd__http_reply_error(c, r, 404, "not_found", "no such endpoint");
 	snprintf(r->route, sizeof r->route, "%s", tail);
-	char seg[3][SD_USERNAME_MAX * 3 + 1];
+	char seg[MAX_SEG][SD_USERNAME_MAX * 3 + 1];
 	int n;
 	if (split_route(tail, seg, &n) < 0 || n == 0)
 		return sd__http_reply_error(c, r, 404, "not_found", "no such endpoint");
@@ -122,14 +145,32 @@ enum MHD_Result sd__http_admin_begin(struct MHD_Connection *c, hreq *r, const ch
 		if (n == 2 && get) {
 			sd_user u;
 			if ((rc = s->api->user_get(s->core, seg[1], &u)) < 0)
-				return sd__http_reply_errno(c, r, rc);
+				return account_err(c, r, rc, "user", seg[1]);
 			return sd__http_reply_json(c, r, 200, sd_json_user(&u));
 		}
 		if (n == 2 && del) {
-			if ((rc = s->api->user_set_disabled(s->core, seg[1], 1)) < 0)
-				return sd__http_reply_errno(c, r, rc);
-			s->api->log(s->core, SD_LOG_INFO, HTTP_SRC, "event=admin_disable admin=%s user=%s",
+			if ((rc = s->api->user_delete(s->core, seg[1])) < 0)
+				return account_err(c, r, rc, "user", seg[1]);
+			s->api->log(s->core, SD_LOG_INFO, HTTP_SRC, "event=admin_user_delete admin=%s user=%s",
 				    r->who.user, seg[1]);
+			return sd__http_reply_empty(c, r, 204);
+		}
+		if (n == 3 && strcmp(seg[2], "keys") == 0 && get) {
+			json_t *arr = json_array();
+			if ((rc = s->api->key_list(s->core, seg[1], key_cb, arr)) < 0) {
+				json_decref(arr);
+				return account_err(c, r, rc, "user", seg[1]);
+			}
+			return sd__http_reply_json(c, r, 200, json_pack("{s:o}", "keys", arr));
+		}
+		if (n == 4 && strcmp(seg[2], "keys") == 0 && del) {
+			sd_user u;
+			if ((rc = s->api->user_get(s->core, seg[1], &u)) < 0)
+				return account_err(c, r, rc, "user", seg[1]);
+			if ((rc = s->api->key_remove(s->core, seg[1], seg[3])) < 0)
+				return account_err(c, r, rc, "key", seg[3]);
+			s->api->log(s->core, SD_LOG_INFO, HTTP_SRC,
+				    "event=admin_key_remove admin=%s user=%s", r->who.user, seg[1]);
 			return sd__http_reply_empty(c, r, 204);
 		}
 	} else if (strcmp(seg[0], "tokens") == 0) {
@@ -152,7 +193,7 @@ enum MHD_Result sd__http_admin_begin(struct MHD_Connection *c, hreq *r, const ch
 			if (*end || id <= 0)
 				return sd__http_reply_error(c, r, 400, "bad_request", "token id must be a number");
 			if ((rc = s->api->token_revoke(s->core, id)) < 0)
-				return sd__http_reply_errno(c, r, rc);
+				return account_err(c, r, rc, "token", seg[1]);
 			return sd__http_reply_empty(c, r, 204);
 		}
 	} else if (strcmp(seg[0], "stats") == 0 && n == 1 && get) {
@@ -189,7 +230,7 @@ static int get_bool(json_t *j, const char *key, int *v)
 static enum MHD_Result admin_finish(struct MHD_Connection *c, hreq *r)
 {
 	http_srv *s = r->srv;
-	char seg[3][SD_USERNAME_MAX * 3 + 1];
+	char seg[MAX_SEG][SD_USERNAME_MAX * 3 + 1];
 	int n;
 	if (split_route(r->route, seg, &n) < 0 || n == 0)
 		return sd__http_reply_error(c, r, 404, "not_found", "no such endpoint");
@@ -211,6 +252,8 @@ static enum MHD_Result admin_finish(struct MHD_Connection *c, hreq *r)
 	int rc = 0;
 	int64_t iv;
 	int bv;
+	/* what the calls may find missing, for account_err */
+	const char *what = "user", *what_name = n >= 2 ? seg[1] : "";
 
 	if (strcmp(seg[0], "users") == 0 && n == 1 && post) {
 		const char *name = json_string_value(json_object_get(j, "name"));
@@ -225,6 +268,15 @@ static enum MHD_Result admin_finish(struct MHD_Connection *c, hreq *r)
 		}
 		int64_t id = 0;
 		rc = s->api->user_add(s->core, name, pw, quota, admin ? SD_USER_ADMIN : 0, &id);
+		if (rc == -EEXIST) {
+			ret = sd__http_reply_error(c, r, 409, "exists", "user %s exists", name);
+			goto out;
+		}
+		if (rc == -EINVAL) {
+			ret = sd__http_reply_error(c, r, 400, "bad_request",
+						   "bad user name (letters, digits, . _ - @; 1-64)");
+			goto out;
+		}
 		if (rc < 0) {
 			ret = sd__http_reply_errno(c, r, rc);
 			goto out;
@@ -274,30 +326,55 @@ static enum MHD_Result admin_finish(struct MHD_Connection *c, hreq *r)
 		ret = sd__http_reply_json(c, r, 200, sd_json_user(&u));
 		goto out;
 	}
+
 	if (strcmp(seg[0], "users") == 0 && n == 3 && strcmp(seg[2], "keys") == 0 && post) {
 		const char *key = json_string_value(json_object_get(j, "key"));
 		if (!key) {
 			ret = sd__http_reply_error(c, r, 400, "bad_request", "need key (authorized_keys line)");
 			goto out;
 		}
-		if ((rc = s->api->key_add(s->core, seg[1], key)) < 0)
+		if ((rc = s->api->key_add(s->core, seg[1], key)) == -EEXIST) {
+			ret = sd__http_reply_error(c, r, 409, "exists", "key already registered for %s",
+						   seg[1]);
+			goto out;
+		}
+		if (rc == -EINVAL) {
+			ret = sd__http_reply_error(c, r, 400, "bad_request",
+						   "not a public key line (type base64 [comment])");
+			goto out;
+		}
+		if (rc < 0)
 			goto err;
-		ret = sd__http_reply_json(c, r, 201, json_pack("{s:s}", "user", seg[1]));
+		/* answer the key as the list shows it (the newest one) */
+		json_t *arr = json_array();
+		s->api->key_list(s->core, seg[1], key_cb, arr);
+		size_t nk = json_array_size(arr);
+		json_t *k = nk ? json_incref(json_array_get(arr, nk - 1)) : json_pack("{s:s}", "user", seg[1]);
+		json_decref(arr);
+		ret = sd__http_reply_json(c, r, 201, k);
 		goto out;
 	}
 	if (strcmp(seg[0], "tokens") == 0 && n == 1 && post) {
 		const char *user = json_string_value(json_object_get(j, "user"));
+		const char *scope = json_string_value(json_object_get(j, "scope"));
 		int ro = 0;
 		int64_t expires = 0;
-		if (!user || get_bool(j, "readonly", &ro) < 0 || get_int(j, "expires", &expires) < 0 ||
-		    expires < 0) {
+		if (!user || get_bool(j, "readonly", &ro) < 0 ||
+		    (json_object_get(j, "scope") && (!scope || (strcmp(scope, "ro") != 0 &&
+								 strcmp(scope, "rw") != 0))) ||
+		    sd__http_json_expires(json_object_get(j, "expires"), s->api->now(s->core), &expires) < 0) {
 			ret = sd__http_reply_error(c, r, 400, "bad_request",
-						   "need user; optional readonly (bool), expires (seconds)");
+						   "need user; optional scope (\"ro\"|\"rw\") or readonly (bool), "
+						   "expires (an RFC 3339 date-time in the future, e.g. "
+						   "\"2030-01-01T00:00:00Z\", or seconds from now)");
 			goto out;
 		}
+		if (scope)
+			ro = strcmp(scope, "ro") == 0;
 		char tok[SD_TOKEN_MAX];
 		int64_t id = 0;
 		rc = s->api->token_create(s->core, user, ro ? SD_SCOPE_RO : SD_SCOPE_RW, expires, tok, &id);
+		what_name = user;
 		if (rc < 0)
 			goto err;
 		/* the token object as the list shows it, plus the secret */
@@ -328,7 +405,7 @@ static enum MHD_Result admin_finish(struct MHD_Connection *c, hreq *r)
 	ret = sd__http_reply_error(c, r, 404, "not_found", "no such endpoint or method");
 	goto out;
 err:
-	ret = sd__http_reply_errno(c, r, rc);
+	ret = account_err(c, r, rc, what, what_name);
 out:
 	json_decref(j);
 	return ret;

@@ -100,3 +100,24 @@ enum MHD_Result sd__http_want_json(hreq *r, http_finish_fn finish)
 	r->finish = finish;
 	return MHD_YES;
 }
+
+int sd__http_json_expires(json_t *v, int64_t now, int64_t *secs)
+{
+	*secs = 0;
+	if (!v || json_is_null(v))
+		return 0;
+	if (json_is_integer(v)) {
+		json_int_t n = json_integer_value(v);
+		if (n < 0 || n > (json_int_t)100 * 366 * 86400)
+			return -1;
+		*secs = (int64_t)n;
+		return 0;
+	}
+	if (!json_is_string(v))
+		return -1;
+	int64_t t = sd__http_parse_rfc3339(json_string_value(v));
+	if (t < 0 || t <= now)
+		return -1;
+	*secs = t - now;
+	return 0;
+}

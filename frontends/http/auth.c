@@ -94,15 +94,17 @@ int sd__http_authenticate(struct MHD_Connection *c, hreq *r, enum MHD_Result *re
 		      : s->api->auth_token(s->core, secret, r->addr, "http", &sess);
 	if (rc == -SD_EBLOCKED) {
 		wipe(&cred);
-		s->api->metric_add(s->core, "storaged_auth_failures_total",
-				   "frontend=\"http\",reason=\"blocked\"", 1);
+		s->api->metric_add(s->core, "storaged_logins_total",
+				   "frontend=\"http\",result=\"blocked\"", 1);
+		int64_t secs = s->api->auth_blocked_for(s->core, r->addr);
 		*ret = sd__http_reply_error(c, r, 429, "blocked",
-					    "too many failed logins from this address; try later");
+					    "too many failed logins from this address; try again in %lld s",
+					    (long long)(secs > 0 ? secs : 1));
 		return -1;
 	}
 	if (rc != 0) {
-		s->api->metric_add(s->core, "storaged_auth_failures_total",
-				   "frontend=\"http\",reason=\"credentials\"", 1);
+		s->api->metric_add(s->core, "storaged_logins_total",
+				   "frontend=\"http\",result=\"failed\"", 1);
 		s->api->log(s->core, SD_LOG_INFO, HTTP_SRC, "event=auth_failed user=%s addr=%s",
 			    user ? user : "(token)", r->addr);
 		wipe(&cred);
@@ -112,6 +114,7 @@ int sd__http_authenticate(struct MHD_Connection *c, hreq *r, enum MHD_Result *re
 		return -1;
 	}
 	wipe(&cred);
+	s->api->metric_add(s->core, "storaged_logins_total", "frontend=\"http\",result=\"ok\"", 1);
 	r->sess = sess;
 	/* the session's user now: name for logs, flags, quota and usage */
 	if (s->api->session_info(sess, &r->who) < 0)

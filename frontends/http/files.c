@@ -82,8 +82,45 @@ static int parse_mode(const char *s, uint32_t *mode)
 	return 0;
 }
 
-/* ?op=move|copy&to=<path>: to is decoded once like the URL path; a
- * relative one starts at the root. */
+/* A move or copy failed with rc: name what is missing or in the way.
+ * from/to are the engine's resolved paths. The source missing: 404 naming
+ * it; the target's folder missing: 404 naming the first missing folder
+ * (parents=1 would make it); a file where a folder is needed: 409. */
+static enum MHD_Result move_copy_err(struct MHD_Connection *c, hreq *r, int rc, const char *from,
+				     const char *to)
+{
+	http_srv *s = r->srv;
+	sd_stat st;
+	if (rc != -ENOENT && rc != -ENOTDIR)
+		return sd__http_reply_errno(c, r, rc);
+	if (s->api->stat(r->sess, from, &st) == -ENOENT)
+		return sd__http_reply_error(c, r, 404, "not_found", "no such file or directory: %s",
+					    from);
+	/* walk the target's folders from the root down */
+	char dir[SD_PATH_MAX + 1];
+	const char *last = strrchr(to, '/');
+	size_t end = last ? (size_t)(last - to) : 0;
+	for (size_t i = 1; i <= end; i++) {
+		if (i != end && to[i] != '/')
+			continue;
+		memcpy(dir, to, i);
+		dir[i] = '\0';
+		int sr = s->api->stat(r->sess, dir, &st);
+		if (sr == -ENOENT)
+			return sd__http_reply_error(c, r, 404, "not_found",
+						    "target folder %s does not exist (add parents=1 to "
+						    "create it)",
+						    dir);
+		if (sr == 0 && st.kind != SD_KIND_DIR)
+			return sd__http_reply_error(c, r, 409, "not_a_directory",
+						    "%s is a file, not a folder", dir);
+	}
+	return sd__http_reply_errno(c, r, rc);
+}
+
+/* ?op=move|copy&to=<path>[&parents=1]: to is decoded once like the URL
+ * path; a relative one starts at the root. parents=1 makes the target's
+ * missing folders first (as mkdir -p). */
 static enum MHD_Result move_copy(struct MHD_Connection *c, hreq *r, int move)
 {
 	http_srv *s = r->srv;
@@ -106,10 +143,30 @@ static enum MHD_Result move_copy(struct MHD_Connection *c, hreq *r, int move)
 	sd_stat st;
 	if (sd__http_check_path(c, r, to.data, "target", &ret) < 0)
 		goto out;
-	if ((rc = s->api->resolve(r->sess, to.data, to.len, shown, sizeof shown)) < 0 ||
-	    (rc = move ? s->api->rename(r->sess, r->path.data, to.data, 0)
-		       : s->api->copy(r->sess, r->path.data, to.data)) < 0 ||
-	    (rc = s->api->stat(r->sess, to.data, &st)) < 0) {
+	if ((rc = s->api->resolve(r->sess, to.data, to.len, shown, sizeof shown)) < 0) {
+		ret = sd__http_reply_errno(c, r, rc);
+		goto out;
+	}
+	if (sd__http_arg_true(c, "parents")) {
+		char parent[SD_PATH_MAX + 1];
+		const char *slash = strrchr(shown, '/');
+		size_t n = slash ? (size_t)(slash - shown) : 0;
+		if (n > 0) { /* the root always exists */
+			memcpy(parent, shown, n);
+			parent[n] = '\0';
+			rc = s->api->mkdir(r->sess, parent, 0755, 1);
+			if (rc < 0 && rc != -EEXIST) {
+				ret = move_copy_err(c, r, rc, r->shown, shown);
+				goto out;
+			}
+		}
+	}
+	if ((rc = move ? s->api->rename(r->sess, r->path.data, to.data, 0)
+		       : s->api->copy(r->sess, r->path.data, to.data)) < 0) {
+		ret = move_copy_err(c, r, rc, r->shown, shown);
+		goto out;
+	}
+	if ((rc = s->api->stat(r->sess, to.data, &st)) < 0) {
 		ret = sd__http_reply_errno(c, r, rc);
 		goto out;
 	}
@@ -220,6 +277,6 @@ enum MHD_Result sd__http_me(struct MHD_Connection *c, hreq *r, const char *tail)
 			      (json_int_t)r->who.uid, "admin", (r->who.flags & SD_USER_ADMIN) != 0,
 			      "readonly", (r->who.flags & SD_USER_READONLY) != 0, "quota",
 			      (json_int_t)fi.quota, "used", (json_int_t)fi.used, "disk_free",
-			      (json_int_t)fi.disk_free);
+			      (json_int_t)fi.disk_avail); /* what the server may still write */
 	return sd__http_reply_json(c, r, 200, o);
 }

@@ -14,7 +14,13 @@
  *   auth.c      Authorization header -> engine session
  *   ops.c       /healthz, /metrics
  *   files.c     /api/v1/fs (list, delete, mkdir/move/copy/chmod), /stat, /me
+ *   me.c        /api/v1/me/... self-service (password, tokens, keys)
  *   ids.c       /api/v1/upload and /f/<file_id> (FastDFS-style IDs)
+ *   handles.c   /api/v1/open and /api/v1/handles/<id>/... (the handle API,
+ *               docs/handle-api.md): ids, open, stat, truncate, attrs,
+ *               sync, close, abandon
+ *   hdata.c     /api/v1/handles/<id>/data: reads with ranges, streamed
+ *               and multipart writes
  *   admin.c     /api/v1/admin/...
  *   history.c   /api/v1/versions, /trash, /rollback, ?at= (history.h)
  *      |
@@ -26,6 +32,8 @@
  *   reply.c     answers: JSON bodies, errors, status mapping (leaf)
  *   wire.c      HTTP text formats: percent-decoding, dates, ranges, MIME
  *               types, base64, multipart bodies (leaf, no engine, no hreq)
+ *   ranges.c    strict Range sets and multipart/byteranges request bodies
+ *               of the handle API (leaf, no engine, no hreq)
  *
  * Nothing here is exported from the shared object except storaged_module;
  * internal non-static symbols carry the sd__http_ prefix.
@@ -69,6 +77,7 @@ typedef struct http_conf {
 	char *auth_realm;
 	int64_t max_json_body;   /* bytes of a JSON request body */
 	int64_t list_limit;      /* default and max page size of listings */
+	char *metrics;           /* "open" | "token" (an admin's credentials) | "off" */
 } http_conf;
 
 /* --------------------------------------------------------- the server */
@@ -82,6 +91,7 @@ typedef struct http_srv {
 	struct MHD_Daemon *daemon;
 	char *tls_cert_pem, *tls_key_pem;
 	atomic_long open_conns;
+	unsigned char hkey[32];  /* handles.c: key of the handle ids' MACs */
 } http_srv;
 
 /* ---------------------------------------------------- request context */
@@ -115,11 +125,15 @@ enum rq_body {
 	BODY_UPLOAD,   /* stream into r->up (PUT fs, POST upload) */
 	BODY_JSON,     /* collect up to max_json_body into r->json */
 	BODY_DISCARD,  /* read and drop (after an error or an instant hit) */
+	BODY_FEED,     /* each chunk to r->feed (handle writes) */
 };
 
 typedef struct hreq hreq;
 /* Answers a request whose body has arrived (the last handler call). */
 typedef enum MHD_Result (*http_finish_fn)(struct MHD_Connection *c, hreq *r);
+/* Takes one body chunk (BODY_FEED): 0, or -1 after setting r->err_status,
+ * err_code and err_msg (the rest of the body is then read and dropped). */
+typedef int (*http_feed_fn)(hreq *r, const char *data, size_t len);
 
 struct hreq {
 	http_srv *srv;
@@ -127,6 +141,10 @@ struct hreq {
 	int deferred;      /* no body: the route runs on the second call */
 	int body;          /* enum rq_body */
 	http_finish_fn finish; /* set with RQ_BODY */
+	http_feed_fn feed;     /* BODY_FEED */
+	int finish_on_error;   /* finish answers r->err_status itself */
+	void *body_state;      /* the feeder's; body_state_free'd at completion */
+	void (*body_state_free)(void *);
 	int status;        /* status queued (metrics) */
 	uint64_t bytes_in, bytes_out;
 	uint64_t discarded;  /* body bytes dropped (BODY_DISCARD) */
@@ -147,14 +165,18 @@ struct hreq {
 	int err_status;
 	char err_code[32];
 	char err_msg[160];
-	/* sd__http_finish_prepared: answer prepared in the first call */
+	/* an instant hit whose body is still being read and dropped: the
+	 * answer prepared in the first call (upload.c) */
 	int ans_status;
-	json_t *ans_json;
+	sd_stat inst_st;
 	/* BODY_JSON */
 	sd_buf json;
 	int json_over;
 	/* admin route (copied tail of the URL) */
 	char route[256];
+	/* handle API: the handle the URL names (handles.c) */
+	sd_handle hid;
+	char hname[72];
 };
 
 /* ---------------------------------------------------------- routes.c */
@@ -185,6 +207,8 @@ enum MHD_Result sd__http_metrics(struct MHD_Connection *c, hreq *r, const char *
 enum MHD_Result sd__http_fs(struct MHD_Connection *c, hreq *r, const char *tail);
 enum MHD_Result sd__http_stat(struct MHD_Connection *c, hreq *r, const char *tail);
 enum MHD_Result sd__http_me(struct MHD_Connection *c, hreq *r, const char *tail);
+/* me.c: /api/v1/me/<password|tokens|keys...>, the user's own credentials */
+enum MHD_Result sd__http_me_sub(struct MHD_Connection *c, hreq *r, const char *tail);
 /* upload.c: POST /api/v1/instant */
 enum MHD_Result sd__http_instant(struct MHD_Connection *c, hreq *r, const char *tail);
 /* ids.c */
@@ -192,6 +216,30 @@ enum MHD_Result sd__http_idupload(struct MHD_Connection *c, hreq *r, const char 
 enum MHD_Result sd__http_fileid_get(struct MHD_Connection *c, hreq *r, const char *tail);
 /* admin.c: /api/v1/admin/<tail>; the route table checked SD_USER_ADMIN */
 enum MHD_Result sd__http_admin_begin(struct MHD_Connection *c, hreq *r, const char *tail);
+/* handles.c: POST /api/v1/open, and the calls on /api/v1/handles/<id>[/...]
+ * (tail is the id); the route table let read-only credentials through to
+ * open, sync, close and the handle itself, which check them here */
+enum MHD_Result sd__http_h_open(struct MHD_Connection *c, hreq *r, const char *tail);
+enum MHD_Result sd__http_h_handle(struct MHD_Connection *c, hreq *r, const char *id);
+enum MHD_Result sd__http_h_truncate(struct MHD_Connection *c, hreq *r, const char *id);
+enum MHD_Result sd__http_h_attrs(struct MHD_Connection *c, hreq *r, const char *id);
+enum MHD_Result sd__http_h_sync(struct MHD_Connection *c, hreq *r, const char *id);
+enum MHD_Result sd__http_h_close(struct MHD_Connection *c, hreq *r, const char *id);
+/* hdata.c: GET/HEAD/PUT /api/v1/handles/<id>/data */
+enum MHD_Result sd__http_h_data(struct MHD_Connection *c, hreq *r, const char *id);
+
+/* --------------------------------------------------------- handles.c */
+
+/* Draw the key of handle ids (init): 0 or -errno from sd_random_bytes. */
+int sd__http_handles_init(http_srv *s);
+/* Take the handle id `id` of the URL for r's user into r->hid and
+ * r->hname. 0, or an answer queued (*ret): 400 bad_handle for an id not of
+ * the form, 404 for one this server did not give this user. */
+int sd__http_take_handle(struct MHD_Connection *c, hreq *r, const char *id,
+			 enum MHD_Result *ret);
+/* The answer for an engine error on r->hid: -EBADF (closed, expired,
+ * another user's) is 404 not_found; the rest as sd__http_reply_errno. */
+enum MHD_Result sd__http_handle_errno(struct MHD_Connection *c, hreq *r, int err);
 
 /* ---------------------------------------------------------- upload.c */
 
@@ -218,8 +266,9 @@ const char *sd__http_hdr(struct MHD_Connection *c, const char *name);
 int sd__http_arg(struct MHD_Connection *c, const char *name, char *out, size_t outlen);
 /* 1 if the query argument is "1", "yes" or "true". */
 int sd__http_arg_true(struct MHD_Connection *c, const char *name);
-/* Check a decoded client path argument: no double encoding, no ".." that
- * climbs above the root. 0, or an error answer queued (*ret) and -1. */
+/* Check a decoded client path argument: no double encoding (".." is the
+ * engine's resolver's business). 0, or an error answer queued (*ret) and
+ * -1. */
 int sd__http_check_path(struct MHD_Connection *c, hreq *r, const char *p, const char *what,
 			enum MHD_Result *ret);
 /* Make the raw URL tail the request's path: "/" + decoded tail into
@@ -233,6 +282,11 @@ int sd__http_show_path(struct MHD_Connection *c, hreq *r, enum MHD_Result *ret);
 /* Enter RQ_BODY to collect a JSON body (up to max_json_body), then call
  * finish. Returns MHD_YES. */
 enum MHD_Result sd__http_want_json(hreq *r, http_finish_fn finish);
+/* The "expires" of a token request as seconds from now (0 = never): an
+ * RFC 3339 date-time string in the future, an integer of seconds from
+ * now (up to 100 years), null or absent. 0, or -1 when it is none of
+ * these. */
+int sd__http_json_expires(json_t *v, int64_t now, int64_t *secs);
 
 /* ----------------------------------------------------------- reply.c */
 
@@ -255,8 +309,6 @@ enum MHD_Result sd__http_queue(struct MHD_Connection *c, hreq *r, unsigned statu
 			       struct MHD_Response *resp, uint64_t body_len);
 /* Map an engine error to an HTTP status and an error code word. */
 unsigned sd__http_status_for(int err, const char **code);
-/* The answer prepared in r->ans_status / r->ans_json (an http_finish_fn). */
-enum MHD_Result sd__http_finish_prepared(struct MHD_Connection *c, hreq *r);
 
 /* ------------------------------------------------------------ wire.c */
 
@@ -272,6 +324,10 @@ int sd__http_double_encoded(const char *s);
 void sd__http_date(int64_t t, char *out, size_t outlen);
 /* Parse an HTTP date; -1 if unparseable. */
 int64_t sd__http_parse_date(const char *s);
+/* Parse an RFC 3339 date-time ("2026-12-31T23:59:59Z", fractions and
+ * "+01:00" offsets allowed) into seconds since the epoch; -1 if it is not
+ * one. */
+int64_t sd__http_parse_rfc3339(const char *s);
 /* Content type for a file name, from its extension. */
 const char *sd__http_mime(const char *name);
 /* Decode base64 (standard or URL alphabet, padding optional), appending
@@ -280,7 +336,8 @@ int sd__http_b64decode(const char *in, sd_buf *out);
 /* Does an If-None-Match / If-Range list match the strong ETag of sha? */
 int sd__http_etag_match(const char *list, const char *sha);
 
-#define HTTP_MAX_RANGES 16
+#define HTTP_MAX_RANGES 16   /* plain downloads; more: the whole file */
+#define HTTP_MAX_PARTS 256   /* handle reads; the multipart builder's limit */
 typedef struct http_range {
 	uint64_t first, last; /* inclusive */
 } http_range;
@@ -289,11 +346,45 @@ typedef struct http_range {
  * "bytes=" or malformed), -1 if unsatisfiable (answer 416). */
 int sd__http_parse_range(const char *h, uint64_t size, http_range *out);
 
+/* ----------------------------------------------------------- ranges.c */
+
+/* Parse a Range header of a handle read against size, strictly: 0 with
+ * *n >= 1 ranges in out (at most max), sorted and coalesced (overlapping or
+ * adjacent ones merged); -EINVAL when malformed (another unit, bad syntax,
+ * b < a, a number past 2^63-1, more than max ranges); -ERANGE when
+ * unsatisfiable (a range starting at or past the end, a suffix of 0, or
+ * ranges that add up to more than size). */
+int sd__http_ranges_strict(const char *h, uint64_t size, http_range *out, int max, int *n);
+
+#define HTTP_MPW_BOUNDARY_MAX 70  /* RFC 2046 */
+#define HTTP_MPW_HEAD_MAX 8192    /* delimiter + part headers */
+/* The boundary of a "multipart/byteranges; boundary=..." Content-Type
+ * into out: 1; 0 when the type is another; -EINVAL when it has no usable
+ * boundary. */
+int sd__http_mp_boundary(const char *ctype, char *out, size_t outlen);
+/* A streaming parser of a multipart/byteranges request body: each part's
+ * bytes go to a callback with the file offset its Content-Range names. */
+typedef struct http_mpw http_mpw;
+/* Piece bytes data[0, len) belong at file offset off: 0, or -errno to stop. */
+typedef int (*http_piece_fn)(void *arg, const char *data, size_t len, uint64_t off);
+/* NULL when the boundary is too long. */
+http_mpw *sd__http_mpw_new(const char *boundary);
+/* Feed body bytes: 0; -EINVAL on a malformed body (sd__http_mpw_error
+ * says what), or the callback's error. Either error is final. */
+int sd__http_mpw_feed(http_mpw *p, const char *data, size_t len, http_piece_fn fn, void *arg);
+/* The body ended: 0 when it was complete (closing delimiter seen), else
+ * -EINVAL and *why. */
+int sd__http_mpw_end(http_mpw *p, const char **why);
+const char *sd__http_mpw_error(const http_mpw *p);
+int sd__http_mpw_parts(const http_mpw *p);
+void sd__http_mpw_free(http_mpw *p);
+
 /* Reads up to len bytes at off of the content being sent: bytes read, 0 at
  * the end, or -errno. */
 typedef ssize_t (*http_pread_fn)(void *arg, void *buf, size_t len, uint64_t off);
-/* Build a multipart/byteranges response reading the content through
- * pread(arg, ...), which must stay usable while the response is sent.
+/* Build a multipart/byteranges response of 1..HTTP_MAX_PARTS ranges,
+ * reading the content through pread(arg, ...), which must stay usable
+ * while the response is sent.
  * *len = body size, *ctype = its Content-Type (malloc'd, the caller frees).
  * NULL with *err set: -errno from sd_random_bytes (no boundary can be
  * drawn: the caller refuses), -ENOMEM. */

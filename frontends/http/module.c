@@ -16,12 +16,15 @@
  *  - MHD's own unescaping is replaced by the identity, so the handlers see
  *    the raw target and decode it exactly once (args.c).
  *  - Uploads are streamed: each body chunk goes straight to
- *    api->upload_write; memory per connection is bounded by conn_memory.
+ *    api->upload_write (or, for a handle write, to the handler's feed and
+ *    api->handle_pwrite); memory per connection is bounded by conn_memory.
  *
  * Invariants:
  *  1. request_completed runs for every request that reached on_request and
  *     releases all it holds: an upload not committed is aborted, then the
- *     reader and the session are closed, in that order.
+ *     reader and the session are closed, in that order, then the body
+ *     feeder's state is freed. (A handle is not released: it outlives
+ *     requests by design; what a cut-off write gave it stays unsaved.)
  *  2. A JSON body never grows past max_json_body: the rest is counted and
  *     dropped, and the request answered 413.
  */
@@ -64,6 +67,8 @@ static const sd_conf_item http_conf_table[] = {
      "largest JSON request body; larger get 413"},
     {"list_limit", SD_CONF_INT, OFF(list_limit), "1000",
      "default and largest page of a directory listing"},
+    {"metrics", SD_CONF_STR, OFF(metrics), "token",
+     "who may GET /metrics: open (anyone who reaches the port), token (an admin's credentials: Bearer token or Basic), off (404)"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -221,6 +226,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		case BODY_JSON:
 			json_feed(r, upload_data, n);
 			break;
+		case BODY_FEED:
+			if (r->feed(r, upload_data, n) < 0)
+				r->body = BODY_DISCARD; /* the feeder kept the error */
+			break;
 		default:
 			/* After an error libmicrohttpd 0.9.75 cannot queue the
 			 * answer until the body is read (MHD_queue_response fails
@@ -239,7 +248,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		return MHD_YES;
 	}
 	/* last call: the whole body has arrived */
-	if (r->err_status)
+	if (r->err_status && !(r->finish_on_error && r->finish))
 		return sd__http_reply_error(c, r, (unsigned)r->err_status, r->err_code, "%s",
 					    r->err_msg);
 	if (r->json_over)
@@ -272,11 +281,12 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **con_cl
 	r->rd = NULL;
 	s->api->session_close(r->sess);
 	r->sess = NULL;
+	if (r->body_state_free)
+		r->body_state_free(r->body_state);
+	r->body_state = NULL;
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->state != RQ_ANSWERED)
 		r->status = 0;
 	count_status(r);
-	if (r->ans_json)
-		json_decref(r->ans_json);
 	sd_buf_free(&r->json);
 	sd_buf_free(&r->path);
 	free(r);
@@ -361,6 +371,12 @@ static int http_init(const sd_core_api *api, sd_core *core, const sd_module_conf
 	http_conf *cf = conf;
 	if (!api || api->version != SD_CORE_API_VERSION || api->size < sizeof(sd_core_api))
 		return -SD_ECONFIG;
+	if (!api->handle_info) { /* added in a spare slot: an older engine lacks it */
+		api->log(core, SD_LOG_ERROR, HTTP_SRC,
+			 "event=config_error section=%s err=\"the engine lacks handle_info\"",
+			 mc->section);
+		return -SD_ECONFIG;
+	}
 	const char *bad = NULL;
 	if (cf->threads < 1 || cf->threads > 256)
 		bad = "threads must be 1-256";
@@ -382,6 +398,9 @@ static int http_init(const sd_core_api *api, sd_core *core, const sd_module_conf
 		bad = "list_limit must be 1-100000";
 	else if ((cf->tls_cert && *cf->tls_cert) != (cf->tls_key && *cf->tls_key))
 		bad = "tls_cert and tls_key must be set together";
+	else if (!cf->metrics || (strcmp(cf->metrics, "open") != 0 && strcmp(cf->metrics, "token") != 0 &&
+				  strcmp(cf->metrics, "off") != 0))
+		bad = "metrics must be open, token or off";
 	if (bad) {
 		api->log(core, SD_LOG_ERROR, HTTP_SRC, "event=config_error section=%s err=\"%s\"",
 			 mc->section, bad);
@@ -405,6 +424,12 @@ static int http_init(const sd_core_api *api, sd_core *core, const sd_module_conf
 				 mc->section);
 			return -SD_ECONFIG;
 		}
+	}
+	if ((rc = sd__http_handles_init(s)) < 0) {
+		api->log(core, SD_LOG_ERROR, HTTP_SRC,
+			 "event=init_error section=%s err=\"no randomness for handle ids: %s\"",
+			 mc->section, api->strerror(rc));
+		return rc;
 	}
 	if ((rc = bind_listener(s)) < 0)
 		return rc;
@@ -479,6 +504,7 @@ static void http_destroy(void *state)
 		free(s->tls_key_pem);
 	}
 	free(s->tls_cert_pem);
+	memset(s->hkey, 0, sizeof s->hkey);
 	free(s);
 }
 

@@ -1,7 +1,8 @@
 /*
- * ops.c - endpoints for operators, without authentication:
- *   GET /healthz   {"status":"ok"}
- *   GET /metrics   the engine's registry in Prometheus text format
+ * ops.c - endpoints for operators:
+ *   GET /healthz   {"status":"ok"}, without authentication
+ *   GET /metrics   the engine's registry in Prometheus text format; who may
+ *                  is the `metrics` key's (checked by routes.c)
  */
 #include <string.h>
 

@@ -109,8 +109,16 @@ enum MHD_Result sd__http_reply_json(struct MHD_Connection *c, hreq *r, unsigned 
 		MHD_add_response_header(resp, "WWW-Authenticate", h.data);
 		sd_buf_free(&h);
 	}
-	if (status == 429 || status == 503)
+	if (status == 429) {
+		/* the lockout's real remaining time (a login failure may have
+		 * just started it) */
+		int64_t secs = r->srv->api->auth_blocked_for(r->srv->core, r->addr);
+		char ra[24];
+		snprintf(ra, sizeof ra, "%lld", (long long)(secs > 0 ? secs : 1));
+		MHD_add_response_header(resp, "Retry-After", ra);
+	} else if (status == 503) {
 		MHD_add_response_header(resp, "Retry-After", "5");
+	}
 	return sd__http_queue(c, r, status, resp, len);
 }
 
@@ -148,11 +156,4 @@ enum MHD_Result sd__http_reply_empty(struct MHD_Connection *c, hreq *r, unsigned
 	struct MHD_Response *resp =
 	    MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
 	return sd__http_queue(c, r, status, resp, 0);
-}
-
-enum MHD_Result sd__http_finish_prepared(struct MHD_Connection *c, hreq *r)
-{
-	json_t *j = r->ans_json;
-	r->ans_json = NULL;
-	return sd__http_reply_json(c, r, (unsigned)r->ans_status, j);
 }

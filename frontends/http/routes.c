@@ -5,9 +5,14 @@
  * Dispatch, in this order:
  *   1. request line plus headers over max_header_size: 431;
  *   2. the first row whose path matches (exact, or with R_TREE the path
- *      followed by "/" and a tail) is the route; none: 404;
+ *      followed by "/" and a tail; a "*" component of a row's path matches
+ *      one non-empty component of the URL, which the handler gets as its
+ *      tail) is the route; none: 404;
  *   3. R_AUTH (or R_AUTH_PRIVATE without public_ids): authenticate (401,
- *      429); a read-only credential may only GET or HEAD (403 read_only);
+ *      429); a read-only credential may only GET or HEAD (403 read_only),
+ *      except on R_RO_OK rows, whose handlers check it themselves;
+ *      R_METRICS follows the `metrics` key: open, an admin's credentials
+ *      (401, 403), or 404 when off;
  *   4. R_ADMIN: the user must have the admin flag (403 forbidden);
  *   5. the method must be one of the row's (405 with Allow);
  *   6. the handler runs with the raw tail.
@@ -26,6 +31,10 @@
 #define R_AUTH         0x2u /* credentials required */
 #define R_AUTH_PRIVATE 0x4u /* credentials required unless public_ids */
 #define R_ADMIN        0x8u /* the admin flag required (with R_AUTH) */
+#define R_RO_OK        0x10u /* read-only credentials pass; the handler checks */
+#define R_METRICS      0x20u /* as the `metrics` key says: open, an admin, or 404 */
+
+#define SEG_MAX 128 /* bytes of a "*" component kept; longer ones are cut (and refused) */
 
 typedef struct http_route {
 	const char *methods; /* space-separated; "*": any */
@@ -42,7 +51,7 @@ static enum MHD_Result no_route(struct MHD_Connection *c, hreq *r, const char *t
 
 static const http_route routes[] = {
     {"GET HEAD", "/healthz", 0, sd__http_healthz},
-    {"GET HEAD", "/metrics", 0, sd__http_metrics},
+    {"GET HEAD", "/metrics", R_METRICS, sd__http_metrics},
     {"GET HEAD", "/f", R_TREE | R_AUTH_PRIVATE, sd__http_fileid_get},
     {"GET HEAD PUT DELETE POST", "/api/v1/fs", R_TREE | R_AUTH, sd__http_fs},
     {"GET HEAD", "/api/v1/stat", R_TREE | R_AUTH, sd__http_stat},
@@ -53,12 +62,48 @@ static const http_route routes[] = {
     {"GET HEAD POST DELETE", "/api/v1/trash", R_TREE | R_AUTH, sd__http_trash},
     {"POST", "/api/v1/rollback", R_AUTH, sd__http_rollback},
     {"*", "/api/v1/admin", R_TREE | R_AUTH | R_ADMIN, sd__http_admin_begin},
+    {"GET HEAD POST DELETE", "/api/v1/me", R_TREE | R_AUTH, sd__http_me_sub},
+    /* the handle API (docs/handle-api.md) */
+    {"POST", "/api/v1/open", R_AUTH | R_RO_OK, sd__http_h_open},
+    {"GET HEAD PUT", "/api/v1/handles/*/data", R_AUTH, sd__http_h_data},
+    {"POST", "/api/v1/handles/*/truncate", R_AUTH, sd__http_h_truncate},
+    {"POST", "/api/v1/handles/*/attrs", R_AUTH, sd__http_h_attrs},
+    {"POST", "/api/v1/handles/*/sync", R_AUTH | R_RO_OK, sd__http_h_sync},
+    {"POST", "/api/v1/handles/*/close", R_AUTH | R_RO_OK, sd__http_h_close},
+    {"GET HEAD DELETE", "/api/v1/handles/*", R_AUTH | R_RO_OK, sd__http_h_handle},
     {"*", "/api", R_TREE | R_AUTH, no_route},
 };
 
-/* The tail after the row's path when url matches it, else NULL. */
-static const char *match(const http_route *rt, const char *url)
+/* A row with a "*" component: the URL's component there into seg (cut at
+ * SEG_MAX - 1 bytes), when the rest matches exactly. */
+static const char *match_seg(const http_route *rt, const char *url, char seg[SEG_MAX])
 {
+	const char *p = rt->path, *u = url;
+	while (*p) {
+		if (*p == '*') {
+			size_t k = 0;
+			while (*u && *u != '/') {
+				if (k < SEG_MAX - 1)
+					seg[k++] = *u;
+				u++;
+			}
+			seg[k] = '\0';
+			if (k == 0)
+				return NULL;
+			p++;
+			continue;
+		}
+		if (*p++ != *u++)
+			return NULL;
+	}
+	return *u == '\0' ? seg : NULL;
+}
+
+/* The tail after the row's path when url matches it, else NULL. */
+static const char *match(const http_route *rt, const char *url, char seg[SEG_MAX])
+{
+	if (strchr(rt->path, '*'))
+		return match_seg(rt, url, seg);
 	size_t n = strlen(rt->path);
 	if (strncmp(url, rt->path, n) != 0)
 		return NULL;
@@ -138,16 +183,27 @@ enum MHD_Result sd__http_dispatch(struct MHD_Connection *c, hreq *r, const char 
 
 	const http_route *rt = NULL;
 	const char *tail = NULL;
+	char seg[SEG_MAX];
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0] && !rt; i++)
-		if ((tail = match(&routes[i], url)))
+		if ((tail = match(&routes[i], url, seg)))
 			rt = &routes[i];
 	if (!rt)
 		return no_route(c, r, NULL);
 
+	if ((rt->flags & R_METRICS) && strcmp(s->conf->metrics, "open") != 0) {
+		if (strcmp(s->conf->metrics, "token") != 0) /* off */
+			return no_route(c, r, NULL);
+		if (sd__http_authenticate(c, r, &ret) < 0)
+			return ret;
+		if (!(r->who.flags & SD_USER_ADMIN))
+			return sd__http_reply_error(c, r, 403, "forbidden",
+						    "metrics need an admin's credentials");
+	}
 	if ((rt->flags & R_AUTH) || ((rt->flags & R_AUTH_PRIVATE) && !s->conf->public_ids)) {
 		if (sd__http_authenticate(c, r, &ret) < 0)
 			return ret;
-		if ((r->who.flags & SD_USER_READONLY) && is_write_method(method))
+		if ((r->who.flags & SD_USER_READONLY) && is_write_method(method) &&
+		    !(rt->flags & R_RO_OK))
 			return sd__http_reply_error(c, r, 403, "read_only",
 						    "this credential is read-only");
 		if ((rt->flags & R_ADMIN) && !(r->who.flags & SD_USER_ADMIN))

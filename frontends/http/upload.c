@@ -77,6 +77,14 @@ static enum MHD_Result reply_stored(struct MHD_Connection *c, hreq *r, unsigned 
 	return sd__http_queue(c, r, status, resp, len);
 }
 
+/* The end of the body an instant hit reads and drops: the answer an
+ * instant hit gets at once with Expect: 100-continue, headers included
+ * (http_finish_fn). */
+static enum MHD_Result finish_instant_discarded(struct MHD_Connection *c, hreq *r)
+{
+	return reply_stored(c, r, (unsigned)r->ans_status, &r->inst_st, 1, 1);
+}
+
 /* The end of a streamed upload's body: commit (http_finish_fn). */
 static enum MHD_Result finish_upload(struct MHD_Connection *c, hreq *r)
 {
@@ -149,9 +157,9 @@ enum MHD_Result sd__http_upload_start(struct MHD_Connection *c, hreq *r)
 			 * so the connection stays usable. */
 			r->state = RQ_BODY;
 			r->body = BODY_DISCARD;
-			r->finish = sd__http_finish_prepared;
+			r->finish = finish_instant_discarded;
 			r->ans_status = r->existed ? 200 : 201;
-			r->ans_json = stored_json(r, &st, 1, 1);
+			r->inst_st = st;
 			return MHD_YES;
 		}
 		if (rc != -SD_ECHALLENGE && rc != -SD_ESENDDATA)

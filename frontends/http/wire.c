@@ -116,6 +116,63 @@ int64_t sd__http_parse_date(const char *s)
 	return (int64_t)timegm(&tm);
 }
 
+/* n decimal digits at *p into *v; advances *p. 0 or -1. */
+static int digits(const char **p, int n, int *v)
+{
+	*v = 0;
+	for (int i = 0; i < n; i++, (*p)++) {
+		if (**p < '0' || **p > '9')
+			return -1;
+		*v = *v * 10 + (**p - '0');
+	}
+	return 0;
+}
+
+int64_t sd__http_parse_rfc3339(const char *s)
+{
+	int y, mo, d, hh, mm, ss, oh = 0, om = 0, sign = 0;
+	const char *p = s;
+	if (digits(&p, 4, &y) < 0 || *p++ != '-' || digits(&p, 2, &mo) < 0 || *p++ != '-' ||
+	    digits(&p, 2, &d) < 0)
+		return -1;
+	if (*p != 'T' && *p != 't' && *p != ' ')
+		return -1;
+	p++;
+	if (digits(&p, 2, &hh) < 0 || *p++ != ':' || digits(&p, 2, &mm) < 0 || *p++ != ':' ||
+	    digits(&p, 2, &ss) < 0)
+		return -1;
+	if (*p == '.') { /* fraction of a second: dropped */
+		p++;
+		if (*p < '0' || *p > '9')
+			return -1;
+		while (*p >= '0' && *p <= '9')
+			p++;
+	}
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		sign = *p++ == '-' ? -1 : 1;
+		if (digits(&p, 2, &oh) < 0 || *p++ != ':' || digits(&p, 2, &om) < 0 || oh > 23 ||
+		    om > 59)
+			return -1;
+	} else {
+		return -1;
+	}
+	if (*p || y < 1970 || mo < 1 || mo > 12 || d < 1 || d > 31 || hh > 23 || mm > 59 || ss > 60)
+		return -1;
+	struct tm tm = {0};
+	tm.tm_year = y - 1900;
+	tm.tm_mon = mo - 1;
+	tm.tm_mday = d;
+	tm.tm_hour = hh;
+	tm.tm_min = mm;
+	tm.tm_sec = ss;
+	int64_t t = (int64_t)timegm(&tm);
+	if (tm.tm_mday != d) /* 2026-02-31 normalised to March: refuse */
+		return -1;
+	return t - sign * (oh * 3600 + om * 60);
+}
+
 static const struct {
 	const char *ext, *type;
 } mimes[] = {
@@ -305,7 +362,7 @@ typedef struct mp_body {
 	int n;
 	sd_buf text;
 	size_t tail_off, tail_len;
-	mp_part parts[HTTP_MAX_RANGES];
+	mp_part parts[]; /* n of them */
 } mp_body;
 
 static ssize_t mp_read(void *cls, uint64_t pos, char *buf, size_t max)
@@ -351,12 +408,12 @@ struct MHD_Response *sd__http_multipart(http_pread_fn pread, void *arg, uint64_t
 					uint64_t *len, char **ctype, int *err)
 {
 	*err = -EINVAL;
-	if (n < 1 || n > HTTP_MAX_RANGES)
+	if (n < 1 || n > HTTP_MAX_PARTS)
 		return NULL;
 	char bnd[25];
 	if ((*err = sd_random_hex(bnd, 12)) < 0)
 		return NULL;
-	mp_body *b = sd_xcalloc(1, sizeof *b);
+	mp_body *b = sd_xcalloc(1, sizeof *b + (size_t)n * sizeof b->parts[0]);
 	b->pread = pread;
 	b->arg = arg;
 	b->n = n;

@@ -83,7 +83,9 @@ static int auth_failed(struct conn *c, const char *user, const char *method, int
 	SLOG(c->srv, SD_LOG_INFO, "event=login_failed user=\"%s\" addr=%s method=%s reason=\"%s\" tries=%d",
 	     name, c->addr, method, c->srv->api->strerror(rc), c->auth_fails);
 	c->srv->api->metric_add(c->srv->core, "storaged_logins_total",
-				"frontend=\"sftp\",result=\"fail\"", 1);
+				rc == -SD_EBLOCKED ? "frontend=\"sftp\",result=\"blocked\""
+						   : "frontend=\"sftp\",result=\"failed\"",
+				1);
 	if (rc == -SD_EBLOCKED)
 		c->blocked = 1;
 	return SSH_AUTH_DENIED;
@@ -405,7 +407,8 @@ void *sd__sftp_conn_main(void *arg)
 	pthread_mutex_lock(&s->mu);
 	c->done = 1;
 	pthread_mutex_unlock(&s->mu);
-	s->api->metric_add(s->core, "storaged_sessions", "frontend=\"sftp\"", -1);
+	s->api->metric_set(s->core, "storaged_sessions", "frontend=\"sftp\"",
+			   atomic_fetch_sub(&s->live, 1) - 1);
 	return NULL;
 }
 

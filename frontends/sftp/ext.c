@@ -1,8 +1,9 @@
 /*
  * ext.c - SSH_FXP_EXTENDED requests: posix-rename@openssh.com,
  * statvfs@openssh.com, fstatvfs@openssh.com, fsync@openssh.com,
- * limits@openssh.com, copy-data, check-file(-handle, -name), and the
- * refusal of hardlink@openssh.com. The contract the request functions
+ * limits@openssh.com, copy-data, check-file(-handle, -name),
+ * expand-path@openssh.com and home-directory (so "cd ~" works in OpenSSH
+ * sftp), and the refusal of hardlink@openssh.com. The contract the request functions
  * share is in proto.h.
  */
 #include <errno.h>
@@ -22,6 +23,8 @@ static const char *const ext_list[][2] = {
 	{"copy-data", "1"},
 	{"check-file-handle", "sha256"},
 	{"check-file-name", "sha256"},
+	{"expand-path@openssh.com", "1"},
+	{"home-directory", "1"},
 };
 
 void sd__sftp_ext_advertise(fx_wr *w)
@@ -33,34 +36,48 @@ void sd__sftp_ext_advertise(fx_wr *w)
 	}
 }
 
-/* statvfs@openssh.com's answer: the disk holding the content, or the
- * user's quota and what is left of it when a quota is set. */
+/* statvfs@openssh.com's answer, so that df on an sshfs mount shows what
+ * the user has:
+ *  - no quota: the disk holding the content, as statvfs(2) sees it there:
+ *    f_bfree counts the blocks reserved for root too, f_bavail only what
+ *    the server may still write, so df's Used (blocks - bfree) and Avail
+ *    (bavail) match df on the server;
+ *  - a quota: Size is the quota, Used the user's bytes, Avail what is left
+ *    of the quota, each capped by what the disk still has.
+ * There is no inode limit: the file counts mirror the block counts. */
 static int reply_statvfs(fx_sess *s, uint32_t id)
 {
 	sd_fsinfo fi;
-	uint64_t bs = 4096, blocks, avail;
+	const uint64_t bs = 4096;
+	uint64_t blocks, bfree, bavail;
 	fx_wr w;
 	int rc = s->x->api->fsinfo(s->x->sess, &fi);
 	if (rc < 0)
 		return sd__sftp_err(s, id, rc);
 	blocks = fi.disk_total / bs;
-	avail = fi.disk_free / bs;
+	bfree = fi.disk_free / bs;
+	bavail = fi.disk_avail / bs;
+	if (bfree > blocks)
+		bfree = blocks;
+	if (bavail > bfree)
+		bavail = bfree;
 	if (fi.quota > 0) {
-		uint64_t q = (uint64_t)fi.quota / bs;
 		uint64_t left = fi.used < fi.quota ? (uint64_t)(fi.quota - fi.used) / bs : 0;
-		blocks = q;
-		if (left < avail)
-			avail = left;
+		blocks = (uint64_t)fi.quota / bs;
+		if (left < bfree)
+			bfree = left;
+		if (left < bavail)
+			bavail = left;
 	}
 	sd__sftp_wr_begin(&w, s, SSH_FXP_EXTENDED_REPLY, id);
 	sd__sftp_wr_u64(&w, bs);     /* f_bsize */
 	sd__sftp_wr_u64(&w, bs);     /* f_frsize */
 	sd__sftp_wr_u64(&w, blocks); /* f_blocks */
-	sd__sftp_wr_u64(&w, avail);  /* f_bfree */
-	sd__sftp_wr_u64(&w, avail);  /* f_bavail */
-	sd__sftp_wr_u64(&w, blocks); /* f_files: no inode limit; report blocks */
-	sd__sftp_wr_u64(&w, avail);  /* f_ffree */
-	sd__sftp_wr_u64(&w, avail);  /* f_favail */
+	sd__sftp_wr_u64(&w, bfree);  /* f_bfree */
+	sd__sftp_wr_u64(&w, bavail); /* f_bavail */
+	sd__sftp_wr_u64(&w, blocks); /* f_files: no inode limit; mirror the blocks */
+	sd__sftp_wr_u64(&w, bfree);  /* f_ffree */
+	sd__sftp_wr_u64(&w, bavail); /* f_favail */
 	sd__sftp_wr_u64(&w, 0x73746f72); /* f_fsid */
 	sd__sftp_wr_u64(&w, (s->x->readonly ? 1u : 0u) | 2u); /* ST_RDONLY | ST_NOSUID */
 	sd__sftp_wr_u64(&w, SD_NAME_MAX);
@@ -195,6 +212,65 @@ static int ext_check_file(fx_sess *s, uint32_t id, fx_rd *r, int by_name)
 	return sd__sftp_send(s, &w, id);
 }
 
+/* A NAME reply with one path (v3: long name = name, no attributes), as
+ * REALPATH answers. */
+static int reply_one_name(fx_sess *s, uint32_t id, const char *path)
+{
+	fx_wr w;
+	sd__sftp_wr_begin(&w, s, SSH_FXP_NAME, id);
+	sd__sftp_wr_u32(&w, 1);
+	sd__sftp_wr_cstr(&w, path);
+	sd__sftp_wr_cstr(&w, path);
+	sd__sftp_wr_u32(&w, 0);
+	return sd__sftp_send(s, &w, id);
+}
+
+/* Is the user part of "~user..." (n bytes at p; 0 = "~" alone) this
+ * session's own user? */
+static int own_user(fx_sess *s, const char *p, size_t n)
+{
+	return n == 0 || (strlen(s->x->user) == n && memcmp(p, s->x->user, n) == 0);
+}
+
+/* expand-path@openssh.com (scp -s host:~user/x): REALPATH, where
+ * sd__sftp_get_path has expanded "~", "~/x" and "~<own name>/x" already;
+ * "~<another user>" is nobody's to name: no such user. Every user's home
+ * is the root of their own tree, "/". */
+static int ext_expand_path(fx_sess *s, uint32_t id, fx_rd *r)
+{
+	char path[SD_PATH_MAX + 1], canon[SD_PATH_MAX + 1];
+	const char *p = path;
+	int rc;
+	if ((rc = sd__sftp_get_path(s, r, id, path, sizeof(path))) != 0)
+		return rc < 0 ? rc : 0;
+	if (path[0] == '~') {
+		const char *slash = strchr(path, '/');
+		size_t ulen = slash ? (size_t)(slash - path - 1) : strlen(path) - 1;
+		if (!own_user(s, path + 1, ulen))
+			return sd__sftp_status(s, id, SSH_FX_NO_SUCH_FILE, "no such user");
+		p = slash ? slash : "/";
+	}
+	if ((rc = s->x->api->session_check(s->x->sess)) < 0 ||
+	    (rc = s->x->api->resolve(s->x->sess, p, strlen(p), canon, sizeof(canon))) < 0)
+		return sd__sftp_err(s, id, rc);
+	return reply_one_name(s, id, canon);
+}
+
+/* home-directory: the home of a user name ("" = the session's user). */
+static int ext_home_directory(fx_sess *s, uint32_t id, fx_rd *r)
+{
+	uint32_t n;
+	const unsigned char *name = sd__sftp_rd_str(r, &n);
+	int rc;
+	if (r->bad)
+		return sd__sftp_status(s, id, SSH_FX_BAD_MESSAGE, "malformed home-directory");
+	if (!own_user(s, (const char *)name, n))
+		return sd__sftp_status(s, id, SSH_FX_NO_SUCH_FILE, "no such user");
+	if ((rc = s->x->api->session_check(s->x->sess)) < 0)
+		return sd__sftp_err(s, id, rc);
+	return reply_one_name(s, id, "/");
+}
+
 int sd__sftp_extended(fx_sess *s, uint32_t id, fx_rd *r)
 {
 	uint32_t n;
@@ -245,6 +321,10 @@ int sd__sftp_extended(fx_sess *s, uint32_t id, fx_rd *r)
 		return ext_check_file(s, id, r, 0);
 	if (sd__sftp_str_is(name, n, "check-file-name"))
 		return ext_check_file(s, id, r, 1);
+	if (sd__sftp_str_is(name, n, "expand-path@openssh.com"))
+		return ext_expand_path(s, id, r);
+	if (sd__sftp_str_is(name, n, "home-directory"))
+		return ext_home_directory(s, id, r);
 	if (sd__sftp_str_is(name, n, "hardlink@openssh.com"))
 		return sd__sftp_status(s, id, SSH_FX_OP_UNSUPPORTED,
 				   "hard links are not supported by this server");

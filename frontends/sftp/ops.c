@@ -454,7 +454,8 @@ int sd__sftp_op_rmdir(fx_sess *s, uint32_t id, fx_rd *r)
 }
 
 /* The engine's canonical form (v3: one name, attributes empty, as OpenSSH
- * does). Touches no file, so the credentials are checked here. */
+ * does); "~" was expanded by sd__sftp_get_path. Touches no file, so the
+ * credentials are checked here. */
 int sd__sftp_op_realpath(fx_sess *s, uint32_t id, fx_rd *r)
 {
 	char path[SD_PATH_MAX + 1], canon[SD_PATH_MAX + 1];
@@ -474,9 +475,9 @@ int sd__sftp_op_realpath(fx_sess *s, uint32_t id, fx_rd *r)
 }
 
 /* RENAME (v3: fails if the target exists, like OpenSSH) and
- * posix-rename@openssh.com (replaces). The engine's rename replaces, so
- * for v3 the target is looked up first; the canonical forms tell a rename
- * onto itself (allowed) from one onto another file. */
+ * posix-rename@openssh.com (replaces). v3 uses the engine's no-replace
+ * flag, checked in the rename's own transaction; a rename onto itself is
+ * allowed. */
 int sd__sftp_op_rename(fx_sess *s, uint32_t id, fx_rd *r, int replace)
 {
 	const sd_core_api *api = s->x->api;

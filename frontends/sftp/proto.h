@@ -129,10 +129,17 @@ void sd__sftp_rd_attrs(fx_rd *r, fx_attr *a);
 /* Does the packet string (p, n) equal the C string s? */
 int sd__sftp_str_is(const unsigned char *p, uint32_t n, const char *s);
 /* Read a path string into out as a C string, as the client sent it (the
- * engine resolves it). An embedded NUL is refused, never truncated. 0, or
- * 1 after answering the request itself (malformed, NUL, too long), or
- * -EIO. */
+ * engine resolves it), "~" expanded (sd__sftp_expand_tilde). An embedded
+ * NUL is refused, never truncated. 0, or 1 after answering the request
+ * itself (malformed, NUL, too long), or -EIO. */
 int sd__sftp_get_path(fx_sess *s, fx_rd *r, uint32_t id, char *out, size_t outlen);
+/* "~" in paths: every user's home is the root of their own tree, "/". A
+ * path component "~" or "~<own name>" that does not name an existing node
+ * means home, and what came before it is dropped: OpenSSH's sftp sends
+ * "cd ~" as REALPATH "<cwd>/~" and "mkdir ~/x" as MKDIR "<cwd>/~/x", so
+ * both land in the home. A real file or folder named "~" keeps its name;
+ * "~<another user>" is not touched. in -> out; 0 or -ENAMETOOLONG. */
+int sd__sftp_expand_tilde(fx_sess *s, const char *in, char *out, size_t outlen);
 
 /* Start a reply (type, id) at the end of the pending output, flushing first
  * if the largest reply might not fit. _noid: a packet without an id

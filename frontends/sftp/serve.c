@@ -159,6 +159,16 @@ int sd__sftp_serve(sftp_ctx *x)
 			rc = -EKEYREVOKED; /* invariant 2: answered, now end */
 	}
 	sd__sftp_flush(&s); /* e.g. the answer to a packet that was too long */
+	/* the same series as FTP and HTTP (docs/metrics.md): file bytes moved */
+	if (s.bytes_in)
+		x->api->metric_add(x->core, "storaged_bytes_received_total", "frontend=\"sftp\"",
+				   (int64_t)s.bytes_in);
+	if (s.bytes_out)
+		x->api->metric_add(x->core, "storaged_bytes_sent_total", "frontend=\"sftp\"",
+				   (int64_t)s.bytes_out);
+	if (rc == -EKEYREVOKED)
+		x->api->metric_add(x->core, "storaged_sessions_ended_total",
+				   "frontend=\"sftp\",reason=\"credentials\"", 1);
 	log_stats(&s);
 	sd__sftp_handles_drop(&s);
 	sd_buf_free(&s.in);

@@ -95,7 +95,8 @@ static void start_conn(struct srv *s, int fd, const char *addr)
 	c->state = C_KEX;
 	snprintf(c->addr, sizeof(c->addr), "%s", addr);
 	/* counted before the thread runs: it counts itself out at its end */
-	s->api->metric_add(s->core, "storaged_sessions", "frontend=\"sftp\"", 1);
+	s->api->metric_set(s->core, "storaged_sessions", "frontend=\"sftp\"",
+			   atomic_fetch_add(&s->live, 1) + 1);
 	pthread_mutex_lock(&s->mu);
 	c->next = s->conns;
 	s->conns = c;
@@ -105,7 +106,8 @@ static void start_conn(struct srv *s, int fd, const char *addr)
 	pthread_mutex_unlock(&s->mu);
 	if (rc != 0) {
 		SLOG(s, SD_LOG_WARN, "event=refused addr=%s reason=thread", addr);
-		s->api->metric_add(s->core, "storaged_sessions", "frontend=\"sftp\"", -1);
+		s->api->metric_set(s->core, "storaged_sessions", "frontend=\"sftp\"",
+				   atomic_fetch_sub(&s->live, 1) - 1);
 		ssh_free(ssh);
 		free(c);
 		sd_listener_leave(s->lis, addr);

@@ -18,6 +18,7 @@
 #define SD_SFTP_INT_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 #include <libssh/callbacks.h>
@@ -57,6 +58,7 @@ struct srv {
 	volatile int stopping;
 	pthread_mutex_t mu; /* guards conns, and conn.fd / conn.done */
 	struct conn *conns; /* every started connection, finished ones until reaped */
+	atomic_int live;    /* connections with a thread: the storaged_sessions gauge */
 };
 
 /* Connection states (conn.c has the diagram). */

@@ -38,6 +38,7 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
@@ -122,6 +123,45 @@ int sd__sftp_str_is(const unsigned char *p, uint32_t n, const char *s)
 	return p != NULL && n == l && memcmp(p, s, l) == 0;
 }
 
+/* Is the component (n bytes at p) "~" or "~<the session's user>"? */
+static int is_home_word(fx_sess *s, const char *p, size_t n)
+{
+	if (n == 0 || p[0] != '~')
+		return 0;
+	return n == 1 || (strlen(s->x->user) == n - 1 && memcmp(p + 1, s->x->user, n - 1) == 0);
+}
+
+int sd__sftp_expand_tilde(fx_sess *s, const char *in, char *out, size_t outlen)
+{
+	const char *start = in, *p = in;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		const char *e = strchr(p, '/');
+		size_t n = e ? (size_t)(e - p) : strlen(p);
+		if (is_home_word(s, p, n)) {
+			char lit[SD_PATH_MAX + 1];
+			sd_stat st;
+			size_t k = (size_t)(p - in) + n;
+			if (k < sizeof(lit)) {
+				memcpy(lit, in, k);
+				lit[k] = '\0';
+				if (s->x->api->stat(s->x->sess, lit, &st) == -ENOENT)
+					start = p + n; /* home, then the rest */
+			}
+		}
+		p += n;
+	}
+	if (start == in) {
+		if (strlen(in) >= outlen)
+			return -ENAMETOOLONG;
+		memcpy(out, in, strlen(in) + 1);
+		return 0;
+	}
+	int w = snprintf(out, outlen, "/%s", start);
+	return w < 0 || (size_t)w >= outlen ? -ENAMETOOLONG : 0;
+}
+
 int sd__sftp_get_path(fx_sess *s, fx_rd *r, uint32_t id, char *out, size_t outlen)
 {
 	uint32_t n;
@@ -134,6 +174,13 @@ int sd__sftp_get_path(fx_sess *s, fx_rd *r, uint32_t id, char *out, size_t outle
 		return sd__sftp_status(s, id, SSH_FX_FAILURE, "invalid path: NUL byte") < 0 ? -EIO : 1;
 	memcpy(out, p, n);
 	out[n] = '\0';
+	if (memchr(out, '~', n) != NULL) {
+		char exp[SD_PATH_MAX + 1];
+		int rc = sd__sftp_expand_tilde(s, out, exp, sizeof(exp));
+		if (rc < 0 || strlen(exp) >= outlen)
+			return sd__sftp_err(s, id, -ENAMETOOLONG) < 0 ? -EIO : 1;
+		memcpy(out, exp, strlen(exp) + 1);
+	}
 	return 0;
 }
 
@@ -279,7 +326,12 @@ int sd__sftp_ok(fx_sess *s, uint32_t id)
 	return sd__sftp_status(s, id, SSH_FX_OK, "Success");
 }
 
-/* The SFTP v3 status for an engine error (OpenSSH's errno mapping). */
+/* The SFTP v3 status for an engine error, and the words sent with it.
+ * v3 has no status for "quota exceeded", "file exists" or "disk full"
+ * (those came in later drafts, which v3 clients do not know): they go as
+ * FAILURE, like OpenSSH's own server sends them, with a message that says
+ * which it is (paramiko, rclone, WinSCP and FileZilla show it; OpenSSH's
+ * sftp prints only the status). */
 static uint32_t fx_code(int err)
 {
 	if (err < 0)
@@ -294,6 +346,7 @@ static uint32_t fx_code(int err)
 	case EPERM:
 	case EROFS:
 	case SD_EAUTH:
+	case SD_EBLOCKED:
 		return SSH_FX_PERMISSION_DENIED;
 	case ENOSYS:
 	case EOPNOTSUPP:
@@ -303,8 +356,35 @@ static uint32_t fx_code(int err)
 	}
 }
 
+/* The words of a status: the engine's own, made specific where the status
+ * alone cannot tell (quota with its figures, read-only logins). */
+static const char *fx_words(fx_sess *s, int err, char *buf, size_t len)
+{
+	sd_session_info si;
+	switch (err < 0 ? -err : err) {
+	case EDQUOT:
+		if (s->x->api->session_info(s->x->sess, &si) == 0 && si.quota > 0) {
+			snprintf(buf, len, "quota exceeded: %lld of the user's %lld bytes are in use",
+				 (long long)si.used, (long long)si.quota);
+			return buf;
+		}
+		return "quota exceeded";
+	case EROFS:
+		return "read-only login (a read-only token): nothing may be changed";
+	case EEXIST:
+		return "file exists";
+	case ENOTDIR:
+		return "no such directory: a component of the path is a file";
+	case ENOSPC:
+		return "no space left on the server's disk";
+	default:
+		return s->x->api->strerror(err);
+	}
+}
+
 int sd__sftp_err(fx_sess *s, uint32_t id, int err)
 {
+	char buf[160];
 	if (err == 0)
 		return sd__sftp_ok(s, id);
 	if (err == -SD_EAUTH) {
@@ -312,7 +392,7 @@ int sd__sftp_err(fx_sess *s, uint32_t id, int err)
 		return sd__sftp_status(s, id, SSH_FX_PERMISSION_DENIED,
 				       "authentication no longer valid");
 	}
-	return sd__sftp_status(s, id, fx_code(err), s->x->api->strerror(err));
+	return sd__sftp_status(s, id, fx_code(err), fx_words(s, err, buf, sizeof(buf)));
 }
 
 /* ---------------------------------------------------------------- input */

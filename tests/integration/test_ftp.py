@@ -10,8 +10,10 @@ import io
 import os
 import re
 import socket
+import ssl
 import struct
 import subprocess
+import threading
 import time
 
 import pytest
@@ -738,3 +740,419 @@ def test_startup_errors_port_in_use_bad_charset(make_daemon):
     bad.kill()
     assert not started and "fallback_charset" in text, \
         f"unknown fallback_charset stops start-up: {text[-300:]}"
+
+
+# ---------------------------------------------------------------- paths through the engine's resolver
+
+def mlsd_tree(f, top="/"):
+    """{path: "dir"|"file"} of everything under top, listed with MLSD."""
+    out, todo = {}, [top]
+    while todo:
+        d = todo.pop()
+        for name, facts in f.mlsd(d):
+            if facts.get("type") in ("cdir", "pdir"):
+                continue
+            p = d.rstrip("/") + "/" + name
+            out[p] = facts["type"]
+            if facts["type"] == "dir":
+                todo.append(p)
+    return out
+
+
+def without(tree, *paths):
+    return {k: v for k, v in tree.items() if k not in paths}
+
+
+def test_dotdot_in_the_middle_dele_cwd_cdup(ftpd):
+    ftpd.add_user("dotty", "dottypw1")
+    f = login(ftpd, "dotty", "dottypw1")
+    f.mkd("/a")
+    f.mkd("/a/bb")
+    for p in ("/a/c", "/a/bb/c", "/a/bb/cc", "/c"):
+        ftp_put(f, p, p.encode())
+    t0 = mlsd_tree(f)
+    r = f.sendcmd("DELE a/bb/../c")
+    assert r.startswith("250"), f"DELE a/bb/../c: {r}"
+    t1 = mlsd_tree(f)
+    assert t1 == without(t0, "/a/c"), f"DELE a/bb/../c removed /a/c only: {t1}"
+    f.cwd("/a/bb")
+    r = f.sendcmd("DELE ../../c")
+    assert r.startswith("250"), f"DELE ../../c from /a/bb: {r}"
+    t2 = mlsd_tree(f)
+    assert t2 == without(t1, "/c"), f"DELE ../../c from /a/bb removed /c only: {t2}"
+    f.cwd("/a/bb")
+    f.cwd("../../..")
+    assert f.pwd() == "/", f"CWD ../../.. from /a/bb: {f.pwd()}"
+    f.cwd("/a/bb")
+    f.cwd("../../../../../a/./bb//")
+    assert f.pwd() == "/a/bb", f"CWD ../../../../../a/./bb//: {f.pwd()}"
+    f.cwd("/")
+    r = f.sendcmd("CDUP")
+    assert r.startswith("250") and f.pwd() == "/", f"CDUP at / stays at /: {r} {f.pwd()}"
+    r = ftp_code(f, "CWD /a/bb/cc")
+    assert r == "550" and f.pwd() == "/", f"CWD to a file: 550, cwd unchanged: {r} {f.pwd()}"
+    assert mlsd_tree(f) == t2, "CWD and CDUP changed nothing"
+    f.quit()
+
+
+def test_path_replies_and_refusals(ftpd):
+    ftpd.add_user("edgy", "edgypw12")
+    f = login(ftpd, "edgy", "edgypw12")
+    r = f.sendcmd("MKD a/../made")
+    assert r == '257 "/made" created', f"MKD a/../made names /made: {r}"
+    f.mkd("/a")
+    f.mkd("/a/bb")
+    ftp_put(f, "/x", b"x")
+    t0 = mlsd_tree(f)
+    for line in ("MKD /", "RMD /", "RNFR /"):
+        r = ftp_code(f, line)
+        assert r == "550", f"{line}: 550: {r}"
+    for line in ("DELE a\\b", "MKD a\x01b", "RMD a\x01b", "CWD a\\b"):
+        r = ftp_code(f, line)
+        assert r == "553", f"{line!r}: 553 (the resolver refuses it): {r}"
+    assert mlsd_tree(f) == t0, "the refused commands changed nothing"
+    f.cwd("/a/bb")
+    r = f.sendcmd("RNFR ../../x")
+    assert r.startswith("350"), f"RNFR ../../x from /a/bb: {r}"
+    r = f.sendcmd("RNTO /a/../y")
+    assert r.startswith("250"), f"RNTO /a/../y: {r}"
+    t1 = mlsd_tree(f)
+    assert t1 == dict(without(t0, "/x"), **{"/y": "file"}), f"/x renamed to /y: {t1}"
+    assert ftp_get(f, "/y") == b"x", "the renamed file keeps its content"
+    f.cwd("..")
+    r = f.sendcmd("MLST ../a/./bb")
+    assert r.splitlines()[0] == "250-Listing /a/bb", f"MLST ../a/./bb from /a: {r}"
+    f.cwd("/")
+    r = f.sendcmd("STAT a/bb/..")
+    assert r.splitlines()[0] == "213-Status of /a:", f"STAT a/bb/..: {r}"
+    assert " bb" in r, f"STAT lists /a: {r}"
+    f.quit()
+
+
+def test_gb18030_bytes(ftpd):
+    """fallback_charset = GB18030 at the byte level: what the client sends comes back in
+    the same bytes, and the engine stores UTF-8."""
+    gb, gb2 = "目录甲".encode("gb18030"), "文件乙".encode("gb18030")
+    assert not _utf8_ok(gb) and not _utf8_ok(gb2), "the names are not valid UTF-8"
+    ftpd.add_user("gbuser", "gbuserpw1")
+    f = ftplib.FTP(encoding="latin-1")
+    f.connect(HOST, ftpd.port, timeout=20)
+    f.login("gbuser", "gbuserpw1")
+    lat = lambda b: b.decode("latin-1")  # noqa: E731
+    r = f.sendcmd("MKD " + lat(gb)).encode("latin-1")
+    assert r == b'257 "/' + gb + b'" created', f"MKD of GB18030 bytes: 257 in the same bytes: {r!r}"
+    f.sendcmd("CWD " + lat(gb))
+    r = f.sendcmd("PWD").encode("latin-1")
+    assert r.startswith(b'257 "/' + gb + b'"'), f"PWD in GB18030 bytes: {r!r}"
+    r = f.sendcmd("MKD " + lat(gb + b"/../" + gb2)).encode("latin-1")
+    assert r == b'257 "/' + gb + b"/" + gb2 + b'" created', f"MKD <gb>/../<gb2> in /<gb>: {r!r}"
+    r = f.sendcmd("OPTS UTF8 ON")
+    assert r.startswith("200"), f"OPTS UTF8 ON: {r}"
+    r = f.sendcmd("PWD").encode("latin-1")
+    assert r.startswith('257 "/目录甲"'.encode()), f"PWD after OPTS UTF8 ON is UTF-8: {r!r}"
+    r = ftp_code(f, "MKD " + lat(b"\x80x"))
+    assert r == "553", f"MKD of a byte neither UTF-8 nor GB18030: 553: {r}"
+    f.quit()
+    u = login(ftpd, "gbuser", "gbuserpw1")
+    assert mlsd_tree(u) == {"/目录甲": "dir", "/目录甲/文件乙": "dir"}, "stored as UTF-8"
+    u.quit()
+
+
+def _utf8_ok(b):
+    try:
+        b.decode("utf-8")
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+# ---------------------------------------------------------------- transfers
+
+def test_rest_retr_offsets_plain_and_tls(ftpd):
+    data = os.urandom(300001)
+    f = login(ftpd)
+    ftp_put(f, "rest-offsets.bin", data)
+    g = ReuseFTP_TLS(context=tls_ctx())
+    g.connect(HOST, ftpd.port, timeout=20)
+    g.login(USER, PW)
+    g.prot_p()
+    for name, c in (("plain", f), ("PROT P", g)):
+        for off in (1, 4096, 65537, 150000, 299999, 300000, 300001):
+            got = ftp_get(c, "rest-offsets.bin", rest=off)
+            assert got == data[off:], f"{name}: REST {off} + RETR: {len(got)} bytes"
+    f.quit()
+    g.quit()
+
+
+def test_ascii_retr_line_ends_and_rest_past_eof(ftpd):
+    f = login(ftpd)
+    ftp_put(f, "lines.txt", b"a\nb\r\nc\n")
+    f.voidcmd("TYPE A")
+    conn = f.transfercmd("RETR lines.txt")
+    got = b""
+    while True:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    conn.close()
+    r = f.voidresp()
+    assert got == b"a\r\nb\r\nc\r\n", f"ASCII RETR: LF -> CRLF, CRLF kept: {got!r} {r}"
+    f.voidcmd("TYPE I")
+    f.sendcmd("REST 8")
+    r = ftp_code(f, "RETR lines.txt")
+    assert r == "554", f"REST past the end (8 > 7 bytes) + RETR: 554: {r}"
+    assert ftp_get(f, "lines.txt") == b"a\nb\r\nc\n", "REST is dropped after the 554"
+    f.quit()
+
+
+def test_retr_logs_the_resolved_path(ftpd):
+    ftpd.add_user("logger", "loggerpw1")
+    f = login(ftpd, "logger", "loggerpw1")
+    f.mkd("sub")
+    ftp_put(f, "f.bin", b"logged")
+    assert ftp_get(f, "sub/../f.bin") == b"logged", "RETR sub/../f.bin"
+    f.quit()
+    pat = r'event=transfer user=logger .*cmd=RETR path="/f\.bin" bytes=6 .*result=ok'
+    assert ftpd.wait_log(pat) == 1, "the transfer log names the resolved path /f.bin"
+
+
+# ---------------------------------------------------------------- a second daemon: limits, anonymous, no fallback
+
+@pytest.fixture(scope="module")
+def ftpd2(tls_cert):
+    """No fallback_charset; max_clients 4 over the plain and the implicit-TLS listener; a
+    100-port PASV range; anonymous logins on the account "pub"."""
+    cert, key = tls_cert
+    lo = free_port_range(100)
+    sections = {"ftp": {"enabled": "yes", "listen": f"{HOST}:{free_port()}",
+                        "tls_cert": cert, "tls_key": key,
+                        "implicit_tls_listen": f"{HOST}:{free_port()}",
+                        "max_clients": "4", "pasv_min_port": str(lo),
+                        "pasv_max_port": str(lo + 99), "anonymous": "yes",
+                        "anonymous_user": "pub"}}
+    with daemon_scope(sections, name="ftp2") as d:
+        d.port = int(sections["ftp"]["listen"].rsplit(":", 1)[1])
+        d.ftps_port = int(sections["ftp"]["implicit_tls_listen"].rsplit(":", 1)[1])
+        d.pasv_lo = lo
+        d.add_user(USER, PW)
+        d.add_user("pub", "pubpw123")
+        yield d
+
+
+def test_gb18030_refused_without_fallback(ftpd2):
+    f = ftplib.FTP(encoding="latin-1")
+    f.connect(HOST, ftpd2.port, timeout=20)
+    f.login(USER, PW)
+    gb = "目录甲".encode("gb18030").decode("latin-1")
+    r = ftp_code(f, "MKD " + gb)
+    assert r == "553", f"without fallback_charset, GB18030 bytes are not a name: 553: {r}"
+    assert ftp_code(f, "OPTS UTF8 OFF") == "504", "no fallback charset to switch to"
+    assert [n for n, _ in f.mlsd("/")] == [], "nothing created"
+    f.quit()
+
+
+def test_anonymous_is_read_only_and_follows_its_account(ftpd2):
+    p = ftp_login(ftpd2.port, "pub", "pubpw123")
+    ftp_put(p, "readme.txt", b"public")
+    p.quit()
+    a = ftp_login(ftpd2.port, "anonymous", "guest@example.org")
+    assert ftp_get(a, "readme.txt") == b"public", "anonymous reads pub's tree"
+    for line in ("MKD newdir", "DELE readme.txt", "RNFR readme.txt", "SITE CHMOD 600 readme.txt"):
+        r = ftp_code(a, line)
+        assert r == "550", f"anonymous {line}: 550: {r}"
+    mlsd = dict(a.mlsd("/"))
+    assert mlsd["readme.txt"]["perm"] == "r", f"MLSD perm of a read-only login: {mlsd}"
+    a.quit()
+    ftpd2.ctl("user", "disable", "pub")
+    try:
+        try:
+            ftp_login(ftpd2.port, "anonymous", "guest@example.org").quit()
+            r = "230"
+        except ftplib.error_perm as e:
+            r = str(e)
+        assert r.startswith("530"), f"anonymous login with anonymous_user disabled: 530: {r}"
+    finally:
+        ftpd2.ctl("user", "enable", "pub")
+
+
+def test_pasv_ports_are_not_sequential(ftpd2):
+    f = ftp_login(ftpd2.port, USER, PW)
+    ports = []
+    for _ in range(12):
+        r = f.sendcmd("PASV")
+        m = re.search(r"\((\d+),(\d+),(\d+),(\d+),(\d+),(\d+)\)", r)
+        ports.append(int(m.group(5)) * 256 + int(m.group(6)))
+    f.quit()
+    lo = ftpd2.pasv_lo
+    assert all(lo <= p < lo + 100 for p in ports), f"PASV ports in the range: {ports}"
+    steps = {(b - a) % 100 for a, b in zip(ports, ports[1:])}
+    assert steps != {1} and steps != {0} and len(set(ports)) >= 6, \
+        f"PASV ports do not follow each other: {ports}"
+
+
+def test_max_clients_counts_both_listeners(ftpd2):
+    # the sessions of earlier tests are gone (each logs its connect and its disconnect)
+    deadline = time.time() + 10
+    while ftpd2.log_count("event=connect ") != ftpd2.log_count("event=disconnect ") and \
+            time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)
+    plain = [ftp_login(ftpd2.port, USER, PW) for _ in range(3)]
+    ctx = tls_ctx()
+    raw = socket.create_connection((HOST, ftpd2.ftps_port), timeout=10)
+    imp = ctx.wrap_socket(raw, server_hostname=HOST)
+    greet = imp.recv(200)
+    assert greet.startswith(b"220"), f"4th client (implicit TLS) admitted: {greet!r}"
+    raw5 = socket.create_connection((HOST, ftpd2.ftps_port), timeout=10)
+    try:
+        ctx.wrap_socket(raw5, server_hostname=HOST).recv(200)
+        fifth = "admitted"
+    except (ssl.SSLError, OSError) as e:
+        fifth = f"closed: {e!r}"
+    raw5.close()
+    assert fifth.startswith("closed"), f"5th client (implicit TLS) is closed: {fifth}"
+    s = socket.create_connection((HOST, ftpd2.port), timeout=10)
+    r = s.recv(200)
+    s.close()
+    assert r.startswith(b"421 Too many users"), f"then a plain client: 421 Too many users: {r!r}"
+    for c in plain:
+        assert c.sendcmd("NOOP").startswith("200"), "admitted sessions still work"
+        c.quit()
+    imp.close()
+    assert ftpd2.wait_log(r"event=refused reason=max_clients", 2) >= 2, "both refusals logged"
+
+
+# ---------------------------------------------------------------- credentials re-checked on open sessions
+
+def _refused_within(sessions, changed_at, limit=1.2):
+    """NOOP on each session until it gets 421; {name: seconds after its change, or the
+    reply that was still not a refusal at the limit}."""
+    res, left = {}, dict(sessions)
+    while left:
+        for name, f in list(left.items()):
+            try:
+                r = f.sendcmd("NOOP")
+            except ftplib.error_temp as e:
+                r = str(e)
+            dt = time.time() - changed_at[name]
+            if r.startswith("421"):
+                res[name] = dt
+                del left[name]
+            elif dt > limit + 0.5:
+                res[name] = f"still {r!r} after {dt:.2f}s"
+                del left[name]
+        time.sleep(0.05)
+    return res
+
+
+def _closed(f):
+    try:
+        f.sock.settimeout(3)
+        return f.sock.recv(1) == b""
+    except OSError:
+        return True
+
+
+@pytest.mark.timeout(120)
+def test_credentials_end_open_sessions(ftpd):
+    """Disable a user, change a password, revoke a token while sessions are open: the next
+    command gets 421 and the connection closes (within ~1.2 s: storagectl is another
+    process, which the engine notices within a second); an idle session of the disabled
+    user gets an unsolicited 421 (it re-checks every 10 s); a RETR running across the
+    disable completes, a STOR does not commit; other users go on."""
+    d = ftpd
+    users = {"cdis": "cdispw12", "cpw": "cpwpw123", "ctok": "ctokpw12", "cother": "cotherpw1"}
+    for u, p in users.items():
+        d.add_user(u, p)
+    tok = d.token("ctok")
+    tok_id = d.ctl_json("token", "list", "ctok", "--json")[0]["id"]
+    big = os.urandom(16 * 1024 * 1024)
+    up = login(d, "cdis", users["cdis"])
+    ftp_put(up, "big.bin", big)
+    up.quit()
+    secrets = {"cdis": users["cdis"], "cpw": users["cpw"], "ctok": tok}
+    busy = {u: login(d, u, secrets[u]) for u in secrets}
+    stor = {u: login(d, u, secrets[u]) for u in secrets}
+    idle = login(d, "cdis", users["cdis"])
+    retr = login(d, "cdis", users["cdis"])
+    other = login(d, "cother", users["cother"])
+    # transfers in flight: a download read slowly (about 4 s for the file, so that it runs
+    # across the disable and never idles into the data timeout), and uploads
+    retr.voidcmd("TYPE I")
+    rconn = retr.transfercmd("RETR big.bin")
+    got = bytearray()
+
+    def slow_reader():
+        while True:
+            chunk = rconn.recv(65536)
+            if not chunk:
+                break
+            got.extend(chunk)
+            time.sleep(0.015)
+
+    reader = threading.Thread(target=slow_reader)
+    reader.start()
+    sconns = {}
+    for u, f in stor.items():
+        f.voidcmd("TYPE I")
+        sconns[u] = f.transfercmd(f"STOR inflight-{u}.bin")
+        sconns[u].sendall(b"x" * 300000)
+    # the changes, each from another process
+    changes = (("cdis", ("user", "disable", "cdis"), None),
+               ("cpw", ("user", "passwd", "cpw", "--password-stdin"), "cpw-new-pw1\n"),
+               ("ctok", ("token", "revoke", str(tok_id)), None))
+    changed, res = {}, {}
+    for u, args, inp in changes:
+        d.ctl(*args, input=inp)
+        changed[u] = time.time()
+        if u == "cdis":
+            at_disable = len(got)
+        res.update(_refused_within({u: busy[u]}, changed))
+    assert all(isinstance(v, float) and v <= 1.2 for v in res.values()), \
+        f"the next command gets 421 within 1.2 s of the change: {res}"
+    assert all(_closed(f) for f in busy.values()), "and the connection closes"
+    assert other.sendcmd("NOOP").startswith("200"), "another user's session goes on"
+    ftp_put(other, "still-works.bin", b"ok")
+    assert ftp_get(other, "still-works.bin") == b"ok", "and can still transfer"
+    # uploads in flight: the rest of the data, then 421 instead of 226, nothing committed
+    time.sleep(0.3)
+    for u, f in stor.items():
+        sconns[u].sendall(b"y" * 300000)
+        sconns[u].close()
+        try:
+            r = f.getresp()
+        except ftplib.all_errors as e:
+            r = str(e)
+        assert r.startswith("421"), f"{u}: STOR across the change: 421: {r}"
+        pat = rf'event=transfer user={u} .*cmd=STOR path="/inflight-{u}\.bin" .*result=failed .*reason="authentication failed"'
+        assert d.wait_log(pat) == 1, f"{u}: the transfer log says why"
+        assert _closed(f), f"{u}: the session ends"
+    # the download running across the disable completes; the next command gets 421
+    reader.join(60)
+    rconn.close()
+    r = retr.voidresp()
+    same = hashlib.sha256(got).digest() == hashlib.sha256(big).digest()
+    assert at_disable < len(big), f"the RETR was running at the disable ({at_disable} bytes read)"
+    assert r.startswith("226") and same, f"RETR across the disable completes: {r} {len(got)} {same}"
+    try:
+        r = retr.sendcmd("NOOP")
+    except ftplib.all_errors as e:
+        r = str(e)
+    assert r.startswith("421"), f"then the next command: 421: {r}"
+    # the idle session is told without asking
+    idle.sock.settimeout(max(0.5, 12 - (time.time() - changed["cdis"])))
+    try:
+        line = idle.file.readline()
+    except OSError as e:
+        line = repr(e)
+    waited = time.time() - changed["cdis"]
+    assert line.startswith("421") and waited <= 12, \
+        f"idle session of a disabled user: unsolicited 421 within 12 s: {line!r} after {waited:.1f}s"
+    assert _closed(idle), "then EOF"
+    # nothing of the uploads in flight was stored
+    d.ctl("user", "enable", "cdis")
+    for u in secrets:
+        r = d.ctl("ls", u, "/", check=False)
+        assert "inflight" not in r.stdout, f"{u}: the upload in flight left nothing: {out(r)}"
+    other.quit()

@@ -14,6 +14,7 @@ keep-alive, and the daemon's RSS during a 1 GiB upload (sampled VmRSS, must stay
 """
 import base64
 import hashlib
+import http.client
 import json
 import os
 import re
@@ -612,7 +613,7 @@ def test_metrics(httpd):
     assert req(d, "PUT", "/api/v1/fs/metrics2.bin", "--data-binary", "@-", "-H",
                f"X-Checksum-SHA256: {sha(data)}", "-H", "Expect: 100-continue",
                user=ALICE, input=data).code == 201
-    m = get(d, "/metrics", user=None).text
+    m = get(d, "/metrics", user=ADMIN).text  # metrics = token (the default): an admin's
     assert (metric_value(m, 'storaged_requests_total{frontend="http",status="200"}') or 0) >= 1, \
         "metrics: requests by front end and status"
     assert (metric_value(m, 'storaged_bytes_received_total{frontend="http"}') or 0) >= 5000, \
@@ -756,3 +757,257 @@ def test_lockout_after_repeated_failures(make_daemon, rsa_cert):
     time.sleep(5.2)
     r = get(d, "/api/v1/fs/", user=BOB)
     assert r.code == 200, f"block lifts after auth_block_time: {r}"
+
+
+# ---------------------------------------------------------------- partial PUT refused
+
+def test_partial_put_refused_touches_nothing(httpd):
+    d = httpd
+    al = ("partial", "pw-partial")
+    d.add_user(*al)
+    data = os.urandom(1000)
+    assert req(d, "PUT", "/api/v1/fs/p.bin", "--data-binary", "@-", user=al, input=data).code == 201
+    st0 = get(d, "/api/v1/stat/p.bin", user=al).json()
+    r = req(d, "PUT", "/api/v1/fs/p.bin", "--data-binary", "@-", "-H",
+            "Content-Range: bytes 100-199/1000", user=al, input=os.urandom(100))
+    assert r.code == 400 and r.json()["error"] == "partial_put", f"PUT with Content-Range: 400: {r}"
+    st1 = get(d, "/api/v1/stat/p.bin", user=al).json()
+    assert (st1["sha256"], st1["versions"], st1["size"]) == (st0["sha256"], st0["versions"], 1000), \
+        f"the file is unchanged: {st0} -> {st1}"
+    r = req(d, "PUT", "/api/v1/fs/new-partial.bin", "--data-binary", "@-", "-H",
+            "Content-Range: bytes 0-99/1000", user=al, input=os.urandom(100))
+    assert r.code == 400 and r.json()["error"] == "partial_put", f"on a new path: 400: {r}"
+    assert get(d, "/api/v1/fs/new-partial.bin", user=al).code == 404, "the new path stays absent"
+    src = d.path("partial-src")
+    with open(src, "wb") as f:
+        f.write(data[:600] + os.urandom(400))
+    r = curl(*auth(al), "-C", "600", "-T", src, d.base + "/api/v1/fs/p.bin")
+    assert r.code == 400, f"curl -C 600 -T (sends Content-Range): 400: {r}"
+    assert get(d, "/api/v1/stat/p.bin", user=al).json()["sha256"] == st0["sha256"], "still unchanged"
+    r = req(d, "POST", "/api/v1/upload", "--data-binary", "@-", "-H",
+            "Content-Range: bytes 0-99/1000", user=al, input=os.urandom(100))
+    assert r.code == 400 and r.json()["error"] == "partial_put", f"POST /api/v1/upload: 400: {r}"
+    assert get(d, "/api/v1/fs/uploads", user=al).code == 404, "nothing under /uploads"
+    d.ctl("gc", "--now", check=False)
+    assert d.tmp_files() == [], f"no temp file after gc: {d.tmp_files()}"
+
+
+# ---------------------------------------------------------------- .. inside the tree and past the root
+
+def tree_of(d, user, top=""):
+    """{path: kind} of the user's whole tree, from the listings."""
+    out, todo = {}, [top]
+    while todo:
+        p = todo.pop()
+        j = get(d, f"/api/v1/fs/{p}?limit=1000", user=user).json()
+        for e in j["entries"]:
+            q = f"{p}/{e['name']}"
+            out[q] = e["kind"]
+            if e["kind"] == "dir":
+                todo.append(q)
+    return out
+
+
+def test_dotdot_inside_the_tree_and_past_the_root(httpd):
+    d = httpd
+    al = ("dotty", "pw-dotty")
+    d.add_user(*al)
+    for p in ("a/c", "a/bb/c", "a/bb/x", "c"):
+        assert req(d, "PUT", f"/api/v1/fs/{p}?parents=1", "--data-binary", p, user=al).code == 201
+    t0 = tree_of(d, al)
+    r = req(d, "DELETE", "/api/v1/fs/a/bb/../c", user=al)
+    assert r.code == 204, f"DELETE a/bb/../c: {r}"
+    t1 = tree_of(d, al)
+    assert t1 == {k: v for k, v in t0.items() if k != "/a/c"}, f"removed /a/c only: {t1}"
+    r = get(d, "/api/v1/fs/a/bb/..", user=al)
+    assert r.code == 200 and r.json()["path"] == "/a", f"GET a/bb/.. lists /a: {r}"
+    r = get(d, "/api/v1/stat/a/./bb//x", user=al)
+    assert r.code == 200 and r.json()["path"] == "/a/bb/x", f"stat a/./bb//x: {r}"
+    r = req(d, "POST", "/api/v1/fs/a/bb/x?op=move&to=/a/bb/../x", user=al)
+    assert r.code == 200 and r.json()["path"] == "/a/x", f"move to /a/bb/../x: /a/x: {r}"
+    t2 = tree_of(d, al)
+    want = {k: v for k, v in t1.items() if k != "/a/bb/x"}
+    want["/a/x"] = "file"
+    assert t2 == want, f"the move made /a/x: {t2}"
+    r = req(d, "DELETE", "/api/v1/fs/../c", user=al)
+    assert r.code == 204, f"DELETE ../c clamps at the root: {r}"
+    t3 = tree_of(d, al)
+    assert t3 == {k: v for k, v in t2.items() if k != "/c"}, f"DELETE ../c removed /c only: {t3}"
+    content = b"instant content"
+    assert req(d, "PUT", "/api/v1/fs/a/src", "--data-binary", "@-", user=al, input=content).code == 201
+    r = req(d, "POST", "/api/v1/instant", "-H", "Content-Type: application/json", "-d",
+            json.dumps({"path": "../../x", "sha256": sha(content), "size": len(content)}), user=al)
+    assert r.code == 201 and r.json()["path"] == "/x", f"instant with path ../../x stores /x: {r}"
+    assert get(d, "/api/v1/fs/x", user=al).body == content, "/x holds the content"
+
+
+# ---------------------------------------------------------------- methods, routes, bad arguments
+
+def test_methods_routes_and_bad_arguments(httpd):
+    d = httpd
+    r = req(d, "PATCH", "/api/v1/fs/x", user=ALICE)
+    assert r.code == 405 and r.header("Allow") == "GET, HEAD, PUT, DELETE, POST", \
+        f"PATCH on the files route: 405 with Allow: {r} {r.headers!r}"
+    assert is_json_error(r), f"405 JSON body: {r}"
+    r = req(d, "POST", "/api/v1/me", user=ALICE)
+    assert r.code == 405 and r.header("Allow") == "GET, HEAD", f"POST /api/v1/me: 405: {r}"
+    r = get(d, "/api/nope", user=None)
+    assert r.code == 401, f"/api/nope without credentials: 401: {r}"
+    r = get(d, "/api/nope", user=ALICE)
+    assert r.code == 404 and is_json_error(r), f"/api/nope with credentials: 404: {r}"
+    r = get(d, "/api/v1/fs/?after=%ff", user=ALICE)
+    assert r.code == 400 and is_json_error(r), f"?after=%ff (not UTF-8): 400: {r}"
+    basic = base64.b64encode(b"ali\x01ce:pw-alice").decode()
+    r = get(d, "/api/v1/fs/", "-H", f"Authorization: Basic {basic}", user=None)
+    assert r.code == 401, f"a Basic user name with \\x01: 401: {r}"
+
+
+# ---------------------------------------------------------------- file ids
+
+def test_file_ids_without_public_ids(httpd):
+    """The [https] section has public_ids = no: an id names a file only for its owner and
+    admins."""
+    d = httpd
+    own, other = ("idowner", "pw-idowner"), ("idother", "pw-idother")
+    d.add_user(*own)
+    d.add_user(*other)
+    img = os.urandom(20000)
+    r = req(d, "POST", "/api/v1/upload?ext=png", "--data-binary", "@-", user=own, input=img)
+    assert r.code == 201, f"upload: {r}"
+    url = d.tls_base + r.json()["url"]
+    for who, code in ((own, 200), (other, 404), (ADMIN, 200), (None, 401)):
+        r = curl("-k", *(auth(who) if who else []), url)
+        assert r.code == code, f"/f/<id> without public_ids as {who and who[0]}: {code}: {r}"
+        if code == 200:
+            assert r.body == img, f"{who[0]} reads the content"
+    d.ctl("user", "disable", "idowner")
+    try:
+        r = curl("-k", *auth(ADMIN), url)
+        assert r.code == 404, f"the owner disabled: 404 even for an admin: {r}"
+    finally:
+        d.ctl("user", "enable", "idowner")
+
+
+def test_instant_upload_by_header_on_the_id_route(httpd):
+    d = httpd
+    data = os.urandom(50000)
+    assert req(d, "PUT", "/api/v1/fs/id-src.bin", "--data-binary", "@-", user=ALICE, input=data).code == 201
+    r = req(d, "POST", "/api/v1/upload?ext=bin", "--data-binary", "@-", "-H", "Expect:", "-H",
+            f"X-Checksum-SHA256: {sha(data)}", user=ALICE, input=data)
+    assert r.code == 201 and r.header("X-Instant-Upload") == "1", f"instant by header: {r}"
+    j = r.json()
+    assert re.fullmatch(r"g1/M00/[0-9a-f]{2}/[0-9a-f]{2}/[0-9a-f]{32}\.bin", j.get("file_id", "")), \
+        f"the answer has the file_id: {j}"
+    assert r.header("Location") == j["url"] and r.header("ETag") == f'"{sha(data)}"', \
+        f"the headers of an ID upload (Location, ETag), as with Expect: {r.headers!r}"
+    assert get(d, j["url"], user=None).body == data, "and the id reads the content"
+    # the same on the files route: the body is read and dropped, the answer is the one an
+    # instant hit gets before the body
+    r = req(d, "PUT", "/api/v1/fs/id-src-again.bin", "--data-binary", "@-", "-H", "Expect:", "-H",
+            f"X-Checksum-SHA256: {sha(data)}", user=ALICE, input=data)
+    assert r.code == 201 and r.header("X-Instant-Upload") == "1" and \
+        r.header("ETag") == f'"{sha(data)}"' and r.json()["instant"] is True, \
+        f"PUT, instant hit without Expect: {r} {r.headers!r}"
+
+
+def test_chunked_upload_killed_midway(httpd):
+    d = httpd
+    n0 = d.log_count("event=upload_aborted")
+    s = socket.create_connection((HOST, int(d.base.rsplit(":", 1)[1])))
+    a = base64.b64encode(b"alice:pw-alice").decode()
+    s.sendall(("PUT /api/v1/fs/chunked-killed.bin HTTP/1.1\r\nHost: x\r\nAuthorization: Basic %s\r\n"
+               "Transfer-Encoding: chunked\r\n\r\n" % a).encode())
+    for _ in range(6):
+        s.sendall(b"100000\r\n" + b"\x5a" * 0x100000 + b"\r\n")
+    time.sleep(0.3)
+    s.close()
+    assert d.wait_log("event=upload_aborted", count=n0 + 1) > n0, "the server logs upload_aborted"
+    assert get(d, "/api/v1/fs/chunked-killed.bin").code == 404, "nothing visible"
+    d.ctl("gc", "--now", check=False)
+    assert d.tmp_files() == [], f"no temp file after gc: {d.tmp_files()}"
+
+
+# ---------------------------------------------------------------- storagectl --json == admin API
+
+def test_storagectl_json_agrees_with_the_admin_api(httpd):
+    """The storagectl split serialises engine types with the admin API's code (util/sdjson):
+    same field names in the same order, and the same values where nothing moves between
+    the two calls."""
+    d = httpd
+    d.token("bob", "--scope", "ro", "--expires", "1h")
+    api_users = get(d, "/api/v1/admin/users", user=ADMIN).json()["users"]
+    ctl_users = d.ctl_json("user", "list", "--json")
+    assert api_users == ctl_users and [list(u) for u in api_users] == [list(u) for u in ctl_users], \
+        f"users: same list, same fields in the same order:\n{api_users}\n{ctl_users}"
+    api_tok = get(d, "/api/v1/admin/tokens", user=ADMIN).json()["tokens"]
+    ctl_tok = d.ctl_json("token", "list", "--json")
+    assert api_tok and [list(t) for t in api_tok] == [list(t) for t in ctl_tok], \
+        f"tokens: same fields in the same order:\n{api_tok[:2]}\n{ctl_tok[:2]}"
+    assert api_tok == ctl_tok, "tokens: same values"
+    api_stats = get(d, "/api/v1/admin/stats", user=ADMIN).json()
+    ctl_stats = d.ctl_json("stats", "--json")
+    assert list(api_stats) == list(ctl_stats), f"stats: same fields in the same order: {api_stats} {ctl_stats}"
+    assert {k: api_stats[k] for k in ("users", "files", "blobs")} == \
+        {k: ctl_stats[k] for k in ("users", "files", "blobs")}, "stats: same counts"
+    r = req(d, "POST", "/api/v1/admin/gc", user=ADMIN)
+    ctl_gc = d.ctl_json("gc", "--json")
+    assert r.code == 200 and list(r.json()) == list(ctl_gc), f"gc: same fields in the same order: {r} {ctl_gc}"
+
+
+# ---------------------------------------------------------------- credentials re-checked
+
+def test_credentials_change_under_keepalive_and_uploads(httpd):
+    """Disable a user, change a password, revoke a token while a keep-alive connection is
+    open and an upload is streaming: the next request on the connection gets 401 (every
+    request authenticates), the upload in flight is not committed (its commit re-checks
+    the credentials of the session that began it: 401), other users go on."""
+    d = httpd
+    users = {"hdis": "pw-hdis", "hpw": "pw-hpw", "htok": "pw-htok", "hother": "pw-hother"}
+    for u, p in users.items():
+        d.add_user(u, p)
+    tok = d.token("htok")
+    tok_id = d.ctl_json("token", "list", "htok", "--json")[0]["id"]
+    hdr = {u: "Basic " + base64.b64encode(f"{u}:{users[u]}".encode()).decode() for u in users}
+    hdr["htok"] = f"Bearer {tok}"
+    port = int(d.base.rsplit(":", 1)[1])
+    conns = {u: http.client.HTTPConnection(HOST, port, timeout=20) for u in users}
+
+    def status(u):
+        conns[u].request("GET", "/api/v1/fs/", headers={"Authorization": hdr[u]})
+        r = conns[u].getresponse()
+        r.read()
+        return r.status
+
+    for u in users:
+        assert status(u) == 200, f"{u}: keep-alive connection works"
+    ups = {}
+    for u in ("hdis", "hpw", "htok"):
+        s = socket.create_connection((HOST, port), timeout=20)
+        s.sendall((f"PUT /api/v1/fs/inflight.bin HTTP/1.1\r\nHost: x\r\nAuthorization: {hdr[u]}\r\n"
+                   f"Content-Length: {2 << 20}\r\n\r\n").encode() + b"\x01" * (1 << 20))
+        ups[u] = s
+    changes = (("hdis", ("user", "disable", "hdis"), None),
+               ("hpw", ("user", "passwd", "hpw", "--password-stdin"), "pw-hpw-new\n"),
+               ("htok", ("token", "revoke", str(tok_id)), None))
+    for u, args, inp in changes:
+        d.ctl(*args, input=inp)
+        changed = time.time()
+        code = status(u)
+        dt = time.time() - changed
+        assert code == 401 and dt <= 1.2, f"{u}: the next request on the connection: 401 ({code} after {dt:.2f}s)"
+    assert status("hother") == 200, "another user's connection goes on"
+    for u, s in ups.items():
+        s.sendall(b"\x02" * (1 << 20))
+        resp = b""
+        while b"\r\n\r\n" not in resp:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            resp += chunk
+        s.close()
+        assert resp.startswith(b"HTTP/1.1 401"), f"{u}: the upload in flight is refused at its end: {resp[:200]!r}"
+    d.ctl("user", "enable", "hdis")
+    for u in ("hdis", "hpw", "htok"):
+        assert "inflight.bin" not in d.ctl("ls", u, "/").stdout, f"{u}: nothing committed"
+    for c in conns.values():
+        c.close()

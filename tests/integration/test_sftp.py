@@ -522,17 +522,23 @@ def test_copy_data_whole_and_partial(sftpd):
         before = sftpd.blob_names()
         src = s.open("/cd-src.bin", "r")
         dst = s.open("/cd-dst.bin", "w")
+        blobs0 = sftpd.ctl_json("stats", "--json")["blobs"]
         typ, body = _raw_ext_request(s, "copy-data", lambda m: (
             m.add_string(src.handle), m.add_int64(0), m.add_int64(0),
             m.add_string(dst.handle), m.add_int64(0)))
         assert typ == FXP_STATUS and status_code(body) == FX_OK
         dst.close()
         assert get_bytes(s, "/cd-dst.bin") == data
-        # a new reference, not a new blob. (Copying into a freshly opened file also stores
-        # the empty content, sha256(""), if no file held it yet: the old suite passed only
-        # because earlier tests had stored an empty file. That blob is allowed here.)
+        # a new reference, not a new blob, and no other blob either: the file OPEN created
+        # exists only from its first commit, so copying into it never stored the empty
+        # content (API v1 committed the empty file at OPEN, which added sha256("") when no
+        # file held it yet; the target then had two versions)
         new = sftpd.blob_names() - before
-        assert new <= {EMPTY_SHA256}, f"copy-data added blobs: {new}"
+        assert new == set(), f"copy-data added blobs: {new}"
+        assert sftpd.ctl_json("stats", "--json")["blobs"] == blobs0, "no blob row either"
+        assert [r["op"] for r in sftpd.ctl_json("journal", "--user", "alice", "--json")
+                if r["path"] == "/cd-dst.bin"] == ["copy"], \
+            "one journal row for the target: the copy (no empty write before it)"
         dst = s.open("/cd-part.bin", "w")
         dst.write(b"Z" * 10)
         dst.flush()
@@ -660,12 +666,10 @@ def test_connection_dropped_mid_write_keeps_previous_version(sftpd):
     sess2.t.sock.close()
     time.sleep(0.5)
     with Session(sftpd) as s:
-        # never committed: absent, or at most the empty file the OPEN created
-        try:
-            size = s.stat("/never-closed.bin").st_size
-        except FileNotFoundError:
-            size = 0
-        assert size == 0, f"a file never closed is absent or empty: {size} bytes"
+        # never committed: a file created by OPEN exists only from its first commit
+        with pytest.raises(FileNotFoundError):
+            s.stat("/never-closed.bin")
+        assert "never-closed.bin" not in s.listdir("/"), "a file never closed is absent"
     sess.close()
     sess2.close()
 
@@ -953,3 +957,285 @@ def test_restart_with_small_limits(make_daemon, keys):
     d.ctl("get", "alice", "/stop.bin", back, check=False)
     assert not os.path.exists(back) or os.path.getsize(back) == 0 or same_file(stop, back), \
         "interrupted upload left no partial content"
+
+
+# ---------------------------------------------------------------- paths through the engine's resolver
+
+def sftp_tree(s, top="/"):
+    """{path: "dir"|"file"} of everything under top."""
+    out, todo = {}, [top]
+    while todo:
+        d = todo.pop()
+        for a in s.listdir_attr(d):
+            p = d.rstrip("/") + "/" + a.filename
+            kind = "dir" if stat.S_ISDIR(a.st_mode) else "file"
+            out[p] = kind
+            if kind == "dir":
+                todo.append(p)
+    return out
+
+
+def fresh_user(d, name):
+    d.add_user(name, name + "-pw1")
+    return SftpSession(d.port, name, password=name + "-pw1")
+
+
+def test_dotdot_in_the_middle(sftpd):
+    with fresh_user(sftpd, "dots") as s:
+        for p, want in (("a/b/c/../..", "/a"), ("/a/b/../../..", "/"), ("a/bb/../c", "/a/c"),
+                        ("../../a/./bb//c/", "/a/bb/c")):
+            assert s.normalize(p) == want, f"REALPATH {p}: {want}"
+        for p in ("/a", "/a/bb", "/a/b", "/a/b/c"):
+            s.mkdir(p)
+        files = ("/a/bb/c", "/a/bb/cc", "/c")
+        for p in files:
+            put_bytes(s, p, p.encode())
+        for arg in ("a/bb/cc/../../c", "a/bb/../c"):
+            put_bytes(s, "/a/c", b"/a/c")
+            t0 = sftp_tree(s)
+            s.remove(arg)
+            t = sftp_tree(s)
+            assert t == {k: v for k, v in t0.items() if k != "/a/c"}, \
+                f"REMOVE {arg} removed /a/c and nothing else: {t}"
+        t0 = sftp_tree(s)
+        s.rmdir("a/b/c/../c")
+        t = sftp_tree(s)
+        assert t == {k: v for k, v in t0.items() if k != "/a/b/c"}, f"RMDIR a/b/c/../c: {t}"
+        s.rename("a/bb/../bb/c", "a/b/../moved")
+        t2 = sftp_tree(s)
+        want = {k: v for k, v in t.items() if k != "/a/bb/c"}
+        want["/a/moved"] = "file"
+        assert t2 == want, f"RENAME a/bb/../bb/c -> a/b/../moved: /a/bb/c is /a/moved: {t2}"
+        assert get_bytes(s, "/a/moved") == b"/a/bb/c", "the moved file keeps its content"
+
+
+def _raw_open(s, path, pflags=0x1a):
+    """OPEN with raw path bytes (CREAT|TRUNC|WRITE); (type, body) of the answer."""
+    m = paramiko.Message()
+    m.add_string(path)
+    m.add_int(pflags)
+    m.add_int(0)  # no attributes
+    return _raw_request(s, FXP_OPEN, m)
+
+
+def _status_text(body):
+    n = struct.unpack(">I", body[4:8])[0]
+    return body[8:8 + n].decode("utf-8", "replace")
+
+
+def test_bad_names_refused_create_nothing(sftpd):
+    with fresh_user(sftpd, "badnames") as s:
+        s.mkdir("/d")
+        t0 = sftp_tree(s)
+        for p in (b"back\\slash", b"ctl\x01name", b"bad\xff\xfe", b"/d/x\x7f", b"nul\x00name",
+                  b"/" + b"p" * 256, b"/d/" + b"q" * 256 + b"/..", b"/" + b"r/" * 2100):
+            typ, body = _raw_open(s, p)
+            assert typ == FXP_STATUS and status_code(body) == FX_FAILURE, \
+                f"OPEN {p[:40]!r}: a failure status: {typ} {body[:60]!r}"
+            text = _status_text(body)
+            if b"\0" in p:
+                assert text == "invalid path: NUL byte", f"NUL named: {text}"
+            elif len(p) > 4096 or b"p" * 256 in p or b"q" * 256 in p:
+                assert "too long" in text.lower(), f"{len(p)} bytes: too long: {text}"
+            for op in (s.mkdir, s.stat, s.remove):
+                with pytest.raises(IOError):
+                    op(p)
+        assert sftp_tree(s) == t0, "nothing was created"
+        put_bytes(s, "/" + "n" * 255, b"255")
+        assert get_bytes(s, "/" + "n" * 255) == b"255", "a 255-byte name is fine"
+
+
+def test_remove_of_a_directory_says_so(sftpd):
+    with fresh_user(sftpd, "rmdirer") as s:
+        s.mkdir("/dir")
+        with pytest.raises(IOError) as ei:
+            s.remove("/dir")
+        assert "is a directory" in str(ei.value), f"REMOVE of a directory: {ei.value}"
+        assert s.listdir("/") == ["dir"], "the directory is still there"
+
+
+def test_file_being_written_is_invisible_until_close(sftpd):
+    with Session(sftpd) as a, Session(sftpd) as b:
+        fa = a.open("/in-progress.bin", "w")
+        fa.write(b"half of it")
+        fa.flush()
+        with pytest.raises(FileNotFoundError):
+            b.stat("/in-progress.bin")
+        assert "in-progress.bin" not in b.listdir("/"), "not listed while being written"
+        with pytest.raises(IOError) as ei:
+            b.open("/in-progress.bin", "wx")
+        assert ei.value.errno == errno.EEXIST or "exist" in str(ei.value).lower(), \
+            f"an exclusive create by B while A creates it: EEXIST: {ei.value!r}"
+        fa.write(b" and the rest")
+        fa.close()
+        assert get_bytes(b, "/in-progress.bin") == b"half of it and the rest", "visible at close"
+
+
+def test_fsetstat_on_a_file_being_created(sftpd):
+    with Session(sftpd) as s:
+        f = s.open("/fsetstat-new.bin", "w")
+        f.write(b"new file")
+        f.chmod(0o600)
+        f.utime((1300000000, 1300000000))
+        st = f.stat()
+        assert (st.st_mode & 0o7777, st.st_mtime, st.st_size) == (0o600, 1300000000, 8), \
+            f"FSTAT before CLOSE shows the FSETSTAT: {oct(st.st_mode)} {st.st_mtime} {st.st_size}"
+        f.close()
+        st = s.stat("/fsetstat-new.bin")
+        assert (st.st_mode & 0o7777, st.st_mtime, st.st_size) == (0o600, 1300000000, 8), \
+            f"and STAT after: {oct(st.st_mode)} {st.st_mtime} {st.st_size}"
+
+
+def test_copy_data_reads_the_version_of_the_read_handle(sftpd):
+    v1, v2 = os.urandom(100000), os.urandom(120000)
+    with Session(sftpd) as s, Session(sftpd) as other:
+        put_bytes(s, "/cd-v.bin", v1)
+        src = s.open("/cd-v.bin", "r")
+        put_bytes(other, "/cd-v.bin", v2)  # replaced while src is open
+        for name in ("/cd-v-copy.bin", "/cd-v-copy2.bin"):
+            dst = s.open(name, "w")
+            typ, body = _raw_ext_request(s, "copy-data", lambda m: (
+                m.add_string(src.handle), m.add_int64(0), m.add_int64(0),
+                m.add_string(dst.handle), m.add_int64(0)))
+            assert typ == FXP_STATUS and status_code(body) == FX_OK, f"copy-data: {body!r}"
+            dst.close()
+            got = get_bytes(s, name)
+            assert hashlib.sha256(got).digest() == hashlib.sha256(v1).digest(), \
+                f"{name}: the copy is the version the read handle reads ({len(got)} bytes)"
+        src.close()
+        assert get_bytes(s, "/cd-v.bin") == v2, "the file itself has the new version"
+
+
+def test_handle_strings_differ_between_sessions(sftpd):
+    with Session(sftpd) as a, Session(sftpd) as b:
+        put_bytes(a, "/hs.bin", b"x")
+        fa, fb = a.open("/hs.bin", "r"), b.open("/hs.bin", "r")
+        assert fa.handle != fb.handle, f"handles of two sessions differ: {fa.handle!r} {fb.handle!r}"
+        # and one session's handle means nothing in the other
+        m = paramiko.Message()
+        m.add_string(fa.handle)
+        m.add_int64(0)
+        m.add_int(10)
+        typ, body = _raw_request(b, FXP_READ, m)
+        assert typ == FXP_STATUS and status_code(body) == FX_INVALID_HANDLE, \
+            f"another session's handle: INVALID_HANDLE: {typ} {body[:20]!r}"
+        fa.close()
+        fb.close()
+
+
+# ---------------------------------------------------------------- a daemon with few handles and sessions
+
+def test_handles_sessions_and_host_key_dir(make_daemon):
+    port = free_port()
+    d = make_daemon(sftp_section(port), name="sftp-few", start=False)
+    keydir = os.path.join(d.tmp, "keys", "nested", "hostkeys")
+    d.sections["sftp"].update({"handles_per_session": "4", "max_sessions": "2",
+                               "host_key_dir": keydir})
+    d.start()
+    d.port = port
+    d.add_user("alice", "alicepw1")
+    modes = {name: stat.S_IMODE(os.stat(os.path.join(keydir, name)).st_mode)
+             for name in ("ssh_host_ed25519_key", "ssh_host_ed25519_key.pub")}
+    assert stat.S_IMODE(os.stat(keydir).st_mode) == 0o700, "host_key_dir created 0700"
+    assert modes == {"ssh_host_ed25519_key": 0o600, "ssh_host_ed25519_key.pub": 0o644}, \
+        f"host key 0600, .pub 0644: {modes}"
+    assert not os.path.exists(os.path.join(d.data, "ssh")), "no key in the data dir"
+
+    with Session(d) as s:
+        typ, body = _raw_ext_request(s, "limits@openssh.com", lambda m: None)
+        assert struct.unpack(">QQQQ", body[:32])[3] == 4, "limits@openssh.com: 4 handles"
+        put_bytes(s, "/h.bin", b"h")
+        files = [s.open("/h.bin", "r") for _ in range(4)]
+        typ, body = _raw_open(s, b"/h.bin", 0x1)
+        assert typ == FXP_STATUS and _status_text(body) == "too many open handles", \
+            f"5th OPEN: too many open handles: {body!r}"
+        with pytest.raises(IOError):
+            s.listdir("/")
+        files.pop().close()
+        assert s.listdir("/") == ["h.bin"], "listdir works after one CLOSE"
+        for f in files:
+            f.close()
+
+        # max_sessions = 2: this one and one more; the third is closed before the banner
+        t2 = transport(d, "alice", password="alicepw1")
+        try:
+            n0 = d.log_count("event=refused .*reason=max_sessions")
+            c = socket.create_connection((HOST, port), timeout=10)
+            c.settimeout(5)
+            try:
+                got = c.recv(100)
+            except ConnectionResetError:
+                got = b""
+            c.close()
+            assert got == b"", f"3rd connection closed before the SSH banner: {got!r}"
+            assert d.wait_log("event=refused .*reason=max_sessions", n0 + 1) == n0 + 1, \
+                "the refusal is logged with reason=max_sessions"
+        finally:
+            t2.close()
+
+
+# ---------------------------------------------------------------- credentials re-checked on open sessions
+
+@pytest.mark.timeout(120)
+def test_credentials_end_open_sessions(sftpd):
+    """Disable a user, change a password, revoke a token while a session is open, with a
+    new file written but not closed: the next request gets PERMISSION_DENIED ("authentication
+    no longer valid") within ~1.2 s (storagectl is another process: the engine notices within
+    a second), then the session ends; the file never appears; other users go on."""
+    d = sftpd
+    users = {"sdis": "sdis-pw1", "spw": "spw-pw12", "stok": "stok-pw1", "sother": "sother-pw1"}
+    for u, p in users.items():
+        d.add_user(u, p)
+    tok = d.token("stok")
+    tok_id = d.ctl_json("token", "list", "stok", "--json")[0]["id"]
+    secrets = {"sdis": users["sdis"], "spw": users["spw"], "stok": tok}
+    sess = {u: SftpSession(d.port, u, password=secrets[u]) for u in secrets}
+    other = SftpSession(d.port, "sother", password=users["sother"])
+    inflight = {}
+    try:
+        for u, ss in sess.items():
+            put_bytes(ss.sftp, "/kept.bin", b"previous")
+            inflight[u] = ss.sftp.open("/inflight.bin", "w")
+            inflight[u].write(os.urandom(200000))
+            inflight[u].flush()
+            f = ss.sftp.open("/kept.bin", "r+")
+            f.write(b"PREVIOUS")
+            f.flush()
+            inflight[u + "-kept"] = f
+        changes = (("sdis", ("user", "disable", "sdis"), None),
+                   ("spw", ("user", "passwd", "spw", "--password-stdin"), "spw-new-pw1\n"),
+                   ("stok", ("token", "revoke", str(tok_id)), None))
+        res = {}
+        for u, args, inp in changes:
+            d.ctl(*args, input=inp)
+            changed = time.time()
+            while u not in res:
+                dt = time.time() - changed
+                try:
+                    sess[u].sftp.stat("/")
+                    if dt > 1.7:
+                        res[u] = f"still served after {dt:.2f}s"
+                except IOError as e:
+                    res[u] = (dt, e.errno, str(e))
+                time.sleep(0.05)
+        for u, r in res.items():
+            assert isinstance(r, tuple) and r[0] <= 1.2 and r[1] == errno.EACCES and \
+                "authentication no longer valid" in r[2], \
+                f"{u}: the next request gets PERMISSION_DENIED within 1.2 s: {r}"
+        for u, ss in sess.items():
+            with pytest.raises((EOFError, OSError, paramiko.SSHException)):
+                ss.sftp.stat("/")
+        assert other.sftp.listdir("/") == [], "another user's session goes on"
+        put_bytes(other.sftp, "/still.bin", b"ok")
+        assert get_bytes(other.sftp, "/still.bin") == b"ok", "and can still write"
+    finally:
+        for f in inflight.values():
+            f._closed = True  # the channel is gone: no CLOSE to send
+        for ss in list(sess.values()) + [other]:
+            ss.close()
+    d.ctl("user", "enable", "sdis")
+    for u in secrets:
+        ls = d.ctl("ls", u, "/").stdout
+        assert "inflight.bin" not in ls, f"{u}: the file being written never appeared: {ls}"
+        r = d.ctl("get", u, "/kept.bin", "-", binary=True)
+        assert r.stdout == b"previous", f"{u}: the open file keeps its previous version: {r.stdout!r}"

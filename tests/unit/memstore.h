@@ -219,7 +219,8 @@ static inline void ms_unlock(sd_store *s, int token)
 	pthread_mutex_unlock(&ms->stripes[token]);
 }
 
-static inline int ms_space(sd_store *s, int *pct, uint64_t *total, uint64_t *avail)
+static inline int ms_space(sd_store *s, int *pct, uint64_t *total, uint64_t *avail,
+			   uint64_t *bfree)
 {
 	(void)s;
 	if (pct)
@@ -227,7 +228,9 @@ static inline int ms_space(sd_store *s, int *pct, uint64_t *total, uint64_t *ava
 	if (total)
 		*total = 1ull << 30;
 	if (avail)
-		*avail = 9ull << 27;
+		*avail = 9ull << 26;
+	if (bfree)
+		*bfree = 10ull << 26; /* a reserve, like ext4's 5%: bfree > avail */
 	return 0;
 }
 

@@ -482,6 +482,52 @@ static void *writer_main(void *p)
 	return (void *)bad;
 }
 
+/* handle_info: flags as opened (share mode, implied write, detached),
+ * dirtiness, path and idle timeout; bound like every handle call. */
+START_TEST(test_handle_info)
+{
+	tu_core t;
+	tu_core_prepare(&t);
+	t.conf.handle_idle_timeout = 7000;
+	tu_core_reopen(&t, 0);
+	sd_session *a = tu_user(&t, "alice");
+	sd_session *b = tu_user(&t, "bob");
+	tu_put(&t, a, "/f", "0123456789", 10);
+	sd_handle h, hn, hs;
+	sd_handle_info hi;
+	ck_assert_int_eq(t.api->handle_open(a, "/./f", SD_O_READ | SD_O_DETACHED, 0, &h, NULL), 0);
+	ck_assert_int_eq(t.api->handle_info(a, h, &hi), 0);
+	ck_assert_uint_eq(hi.flags, SD_O_READ | SD_O_SHARE_WRITE | SD_O_DETACHED);
+	ck_assert_int_eq(hi.dirty, 0);
+	ck_assert_int_eq(hi.idle_timeout, 7000);
+	ck_assert_str_eq(hi.path, "/f");
+	ck_assert_int_eq(t.api->handle_info(b, h, &hi), -EBADF); /* not bob's */
+	/* a create is dirty until its commit; truncate implies write */
+	ck_assert_int_eq(t.api->handle_open(a, "/n", SD_O_CREAT | SD_O_TRUNC | SD_O_EXCLUSIVE |
+					    SD_O_DETACHED, 0600, &hn, NULL), 0);
+	ck_assert_int_eq(t.api->handle_info(a, hn, &hi), 0);
+	ck_assert_uint_eq(hi.flags, SD_O_CREAT | SD_O_TRUNC | SD_O_WRITE | SD_O_EXCLUSIVE |
+					SD_O_DETACHED);
+	ck_assert_int_eq(hi.dirty, 1);
+	ck_assert_int_eq(t.api->handle_sync(a, hn), 0);
+	ck_assert_int_eq(t.api->handle_info(a, hn, &hi), 0);
+	ck_assert_int_eq(hi.dirty, 0);
+	ck_assert_int_eq(t.api->handle_pwrite(a, hn, "x", 1, 5), 1);
+	ck_assert_int_eq(t.api->handle_info(a, hn, &hi), 0);
+	ck_assert_int_eq(hi.dirty, 1);
+	/* a session's handle has no idle timeout */
+	ck_assert_int_eq(t.api->handle_open(a, "/f", SD_O_READ | SD_O_SHARE_READ, 0, &hs, NULL), 0);
+	ck_assert_int_eq(t.api->handle_info(a, hs, &hi), 0);
+	ck_assert_uint_eq(hi.flags, SD_O_READ | SD_O_SHARE_READ);
+	ck_assert_int_eq(hi.idle_timeout, 0);
+	ck_assert_int_eq(t.api->handle_close(a, hs), 0);
+	ck_assert_int_eq(t.api->handle_info(a, hs, &hi), -EBADF); /* stale */
+	ck_assert_int_eq(t.api->handle_close(a, hn), 0);
+	ck_assert_int_eq(t.api->handle_close(a, h), 0);
+	tu_core_close(&t);
+}
+END_TEST
+
 /* Two requests using one detached handle at once are serialised. */
 START_TEST(test_detached_concurrent)
 {
@@ -526,6 +572,7 @@ int main(void)
 	tcase_add_test(tc, test_readonly_session);
 	tcase_add_test(tc, test_detached);
 	tcase_add_test(tc, test_detached_concurrent);
+	tcase_add_test(tc, test_handle_info);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }

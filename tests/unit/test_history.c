@@ -943,6 +943,161 @@ START_TEST(test_anonymous_sees_no_history)
 }
 END_TEST
 
+/* ---------------------------------------------------------------- replication */
+
+/* A user's tree, its trash and one file's versions as text, for comparing
+ * a source and its copy (node ids differ; nothing else may). */
+typedef struct dumpx {
+	const sd_core_api *api;
+	sd_session *s;
+	sd_buf out;
+} dumpx;
+
+static void dump_tree(dumpx *x, const char *dir);
+
+static int dump_cb(void *arg, const sd_dirent *e)
+{
+	dumpx *x = arg;
+	sd_buf_printf(&x->out, "%s/%s kind=%d size=%llu sha=%s mode=%o mtime=%lld\n", "", e->name,
+		      e->st.kind, (unsigned long long)e->st.size, e->st.sha256, e->st.mode,
+		      (long long)e->st.mtime);
+	return 0;
+}
+
+static void dump_tree(dumpx *x, const char *dir)
+{
+	ls_ctx *l = calloc(1, sizeof *l);
+	int more;
+	ck_assert_int_ge(x->api->readdir(x->s, dir, NULL, 0, lscb, l, &more), 0);
+	sd_buf_printf(&x->out, "[%s]\n", dir);
+	ck_assert_int_ge(x->api->readdir(x->s, dir, NULL, 0, dump_cb, x, &more), 0);
+	char *names = strdup(l->out), *save = NULL;
+	for (char *n = strtok_r(names, ",", &save); n; n = strtok_r(NULL, ",", &save)) {
+		size_t k = strlen(n);
+		if (k && n[k - 1] == '/') {
+			n[k - 1] = '\0';
+			char sub[SD_PATH_MAX + 1];
+			snprintf(sub, sizeof sub, "%s/%s", strcmp(dir, "/") ? dir : "", n);
+			dump_tree(x, sub);
+		}
+	}
+	free(names);
+	free(l);
+}
+
+static int dump_trash(void *arg, const sd_trash_item *t)
+{
+	dumpx *x = arg;
+	sd_buf_printf(&x->out, "trash %s kind=%d deleted=%lld size=%llu files=%lld\n", t->path,
+		      t->kind, (long long)t->deleted, (unsigned long long)t->size, (long long)t->files);
+	return 0;
+}
+
+static int dump_version(void *arg, const sd_version *v)
+{
+	dumpx *x = arg;
+	sd_buf_printf(&x->out, "version ts=%lld size=%llu sha=%s op=%s user=%s\n", (long long)v->ts,
+		      (unsigned long long)v->size, v->sha256, v->op, v->user);
+	return 0;
+}
+
+static char *history_of(tu_core *t, const char *past)
+{
+	dumpx x = {t->api, NULL, SD_BUF_INIT};
+	ck_assert_int_eq(sd_core_session(t->c, "alice", &x.s), 0);
+	dump_tree(&x, "/");
+	dump_tree(&x, past);
+	ck_assert_int_ge(t->api->trash_list(x.s, dump_trash, &x), 0);
+	ck_assert_int_ge(t->api->versions(x.s, "/w/doc.txt", dump_version, &x), 0);
+	t->api->session_close(x.s);
+	sd_user row;
+	ck_assert_int_eq(t->api->user_get(t->c, "alice", &row), 0);
+	sd_buf_printf(&x.out, "used=%lld\n", (long long)row.used);
+	return sd_buf_steal(&x.out);
+}
+
+/* Every history call replays on a copy (storagectl replicate): restores,
+ * a burst of deletes, a restore out of /.trash, a purge, a rollback and
+ * its undo. The copy then has the same tree, trash, versions and past. */
+START_TEST(test_replicate_history)
+{
+	ck_assert_int_eq(T.api->mkdir(U, "/w/sub", 0755, 1), 0);
+	put_s("/w/doc.txt", "one");
+	put_s("/w/sub/a", "a");
+	put_s("/w/sub/b", "b");
+	put_s("/w/gone", "gone");
+	now_ms += SEC;
+	int64_t t1 = now_ms - 1;
+	put_s("/w/doc.txt", "two");
+	now_ms += SEC;
+	vlist v = versions_of("/w/doc.txt");
+	ck_assert_int_eq(T.api->version_restore(U, "/w/doc.txt", v.v[1].id, NULL), 0);
+	now_ms += 30 * SEC; /* a folder deleted file by file */
+	ck_assert_int_eq(T.api->unlink(U, "/w/sub/a", 0), 0);
+	now_ms += SEC;
+	ck_assert_int_eq(T.api->unlink(U, "/w/sub/b", 0), 0);
+	now_ms += SEC;
+	ck_assert_int_eq(T.api->rmdir(U, "/w/sub"), 0);
+	now_ms += 30 * SEC;
+	ck_assert_int_eq(T.api->unlink(U, "/w/gone", 0), 0);
+	tlist l = trash(U);
+	ck_assert_int_eq(l.n, 2);
+	/* a copy made now has the same trash (the burst's stamp went along) */
+	tu_core d;
+	tu_core_prepare(&d);
+	tu_core_reopen(&d, 0);
+	sd_replicate_report rr;
+	char err[512] = "";
+	int r = sd_core_replicate(T.c, d.c, 0, &rr, NULL, NULL, err, sizeof err);
+	ck_assert_msg(r == 0, "replicate: %s (%s)", T.api->strerror(r), err);
+	char past[SD_PATH_MAX + 1];
+	snprintf(past, sizeof past, "%s", at("/w", t1));
+	char *a = history_of(&T, past), *b = history_of(&d, past);
+	ck_assert_msg(strcmp(a, b) == 0, "source:\n%s\ncopy:\n%s", a, b);
+	ck_assert_msg(strstr(a, "trash /w/sub kind=2") && strstr(a, "files=2"), "%s", a);
+	free(a);
+	free(b);
+	char p[600];
+	snprintf(p, sizeof p, "/.trash/%s", l.name[1]); /* the folder */
+	now_ms += SEC;
+	ck_assert_int_eq(T.api->rename(U, p, "/w/sub-back", 0), 0);
+	now_ms += SEC;
+	ck_assert_int_eq(T.api->trash_empty(U, l.id[0]), 1);
+	now_ms += SEC;
+	put_s("/w/new", "new");
+	put_s("/w/sub-back/c", "c");
+	now_ms += SEC;
+	sd_rollback_report rep;
+	ck_assert_int_eq(T.api->rollback(U, "/w", t1, &rep), 0);
+	int64_t R = rep.ts;
+	now_ms += SEC;
+	ck_assert_int_eq(T.api->rollback(U, "/", R - 1, &rep), 0);
+	now_ms += SEC;
+	put_s("/w/x", "x");
+	ck_assert_int_eq(T.api->unlink(U, "/w/x", 0), 0);
+	now_ms += SEC;
+	put_s("/w/y", "y");
+	ck_assert_int_eq(T.api->unlink(U, "/w/y", 0), 0);
+	ck_assert_int_eq(trash(U).n, 2); /* one burst, two items: their folder is live */
+	ck_assert_int_eq(T.api->trash_empty(U, 0), 2);
+
+	r = sd_core_replicate(T.c, d.c, 0, &rr, NULL, NULL, err, sizeof err);
+	ck_assert_msg(r == 0, "replicate: %s (%s)", T.api->strerror(r), err);
+	a = history_of(&T, past);
+	b = history_of(&d, past);
+	ck_assert_msg(strcmp(a, b) == 0, "source:\n%s\ncopy:\n%s", a, b);
+	free(a);
+	free(b);
+	/* replicating again changes nothing */
+	ck_assert_int_eq(sd_core_replicate(T.c, d.c, 0, &rr, NULL, NULL, err, sizeof err), 0);
+	ck_assert_int_eq(rr.rows, 0);
+	sd_fsck_report fr;
+	ck_assert_int_eq(sd_core_fsck(d.c, 0, &fr, NULL, NULL), 0);
+	ck_assert_int_eq(fr.bad_hash + fr.missing + fr.orphans + fr.bad_refs + fr.bad_used, 0);
+	tu_core_close(&d);
+}
+END_TEST
+
 static Suite *history_suite(void)
 {
 	Suite *s = suite_create("history");
@@ -965,6 +1120,7 @@ static Suite *history_suite(void)
 	tcase_add_test(tc, test_rollback_swap_and_quota);
 	tcase_add_test(tc, test_cleaner_keeps_history);
 	tcase_add_test(tc, test_before_migration);
+	tcase_add_test(tc, test_replicate_history);
 	suite_add_tcase(s, tc);
 	return s;
 }
