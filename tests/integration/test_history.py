@@ -9,7 +9,8 @@
 3. rollback: a tree changed over FTP, SFTP and HTTP, rolled back to a moment between the
    changes, equals a copy taken at that moment (lftp mirror); the rollback rolled back
    equals the tree just before it; `lftp mirror`, OpenSSH `sftp get -r` and `rsync` from an
-   sshfs mount out of /.snapshots/<T>/ give the old tree; storagectl rollback does the same;
+   sshfs mount out of /.snapshots/<T>/ give the old tree; storagectl rollback does the same; a
+   copy made by storagectl replicate has the same tree, trash, versions and past;
 4. writes, renames and deletes in /.snapshots/ and /.trash/ are refused on every protocol
    (550, permission denied, 403), and change nothing;
 5. another user's versions, trash and snapshots are unreachable, and anonymous FTP sees no history
@@ -29,8 +30,8 @@ import time
 import paramiko
 import pytest
 
-from conftest import (HOST, SftpSession, curl, daemon_scope, diff_r, free_port, ftp_get,
-                      ftp_login, ftp_put, lftp, out, run, sftp_batch, ssh_keygen)
+from conftest import (HOST, STORAGECTL, SftpSession, curl, daemon_scope, diff_r, free_port,
+                      ftp_get, ftp_login, ftp_put, lftp, out, run, sftp_batch, ssh_keygen)
 
 PW = "history pw 1"
 
@@ -387,6 +388,36 @@ def test_rollback_between_protocols(histd, keydir):
     assert r.returncode == 0, f"storagectl rollback gives the tree at T: {out(r)}"
     r = d.ctl("fsck")
     assert r.returncode == 0, f"fsck clean after the rollbacks: {out(r)}"
+
+    # a copy made by storagectl replicate has the same tree, trash, versions and past
+    copy_dir = d.path("replica")
+    r = d.ctl("replicate", "--to", copy_dir)
+    assert r.returncode == 0, f"replicate: {out(r)}"
+    copy_conf = d.path("replica.conf")
+    with open(copy_conf, "w") as fh:
+        fh.write(f"[storaged]\ndata_dir = {copy_dir}\n")
+
+    def both(*args):
+        a = d.ctl(*args).stdout
+        b = run([STORAGECTL, "-c", copy_conf, *args])
+        assert b.returncode == 0, f"storagectl {args} on the copy: {out(b)}"
+        return a, b.stdout
+
+    def no_ids(text):
+        return [{k: v for k, v in o.items() if k not in ("id", "name")} for o in json.loads(text)]
+
+    for args in (("ls", user, "/w", "--json"), ("ls", user, "/w/docs", "--json"),
+                 ("ls", user, snap(T) + "/w", "--json"), ("ls", user, "/.snapshots", "--json")):
+        a, b = both(*args)
+        assert a == b, f"storagectl {' '.join(args)}: source\n{a}\ncopy\n{b}"
+    a, b = both("trash", user, "--json")
+    assert no_ids(a) == no_ids(b) and len(no_ids(a)) == 2, f"same trash: {a} / {b}"
+    a, b = both("versions", user, "/w/ftp-edit.txt", "--json")
+    va, vb = no_ids(a), no_ids(b)
+    assert [(x["ts"], x["sha256"], x["op"]) for x in va] == [(x["ts"], x["sha256"], x["op"]) for x in vb], \
+        f"same versions: {a} / {b}"
+    r = run([STORAGECTL, "-c", copy_conf, "fsck"])
+    assert r.returncode == 0, f"fsck of the copy: {out(r)}"
 
 
 def test_rollback_refusals(histd):
