@@ -96,6 +96,16 @@
  *   5. Usage and quota, one journal row per change and one for the whole.
  * Nothing outside P changes, and the moment R makes H8 hold.
  *
+ * The journal and copies: every change here writes journal rows with what
+ * a replay needs (journal.c, replica.c): a version restore is a "restore"
+ * commit of stored content; a trash restore ("untrash") and a purge
+ * ("trash_empty") name the item by the path it was deleted from and its
+ * deleted_at, since node ids differ between a server and its copy; a
+ * rollback is one "rollback" row with the moment `at`, after which a copy
+ * holding the same history at the same times makes the same changes; the
+ * "rollback_item" rows before it list those changes for people. A burst's
+ * stamp travels in the delete's args, so a copy's trash groups alike.
+ *
  * Data made before migration 0003 has the best history available: every
  * node is where it is now since it was made (renames before the
  * migration are unknown), and who made older versions is unknown.
