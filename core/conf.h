@@ -66,6 +66,7 @@ typedef struct sd_conf {
 	int64_t challenge_ranges;
 	int64_t challenge_range_size;
 	int64_t challenge_ttl;
+	int64_t inline_max;
 	int64_t max_handles;
 	int64_t max_handles_per_user;
 	int64_t handle_idle_timeout;

@@ -48,6 +48,11 @@ void sd__core_set_disk_usage(sd_core *c, int (*fn)(void *arg, int *pct), void *a
 	c->disk_arg = arg;
 }
 
+struct sd_db *sd__core_db(sd_core *c)
+{
+	return c->db;
+}
+
 int sd__core_reap_handles(sd_core *c)
 {
 	return sd__handles_reap(c);

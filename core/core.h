@@ -135,6 +135,9 @@ int sd_core_session(sd_core *c, const char *user, sd_session **out);
  * the cleaner and everything else use. NULL restores the real ones. */
 void sd__core_set_clock(sd_core *c, int64_t (*fn)(void *arg), void *arg);
 void sd__core_set_disk_usage(sd_core *c, int (*fn)(void *arg, int *pct), void *arg);
+/* The engine's database, for db/ test seams (sd__db_set_commit_hook). */
+struct sd_db;
+struct sd_db *sd__core_db(sd_core *c);
 /* Abandon idle detached handles now (the cleaner thread does it on its
  * own); returns how many. */
 int sd__core_reap_handles(sd_core *c);

@@ -514,8 +514,8 @@ static int commit(sd_file *f, int closing)
 	}
 	if (f->amask & SD_ATTR_MTIME)
 		put.mtime = f->amtime;
-	r = sd__commit_temp(c, sd__wpipe_fd(f->wp), sd__wpipe_path(f->wp), hex, size, &put, NULL);
-	sd__wpipe_free(f->wp, r < 0);
+	r = sd__commit_pipe(c, f->wp, hex, size, &put, NULL);
+	sd__wpipe_free(f->wp, 1); /* the temp file, if any, is gone or unused */
 	f->wp = NULL;
 	f->wmode = W_CLEAN;
 	f->dirty = 0; /* on failure the data is gone with the temp file */

@@ -7,6 +7,7 @@
  * reported, never removed: it may be the only copy.
  */
 #include <errno.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -89,6 +90,45 @@ static int fsck_object(void *arg, const char *hex, const char *name)
 	return 0;
 }
 
+SD_SQL(q_inline_all, "SELECT b.id, b.sha256, b.size, i.data FROM blob_inline i "
+		     "JOIN blobs b ON b.id = i.blob WHERE b.id > ?1 ORDER BY b.id LIMIT 256");
+
+/* Inline blobs: re-hash their bytes in the database. Damage is reported,
+ * never repaired (it may be the only copy). */
+static void fsck_inline(fsck_ctx *x)
+{
+	sd_core *c = x->c;
+	int64_t after = 0;
+	for (;;) {
+		int n = 0;
+		sd_dbc *d = sd_db_read_begin(c->db);
+		sqlite3_stmt *st = sd_db_stmt(d, &q_inline_all);
+		sqlite3_bind_int64(st, 1, after);
+		while (sqlite3_step(st) == SQLITE_ROW) {
+			n++;
+			after = sqlite3_column_int64(st, 0);
+			const char *hex = (const char *)sqlite3_column_text(st, 1);
+			int64_t size = sqlite3_column_int64(st, 2);
+			const void *data = sqlite3_column_blob(st, 3);
+			int len = sqlite3_column_bytes(st, 3);
+			unsigned char dg[32];
+			unsigned int dl = 0;
+			char got[SD_SHA256_HEX];
+			EVP_Digest(len ? data : "", (size_t)len, dg, &dl, EVP_sha256(), NULL);
+			sd_hex(dg, 32, got);
+			x->r->blobs_checked++;
+			if (len != size || strcmp(got, hex) != 0) {
+				x->r->bad_hash++;
+				say(x, "damaged inline blob %s: %d bytes hashing to %s", hex, len, got);
+			}
+		}
+		sqlite3_reset(st);
+		sd_db_read_end(c->db, d);
+		if (n < 256)
+			break;
+	}
+}
+
 static void fsck_line(void *arg, const char *line)
 {
 	fsck_ctx *x = arg;
@@ -105,6 +145,7 @@ int sd_core_fsck(sd_core *c, int repair, sd_fsck_report *r,
 	if (wr < 0)
 		return wr;
 	r->missing = sd__find_missing(c, fsck_line, &x);
+	fsck_inline(&x);
 
 	/* reference counts and usage, checked (and fixed) in one transaction */
 	sd_dbc *d = sd_db_write_begin(c->db);

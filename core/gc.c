@@ -63,8 +63,9 @@ SD_SQL(q_sub_versions, "DELETE FROM versions WHERE node IN (SELECT id FROM temp.
 SD_SQL(q_sub_places, "DELETE FROM placements WHERE node IN (SELECT id FROM temp.gc_sub)");
 SD_SQL(q_sub_nodes, "DELETE FROM nodes WHERE id IN (SELECT id FROM temp.gc_sub)");
 SD_SQL(q_sub_count, "SELECT count(*) FROM temp.gc_sub");
-SD_SQL(q_unref_blobs, "SELECT id, sha256, size FROM blobs WHERE refs = 0 AND last_access <= ?1 "
-		      "AND id > ?2 ORDER BY id LIMIT 256");
+SD_SQL(q_unref_blobs, "SELECT b.id, b.sha256, b.size, i.blob IS NOT NULL FROM blobs b "
+		      "LEFT JOIN blob_inline i ON i.blob = b.id WHERE b.refs = 0 "
+		      "AND b.last_access <= ?1 AND b.id > ?2 ORDER BY b.id LIMIT 256");
 SD_SQL(q_blob_delete, "DELETE FROM blobs WHERE id = ?1 AND refs = 0");
 
 int sd__purge_subtree(sd_core *c, sd_dbc *d, int64_t id, int64_t *count)
@@ -255,6 +256,7 @@ static int remove_blobs(sd_core *c, int64_t cutoff, sd_gc_report *rep)
 	for (;;) {
 		struct {
 			int64_t id, size;
+			int inl;
 			char sha[SD_SHA256_HEX];
 		} b[256];
 		int n = 0;
@@ -266,6 +268,7 @@ static int remove_blobs(sd_core *c, int64_t cutoff, sd_gc_report *rep)
 			b[n].id = sqlite3_column_int64(st, 0);
 			snprintf(b[n].sha, sizeof b[n].sha, "%s", (const char *)sqlite3_column_text(st, 1));
 			b[n].size = sqlite3_column_int64(st, 2);
+			b[n].inl = sqlite3_column_int(st, 3);
 			n++;
 		}
 		sqlite3_reset(st);
@@ -289,7 +292,8 @@ static int remove_blobs(sd_core *c, int64_t cutoff, sd_gc_report *rep)
 			int gone = r == 0 && sqlite3_changes(sd_db_handle(d)) == 1;
 			int cr = sd_db_write_end(c->db, d, r == 0);
 			if (gone && cr == 0) {
-				int u = ops->remove(c->store, b[i].sha);
+				/* an inline blob went with its row (ON DELETE CASCADE) */
+				int u = b[i].inl ? 0 : ops->remove(c->store, b[i].sha);
 				if (u < 0 && u != -ENOENT)
 					sd_log(SD_LOG_WARN, "gc", "event=remove_failed sha256=%s err=\"%s\"",
 					       b[i].sha, sd__strerror(u));
@@ -534,7 +538,8 @@ static int recover_cb(void *arg, const char *hex, const char *name)
 	return 0;
 }
 
-SD_SQL(q_all_blobs, "SELECT id, sha256 FROM blobs WHERE id > ?1 ORDER BY id LIMIT 1024");
+SD_SQL(q_all_blobs, "SELECT id, sha256, NOT EXISTS (SELECT 1 FROM blob_inline i WHERE i.blob = id) "
+		    "FROM blobs WHERE id > ?1 ORDER BY id LIMIT 1024");
 
 int64_t sd__find_missing(sd_core *c, void (*cb)(void *, const char *), void *arg)
 {
@@ -545,9 +550,12 @@ int64_t sd__find_missing(sd_core *c, void (*cb)(void *, const char *), void *arg
 		sd_dbc *d = sd_db_read_begin(c->db);
 		sqlite3_stmt *st = sd_db_stmt(d, &q_all_blobs);
 		sqlite3_bind_int64(st, 1, after);
+		int rows = 0;
 		while (sqlite3_step(st) == SQLITE_ROW) {
+			rows++;
 			after = sqlite3_column_int64(st, 0);
-			snprintf(shas[n++], SD_SHA256_HEX, "%s", (const char *)sqlite3_column_text(st, 1));
+			if (sqlite3_column_int(st, 2)) /* in the store, not inline */
+				snprintf(shas[n++], SD_SHA256_HEX, "%s", (const char *)sqlite3_column_text(st, 1));
 		}
 		sqlite3_reset(st);
 		sd_db_read_end(c->db, d);
@@ -561,7 +569,7 @@ int64_t sd__find_missing(sd_core *c, void (*cb)(void *, const char *), void *arg
 			if (cb)
 				cb(arg, line);
 		}
-		if (n < 1024)
+		if (rows < 1024)
 			break;
 	}
 	free(shas);

@@ -325,13 +325,19 @@ int sd__wpipe_write(sd_wpipe *p, const void *buf, size_t len);
 int sd__wpipe_drain(sd_wpipe *p);
 /* Bytes given so far. */
 uint64_t sd__wpipe_size(const sd_wpipe *p);
-int sd__wpipe_fd(const sd_wpipe *p);
+/* The temp file (made now if the content was only in memory). fd or
+ * -errno. */
+int sd__wpipe_fd(sd_wpipe *p);
 const char *sd__wpipe_path(const sd_wpipe *p);
+/* After finish: the content when it never left memory (*data, length
+ * returned), else -1. */
+ssize_t sd__wpipe_mem(const sd_wpipe *p, const void **data);
 /* The file was changed behind the pipe (random write): the running hash
  * is no longer the content's; finish() will re-read the file. size is the
  * new length. */
 void sd__wpipe_invalidate(sd_wpipe *p, uint64_t size);
-/* Drain and produce the content address. */
+/* Drain and produce the content address. A content that never needed the
+ * temp file stays in memory (sd__wpipe_mem). */
 int sd__wpipe_finish(sd_wpipe *p, char hex[SD_SHA256_HEX], uint64_t *size);
 /* Free; unlink_temp removes the temp file (not needed after a commit). */
 void sd__wpipe_free(sd_wpipe *p, int unlink_temp);
@@ -468,6 +474,11 @@ int sd__commit_temp(sd_core *c, int fd, const char *tmppath, const char *hex, ui
 /* Apply put to content that is already stored (instant upload): -SD_ESENDDATA
  * when its row is gone (the cleaner removed it meanwhile). */
 int sd__commit_stored(sd_core *c, const char *hex, uint64_t size, sd_put *put);
+/* Commit a finished pipe: a content up to inline_max goes into the
+ * database with its rows (one durable write), a larger one through
+ * commit_temp. The pipe's temp file (if any) is consumed either way. */
+int sd__commit_pipe(sd_core *c, sd_wpipe *p, const char *hex, uint64_t size, sd_put *put,
+		    int *dedup);
 
 /* ---- upload.c */
 int sd__upload_begin(sd_core *c, const sd_principal *u, const sd_cred *cred, const char *npath,

@@ -10,6 +10,10 @@
  * A reader reads exactly the version's size: bytes past it are never
  * returned, and content that ends early is reported as -SD_ECORRUPT, not
  * as a short file.
+ *
+ * An inline blob (at most inline_max bytes, in blob_inline) is copied into
+ * the reader when it opens, inside the same read transaction: no store, no
+ * descriptor (reader_fd says -ENOTSUP and front ends use pread).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -22,10 +26,41 @@
 
 struct sd_reader {
 	sd_core *c;
-	sd_blobrd *b;
+	sd_blobrd *b;   /* NULL for an inline blob */
+	char *mem;      /* an inline blob's bytes */
+	size_t mlen;
 	uint64_t size;
 	char hex[SD_SHA256_HEX];
 };
+
+SD_SQL(q_inline_by_id, "SELECT data FROM blob_inline WHERE blob = ?1");
+SD_SQL(q_inline_by_hex, "SELECT i.data FROM blobs b JOIN blob_inline i ON i.blob = b.id "
+			"WHERE b.sha256 = ?1");
+
+/* An inline blob's reader from the current row of st (column 0), or -ENOENT
+ * when the statement gives no row. Resets st. */
+static int open_inline(sd_core *c, sqlite3_stmt *st, const char *hex, uint64_t size,
+		       sd_reader **out)
+{
+	int r = -ENOENT;
+	if (sqlite3_step(st) == SQLITE_ROW) {
+		const void *data = sqlite3_column_blob(st, 0);
+		size_t n = (size_t)sqlite3_column_bytes(st, 0);
+		sd_reader *rd = sd_xcalloc(1, sizeof *rd);
+		rd->c = c;
+		rd->mem = sd_xmalloc(n ? n : 1);
+		if (n)
+			memcpy(rd->mem, data, n);
+		/* stored bytes shorter than the row's size read as damaged */
+		rd->size = size;
+		rd->mlen = n;
+		snprintf(rd->hex, sizeof rd->hex, "%s", hex);
+		*out = rd;
+		r = 0;
+	}
+	sqlite3_reset(st);
+	return r;
+}
 
 static int open_store(sd_core *c, const char *hex, uint64_t size, sd_reader **out)
 {
@@ -47,6 +82,13 @@ static int open_store(sd_core *c, const char *hex, uint64_t size, sd_reader **ou
 
 int sd__reader_open_hex(sd_core *c, const char *hex, uint64_t size, sd_reader **out)
 {
+	sd_dbc *d = sd_db_read_begin(c->db);
+	sqlite3_stmt *st = sd_db_stmt(d, &q_inline_by_hex);
+	sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+	int r = open_inline(c, st, hex, size, out);
+	sd_db_read_end(c->db, d);
+	if (r != -ENOENT)
+		return r;
 	return open_store(c, hex, size, out);
 }
 
@@ -61,8 +103,13 @@ int sd__reader_open(sd_core *c, int64_t uid, const char *npath, sd_reader **out,
 		sd__node_to_stat(&n, st);
 		st->versions = sd__version_count(d, n.id);
 	}
-	if (r == 0)
-		r = open_store(c, n.sha256, n.size, out);
+	if (r == 0) {
+		sqlite3_stmt *st = sd_db_stmt(d, &q_inline_by_id);
+		sqlite3_bind_int64(st, 1, n.blob);
+		r = open_inline(c, st, n.sha256, n.size, out);
+		if (r == -ENOENT)
+			r = open_store(c, n.sha256, n.size, out);
+	}
 	sd_db_read_end(c->db, d);
 	if (r == 0)
 		sd__blob_touch(c, n.blob);
@@ -74,7 +121,14 @@ ssize_t sd__reader_pread(sd_reader *r, void *buf, size_t len, uint64_t off)
 	if (off >= r->size || len == 0)
 		return 0;
 	size_t want = r->size - off < len ? (size_t)(r->size - off) : len;
-	ssize_t got = r->c->store->ops->pread(r->b, buf, want, off);
+	ssize_t got;
+	if (r->b) {
+		got = r->c->store->ops->pread(r->b, buf, want, off);
+	} else {
+		got = off >= r->mlen ? 0 : (ssize_t)(r->mlen - off < want ? r->mlen - off : want);
+		if (got > 0)
+			memcpy(buf, r->mem + off, (size_t)got);
+	}
 	if (got >= 0 && (size_t)got < want) {
 		sd_log(SD_LOG_ERROR, "reader", "event=blob_short sha256=%s size=%llu got_to=%llu",
 		       r->hex, (unsigned long long)r->size, (unsigned long long)(off + (uint64_t)got));
@@ -85,6 +139,8 @@ ssize_t sd__reader_pread(sd_reader *r, void *buf, size_t len, uint64_t off)
 
 int sd__reader_fd(sd_reader *r, int *fd, uint64_t *base)
 {
+	if (!r->b)
+		return -ENOTSUP;
 	return r->c->store->ops->fd(r->b, fd, base);
 }
 
@@ -104,7 +160,9 @@ void sd__reader_close(sd_reader *r)
 {
 	if (!r)
 		return;
-	r->c->store->ops->close(r->b);
+	if (r->b)
+		r->c->store->ops->close(r->b);
+	free(r->mem);
 	free(r);
 }
 

@@ -196,10 +196,10 @@ int sd__upload_commit(sd_upload *up, const char *expect, sd_stat *st, int *dedup
 	sd_put put = {.u = &up->u, .npath = up->npath, .flags = up->flags, .mode = up->mode,
 		      .size = size, .op = "write", .st = st, .mtime = up->mtime};
 	int dd = 0;
-	r = sd__commit_temp(c, sd__wpipe_fd(up->p), sd__wpipe_path(up->p), hex, size, &put, &dd);
+	r = sd__commit_pipe(c, up->p, hex, size, &put, &dd);
 	if (dedup)
 		*dedup = dd;
-	sd__wpipe_free(up->p, 0);
+	sd__wpipe_free(up->p, 1); /* the temp file, if any, is gone or unused */
 	if (r == 0)
 		sd__metric_add(c, "storaged_uploads_total", NULL, 1);
 	free(up);

@@ -15,7 +15,14 @@
  * never allocates megabytes; a pipe whose content fits in one buffer is
  * hashed and written inline at finish, without a thread hand-off.
  *
+ * The temp file is made only when a buffer first has to go to disk: a
+ * content that fits in the first buffer and is finished without ever
+ * needing a file (finish() hashes it in memory, MEM) can be committed
+ * without one (inline in the database, commit.c); sd__wpipe_fd() makes the
+ * file and writes the buffer into it when one is needed after all.
+ *
  * Pipe states:  FILLING --(buffer full)--> FILLING+JOB --(job done)--> FILLING
+ *               FILLING, no file --(finish)--> MEM (hashed in memory)
  *               any --(drain)--> DRAINED (everything in the file, hash valid)
  *               any --(invalidate: random write)--> hash invalid: finish()
  *               re-reads the file to compute the address.
@@ -41,7 +48,9 @@
 
 struct sd_wpipe {
 	sd_core *c;
-	int fd;
+	int fd;          /* -1 until a buffer goes to disk */
+	int mem;         /* finished with the content only in buf[cur] (MEM) */
+	int finishing;   /* the last buffer is being written: no writeback */
 	char path[PATH_MAX];
 	EVP_MD_CTX *md;
 	int hash_valid;
@@ -71,15 +80,31 @@ struct sd_pool {
 	pthread_t *threads;
 };
 
+/* Make the temp file if there is none yet. Called by the thread that owns
+ * the pipe, or by the pool thread running its only job. */
+static int ensure_file(sd_wpipe *p)
+{
+	if (p->fd >= 0)
+		return 0;
+	int fd = sd__temp_create(p->c, p->path);
+	if (fd < 0)
+		return fd;
+	p->fd = fd;
+	return 0;
+}
+
 /* Hash then write one buffer; returns 0 or -errno. */
 static int run_job(sd_wpipe *p, const char *buf, size_t len, uint64_t off)
 {
 	if (p->hash_valid && EVP_DigestUpdate(p->md, buf, len) != 1)
 		return -EIO;
-	int r = sd_sys_pwrite(p->fd, buf, len, off);
+	int r = ensure_file(p);
+	if (r == 0)
+		r = sd_sys_pwrite(p->fd, buf, len, off);
 	/* Durable mode fsyncs at commit: start the disk on this buffer now,
-	 * overlapping it with the transfer, instead of all at the end. */
-	if (r == 0 && p->c->conf->durability_full)
+	 * overlapping it with the transfer, instead of all at the end (not for
+	 * the last buffer: the fsync follows at once). */
+	if (r == 0 && p->c->conf->durability_full && !p->finishing)
 		sd_sys_writeback(p->fd, off, len);
 	return r;
 }
@@ -162,17 +187,10 @@ int sd__wpipe_open(sd_core *c, sd_wpipe **out)
 {
 	sd_wpipe *p = sd_xcalloc(1, sizeof *p);
 	p->c = c;
-	p->fd = sd__temp_create(c, p->path);
-	if (p->fd < 0) {
-		int e = p->fd;
-		free(p);
-		return e;
-	}
+	p->fd = -1;
 	p->md = EVP_MD_CTX_new();
 	if (!p->md || EVP_DigestInit_ex(p->md, EVP_sha256(), NULL) != 1) {
 		EVP_MD_CTX_free(p->md);
-		close(p->fd);
-		sd_sys_unlink(p->path);
 		free(p);
 		return -ENOMEM;
 	}
@@ -289,9 +307,28 @@ uint64_t sd__wpipe_size(const sd_wpipe *p)
 	return p->size;
 }
 
-int sd__wpipe_fd(const sd_wpipe *p)
+int sd__wpipe_fd(sd_wpipe *p)
 {
+	int r = ensure_file(p);
+	if (r < 0)
+		return r;
+	if (p->mem) {
+		/* hashed in memory at finish: the bytes go to the file now */
+		if ((r = sd_sys_pwrite(p->fd, p->buf[p->cur], p->fill, 0)) < 0)
+			return r;
+		p->flushed = p->fill;
+		p->fill = 0;
+		p->mem = 0;
+	}
 	return p->fd;
+}
+
+ssize_t sd__wpipe_mem(const sd_wpipe *p, const void **data)
+{
+	if (!p->mem)
+		return -1;
+	*data = p->buf[p->cur];
+	return (ssize_t)p->fill;
 }
 
 const char *sd__wpipe_path(const sd_wpipe *p)
@@ -354,12 +391,23 @@ int sd__hash_fd(int fd, uint64_t size, char hex[SD_SHA256_HEX])
 
 int sd__wpipe_finish(sd_wpipe *p, char hex[SD_SHA256_HEX], uint64_t *size)
 {
-	int e = sd__wpipe_drain(p);
+	int e = wait_idle(p);
 	if (e)
 		return e;
 	*size = p->size;
+	if (p->fd < 0 && p->hash_valid && p->flushed == 0) {
+		/* everything is in this buffer and no file exists: hash it here
+		 * and keep it in memory (MEM) */
+		if (p->fill > 0 && EVP_DigestUpdate(p->md, p->buf[p->cur], p->fill) != 1)
+			return -EIO;
+		p->mem = 1;
+	} else {
+		p->finishing = 1;
+		if (p->fill > 0 && (e = write_inline(p)) < 0)
+			return e;
+	}
 	if (!p->hash_valid)
-		return sd__hash_fd(p->fd, p->size, hex);
+		return p->fd < 0 ? sd__hash_fd(-1, 0, hex) : sd__hash_fd(p->fd, p->size, hex);
 	unsigned char dg[32];
 	unsigned int dl = 0;
 	if (EVP_DigestFinal_ex(p->md, dg, &dl) != 1)
@@ -374,7 +422,7 @@ void sd__wpipe_free(sd_wpipe *p, int unlink_temp)
 	if (!p)
 		return;
 	wait_idle(p);
-	if (unlink_temp)
+	if (unlink_temp && p->fd >= 0)
 		sd_sys_unlink(p->path);
 	if (p->fd >= 0)
 		close(p->fd);

@@ -4,6 +4,36 @@
  * order, each in its own IMMEDIATE transaction with PRAGMA user_version
  * bumped inside it, and refuses a database whose user_version is higher
  * than the number of migrations this binary knows.
+ *
+ * Group commit
+ * ------------
+ * With synchronous=FULL every COMMIT costs one sync of the WAL. Writers
+ * that arrive while another one holds the writer share that sync: their
+ * work goes into one transaction, each in its own SAVEPOINT, and the last
+ * of them commits for all.
+ *
+ *   write_begin: take the writer (wlock); if no batch transaction is open,
+ *                BEGIN IMMEDIATE one; SAVEPOINT w.
+ *   write_end:   RELEASE w (or ROLLBACK TO w: this writer's work alone is
+ *                undone). Then, if other writers are waiting for the
+ *                writer and the batch is not full, hand the open
+ *                transaction on: join the batch's list of waiters, give up
+ *                wlock and sleep until the batch is committed. Otherwise
+ *                COMMIT, and wake every waiter of the batch with the result.
+ *
+ * Invariants
+ *  G1. A write_end returns only after the COMMIT of the transaction holding
+ *      its work has returned (or failed): acknowledged means durable.
+ *  G2. A writer alone (no one waiting) commits at once: no added latency.
+ *  G3. A batch holds at most BATCH_MAX writers, so a stream of arrivals
+ *      cannot keep one transaction open (and its first writer waiting)
+ *      forever.
+ *  G4. If SQLite rolls the whole transaction back on its own (an I/O error,
+ *      a full disk), every writer of the batch gets the error: none is told
+ *      its work is durable.
+ *  G5. Only the holder of wlock touches the writer connection and the batch
+ *      state; waiters and their results are under gm.
+ * A test seam (sd__db_set_commit_hook) runs around each COMMIT.
  */
 #include "db.h"
 
@@ -27,9 +57,26 @@ struct sd_dbc {
 	sd_dbc *next_free;
 };
 
+#define BATCH_MAX 64
+
+/* A writer waiting for its batch to be committed. */
+typedef struct gwait {
+	struct gwait *next;
+	int done, result;
+} gwait;
+
 struct sd_db {
 	sd_dbc writer;
 	pthread_mutex_t wlock;
+	/* group commit (see the top of the file) */
+	int in_txn;        /* a batch transaction is open (wlock) */
+	int members;       /* writers in the open batch (wlock) */
+	gwait *waiters;    /* writers of the open batch that handed it on (wlock) */
+	pthread_mutex_t gm;
+	pthread_cond_t gcv;
+	int waiting;       /* threads blocked in write_begin (gm) */
+	void (*hook)(void *arg, int after, int members);
+	void *hook_arg;
 	pthread_mutex_t plock;
 	pthread_cond_t pcond;
 	sd_dbc *readers;
@@ -221,6 +268,8 @@ sd_db *sd_db_open(const char *path, int durable_full, int readers, int busy_ms,
 {
 	sd_db *db = sd_xcalloc(1, sizeof *db);
 	pthread_mutex_init(&db->wlock, NULL);
+	pthread_mutex_init(&db->gm, NULL);
+	pthread_cond_init(&db->gcv, NULL);
 	pthread_mutex_init(&db->plock, NULL);
 	pthread_cond_init(&db->pcond, NULL);
 	if (conn_open(&db->writer, path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, durable_full,
@@ -269,18 +318,35 @@ void sd_db_close(sd_db *db)
 		conn_close(&db->writer);
 	}
 	pthread_mutex_destroy(&db->wlock);
+	pthread_mutex_destroy(&db->gm);
+	pthread_cond_destroy(&db->gcv);
 	pthread_mutex_destroy(&db->plock);
 	pthread_cond_destroy(&db->pcond);
 	free(db);
 }
 
+void sd__db_set_commit_hook(sd_db *db, void (*fn)(void *arg, int after, int members), void *arg)
+{
+	db->hook = fn;
+	db->hook_arg = arg;
+}
+
 sd_dbc *sd_db_write_begin(sd_db *db)
 {
+	pthread_mutex_lock(&db->gm);
+	db->waiting++;
+	pthread_mutex_unlock(&db->gm);
 	pthread_mutex_lock(&db->wlock);
-	for (;;) {
+	pthread_mutex_lock(&db->gm);
+	db->waiting--;
+	pthread_mutex_unlock(&db->gm);
+	while (!db->in_txn) {
 		int rc = sqlite3_exec(db->writer.h, "BEGIN IMMEDIATE", NULL, NULL, NULL);
-		if (rc == SQLITE_OK)
-			return &db->writer;
+		if (rc == SQLITE_OK) {
+			db->in_txn = 1;
+			db->members = 0;
+			break;
+		}
 		if ((rc & 0xff) != SQLITE_BUSY) {
 			sd_log(SD_LOG_ERROR, "db", "event=begin_failed err=\"%s\"",
 			       sqlite3_errmsg(db->writer.h));
@@ -291,25 +357,87 @@ sd_dbc *sd_db_write_begin(sd_db *db)
 		 * keep waiting rather than fail a user's write. */
 		sd_log(SD_LOG_WARN, "db", "event=write_lock_wait");
 	}
+	if (sqlite3_exec(db->writer.h, "SAVEPOINT w", NULL, NULL, NULL) != SQLITE_OK) {
+		sd_log(SD_LOG_ERROR, "db", "event=savepoint_failed err=\"%s\"",
+		       sqlite3_errmsg(db->writer.h));
+		/* nothing of ours is in the batch: finish it for the others */
+		sd_db_write_end(db, &db->writer, -1);
+		return NULL;
+	}
+	db->members++;
+	return &db->writer;
+}
+
+/* COMMIT the open batch (wlock held) and wake its waiters; returns the
+ * result for the caller. */
+static int commit_batch(sd_db *db)
+{
+	int r = 0;
+	sqlite3 *h = db->writer.h;
+	if (sqlite3_get_autocommit(h)) {
+		r = -EIO; /* G4: SQLite rolled the transaction back by itself */
+		sd_log(SD_LOG_ERROR, "db", "event=batch_lost members=%d", db->members);
+	} else {
+		if (db->hook)
+			db->hook(db->hook_arg, 0, db->members);
+		int rc = sqlite3_exec(h, "COMMIT", NULL, NULL, NULL);
+		if (rc != SQLITE_OK) {
+			r = sd_db_errno(rc);
+			if (r == 0)
+				r = -EIO;
+			sd_log(SD_LOG_ERROR, "db", "event=commit_failed err=\"%s\"", sqlite3_errmsg(h));
+			sqlite3_exec(h, "ROLLBACK", NULL, NULL, NULL);
+		}
+		if (db->hook)
+			db->hook(db->hook_arg, 1, db->members);
+	}
+	db->in_txn = 0;
+	db->members = 0;
+	gwait *w = db->waiters;
+	db->waiters = NULL;
+	pthread_mutex_lock(&db->gm);
+	for (; w; w = w->next) {
+		w->done = 1;
+		w->result = r;
+	}
+	pthread_cond_broadcast(&db->gcv);
+	pthread_mutex_unlock(&db->gm);
+	return r;
 }
 
 int sd_db_write_end(sd_db *db, sd_dbc *c, int commit)
 {
 	int r = 0;
-	if (commit) {
-		int rc = sqlite3_exec(c->h, "COMMIT", NULL, NULL, NULL);
+	sqlite3 *h = c->h;
+	if (commit > 0) {
+		int rc = sqlite3_exec(h, "RELEASE w", NULL, NULL, NULL);
 		if (rc != SQLITE_OK) {
 			r = sd_db_errno(rc);
 			if (r == 0)
 				r = -EIO;
-			sd_log(SD_LOG_ERROR, "db", "event=commit_failed err=\"%s\"", sqlite3_errmsg(c->h));
-			sqlite3_exec(c->h, "ROLLBACK", NULL, NULL, NULL);
+			sd_log(SD_LOG_ERROR, "db", "event=release_failed err=\"%s\"", sqlite3_errmsg(h));
+			sqlite3_exec(h, "ROLLBACK TO w; RELEASE w", NULL, NULL, NULL);
 		}
-	} else {
-		sqlite3_exec(c->h, "ROLLBACK", NULL, NULL, NULL);
+	} else if (commit == 0) {
+		sqlite3_exec(h, "ROLLBACK TO w; RELEASE w", NULL, NULL, NULL);
 	}
+	pthread_mutex_lock(&db->gm);
+	int others = db->waiting;
+	pthread_mutex_unlock(&db->gm);
+	if (others > 0 && db->members < BATCH_MAX && !sqlite3_get_autocommit(h)) {
+		/* hand the open transaction to the next writer (G1, G3) */
+		gwait me = {db->waiters, 0, 0};
+		db->waiters = &me;
+		pthread_mutex_unlock(&db->wlock);
+		pthread_mutex_lock(&db->gm);
+		while (!me.done)
+			pthread_cond_wait(&db->gcv, &db->gm);
+		pthread_mutex_unlock(&db->gm);
+		return r ? r : me.result;
+	}
+	int cr = commit_batch(db);
 	pthread_mutex_unlock(&db->wlock);
-	return r;
+	return r ? r : cr;
 }
 
 sd_dbc *sd_db_read_begin(sd_db *db)
@@ -338,6 +466,11 @@ void sd_db_read_end(sd_db *db, sd_dbc *c)
 void sd_db_checkpoint(sd_db *db)
 {
 	pthread_mutex_lock(&db->wlock);
+	if (db->in_txn) {
+		/* a batch is being handed from writer to writer: next time */
+		pthread_mutex_unlock(&db->wlock);
+		return;
+	}
 	int logn = 0, ckn = 0;
 	int rc = sqlite3_wal_checkpoint_v2(db->writer.h, NULL, SQLITE_CHECKPOINT_PASSIVE, &logn, &ckn);
 	pthread_mutex_unlock(&db->wlock);

@@ -44,9 +44,15 @@ void sd_db_close(sd_db *db);
 /* The writer, inside BEGIN IMMEDIATE. Never NULL (aborts if BEGIN fails
  * for a reason other than busy, after busy_timeout: then returns NULL). */
 sd_dbc *sd_db_write_begin(sd_db *db);
-/* commit != 0: COMMIT (returns 0 or -EIO / -EBUSY / -ENOSPC, rolled back
- * on failure); commit == 0: ROLLBACK (returns 0). Releases the writer. */
+/* commit != 0: keep this writer's work and return once it is committed
+ * (0, or -EIO / -EBUSY / -ENOSPC when the commit failed and the work is
+ * gone); commit == 0: undo this writer's work (returns 0). Releases the
+ * writer. Writers that arrive together share one COMMIT (group commit,
+ * see db.c); a writer alone commits at once. */
 int sd_db_write_end(sd_db *db, sd_dbc *c, int commit);
+/* Test seam: fn(arg, after, members) runs just before (after = 0) and
+ * just after (after = 1) each COMMIT, members = writers in the batch. */
+void sd__db_set_commit_hook(sd_db *db, void (*fn)(void *arg, int after, int members), void *arg);
 
 /* A reader with an open read transaction; blocks while the pool is empty. */
 sd_dbc *sd_db_read_begin(sd_db *db);

@@ -130,6 +130,9 @@ static inline void tu_core_prepare(tu_core *t)
 	/* small buffers so multi-buffer paths run on small test data */
 	t->conf.write_buffer = 64 * 1024;
 	t->conf.auth_fail_delay = 0;
+	/* contents are files in blobs/ unless a suite turns inline storage
+	 * on (test_inline.c does; the daemon's default is inline) */
+	t->conf.inline_max = 0;
 }
 
 static inline void tu_core_open(tu_core *t, unsigned flags)
