@@ -395,7 +395,9 @@ typedef struct sd_core_api {
 	/* End a session: abandons every handle it still has open (their
 	 * previous versions stay). NULL is a no-op. */
 	void (*session_close)(sd_session *s);
-	/* Fill *out (the user's quota and usage read now). -SD_EAUTH once the
+	/* Fill *out (quota and usage as of the last credential check, at most
+	 * about a second old: fsinfo reads them now; no database read, so it is
+	 * cheap enough for every request). -SD_EAUTH once the
 	 * session's credentials no longer hold. */
 	int (*session_info)(sd_session *s, sd_session_info *out);
 	/* 0 while the credentials still hold, else -SD_EAUTH (see the top of
