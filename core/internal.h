@@ -170,8 +170,6 @@ typedef struct sd_cred {
 	int method;
 	int64_t cred_id;
 	unsigned char pwtag[32];
-	int64_t checked; /* monotonic ms of the session's last check */
-	unsigned gen;    /* c->cred_gen at that check */
 } sd_cred;
 void sd__session_cred(sd_session *s, sd_cred *out);
 /* Check a session's credentials (re-reading them when due) and copy its

@@ -98,8 +98,6 @@ void sd__session_cred(sd_session *s, sd_cred *out)
 	out->method = s->method;
 	out->cred_id = s->cred_id;
 	memcpy(out->pwtag, s->pwtag, 32);
-	out->checked = s->checked;
-	out->gen = s->gen;
 	pthread_mutex_unlock(&s->m);
 }
 

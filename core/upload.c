@@ -20,7 +20,7 @@
 struct sd_upload {
 	sd_core *c;
 	sd_principal u;
-	sd_cred cred; /* checked again at commit when it may have changed */
+	sd_cred cred; /* checked again at commit */
 	char npath[SD_PATH_MAX + 1];
 	unsigned flags;
 	uint32_t mode;
@@ -89,10 +89,6 @@ int sd__upload_begin(sd_core *c, const sd_principal *u, const sd_cred *cred, con
 	else
 		up->cred.method = SD_METHOD_ADMIN;
 	up->cred.uid = u->id;
-	if (!cred) { /* no session: due at once if anything changes */
-		up->cred.checked = sd_mono_ms();
-		up->cred.gen = atomic_load(&c->cred_gen);
-	}
 	up->flags = flags;
 	up->mode = mode ? mode & 07777 : 0644;
 	snprintf(up->npath, sizeof up->npath, "%s", npath);
@@ -189,11 +185,10 @@ int sd__upload_commit(sd_upload *up, const char *expect, sd_stat *st, int *dedup
 		r = -SD_ECHECKSUM;
 	/* the session's credentials may have ended while the data came */
 	sd_user fresh;
-	/* the same policy as sessions (session.c): a change made through this
-	 * engine is seen at once (cred_gen), one made by another process
-	 * within a second; a short upload with no change costs no read */
-	int due = atomic_load(&c->cred_gen) != up->cred.gen || sd_mono_ms() - up->cred.checked >= 1000;
-	if (r == 0 && due &&
+	/* always, whatever the session's own re-check policy: the bytes of an
+	 * upload are committed only for credentials that hold now (one small
+	 * read per commit) */
+	if (r == 0 &&
 	    (r = sd__auth_recheck(c, up->cred.uid, up->cred.method, up->cred.cred_id, up->cred.pwtag,
 				  &fresh)) == -SD_EAUTH)
 		sd_log(SD_LOG_INFO, "upload", "event=upload_refused user=%s path=\"%s\" "
