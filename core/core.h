@@ -28,6 +28,22 @@ void sd_core_close(sd_core *c);
 /* The function table handed to modules (static, never NULL). */
 const sd_core_api *sd_core_api_table(void);
 
+/* -- blob stores (storemod.c) ------------------------------------------ */
+/* Open the blob store NAME ("local", or the module store_NAME.so in
+ * conf->module_dir with its [storaged] NAME_* keys) for data_dir, whose
+ * tmp/ is tmp_dir. A remote store is connected and checked (endpoint,
+ * credentials, bucket or pool) and wrapped with the read cache; fill: reads
+ * may add to the cache (the daemon), else hits only. NULL with one line in
+ * err naming the key or file to fix. */
+struct sd_store *sd_core_store_open(const sd_conf *conf, const char *name, const char *data_dir,
+				    const char *tmp_dir, int fill, char *err, size_t errlen);
+/* Check every store module's keys in conf (each NAME_* group through its
+ * module's table) without connecting. 0 or -SD_ECONFIG with err. */
+int sd_core_store_check(const sd_conf *conf, char *err, size_t errlen);
+/* Markdown reference of the keys of every store_*.so in module_dir
+ * (malloc'd, "" when there is none). */
+char *sd_core_store_doc(const char *module_dir);
+
 /* -- fsck ------------------------------------------------------------- */
 typedef struct sd_fsck_report {
 	int64_t blobs_checked;
