@@ -54,7 +54,7 @@ MODULES :=
 MODULE_SOS := $(MODULES:%=frontends/%.so)
 # Blob store modules (core/store_module.h): built next to the front ends
 # (module_dir), each linked only against its own library and util/.
-STORE_SOS := frontends/store_s3.so
+STORE_SOS := frontends/store_s3.so frontends/store_rados.so
 s3_STORE_LIBS := $(shell pkg-config --libs libcurl 2>/dev/null)
 rados_STORE_LIBS := -lrados
 
