@@ -5,6 +5,8 @@
 #   make run        install deps, build, run the daemon with ./storaged.conf
 #   make test       install deps, build, unit tests (plain + ASan/UBSan),
 #                   integration tests against the real daemon
+#   make test-backends  the S3/RADOS blob stores against a Ceph cluster the
+#                   test starts (minutes; not part of make test)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make clean
 
@@ -70,7 +72,7 @@ TEST_MODULES := $(BUILD)/tests/testmod.so $(BUILD)/tests/badabi.so $(BUILD)/test
 # libstoraged, stor and their test programs (client/client.mk)
 include client/client.mk
 
-.PHONY: all deps run test unit unit-asan integration install clean doc-config bench
+.PHONY: all deps run test unit unit-asan integration install clean doc-config bench test-backends
 all: storaged storagectl $(MODULE_SOS) $(STORE_SOS) client
 
 deps:
@@ -178,6 +180,12 @@ test: deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory unit-asan
 	@$(MAKE) --no-print-directory integration
+
+# The remote blob stores against a real single-host Ceph cluster that the
+# script starts and stops (minutes: not part of `make test`).
+test-backends: all $(BUILD)/tests/test_backends
+	@packaging/install-deps.sh --ceph
+	@tests/ceph/run-backends.sh
 
 run: deps
 	@$(MAKE) --no-print-directory all

@@ -12,6 +12,8 @@
 #   cluster.sh kill-osd DIR  kill the OSD (SIGTERM, see kill_osd) and mark
 #                            it down (a failure test)
 #   cluster.sh start-osd DIR restart it, wait until its PGs are active
+#   cluster.sh kill-rgw DIR  stop radosgw (an S3 outage, for a failure test)
+#   cluster.sh start-rgw DIR restart it, wait until it answers
 #   cluster.sh check         say whether this machine can run a cluster
 #
 # vstart.sh needs a Ceph source tree, so this is the manual deployment of
@@ -284,11 +286,35 @@ start_osd() {
 	echo "ceph: osd back"
 }
 
+kill_rgw() {
+	D=$(cd "$1" && pwd)
+	kill_one rgw TERM
+	local p
+	p=$(pid_of rgw)
+	local end=$((SECONDS + 10))
+	while kill -0 "$p" 2>/dev/null && [ $SECONDS -lt $end ]; do sleep 0.2; done
+	kill_one rgw KILL
+	echo "ceph: radosgw killed"
+}
+
+start_rgw() {
+	D=$(cd "$1" && pwd)
+	DEADLINE=$((SECONDS + WAIT))
+	local port
+	port=$(awk -F= '$1 == "S3_HOST_PORT" { print $2 }' "$D/env")
+	spawn rgw radosgw -c "$D/ceph.conf" -n client.rgw.x -f
+	wait_for "$(remaining)" radosgw curl -sf -o /dev/null "http://127.0.0.1:$port/" ||
+		{ logtail client.rgw.x; die "radosgw did not come back within ${WAIT}s"; }
+	echo "ceph: radosgw back"
+}
+
 case "${1:-}" in
 start) start "${2:-}" ;;
 stop) stop "${2:-}" ;;
 kill-osd) kill_osd "${2:-}" ;;
 start-osd) start_osd "${2:-}" ;;
+kill-rgw) kill_rgw "${2:-}" ;;
+start-rgw) start_rgw "${2:-}" ;;
 check) check ;;
-*) die "usage: cluster.sh start|stop|kill-osd|start-osd DIR | check" ;;
+*) die "usage: cluster.sh start|stop|kill-osd|start-osd|kill-rgw|start-rgw DIR | check" ;;
 esac
