@@ -57,13 +57,19 @@ typedef struct sd_fsck_report {
 	int64_t bad_used;       /* users.used_bytes != sum of live files */
 	int64_t repaired;
 } sd_fsck_report;
+#define SD_FSCK_REPAIR 0x1 /* fix what can be fixed (below) */
+#define SD_FSCK_DEEP 0x2   /* re-read every content, also on a remote store */
 /* Re-hash every blob, recount references and per-user usage, find missing
- * and orphan files. With repair: fix refs and usage, adopt orphan files
+ * and orphan files. On a remote store (S3, RADOS) that keeps each content's
+ * SHA-256 and size (store.h info()), those are checked instead of re-reading
+ * the content, unless flags has SD_FSCK_DEEP; the local store is always
+ * re-read. With SD_FSCK_REPAIR: fix refs and usage, adopt orphan files
  * whose content matches their name as unreferenced blobs, remove the rest.
  * Problems are bad_hash, missing, orphans, bad_refs and bad_used;
  * adoptable files are not (the crash-safe commit order can leave them).
- * Each finding is passed to cb (may be NULL) as one line. */
-int sd_core_fsck(sd_core *c, int repair, sd_fsck_report *r,
+ * Each finding is passed to cb (may be NULL) as one line. flags: 0, 1
+ * (SD_FSCK_REPAIR) and SD_FSCK_DEEP combined. */
+int sd_core_fsck(sd_core *c, int flags, sd_fsck_report *r,
 		 void (*cb)(void *arg, const char *line), void *arg);
 
 /* -- the journal: tamper evidence and replication ----------------------- */

@@ -285,3 +285,32 @@ def test_bad_config_fails_startup(env, make_daemon, backend, key, value, named):
     assert not ok, f"storaged started with a bad {key}"
     lines = [ln for ln in text.splitlines() if named in ln]
     assert lines, f"start-up failure names {named}: {text[-2000:]}"
+
+
+@pytest.mark.parametrize("backend", ["s3", "rados"])
+def test_fsck_checksum_and_deep(env, make_daemon, backend):
+    """fsck checks the SHA-256 the service keeps; --deep re-reads the bytes."""
+    where = f"it-{uuid.uuid4().hex[:12]}"
+    d = make_daemon(storaged=store_keys(env, backend, where), start=False)
+    d.add_user(*ALICE)
+    f = write_random(d.path("x"), 50_000)
+    h = sha256_file(f)
+    d.ctl("put", "alice", f, "/x.bin")
+    r = d.ctl("fsck", "--deep", check=False)
+    assert r.returncode == 0, f"fsck --deep clean: {out(r)}"
+    # other bytes of the same length under the same name, the recorded checksum kept
+    other = write_random(d.path("other"), 50_000)
+    if backend == "s3":
+        r = curl("--aws-sigv4", f"aws:amz:{env['S3_REGION']}:s3",
+                 "-H", "x-amz-content-sha256: UNSIGNED-PAYLOAD", "-H", f"x-amz-meta-sha256: {h}",
+                 "--user", f"{env['S3_ACCESS_KEY']}:{env['S3_SECRET_KEY']}", "-T", other,
+                 f"{env['S3_ENDPOINT']}/{env['S3_BUCKET']}/{where}/{h}")
+        assert r.code == 200, f"overwriting the object directly: {r}"
+    else:
+        r = rados_cmd(env, where, "put", h, other)  # write_full: the xattrs stay
+        assert r.returncode == 0, f"rados put: {out(r)}"
+    r = d.ctl("fsck", check=False)
+    assert r.returncode == 0, f"fsck trusts the recorded checksum (no read): {out(r)}"
+    r = d.ctl("fsck", "--deep", check=False)
+    assert r.returncode != 0, f"fsck --deep re-reads and finds the damage: {out(r)}"
+    assert f"damaged blob {h}" in out(r), f"and names it: {out(r)}"

@@ -111,6 +111,22 @@ static int fl_walk(sd_store *s, sd_store_walk_cb cb, void *arg)
 	return fail_on ? -EIO : ms_walk(fl_in(s), cb, arg);
 }
 
+/* What the service recorded when the content was stored: its address
+ * (as S3 metadata or a RADOS xattr would), or a wrong one when lie_on. */
+static atomic_int lie_on;
+
+static int fl_info(sd_store *s, const char *hex, uint64_t *size, char sha[65])
+{
+	if (fail_on)
+		return -EIO;
+	int r = ms_stat(fl_in(s), hex, size);
+	if (r == 0)
+		snprintf(sha, 65, "%s", lie_on ? "00000000000000000000000000000000"
+						 "00000000000000000000000000000000"
+					       : hex);
+	return r;
+}
+
 static void fl_destroy(sd_store *s)
 {
 	ms_destroy(fl_in(s));
@@ -130,8 +146,28 @@ static const sd_store_ops flaky_ops = {
 	.discard = fl_discard,
 	.walk = fl_walk,
 	.destroy = fl_destroy,
+	.info = fl_info,
 	.flags = SD_STORE_REMOTE,
 };
+
+/* The flaky in-memory store behind the remote wrapper, with its blob_dir,
+ * cache and tmp under dir. */
+static sd_store *wrapped_store(const char *dir, const char *tmp, memstore **ms, char *err,
+			       size_t errlen)
+{
+	flaky *fl = calloc(1, sizeof *fl);
+	fl->base.ops = &flaky_ops;
+	fl->ms = memstore_new();
+	if (ms)
+		*ms = fl->ms;
+	char *bd = sd_xasprintf("%s/blobs", dir), *cd = sd_xasprintf("%s/cache", dir);
+	sd_remote_opts o = {.blob_dir = bd, .cache_dir = cd, .cache_size = 8 << 20,
+			    .tmp_dir = tmp, .fill = 1, .durable = 1};
+	sd_store *s = sd_store_remote_wrap(&fl->base, &o, NULL, NULL, err, errlen);
+	free(cd);
+	free(bd);
+	return s;
+}
 
 /* ---------------------------------------------------------- fixtures */
 
@@ -158,14 +194,7 @@ static void fx_open(fx *f, int kind)
 	if (kind == K_LOCAL) {
 		f->s = sd_store_local_open(bd, 1, err, sizeof err);
 	} else if (kind == K_WRAPPED) {
-		flaky *fl = calloc(1, sizeof *fl);
-		fl->base.ops = &flaky_ops;
-		fl->ms = memstore_new();
-		char *cd = sd_xasprintf("%s/cache", f->dir);
-		sd_remote_opts o = {.blob_dir = bd, .cache_dir = cd, .cache_size = 8 << 20,
-				    .tmp_dir = f->tmp, .fill = 1, .durable = 1};
-		f->s = sd_store_remote_wrap(&fl->base, &o, NULL, NULL, err, sizeof err);
-		free(cd);
+		f->s = wrapped_store(f->dir, f->tmp, NULL, err, sizeof err);
 	} else {
 		const char *path = getenv("SD_CONTRACT_CONF");
 		ck_assert_msg(sd_conf_load(path, &f->conf, err, sizeof err) == 0, "%s: %s", path, err);
@@ -588,6 +617,49 @@ START_TEST(test_cache_hit)
 }
 END_TEST
 
+/* fsck on a remote store: the recorded checksum is checked without reading
+ * (damage behind it goes unseen), --deep re-reads and finds the damage; a
+ * recorded checksum that is not the address is damage either way. */
+START_TEST(test_fsck_checksums)
+{
+	tu_core t;
+	tu_core_prepare(&t);
+	char *wd = sd_xasprintf("%s/w", t.dir), *wt = sd_xasprintf("%s/w/tmp", t.dir);
+	ck_assert_int_eq(sd_sys_mkdirs(wt), 0);
+	memstore *ms;
+	char err[512] = "";
+	sd_store *s = wrapped_store(wd, wt, &ms, err, sizeof err);
+	ck_assert_msg(s != NULL, "%s", err);
+	tu_core_open_store(&t, 0, s);
+	sd_session *u = tu_user(&t, "alice");
+	char hex[65];
+	char *data = content(100000, hex);
+	tu_put(&t, u, "/f", data, 100000);
+	sd_fsck_report r;
+	ck_assert_int_eq(sd_core_fsck(t.c, 0, &r, NULL, NULL), 0);
+	ck_assert_int_eq(r.blobs_checked, 1);
+	ck_assert_int_eq(r.bad_hash, 0);
+	int opens = ms->opens;
+	ck_assert_int_eq(ms_damage(ms, hex, 500), 0);
+	ck_assert_int_eq(sd_core_fsck(t.c, 0, &r, NULL, NULL), 0);
+	ck_assert_int_eq(r.bad_hash, 0);       /* trusted the record ... */
+	ck_assert_int_eq(ms->opens, opens);    /* ... without reading */
+	ck_assert_int_eq(sd_core_fsck(t.c, SD_FSCK_DEEP, &r, NULL, NULL), 0);
+	ck_assert_int_eq(r.bad_hash, 1);       /* --deep reads and finds it */
+	ck_assert_int_eq(ms_damage(ms, hex, 500), 0); /* undone */
+	lie_on = 1;
+	ck_assert_int_eq(sd_core_fsck(t.c, 0, &r, NULL, NULL), 0);
+	ck_assert_int_eq(r.bad_hash, 1);       /* a wrong record is damage */
+	ck_assert_int_eq(sd_core_fsck(t.c, SD_FSCK_DEEP, &r, NULL, NULL), 0);
+	ck_assert_int_eq(r.bad_hash, 0);       /* the bytes themselves are right */
+	lie_on = 0;
+	free(data);
+	free(wd);
+	free(wt);
+	tu_core_close(&t);
+}
+END_TEST
+
 int main(void)
 {
 	int first = K_LOCAL, end = K_WRAPPED + 1;
@@ -606,8 +678,10 @@ int main(void)
 	/* the local store has no outage to inject (a directory is there or
 	 * the data directory is gone); the wrapped and real ones do */
 	tcase_add_loop_test(tc, test_outage, first > K_WRAPPED ? first : K_WRAPPED, end);
-	if (first != K_ENV)
+	if (first != K_ENV) {
 		tcase_add_test(tc, test_cache_hit);
+		tcase_add_test(tc, test_fsck_checksums);
+	}
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
