@@ -5,6 +5,8 @@
 #   make run        install deps, build, run the daemon with ./storaged.conf
 #   make test       install deps, build, unit tests (plain + ASan/UBSan),
 #                   integration tests against the real daemon
+#   make test-backends  the S3/RADOS blob stores against a Ceph cluster the
+#                   test starts (minutes; not part of make test)
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make clean
 
@@ -37,7 +39,9 @@ UTIL_SRC := $(filter-out util/sdjson.c,$(wildcard util/*.c))
 UTIL_OBJ := $(UTIL_SRC:%.c=$(BUILD)/%.o)
 UTIL_HDRS := $(wildcard util/*.h)
 
-CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c core/store/*.c)) $(wildcard db/*.c) $(UTIL_SRC)
+# core/store/s3.c and rados.c are store modules (store_NAME.so), not core
+STORE_MODULE_SRC := $(wildcard core/store/s3.c core/store/rados.c)
+CORE_SRC := $(filter-out core/main.c $(STORE_MODULE_SRC),$(wildcard core/*.c core/store/*.c)) $(wildcard db/*.c) $(UTIL_SRC)
 CORE_OBJ := $(CORE_SRC:%.c=$(BUILD)/%.o)
 CORE_ASAN_OBJ := $(CORE_SRC:%.c=$(ASAN_BUILD)/%.o)
 HDRS := $(wildcard core/*.h core/store/*.h db/*.h) $(UTIL_HDRS)
@@ -50,6 +54,11 @@ HDRS := $(wildcard core/*.h core/store/*.h db/*.h) $(UTIL_HDRS)
 MODULES :=
 -include $(wildcard frontends/*/module.mk)
 MODULE_SOS := $(MODULES:%=frontends/%.so)
+# Blob store modules (core/store_module.h): built next to the front ends
+# (module_dir), each linked only against its own library and util/.
+STORE_SOS := frontends/store_s3.so frontends/store_rados.so
+s3_STORE_LIBS := $(shell pkg-config --libs libcurl 2>/dev/null)
+rados_STORE_LIBS := -lrados
 
 # The first rule is the default goal: plain `make` builds the programs.
 .DEFAULT_GOAL := all
@@ -63,8 +72,8 @@ TEST_MODULES := $(BUILD)/tests/testmod.so $(BUILD)/tests/badabi.so $(BUILD)/test
 # libstoraged, stor and their test programs (client/client.mk)
 include client/client.mk
 
-.PHONY: all deps run test unit unit-asan integration install clean doc-config bench
-all: storaged storagectl $(MODULE_SOS) client
+.PHONY: all deps run test unit unit-asan integration install clean doc-config bench test-backends
+all: storaged storagectl $(MODULE_SOS) $(STORE_SOS) client
 
 deps:
 	@packaging/install-deps.sh
@@ -122,6 +131,10 @@ frontends/$(1).so: $$($(1)_SRC) $$($(1)_HDR) core/storaged.h $(UTIL_HDRS) $(BUIL
 endef
 $(foreach m,$(MODULES),$(eval $(call module_rule,$(m))))
 
+frontends/store_%.so: core/store/%.c core/store.h core/store_module.h core/storaged.h $(UTIL_HDRS) $(BUILD)/libsdutil.a
+	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -shared -Wl,--no-undefined -Wl,--exclude-libs,ALL \
+		-o $@ $< $(BUILD)/libsdutil.a $($*_STORE_LIBS) -lpthread
+
 # ---------------------------------------------------------------- tests
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
@@ -167,6 +180,12 @@ test: deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory unit-asan
 	@$(MAKE) --no-print-directory integration
+
+# The remote blob stores against a real single-host Ceph cluster that the
+# script starts and stops (minutes: not part of `make test`).
+test-backends: all $(BUILD)/tests/test_backends
+	@packaging/install-deps.sh --ceph
+	@tests/ceph/run-backends.sh
 
 run: deps
 	@$(MAKE) --no-print-directory all

@@ -110,23 +110,29 @@ int cli_cmd_fsck(int argc, char **argv)
 {
 	static const struct option lo[] = {
 	    {"repair", no_argument, NULL, 'r'},
+	    {"deep", no_argument, NULL, 'd'},
 	    {NULL, 0, NULL, 0},
 	};
-	int repair = 0, c;
+	int repair = 0, flags = 0, c;
 	cli_args a;
 	cli_args_init(&a, argc, argv);
 	while ((c = cli_next_opt(&a, NULL, lo)) != -1) {
 		if (c == CLI_OPT_ERR)
 			return 2;
-		repair = 1;
+		if (c == 'r')
+			repair = 1;
+		else
+			flags |= SD_FSCK_DEEP;
 	}
 	if (a.npos)
 		return cli_usage_err("fsck takes no arguments");
+	if (repair)
+		flags |= SD_FSCK_REPAIR;
 	if (cli_open())
 		return 1;
 	sd_fsck_report r;
 	memset(&r, 0, sizeof r);
-	int rc = sd_core_fsck(cli_core, repair, &r, fsck_line, NULL);
+	int rc = sd_core_fsck(cli_core, flags, &r, fsck_line, NULL);
 	if (rc < 0)
 		return cli_fail("fsck", "%s", cli_errstr(rc));
 	int64_t problems = r.bad_hash + r.missing + r.orphans + r.bad_refs + r.bad_used;

@@ -99,7 +99,7 @@ const cli_cmd cli_commands[] = {
      "(TIME: 2026-11-21T10:00:00Z, or 10m ago)", cli_cmd_rollback},
     {"stats", G_MAINT, "stats [--json]", NULL, cli_cmd_stats},
     {"gc", G_MAINT, "gc [--now] [--json]", NULL, cli_cmd_gc},
-    {"fsck", G_MAINT, "fsck [--repair]", NULL, cli_cmd_fsck},
+    {"fsck", G_MAINT, "fsck [--repair] [--deep]", NULL, cli_cmd_fsck},
     {"journal", G_MAINT, "journal [--since TIME] [--user NAME] [--json]",
      "(TIME: 2026-11-21T10:00:00 UTC, or 10m ago)", cli_cmd_journal},
     {"journal verify", G_MAINT, "journal verify [--json]", "(check the hash chain)",

@@ -121,6 +121,14 @@ const sd_conf_item sd_conf_table[] = {
 	 "Handles one user may hold open that outlive a connection (the HTTP handle API); an open beyond it fails with 'too many open handles'."},
 	{"handle_idle_timeout", SD_CONF_DURATION, F(handle_idle_timeout), "5m",
 	 "A handle that outlives its connection (the HTTP handle API) and is not used for this long is abandoned: unsaved writes are dropped, the previous version stays, and the journal says so."},
+	{"blob_store", SD_CONF_STR, F(blob_store), "local",
+	 "Where contents larger than inline_max live: local (data_dir/blobs/), or a store module: s3 (any S3-compatible service) or rados (a Ceph pool). A module NAME is store_NAME.so in module_dir, and its keys are the [storaged] keys starting with NAME_ (documented below). See docs/backends.md."},
+	{"cache_dir", SD_CONF_PATH, F(cache_dir), "",
+	 "Remote stores (s3, rados): directory of the local read cache of hot contents; empty means data_dir/cache."},
+	{"cache_size", SD_CONF_SIZE, F(cache_size), "10G",
+	 "Remote stores: the read cache's size cap; the least recently read contents are evicted beyond it. 0 turns the cache off (every read goes to the store)."},
+	{"store_capacity", SD_CONF_SIZE, F(store_capacity), "0",
+	 "Remote stores: the capacity the cleaner measures the store against (disk_high_water applies to the larger of the cache disk's usage and stored bytes / store_capacity); 0 means unknown: only the cache disk counts."},
 	{"show_history_folders", SD_CONF_BOOL, F(show_history_folders), "no",
 	 "List the virtual folders /.snapshots (the tree as it was at past moments) and /.trash (deleted files) in listings of a user's root; hidden or not, they are always reachable by name."},
 	{NULL, 0, 0, NULL, NULL},
@@ -585,6 +593,8 @@ typedef struct loader {
 
 	sd_conf *out;
 	sd_conf_section storaged; /* raw [storaged] entries */
+	sd_conf_section store;    /* raw [storaged] keys of store modules */
+	size_t store_cap;
 	int storaged_line;        /* 0 = no [storaged] header seen */
 	common_lines *common;     /* parallel to out->sections */
 	size_t sections_cap, storaged_cap;
@@ -759,6 +769,8 @@ static sd_conf_entry *add_entry(sd_conf_section *s, size_t *cap, const char *key
 	return e;
 }
 
+static int store_prefix(const char *key, char *out, size_t outlen);
+
 static const sd_conf_entry *find_entry(const sd_conf_section *s, const char *key)
 {
 	for (size_t i = 0; i < s->nentries; i++)
@@ -833,9 +845,17 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	}
 	if (ld->cur == CUR_STORAGED) {
 		const sd_conf_entry *prev = find_entry(&ld->storaged, name);
+		if (!prev)
+			prev = find_entry(&ld->store, name);
 		if (prev) {
 			fail(ld, line, "[storaged] duplicate key '%s' (first at line %d)", name, prev->line);
 			return 0;
+		}
+		/* a key of a store module (NAME_key, see store_prefix): its
+		 * module's table checks it when the store is opened */
+		if (!find_item(sd_conf_table, name) && store_prefix(name, NULL, 0) == 0) {
+			add_entry(&ld->store, &ld->store_cap, name, value, line);
+			return 1;
 		}
 		/* checked now, so that errors are reported in file order */
 		char msg[512];
@@ -910,6 +930,10 @@ void sd_conf_free(sd_conf *c)
 	for (size_t i = 0; i < c->nsections; i++)
 		free_section(&c->sections[i]);
 	free(c->sections);
+	if (c->store_keys) {
+		free_section(c->store_keys);
+		free(c->store_keys);
+	}
 	memset(c, 0, sizeof *c);
 }
 
@@ -961,6 +985,55 @@ static int finish_storaged(sd_conf *c, const sd_conf_section *raw, const char *f
 			return -SD_ECONFIG;
 		}
 	}
+	return 0;
+}
+
+/* The store module a [storaged] key belongs to: "s3_bucket" -> "s3". 0 with
+ * the name in out (when out), -1 when the key has no NAME_ prefix. */
+static int store_prefix(const char *key, char *out, size_t outlen)
+{
+	const char *us = strchr(key, '_');
+	if (!us || us == key || !us[1] || (size_t)(us - key) > 32)
+		return -1;
+	for (const char *p = key; p < us; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9')))
+			return -1;
+	if (out) {
+		if ((size_t)(us - key) >= outlen)
+			return -1;
+		memcpy(out, key, (size_t)(us - key));
+		out[us - key] = '\0';
+	}
+	return 0;
+}
+
+/* Keys set aside as a store module's (NAME_key): kept when module_dir holds
+ * store_NAME.so (its table checks them when the store is opened), else the
+ * first of them in file order is an unknown key. Consumes raw. */
+static int finish_store_keys(sd_conf *c, sd_conf_section *raw, const char *file, char *err,
+			     size_t errlen)
+{
+	for (size_t i = 0; i < raw->nentries; i++) {
+		char name[40];
+		store_prefix(raw->entries[i].key, name, sizeof name);
+		char *so = sd_xasprintf("%s/store_%s.so", c->module_dir, name);
+		int ok = access(so, F_OK) == 0;
+		free(so);
+		if (!ok) {
+			seterr(err, errlen, "%s:%d: [storaged] unknown key '%s'", file, raw->entries[i].line,
+			       raw->entries[i].key);
+			free_section(raw);
+			return -SD_ECONFIG;
+		}
+	}
+	if (raw->nentries) {
+		c->store_keys = sd_xcalloc(1, sizeof *c->store_keys);
+		*c->store_keys = *raw;
+		c->store_keys->name = sd_xstrdup("storaged");
+	} else {
+		free(raw->entries);
+	}
+	memset(raw, 0, sizeof *raw);
 	return 0;
 }
 
@@ -1060,6 +1133,10 @@ int sd_conf_load(const char *path, sd_conf *out, char *err, size_t errlen)
 	}
 	if (rc == 0)
 		rc = finish_storaged(out, &ld.storaged, path, err, errlen);
+	if (rc == 0)
+		rc = finish_store_keys(out, &ld.store, path, err, errlen);
+	else
+		free_section(&ld.store);
 
 	for (size_t j = 0; j < ld.storaged.nentries; j++) {
 		free(ld.storaged.entries[j].key);

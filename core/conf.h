@@ -71,6 +71,14 @@ typedef struct sd_conf {
 	int64_t max_handles_per_user;
 	int64_t handle_idle_timeout;
 	int show_history_folders;  /* list /.snapshots and /.trash in "/" */
+	char *blob_store;          /* "local", or a store module's name */
+	char *cache_dir;           /* "" = data_dir/cache */
+	int64_t cache_size;
+	int64_t store_capacity;    /* 0 = unknown */
+	/* [storaged] keys of store modules (NAME_key, store_NAME.so present in
+	 * module_dir), unparsed: the module's table converts them when the
+	 * store is opened (store_module.c). NULL when there are none. */
+	sd_conf_section *store_keys;
 
 	char *config_path;         /* as given */
 	char *config_dir;          /* absolute directory of the file */

@@ -29,11 +29,33 @@ int64_t sd__now_s(sd_core *c)
 	return sd__now_ms(c) / 1000;
 }
 
+SD_SQL(q_stored_bytes, "SELECT coalesce(sum(size), 0) FROM blobs b WHERE NOT EXISTS "
+			"(SELECT 1 FROM blob_inline i WHERE i.blob = b.id)");
+
+/* Bytes of the contents in the store (not inline). */
+static int64_t stored_bytes(sd_core *c)
+{
+	sd_dbc *d = sd_db_read_begin(c->db);
+	sqlite3_stmt *st = sd_db_stmt(d, &q_stored_bytes);
+	int64_t n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_reset(st);
+	sd_db_read_end(c->db, d);
+	return n;
+}
+
 int sd__disk_pct(sd_core *c, int *pct)
 {
 	if (c->disk_fn)
 		return c->disk_fn(c->disk_arg, pct);
-	return c->store->ops->space(c->store, pct, NULL, NULL, NULL);
+	int r = c->store->ops->space(c->store, pct, NULL, NULL, NULL);
+	/* a remote store: the cache's disk, or the stored bytes against the
+	 * configured capacity, whichever is fuller */
+	if (r == 0 && (c->store->ops->flags & SD_STORE_REMOTE) && c->conf->store_capacity > 0) {
+		int64_t p = stored_bytes(c) * 100 / c->conf->store_capacity;
+		if (p > *pct)
+			*pct = p > 100 ? 100 : (int)p;
+	}
+	return r;
 }
 
 void sd__core_set_clock(sd_core *c, int64_t (*fn)(void *arg), void *arg)
@@ -185,9 +207,9 @@ sd_core *sd_core_open_store(const sd_conf *conf, unsigned flags, sd_store *store
 		goto fail;
 	}
 	if (!c->store) {
-		char *bd = join(c->data_dir, "blobs");
-		c->store = sd_store_local_open(bd, conf->durability_full, err, errlen);
-		free(bd);
+		c->store = sd_core_store_open(conf, conf->blob_store ? conf->blob_store : "local",
+					      c->data_dir, c->tmp_dir, (flags & SD_CORE_THREADS) != 0,
+					      err, errlen);
 		if (!c->store)
 			goto fail;
 	}

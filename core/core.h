@@ -28,6 +28,22 @@ void sd_core_close(sd_core *c);
 /* The function table handed to modules (static, never NULL). */
 const sd_core_api *sd_core_api_table(void);
 
+/* -- blob stores (storemod.c) ------------------------------------------ */
+/* Open the blob store NAME ("local", or the module store_NAME.so in
+ * conf->module_dir with its [storaged] NAME_* keys) for data_dir, whose
+ * tmp/ is tmp_dir. A remote store is connected and checked (endpoint,
+ * credentials, bucket or pool) and wrapped with the read cache; fill: reads
+ * may add to the cache (the daemon), else hits only. NULL with one line in
+ * err naming the key or file to fix. */
+struct sd_store *sd_core_store_open(const sd_conf *conf, const char *name, const char *data_dir,
+				    const char *tmp_dir, int fill, char *err, size_t errlen);
+/* Check every store module's keys in conf (each NAME_* group through its
+ * module's table) without connecting. 0 or -SD_ECONFIG with err. */
+int sd_core_store_check(const sd_conf *conf, char *err, size_t errlen);
+/* Markdown reference of the keys of every store_*.so in module_dir
+ * (malloc'd, "" when there is none). */
+char *sd_core_store_doc(const char *module_dir);
+
 /* -- fsck ------------------------------------------------------------- */
 typedef struct sd_fsck_report {
 	int64_t blobs_checked;
@@ -41,13 +57,19 @@ typedef struct sd_fsck_report {
 	int64_t bad_used;       /* users.used_bytes != sum of live files */
 	int64_t repaired;
 } sd_fsck_report;
+#define SD_FSCK_REPAIR 0x1 /* fix what can be fixed (below) */
+#define SD_FSCK_DEEP 0x2   /* re-read every content, also on a remote store */
 /* Re-hash every blob, recount references and per-user usage, find missing
- * and orphan files. With repair: fix refs and usage, adopt orphan files
+ * and orphan files. On a remote store (S3, RADOS) that keeps each content's
+ * SHA-256 and size (store.h info()), those are checked instead of re-reading
+ * the content, unless flags has SD_FSCK_DEEP; the local store is always
+ * re-read. With SD_FSCK_REPAIR: fix refs and usage, adopt orphan files
  * whose content matches their name as unreferenced blobs, remove the rest.
  * Problems are bad_hash, missing, orphans, bad_refs and bad_used;
  * adoptable files are not (the crash-safe commit order can leave them).
- * Each finding is passed to cb (may be NULL) as one line. */
-int sd_core_fsck(sd_core *c, int repair, sd_fsck_report *r,
+ * Each finding is passed to cb (may be NULL) as one line. flags: 0, 1
+ * (SD_FSCK_REPAIR) and SD_FSCK_DEEP combined. */
+int sd_core_fsck(sd_core *c, int flags, sd_fsck_report *r,
 		 void (*cb)(void *arg, const char *line), void *arg);
 
 /* -- the journal: tamper evidence and replication ----------------------- */

@@ -4,8 +4,10 @@
  * The engine names content by its SHA-256 (64 lowercase hex digits, "hex"
  * below) and keeps every fact about it (size, references, last use) in
  * SQLite. A store only keeps bytes under addresses. The first
- * implementation is the sharded local directory (store/local.c); S3 and
- * RADOS come later behind the same table.
+ * implementation is the sharded local directory (store/local.c); remote
+ * back ends (S3, RADOS) are loadable modules (store_module.h) that the
+ * engine always sees through store/remote.c, which adds the stripe lock,
+ * the local read cache and the readers' read-ahead.
  *
  * Durability contract: place() and put() return success only when the
  * content is durable in the store (for the local store: file fsync'd,
@@ -22,6 +24,11 @@
  * Readers: open() gives a reader of one stored content; pread() reads at
  * any offset from any thread; fd() gives a descriptor for sendfile only
  * when the content is a plain local file (else -ENOTSUP).
+ *
+ * Errors: -ENOENT means "not stored" and nothing else; a back end that
+ * cannot tell (service unreachable, access refused) returns another
+ * -errno (-EIO, -EACCES, -ETIMEDOUT ...), never -ENOENT, so that the
+ * engine never takes an outage for a missing content.
  */
 #ifndef SD_STORE_H
 #define SD_STORE_H
@@ -71,7 +78,17 @@ typedef struct sd_store_ops {
 	 * (bfree, >= avail). Each may be NULL. 0 or -errno. */
 	int (*space)(sd_store *s, int *pct, uint64_t *total, uint64_t *avail, uint64_t *bfree);
 	void (*destroy)(sd_store *s);
+	/* Optional (NULL when the back end keeps no checksums): the size and
+	 * SHA-256 (64 hex + NUL) that the back end recorded when hex was
+	 * stored (S3 object metadata, a RADOS xattr), so that fsck can check
+	 * a content without reading it. 0, -ENOENT, or -errno. */
+	int (*info)(sd_store *s, const char *hex, uint64_t *size, char sha[65]);
+	unsigned flags; /* SD_STORE_* */
 } sd_store_ops;
+
+/* The contents are not local files (S3, RADOS): readers have no fd, the
+ * cleaner's disk usage is the cache's and store_capacity's (core.c). */
+#define SD_STORE_REMOTE 0x1u
 
 /* Every implementation starts its state with this. */
 struct sd_store {
@@ -82,5 +99,27 @@ struct sd_store {
  * missing), with its lock file blobs/.lock. durable: fsync renames and new
  * directories. NULL with a reason in err. */
 sd_store *sd_store_local_open(const char *dir, int durable, char *err, size_t errlen);
+
+/* What the engine tells the remote wrapper (store/remote.c). */
+typedef struct sd_remote_opts {
+	const char *blob_dir;   /* data_dir/blobs: the stripe lock file, and
+				 * contents left there before a migration */
+	const char *cache_dir;  /* the read cache (created if missing) */
+	uint64_t cache_size;    /* 0: no cache */
+	const char *tmp_dir;    /* spool of reads too large to cache */
+	int fill;               /* 1: reads fill the cache (the daemon); 0:
+				 * hits only (storagectl beside it) */
+	int durable;
+} sd_remote_opts;
+
+/* Wrap a remote back end (a module's store; lock and unlock unused) into
+ * the store the engine uses: stripe locks on blob_dir/.lock (the local
+ * store's, so storagectl and the daemon exclude each other whatever back
+ * end each has open), the read cache, read-ahead readers, and contents
+ * still in blob_dir found and removed there too. release(arg) runs after
+ * inner's destroy (the module's unload). NULL with a reason in err; then
+ * inner has been destroyed and release called. */
+sd_store *sd_store_remote_wrap(sd_store *inner, const sd_remote_opts *o,
+			       void (*release)(void *arg), void *arg, char *err, size_t errlen);
 
 #endif

@@ -5,14 +5,16 @@
 #   packaging/install-deps.sh            build + test dependencies
 #   packaging/install-deps.sh --package  also what `make deb` / `make rpm` need
 #   packaging/install-deps.sh --bench    also the peer servers for bench/
+#   packaging/install-deps.sh --ceph     also a Ceph cluster for make test-backends
 set -eu
 
 BUILD="build-essential pkg-config libsqlite3-dev libsodium-dev libssl-dev \
 libinih-dev libjansson-dev check libmicrohttpd-dev libssh-dev libgnutls28-dev \
-libcurl4-openssl-dev"
+libcurl4-openssl-dev librados-dev"
 TEST="sqlite3 openssl curl lftp openssh-client python3 python3-paramiko python3-pytest \
 python3-pytest-timeout rclone valgrind procps psmisc sshfs rsync"
 PACKAGE="debhelper devscripts lintian rpm dpkg-dev fakeroot"
+CEPH="ceph-mon ceph-mgr ceph-osd radosgw ceph-common"
 BENCH="vsftpd openssh-server nginx hyperfine linux-perf"
 
 want="$BUILD $TEST"
@@ -20,6 +22,7 @@ for arg in "$@"; do
 	case "$arg" in
 	--package) want="$want $PACKAGE" ;;
 	--bench) want="$want $BENCH" ;;
+	--ceph) want="$want $CEPH" ;;
 	*) echo "install-deps.sh: unknown option $arg" >&2; exit 2 ;;
 	esac
 done
