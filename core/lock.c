@@ -35,10 +35,11 @@
  * Invariants:
  *  L1. Expired locks are dropped (prune) before the table is read, so no
  *      answer depends on a lock past its expiry.
- *  L2. Tokens are unique: 122 random bits each (a v4 UUID).
+ *  L2. Tokens are unique: 128 random bits each.
  *  L3. nlocks <= caplocks, and a user holds at most LOCKS_PER_USER locks.
  */
 #include <errno.h>
+#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,19 +188,20 @@ int sd__lock_covers_locked(sd_core *c, int64_t uid, const char *npath)
 	return 0;
 }
 
-/* A v4 UUID token (L2). */
+/* A token (L2): "urn:storaged:" + 22 base64url characters of 16 random
+ * bytes. Shorter than a urn:uuid on purpose: clients echo tokens inside
+ * If headers next to our 66-character ETags (the quoted SHA-256), and some
+ * build that header in a fixed buffer (litmus: 200 bytes, which a
+ * urn:uuid token overflows in its complex_cond_put test). */
 static int new_token(char out[SD_LOCKTOKEN_MAX])
 {
 	unsigned char b[16];
 	int r = sd_random_bytes(b, sizeof b);
 	if (r < 0)
 		return r;
-	b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
-	b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
-	snprintf(out, SD_LOCKTOKEN_MAX,
-		 "urn:uuid:%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-		 b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-		 b[13], b[14], b[15]);
+	char b64[32];
+	sodium_bin2base64(b64, sizeof b64, b, sizeof b, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	snprintf(out, SD_LOCKTOKEN_MAX, "urn:storaged:%s", b64);
 	return 0;
 }
 

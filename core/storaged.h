@@ -275,11 +275,11 @@ typedef struct sd_key_info {
 } sd_key_info;
 
 /* A write lock (lock()), as lock_discover and lock give it. */
-#define SD_LOCKTOKEN_MAX 64    /* "urn:uuid:" + 36 + NUL, with room */
+#define SD_LOCKTOKEN_MAX 64    /* bytes of a token with its NUL (ours: 35 + 1) */
 #define SD_LOCKOWNER_MAX 1024  /* bytes of a lock's owner text, NUL included */
 #define SD_LOCK_SUBMIT_MAX 16  /* tokens a session may submit at once */
 typedef struct sd_lock_info {
-	char token[SD_LOCKTOKEN_MAX];   /* "urn:uuid:..." */
+	char token[SD_LOCKTOKEN_MAX];   /* "urn:storaged:" + 22 base64url characters */
 	char root[SD_PATH_MAX + 1];     /* the path locked, in the holder's view */
 	unsigned flags;                 /* SD_LOCK_SHARED, SD_LOCK_INFINITE */
 	int64_t timeout;                /* seconds granted by the last lock or refresh */

@@ -44,7 +44,8 @@ static void xlock(sd_session *s, const char *path, unsigned flags, char tok[SD_L
 	sd_lock_info li;
 	int r = T.api->lock(s, path, flags, 60, "<D:href>alice</D:href>", &li);
 	ck_assert_msg(r == 0, "lock %s: %s", path, T.api->strerror(r));
-	ck_assert_int_eq(strncmp(li.token, "urn:uuid:", 9), 0);
+	ck_assert_int_eq(strncmp(li.token, "urn:storaged:", 13), 0);
+	ck_assert_uint_eq(strlen(li.token), 35);
 	ck_assert_str_eq(li.root, path);
 	ck_assert_str_eq(li.owner, "<D:href>alice</D:href>");
 	ck_assert_str_eq(li.user, "alice");
