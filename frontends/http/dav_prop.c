@@ -684,7 +684,8 @@ enum MHD_Result sd__dav_proppatch(struct MHD_Connection *c, hreq *r)
 		if (rc == 0 && k > 0)
 			rc = r->srv->api->props_patch(r->sess, r->path.data, dp, k);
 		free(dp);
-		if (rc == -EBUSY || rc == -SD_EAUTH) {
+		if (rc == -EBUSY || rc == -SD_EAUTH || rc == -EROFS || rc == -EACCES ||
+		    rc == -ENOENT) {
 			ret = sd__dav_errno(c, r, rc);
 			goto answered;
 		}
