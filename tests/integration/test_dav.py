@@ -917,3 +917,29 @@ def test_100k_entries(make_daemon):
     assert n == 100001, f"every entry and the folder: {n}"
     assert peak - rss0 < 40000, f"RSS grew {peak - rss0} KiB while streaming 100,000 entries"
     c.close()
+
+
+def test_props_replicate(dd, tmp_path):
+    """Dead properties are journalled (prop_set, prop_del) and `storagectl replicate` brings
+    them to a copy: set, replaced and removed ones as on the source."""
+    c = Dav(dd, BOB)
+    assert c.put("/rp.txt", b"rp").status == 201
+    pp = ('<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:x="urn:x"><D:set><D:prop>'
+          '<x:keep>one</x:keep><x:gone>g</x:gone></D:prop></D:set></D:propertyupdate>')
+    assert c.proppatch("/rp.txt", pp).status == 207
+    pp2 = ('<?xml version="1.0"?><D:propertyupdate xmlns:D="DAV:" xmlns:x="urn:x"><D:set><D:prop>'
+           '<x:keep>two</x:keep></D:prop></D:set><D:remove><D:prop><x:gone/></D:prop></D:remove>'
+           '</D:propertyupdate>')
+    assert c.proppatch("/rp.txt", pp2).status == 207
+    c.close()
+    j = dd.ctl("journal", "--user", "bob", check=False)
+    assert "prop_set" in j.stdout and "prop_del" in j.stdout, f"journal: {out(j)}"
+    to = str(tmp_path / "copy")
+    r = dd.ctl("replicate", "--to", to, check=False)
+    assert r.returncode == 0, f"replicate: {out(r)}"
+    db = sqlite3.connect(os.path.join(to, "storaged.db"))
+    rows = db.execute("SELECT p.ns, p.name, p.value FROM node_props p JOIN nodes n ON n.id = p.node "
+                      "JOIN users u ON u.id = n.owner WHERE u.name = 'bob' AND n.name = 'rp.txt' "
+                      "AND n.deleted_at IS NULL").fetchall()
+    db.close()
+    assert len(rows) == 1 and rows[0][:2] == ("urn:x", "keep") and "two" in rows[0][2], rows
