@@ -428,6 +428,42 @@ def test_collection_lock_and_unmapped(dd):
     c.close()
 
 
+def test_lock_timeout_and_refresh(dd):
+    """A lock's Timeout is granted as asked (Second-N), a LOCK without a body and with an If
+    header naming the lock refreshes it (200, the new timeout), and an expired lock is gone:
+    writes without its token succeed again over WebDAV and SFTP, its token no longer unlocks.
+    (Times are taken around the requests, so a slow machine cannot make it pass or fail
+    wrongly: the lock expires between t_lock+3 and t_lock_done+3, the refresh between
+    t_ref+8 and t_ref_done+8.)"""
+    c = Dav(dd)
+    assert c.put("/exp.txt", b"v1").status == 201
+    r = c.lock("/exp.txt", headers={"Timeout": "Second-3"})
+    t_lock_done = time.monotonic()
+    assert r.status == 200, f"LOCK: {r}"
+    tok = r.header("Lock-Token")[1:-1]
+    assert r.xml().find(f".//{D}timeout").text == "Second-3", f"granted timeout: {r}"
+    r = c.req("LOCK", "/dav/exp.txt", None, {"If": f"(<{tok}>)", "Timeout": "Second-8"})
+    t_ref_done = time.monotonic()
+    assert r.status == 200 and r.header("Lock-Token") is None, f"refresh: {r}"
+    assert r.xml().find(f".//{D}timeout").text == "Second-8", f"refreshed timeout: {r}"
+    r = c.req("LOCK", "/dav/exp.txt", None, {"Timeout": "Second-3"})
+    assert r.status == 400, f"a refresh without an If header: {r}"
+    time.sleep(max(0.0, t_lock_done + 3.5 - time.monotonic()))  # past the first timeout
+    assert c.put("/exp.txt", b"v2").status == 423, "the refreshed lock is still held"
+    assert c.get("/exp.txt").body == b"v1"
+    time.sleep(max(0.0, t_ref_done + 8.5 - time.monotonic()))  # past the refreshed one
+    r = c.propfind("/exp.txt", '<?xml version="1.0"?><D:propfind xmlns:D="DAV:"><D:prop>'
+                   '<D:lockdiscovery/></D:prop></D:propfind>', depth="0")
+    assert r.status == 207 and tok.encode() not in r.body, f"expired lock still listed: {r}"
+    assert c.put("/exp.txt", b"v3").status in (200, 204), "PUT after the lock expired"
+    with SftpSession(dd.sport, *ALICE) as s:
+        with s.open("/exp.txt", "w") as f:
+            f.write(b"v4")
+    assert c.get("/exp.txt").body == b"v4"
+    assert c.unlock("/exp.txt", tok).status == 409, "UNLOCK with an expired token"
+    c.close()
+
+
 def test_if_header(dd):
     """If header semantics (RFC 4918 10.4): ETags, Not, several lists, tagged lists (for
     the Destination of a MOVE), malformed headers."""
