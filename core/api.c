@@ -10,10 +10,16 @@
  *   3. the engine call runs with the session's principal; a path under
  *      the virtual folders /.snapshots/ and /.trash/ goes to history.c
  *      (reads there) or is refused (writes), so every protocol gets them
- *      the same way (VIRT below).
+ *      the same way (VIRT below);
+ *   4. a change meets the write locks covering what it changes (lock.c):
+ *      it needs their tokens among those the session submitted
+ *      (lock_submit), or it answers -EBUSY, over every protocol alike
+ *      (LOCKS below; handle opens check inside file.c, uploads again at
+ *      commit).
  * No protocol ever gets a path or a user into the engine another way.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,6 +77,37 @@ static int anonymous(sd_session *s)
  * (it gets -ENOENT, as for a path that does not exist). */
 #define VIRT_READ(s, np)                                                    \
 	(VIRT(np) && anonymous(s))
+
+/* Step 4: 0 when the session may change np as `how` (SD_LK_*) says. */
+static int lock_check(sd_session *s, sd_core *c, int64_t uid, const char *np, unsigned how)
+{
+	if (!sd__lock_any(c, uid))
+		return 0;
+	sd_locktoks tk;
+	sd__session_tokens(s, &tk);
+	return sd__lock_allow(c, uid, np, how, &tk);
+}
+
+#define LOCKS(s, np, how)                                                   \
+	do {                                                                \
+		int lr_ = lock_check((s), c, u->id, (np), (how));           \
+		if (lr_ < 0)                                                \
+			return lr_;                                         \
+	} while (0)
+
+/* A write of the file at np, made when missing: its folder changes too
+ * then. The SD_LK_* it needs into *how. */
+static int lock_put(sd_session *s, sd_core *c, const sd_principal *u, const char *np,
+		    unsigned *how)
+{
+	*how = SD_LK_SELF;
+	if (!sd__lock_any(c, u->id))
+		return 0;
+	sd_stat st;
+	if (sd__tree_stat(c, u, np, &st) == -ENOENT)
+		*how |= SD_LK_PARENT;
+	return lock_check(s, c, u->id, np, *how);
+}
 
 /* ------------------------------------------------------------ sessions */
 
@@ -153,6 +190,7 @@ static int a_mkdir(sd_session *s, const char *path, uint32_t mode, int parents)
 	ENTER(s, u);
 	RESOLVE(s, path, np);
 	NO_VIRT_WRITE(np);
+	LOCKS(s, np, SD_LK_SELF | SD_LK_PARENT);
 	return sd__tree_mkdir(c, u, np, mode, parents);
 }
 
@@ -161,7 +199,11 @@ static int a_rmdir(sd_session *s, const char *path)
 	ENTER(s, u);
 	RESOLVE(s, path, np);
 	NO_VIRT_WRITE(np);
-	return sd__tree_remove(c, u, np, 1, 0, sd__session_delete_stamp(s, sd__now_ms(c)));
+	LOCKS(s, np, SD_LK_SELF | SD_LK_PARENT | SD_LK_TREE);
+	int r = sd__tree_remove(c, u, np, 1, 0, sd__session_delete_stamp(s, sd__now_ms(c)));
+	if (r == 0)
+		sd__locks_drop(c, u->id, np);
+	return r;
 }
 
 static int a_unlink(sd_session *s, const char *path, int recursive)
@@ -169,7 +211,12 @@ static int a_unlink(sd_session *s, const char *path, int recursive)
 	ENTER(s, u);
 	RESOLVE(s, path, np);
 	NO_VIRT_WRITE(np);
-	return sd__tree_remove(c, u, np, 0, recursive, sd__session_delete_stamp(s, sd__now_ms(c)));
+	LOCKS(s, np, SD_LK_SELF | SD_LK_PARENT | SD_LK_TREE);
+	int r = sd__tree_remove(c, u, np, 0, recursive,
+				sd__session_delete_stamp(s, sd__now_ms(c)));
+	if (r == 0)
+		sd__locks_drop(c, u->id, np);
+	return r;
 }
 
 static int a_rename(sd_session *s, const char *from, const char *to, unsigned flags)
@@ -179,10 +226,17 @@ static int a_rename(sd_session *s, const char *from, const char *to, unsigned fl
 		return -EINVAL;
 	RESOLVE(s, from, nf);
 	RESOLVE(s, to, nt);
+	NO_VIRT_WRITE(nt);
+	LOCKS(s, nt, SD_LK_SELF | SD_LK_PARENT | SD_LK_TREE);
 	if (VIRT(nf))
 		return sd__virt_rename(c, u, nf, nt, flags);
-	NO_VIRT_WRITE(nt);
-	return sd__tree_rename(c, u, nf, nt, flags);
+	LOCKS(s, nf, SD_LK_SELF | SD_LK_PARENT | SD_LK_TREE);
+	int r = sd__tree_rename(c, u, nf, nt, flags);
+	if (r == 0 && strcmp(nf, nt) != 0) {
+		sd__locks_drop(c, u->id, nf);
+		sd__locks_drop(c, u->id, nt);
+	}
+	return r;
 }
 
 static int a_chmod(sd_session *s, const char *path, uint32_t mode)
@@ -190,6 +244,7 @@ static int a_chmod(sd_session *s, const char *path, uint32_t mode)
 	ENTER(s, u);
 	RESOLVE(s, path, np);
 	NO_VIRT_WRITE(np);
+	LOCKS(s, np, SD_LK_SELF);
 	return sd__tree_chmod(c, u, np, mode);
 }
 
@@ -198,6 +253,7 @@ static int a_set_mtime(sd_session *s, const char *path, int64_t mtime)
 	ENTER(s, u);
 	RESOLVE(s, path, np);
 	NO_VIRT_WRITE(np);
+	LOCKS(s, np, SD_LK_SELF);
 	return sd__tree_set_mtime(c, u, np, mtime);
 }
 
@@ -207,6 +263,7 @@ static int a_copy(sd_session *s, const char *from, const char *to)
 	RESOLVE(s, from, nf);
 	RESOLVE(s, to, nt);
 	NO_VIRT_WRITE(nt);
+	LOCKS(s, nt, SD_LK_SELF | SD_LK_PARENT);
 	if (VIRT_READ(s, nf))
 		return -ENOENT;
 	if (VIRT(nf))
@@ -239,9 +296,18 @@ static int a_upload_begin(sd_session *s, const char *path, unsigned flags, uint6
 	ENTER(s, u);
 	RESOLVE(s, path, np);
 	NO_VIRT_WRITE(np);
+	unsigned how;
+	int r = lock_put(s, c, u, np, &how);
+	if (r < 0)
+		return r;
 	sd_cred cred;
 	sd__session_cred(s, &cred);
-	return sd__upload_begin(c, u, &cred, np, flags, offset, mode, out);
+	if ((r = sd__upload_begin(c, u, &cred, np, flags, offset, mode, out)) < 0)
+		return r;
+	sd_locktoks tk;
+	sd__session_tokens(s, &tk);
+	sd__upload_set_locks(*out, how, &tk);
+	return 0;
 }
 
 static int a_instant_begin(sd_session *s, const char *path, unsigned flags, const char *sha256,
@@ -250,6 +316,10 @@ static int a_instant_begin(sd_session *s, const char *path, unsigned flags, cons
 	ENTER(s, u);
 	RESOLVE(s, path, np);
 	NO_VIRT_WRITE(np);
+	unsigned how;
+	int r = lock_put(s, c, u, np, &how);
+	if (r < 0)
+		return r;
 	return sd__instant_begin(c, u, np, flags, sha256, size, ch, st);
 }
 
@@ -259,6 +329,10 @@ static int a_instant_prove(sd_session *s, const char *path, unsigned flags, cons
 	ENTER(s, u);
 	RESOLVE(s, path, np);
 	NO_VIRT_WRITE(np);
+	unsigned how;
+	int r = lock_put(s, c, u, np, &how);
+	if (r < 0)
+		return r;
 	return sd__instant_prove(c, u, np, flags, sha256, size, nonce, proof, st);
 }
 
@@ -299,8 +373,10 @@ static int a_handle_open(sd_session *s, const char *path, unsigned flags, uint32
 	sd_file *f;
 	if (VIRT_READ(s, np))
 		return -ENOENT;
+	sd_locktoks tk;
+	sd__session_tokens(s, &tk);
 	int r = VIRT(np) ? sd__virt_open_file(c, u, np, flags & ~SD_O_DETACHED, &f, st)
-			 : sd__file_open(c, u, np, flags & ~SD_O_DETACHED, mode, &f, st);
+			 : sd__file_open(c, u, np, flags & ~SD_O_DETACHED, mode, &tk, &f, st);
 	if (r < 0)
 		return r;
 	if ((r = sd__handle_add(c, s, u->id, detached, f, out)) < 0)
@@ -351,7 +427,9 @@ static int a_handle_setattr(sd_session *s, sd_handle h, unsigned mask, uint32_t 
 			    int64_t mtime)
 {
 	int r;
-	WITH_HANDLE(s, h, f, r = sd__file_setattr(f, mask, mode, mtime));
+	/* a clean handle applies them at once, as chmod and set_mtime do */
+	WITH_HANDLE(s, h, f, r = lock_check(s, c, u->id, sd__file_path(f), SD_LK_SELF);
+		    if (r == 0) r = sd__file_setattr(f, mask, mode, mtime));
 	return r;
 }
 
@@ -417,6 +495,7 @@ static int a_version_restore(sd_session *s, const char *path, int64_t version, s
 	ENTER(s, u);
 	RESOLVE(s, path, np);
 	NO_VIRT_WRITE(np);
+	LOCKS(s, np, SD_LK_SELF);
 	return sd__hist_version_restore(c, u, np, version, st);
 }
 
@@ -434,6 +513,7 @@ static int a_trash_restore(sd_session *s, int64_t item, const char *to, sd_stat 
 	if (!to)
 		return sd__hist_trash_restore(c, u, item, NULL, 0, st);
 	RESOLVE(s, to, nt);
+	LOCKS(s, nt, SD_LK_SELF | SD_LK_PARENT | SD_LK_TREE);
 	return sd__hist_trash_restore(c, u, item, nt, 0, st);
 }
 
@@ -450,6 +530,7 @@ static int a_rollback(sd_session *s, const char *path, int64_t at_ms, sd_rollbac
 	ENTER(s, u);
 	RESOLVE(s, path, np);
 	NO_VIRT_WRITE(np);
+	LOCKS(s, np, SD_LK_SELF | SD_LK_TREE);
 	return sd__hist_rollback(c, u, np, at_ms, out);
 }
 
@@ -460,6 +541,102 @@ static int a_at_path(sd_session *s, const char *path, int64_t at_ms, char *out, 
 	if (anonymous(s))
 		return -ENOENT;
 	return sd__hist_at_path(c, u, np, at_ms, out, outlen);
+}
+
+/* ------------------------------------------------------------ locks */
+
+static int a_lock(sd_session *s, const char *path, unsigned flags, int64_t timeout,
+		  const char *owner, sd_lock_info *out)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	NO_VIRT_WRITE(np);
+	sd_stat st;
+	int r = sd__tree_stat(c, u, np, &st);
+	int64_t node = r == 0 ? st.id : -1;
+	if (r == -ENOENT) { /* a name not there yet: its folder must be */
+		char pp[SD_PATH_MAX + 1];
+		snprintf(pp, sizeof pp, "%s", np);
+		char *slash = strrchr(pp, '/');
+		if (slash == pp)
+			slash[1] = '\0';
+		else
+			*slash = '\0';
+		r = sd__tree_stat(c, u, pp, &st);
+		if (r == 0 && st.kind != SD_KIND_DIR)
+			r = -ENOTDIR;
+	}
+	if (r < 0)
+		return r;
+	return sd__lock_take(c, u, np, node, flags, timeout, owner, out);
+}
+
+static int a_lock_refresh(sd_session *s, const char *path, const char *token, int64_t timeout,
+			  sd_lock_info *out)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	return sd__lock_refresh(c, u, np, token, timeout, out);
+}
+
+static int a_unlock(sd_session *s, const char *path, const char *token)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	return sd__lock_release(c, u, np, token);
+}
+
+static int a_lock_discover(sd_session *s, const char *path, unsigned flags, sd_lock_cb cb,
+			   void *arg)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	if (flags & ~SD_LOCK_BELOW)
+		return -EINVAL;
+	return sd__lock_discover(c, u, np, flags, cb, arg);
+}
+
+static int a_lock_submit(sd_session *s, const char *const *tokens, int n)
+{
+	ENTER(s, u);
+	(void)u;
+	(void)c;
+	if (n < 0 || n > SD_LOCK_SUBMIT_MAX || (n > 0 && !tokens))
+		return -EINVAL;
+	sd_locktoks tk;
+	tk.n = n;
+	for (int i = 0; i < n; i++) {
+		if (!tokens[i] || strlen(tokens[i]) >= SD_LOCKTOKEN_MAX)
+			return -EINVAL;
+		snprintf(tk.tok[i], sizeof tk.tok[i], "%s", tokens[i]);
+	}
+	sd__session_set_tokens(s, &tk);
+	return 0;
+}
+
+/* ------------------------------------------------------------ properties */
+
+static int a_props_get(sd_session *s, const char *path, sd_prop_cb cb, void *arg)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	if (VIRT_READ(s, np))
+		return -ENOENT;
+	if (VIRT(np)) { /* a view's nodes show no properties; but they exist */
+		sd_stat st;
+		int r = sd__virt_stat(c, u, np, &st);
+		return r < 0 ? r : 0;
+	}
+	return sd__props_get(c, u, np, cb, arg);
+}
+
+static int a_props_patch(sd_session *s, const char *path, const sd_prop *ops, int n)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	NO_VIRT_WRITE(np);
+	LOCKS(s, np, SD_LK_SELF);
+	return sd__props_patch(c, u, np, ops, n);
 }
 
 /* ------------------------------------------------------------ self-service */
@@ -604,4 +781,11 @@ const sd_core_api sd__api = {
 	.trash_empty = a_trash_empty,
 	.rollback = a_rollback,
 	.at_path = a_at_path,
+	.lock = a_lock,
+	.lock_refresh = a_lock_refresh,
+	.unlock = a_unlock,
+	.lock_discover = a_lock_discover,
+	.lock_submit = a_lock_submit,
+	.props_get = a_props_get,
+	.props_patch = a_props_patch,
 };

@@ -257,6 +257,7 @@ void sd_core_close(sd_core *c)
 		c->store->ops->destroy(c->store);
 	sd__chal_free_all(c);
 	sd__open_free_all(c);
+	sd__locks_free_all(c);
 	if (c->fails)
 		sd__auth_free(c);
 	sd__metrics_free(c->metrics);

@@ -51,7 +51,7 @@ const char *sd__strerror(int err)
 	case ENOSPC:
 		return "no space left on the server";
 	case EBUSY:
-		return "file is open in a conflicting mode";
+		return "file is open in a conflicting mode, or locked";
 	case EINVAL:
 		return "invalid argument or path";
 	case ENAMETOOLONG:
@@ -68,6 +68,8 @@ const char *sd__strerror(int err)
 		return "file too large";
 	case ENOMEM:
 		return "the server is out of memory";
+	case ENOLCK:
+		return "too many locks";
 	default:
 		return strerror(err);
 	}

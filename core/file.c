@@ -38,6 +38,10 @@
  *   SHARE_READ   read-only itself; refuses while a writer is open, and
  *                blocks writers while it is open.
  *   SHARE_WRITE  (default) coexists with readers and writers.
+ * Write locks (lock.c) count as open modes too: a write open of a path a
+ * lock covers is refused (-EBUSY) unless the opener submitted the lock's
+ * token, and a lock is refused while a writer or an exclusive open holds
+ * its file; both are decided under open_lock.
  * A refused open returns -EBUSY; an SD_O_EXCL create of a path that another
  * open is creating returns -EEXIST. When a pending file commits, its
  * entry moves to the node's key (I7: counts never go negative).
@@ -133,8 +137,15 @@ static void ent_sub(sd_core *c, const char *key, unsigned omode, int writes)
 	SD_ASSERT(!"open-mode entry missing"); /* I7 */
 }
 
-static int open_acquire(sd_core *c, const char *key, unsigned omode, int writes, int excl_create)
+/* Take an open of f's key. A write open of a path a lock covers needs the
+ * lock's token (lock.c), checked under the same mutex: a lock and a
+ * conflicting open never both win. */
+static int open_acquire(sd_file *f, int excl_create, const sd_locktoks *tk)
 {
+	sd_core *c = f->c;
+	const char *key = f->okey;
+	unsigned omode = f->omode;
+	int writes = f->writes;
 	pthread_mutex_lock(&c->open_lock);
 	sd_openent *e = ent_find(c, key);
 	int r = 0;
@@ -143,6 +154,9 @@ static int open_acquire(sd_core *c, const char *key, unsigned omode, int writes,
 	else if (e && (e->exclusive || (omode == SD_O_EXCLUSIVE && e->total > 0) ||
 		       (omode == SD_O_SHARE_READ && e->writers > 0) || (writes && e->share_read > 0)))
 		r = -EBUSY;
+	if (r == 0 && writes)
+		r = sd__lock_allow_locked(c, f->u.id, f->npath,
+					  SD_LK_SELF | (f->pending ? SD_LK_PARENT : 0), tk);
 	if (r == 0)
 		ent_add(c, key, omode, writes);
 	pthread_mutex_unlock(&c->open_lock);
@@ -187,9 +201,20 @@ int sd__open_state(sd_core *c, const sd_principal *u, const char *npath, unsigne
 		*state |= e->writers ? SD_OPEN_WRITERS : 0;
 		*state |= e->total ? SD_OPEN_READERS : 0;
 	}
+	if (sd__lock_covers_locked(c, u->id, npath))
+		*state |= SD_OPEN_LOCKED;
 	pthread_mutex_unlock(&c->open_lock);
 	free(key);
 	return r;
+}
+
+int sd__open_writers_locked(sd_core *c, int64_t node, int64_t uid, const char *npath)
+{
+	char *key = node >= 0 ? sd_xasprintf("n%lld", (long long)node)
+			      : sd_xasprintf("p%lld:%s", (long long)uid, npath);
+	sd_openent *e = ent_find(c, key);
+	free(key);
+	return e && (e->writers > 0 || e->exclusive > 0);
 }
 
 void sd__open_free_all(sd_core *c)
@@ -224,7 +249,7 @@ static int parent_is_dir(sd_core *c, const sd_principal *u, const char *npath)
 }
 
 int sd__file_open(sd_core *c, const sd_principal *u, const char *npath, unsigned flags,
-		  uint32_t mode, sd_file **out, sd_stat *stout)
+		  uint32_t mode, const sd_locktoks *tk, sd_file **out, sd_stat *stout)
 {
 	int writes = (flags & (SD_O_WRITE | SD_O_APPEND | SD_O_TRUNC | SD_O_CREAT)) != 0;
 	if (writes) {
@@ -260,7 +285,7 @@ int sd__file_open(sd_core *c, const sd_principal *u, const char *npath, unsigned
 			f->pending = 1;
 			f->cmode = mode ? mode & 07777 : 0644;
 			f->okey = sd_xasprintf("p%lld:%s", (long long)u->id, npath);
-			r = open_acquire(c, f->okey, omode, writes, (flags & SD_O_EXCL) != 0);
+			r = open_acquire(f, (flags & SD_O_EXCL) != 0, tk);
 		}
 		if (r < 0)
 			goto fail;
@@ -275,7 +300,7 @@ int sd__file_open(sd_core *c, const sd_principal *u, const char *npath, unsigned
 		goto fail;
 	f->node = st.id;
 	f->okey = sd_xasprintf("n%lld", (long long)st.id);
-	if ((r = open_acquire(c, f->okey, omode, writes, 0)) < 0)
+	if ((r = open_acquire(f, 0, tk)) < 0)
 		goto fail;
 	if (st.size > 0 && !(flags & SD_O_TRUNC)) {
 		/* the reader's version is what we read, whatever stat saw */

@@ -68,6 +68,7 @@ typedef struct sd_chal sd_chal;
 typedef struct sd_openent sd_openent;
 typedef struct sd_file sd_file;
 typedef struct sd_htable sd_htable;
+typedef struct sd_lockent sd_lockent;
 
 struct sd_core {
 	const sd_conf *conf;
@@ -97,6 +98,8 @@ struct sd_core {
 
 	pthread_mutex_t open_lock;
 	sd_openent *opens;      /* open-mode table, see file.c */
+	sd_lockent *locks;      /* write locks, see lock.c (under open_lock too) */
+	int nlocks, caplocks;
 
 	sd_htable *handles;     /* handle.c */
 
@@ -188,6 +191,14 @@ static inline int sd__check_writable(const sd_principal *u)
 }
 /* Handle bookkeeping of a session (handle.c). */
 void sd__session_handles_add(sd_session *s, int delta);
+/* The lock tokens a session submits (lock.c): a copy, so that an upload
+ * can check them again at its commit, after the session is gone. */
+typedef struct sd_locktoks {
+	int n;
+	char tok[SD_LOCK_SUBMIT_MAX][SD_LOCKTOKEN_MAX];
+} sd_locktoks;
+void sd__session_set_tokens(sd_session *s, const sd_locktoks *tk);
+void sd__session_tokens(sd_session *s, sd_locktoks *out);
 /* The deletion stamp of a delete the session makes at now_ms: the moment
  * its burst of deletes began (deletes less than SD_DELETE_BURST_MS apart
  * are one burst), so that a folder a client deletes file by file (SFTP,
@@ -486,6 +497,8 @@ int sd__upload_begin(sd_core *c, const sd_principal *u, const sd_cred *cred, con
 int sd__upload_write(sd_upload *up, const void *buf, size_t len);
 uint64_t sd__upload_size(const sd_upload *up);
 void sd__upload_set_mtime(sd_upload *up, int64_t mtime);
+/* Check the locks again at commit: how (SD_LK_*) with tokens tk. */
+void sd__upload_set_locks(sd_upload *up, unsigned how, const sd_locktoks *tk);
 int sd__upload_commit(sd_upload *up, const char *expect, sd_stat *st, int *dedup);
 void sd__upload_abort(sd_upload *up);
 
@@ -513,8 +526,14 @@ void sd__empty_hex(char out[SD_SHA256_HEX]);
 int sd__reader_copy_to_fd(sd_reader *r, int fd, uint64_t n);
 
 /* ---- file.c: working copies with open modes (DESIGN path 4) */
+/* tk: the lock tokens the opener submits (NULL: none); a write open of a
+ * path a lock covers needs them (lock.c), checked under open_lock with
+ * the open-mode table, so a lock and a conflicting open never both win. */
 int sd__file_open(sd_core *c, const sd_principal *u, const char *npath, unsigned flags,
-		  uint32_t mode, sd_file **out, sd_stat *st);
+		  uint32_t mode, const sd_locktoks *tk, sd_file **out, sd_stat *st);
+/* open_lock held: is the open-mode entry of node (or, node < 0, of a
+ * pending create of uid's npath) open for writing or exclusively? */
+int sd__open_writers_locked(sd_core *c, int64_t node, int64_t uid, const char *npath);
 /* A read-only file of a past view or the trash (history.c): reads base
  * (owned from here on; NULL for empty content), fstat gives *st. */
 int sd__file_open_view(sd_core *c, const sd_principal *u, const char *npath, sd_reader *base,
@@ -534,6 +553,41 @@ void sd__file_info(const sd_file *f, sd_handle_info *out);
 /* For messages and the journal: the file's path and its user's name. */
 const char *sd__file_path(const sd_file *f);
 const char *sd__file_user(const sd_file *f);
+
+/* ---- lock.c: write locks (design notes there; contract in storaged.h) */
+/* What a change does to npath, for sd__lock_allow: */
+#define SD_LK_SELF   0x1u /* changes npath itself (content, attributes, props, name) */
+#define SD_LK_PARENT 0x2u /* adds or removes npath in its folder */
+#define SD_LK_TREE   0x4u /* changes everything below npath too (delete, move) */
+/* 0 when uid may change npath that way with tokens tk (NULL: none): every
+ * live lock of uid that covers it needs its token in tk; else -EBUSY.
+ * Takes open_lock; the _locked form is for a caller holding it. */
+int sd__lock_allow(sd_core *c, int64_t uid, const char *npath, unsigned how,
+		   const sd_locktoks *tk);
+int sd__lock_allow_locked(sd_core *c, int64_t uid, const char *npath, unsigned how,
+			  const sd_locktoks *tk);
+/* 1 when uid holds any live lock (a cheap test before a stat). */
+int sd__lock_any(sd_core *c, int64_t uid);
+/* open_lock held: does a live lock of uid cover npath? (open_state) */
+int sd__lock_covers_locked(sd_core *c, int64_t uid, const char *npath);
+/* Take a lock on npath for u (node: its node id, or -1 when npath does
+ * not exist yet: the open-mode table is checked for it either way). */
+int sd__lock_take(sd_core *c, const sd_principal *u, const char *npath, int64_t node,
+		  unsigned flags, int64_t timeout, const char *owner, sd_lock_info *out);
+int sd__lock_refresh(sd_core *c, const sd_principal *u, const char *npath, const char *token,
+		     int64_t timeout, sd_lock_info *out);
+int sd__lock_release(sd_core *c, const sd_principal *u, const char *npath, const char *token);
+int sd__lock_discover(sd_core *c, const sd_principal *u, const char *npath, unsigned flags,
+		      sd_lock_cb cb, void *arg);
+/* Remove uid's locks on npath and below (it was deleted or moved away). */
+void sd__locks_drop(sd_core *c, int64_t uid, const char *npath);
+void sd__locks_free_all(sd_core *c);
+
+/* ---- props.c: dead properties of nodes (contract in storaged.h) */
+int sd__props_get(sd_core *c, const sd_principal *u, const char *npath, sd_prop_cb cb,
+		  void *arg);
+int sd__props_patch(sd_core *c, const sd_principal *u, const char *npath, const sd_prop *ops,
+		    int n);
 
 /* ---- handle.c: the bounded handle table */
 int sd__handles_init(sd_core *c, int max);

@@ -50,6 +50,7 @@
  *                         parts of it, for people, and apply nothing
  *   rename                path -> to
  *   chmod, mtime          mode / mtime of path
+ *   prop_set, prop_del    the dead property (ns, name, value) of path
  *   user_add              the user (admin, quota) with src's current
  *                         stored password string
  *   passwd                src's current stored password string
@@ -98,6 +99,9 @@ typedef struct rargs {
 	int has_at, has_deleted_at, parents, all;
 	int64_t at, deleted_at;
 	char *from;
+	/* dead properties (props.c) */
+	char *ns, *name, *value;
+	size_t value_len;
 } rargs;
 
 SD_SQL(q_args, "SELECT json_valid(?1), json_extract(?1, '$.sha256'), json_extract(?1, '$.size'), "
@@ -106,7 +110,8 @@ SD_SQL(q_args, "SELECT json_valid(?1), json_extract(?1, '$.sha256'), json_extrac
 	       "json_extract(?1, '$.quota'), json_extract(?1, '$.key'), json_extract(?1, '$.id'), "
 	       "json_extract(?1, '$.at'), json_extract(?1, '$.deleted_at'), "
 	       "json_extract(?1, '$.from'), json_extract(?1, '$.parents'), "
-	       "json_extract(?1, '$.all')");
+	       "json_extract(?1, '$.all'), json_extract(?1, '$.ns'), json_extract(?1, '$.name'), "
+	       "json_extract(?1, '$.value')");
 SD_SQL(q_position, "SELECT source, seq, hash FROM replica WHERE id = 1");
 SD_SQL(q_users, "SELECT count(*) FROM users");
 
@@ -173,6 +178,15 @@ static int parse_args(rctx *x, const char *text, rargs *a)
 			a->from = sd_xstrdup((const char *)t);
 		a->parents = sqlite3_column_int(st, 14) != 0;
 		a->all = sqlite3_column_int(st, 15) != 0;
+		if ((t = sqlite3_column_text(st, 16)))
+			a->ns = sd_xstrdup((const char *)t);
+		if ((t = sqlite3_column_text(st, 17)))
+			a->name = sd_xstrdup((const char *)t);
+		if ((t = sqlite3_column_text(st, 18))) {
+			a->value_len = (size_t)sqlite3_column_bytes(st, 18);
+			a->value = sd_xmalloc(a->value_len + 1);
+			memcpy(a->value, t, a->value_len + 1);
+		}
 	}
 	sqlite3_reset(st);
 	sd_db_read_end(x->dst->db, d);
@@ -184,6 +198,9 @@ static void free_args(rargs *a)
 	free(a->to);
 	free(a->key);
 	free(a->from);
+	free(a->ns);
+	free(a->name);
+	free(a->value);
 }
 
 /* ------------------------------------------------------------ contents */
@@ -425,7 +442,7 @@ static int apply(rctx *x, const sd_jrow *w)
 	int hist = !strcmp(op, "untrash") || !strcmp(op, "trash_empty") || !strcmp(op, "rollback");
 	int tree = put || hist || !strcmp(op, "mkdir") || !strcmp(op, "delete") ||
 		   !strcmp(op, "rmdir") || !strcmp(op, "rename") || !strcmp(op, "chmod") ||
-		   !strcmp(op, "mtime");
+		   !strcmp(op, "mtime") || !strcmp(op, "prop_set") || !strcmp(op, "prop_del");
 	if (!tree) {
 		r = fail(x, -ENOTSUP, "op '%s' cannot be replayed by this version of storaged", op);
 		goto out;
@@ -465,6 +482,11 @@ static int apply(rctx *x, const sd_jrow *w)
 	} else if (!strcmp(op, "chmod")) {
 		r = a.has_mode ? sd__tree_chmod(dst, &u, path, a.mode)
 			       : fail(x, -EINVAL, "its args lack the mode");
+	} else if (!strcmp(op, "prop_set") || !strcmp(op, "prop_del")) {
+		int set = !strcmp(op, "prop_set");
+		sd_prop p = {a.ns, a.name, set ? a.value : NULL, set ? a.value_len : 0};
+		r = a.ns && a.name && (!set || a.value) ? sd__props_patch(dst, &u, path, &p, 1)
+							: fail(x, -EINVAL, "its args lack the property");
 	} else { /* mtime */
 		r = a.has_mtime ? sd__tree_set_mtime(dst, &u, path, a.mtime)
 				: fail(x, -EINVAL, "its args lack the mtime");

@@ -43,6 +43,7 @@ struct sd_session {
 	int dead;
 	atomic_int handles;
 	int64_t burst_start, burst_last; /* deletes (engine ms), see delete_stamp */
+	sd_locktoks toks; /* lock tokens submitted (lock.c), under m */
 };
 
 void sd__principal_set_user(sd_principal *p, const sd_user *u)
@@ -191,4 +192,22 @@ void sd__session_close(sd_session *s)
 	SD_ASSERT(atomic_load(&s->handles) == 0);
 	pthread_mutex_destroy(&s->m);
 	free(s);
+}
+
+void sd__session_set_tokens(sd_session *s, const sd_locktoks *tk)
+{
+	pthread_mutex_lock(&s->m);
+	s->toks.n = tk->n;
+	for (int i = 0; i < tk->n; i++)
+		memcpy(s->toks.tok[i], tk->tok[i], sizeof s->toks.tok[i]);
+	pthread_mutex_unlock(&s->m);
+}
+
+void sd__session_tokens(sd_session *s, sd_locktoks *out)
+{
+	pthread_mutex_lock(&s->m);
+	out->n = s->toks.n;
+	for (int i = 0; i < s->toks.n; i++)
+		memcpy(out->tok[i], s->toks.tok[i], sizeof out->tok[i]);
+	pthread_mutex_unlock(&s->m);
 }

@@ -274,6 +274,33 @@ typedef struct sd_key_info {
 	int64_t created;       /* seconds */
 } sd_key_info;
 
+/* A write lock (lock()), as lock_discover and lock give it. */
+#define SD_LOCKTOKEN_MAX 64    /* bytes of a token with its NUL (ours: 35 + 1) */
+#define SD_LOCKOWNER_MAX 1024  /* bytes of a lock's owner text, NUL included */
+#define SD_LOCK_SUBMIT_MAX 16  /* tokens a session may submit at once */
+typedef struct sd_lock_info {
+	char token[SD_LOCKTOKEN_MAX];   /* "urn:storaged:" + 22 base64url characters */
+	char root[SD_PATH_MAX + 1];     /* the path locked, in the holder's view */
+	unsigned flags;                 /* SD_LOCK_SHARED, SD_LOCK_INFINITE */
+	int64_t timeout;                /* seconds granted by the last lock or refresh */
+	int64_t expires;                /* ms since the epoch */
+	char owner[SD_LOCKOWNER_MAX];   /* the client's text about the holder, "" */
+	char user[SD_USERNAME_MAX + 1]; /* the user holding it */
+} sd_lock_info;
+
+/* One dead property of a node (props_get, props_patch): a name in a
+ * namespace, and a value the engine keeps as opaque UTF-8 text (WebDAV
+ * stores the property's XML there). Strings valid during a callback. */
+#define SD_PROP_NAME_MAX  1024   /* bytes of ns plus name */
+#define SD_PROP_VALUE_MAX 65536  /* bytes of one value */
+#define SD_PROPS_MAX      256    /* properties of one node */
+typedef struct sd_prop {
+	const char *ns;    /* namespace, "" for none */
+	const char *name;  /* local name, not empty */
+	const char *value; /* props_patch: NULL removes the property */
+	size_t len;        /* bytes of value */
+} sd_prop;
+
 /* --------------------------------------------------- upload/open flags */
 
 #define SD_UP_PARENTS 0x1u /* create missing parent directories */
@@ -309,6 +336,13 @@ typedef struct sd_key_info {
 #define SD_OPEN_SHARE_READ 0x2u /* someone holds it shared-read (no writers allowed) */
 #define SD_OPEN_WRITERS    0x4u /* someone has it open for writing */
 #define SD_OPEN_READERS    0x8u /* someone has it open at all */
+#define SD_OPEN_LOCKED     0x10u /* a write lock (lock()) covers the path */
+
+/* lock flags */
+#define SD_LOCK_SHARED   0x1u /* a shared write lock; without it, exclusive */
+#define SD_LOCK_INFINITE 0x2u /* a folder and everything below it (depth infinity) */
+/* lock_discover flags */
+#define SD_LOCK_BELOW    0x4u /* also the locks of paths below path */
 
 /* handle_setattr mask */
 #define SD_ATTR_MODE  0x1u
@@ -338,6 +372,8 @@ typedef int (*sd_key_cb)(void *arg, const sd_key_info *k);
 typedef int (*sd_version_cb)(void *arg, const sd_version *v);          /* nonzero stops */
 typedef int (*sd_journal_cb)(void *arg, const sd_journal_entry *e);    /* nonzero stops */
 typedef int (*sd_trash_cb)(void *arg, const sd_trash_item *t);         /* nonzero stops */
+typedef int (*sd_lock_cb)(void *arg, const sd_lock_info *l);           /* nonzero stops */
+typedef int (*sd_prop_cb)(void *arg, const sd_prop *p);                /* nonzero stops */
 
 typedef struct sd_core_api {
 	uint32_t version; /* SD_CORE_API_VERSION */
@@ -663,6 +699,70 @@ typedef struct sd_core_api {
 
 	/* The table grew past its first spare slots (API 2 is not released
 	 * yet); these are for the calls after. */
+	/* -- write locks (core/lock.c): WebDAV's LOCK, held by the engine --
+	 * A lock belongs to a user and names a path of that user's view (the
+	 * path need not exist yet: a client locks a name, then creates it). It
+	 * COVERS its path and, with SD_LOCK_INFINITE, every path below. While
+	 * a lock covers a path, changing it over any protocol needs the
+	 * lock's token SUBMITTED on the session making the change (lock_submit)
+	 * by the user holding the lock; otherwise the change answers -EBUSY:
+	 *   - writing a file (upload_begin and its commit, instant upload,
+	 *     handle_open for writing, which is how an SFTP or handle-API write
+	 *     meets a lock), chmod, set_mtime, props_patch, version_restore;
+	 *   - creating or removing a member of a folder (mkdir, an upload or
+	 *     handle_open that creates, unlink, rmdir, rename in or out, copy
+	 *     to): a lock covering the folder counts, even of depth 0;
+	 *   - deleting, moving or rolling back a folder: every lock on a path
+	 *     below it counts too.
+	 * Reads are never refused. A lock is refused (-EBUSY) while another
+	 * lock conflicts (an exclusive one overlaps any other; shared ones
+	 * overlap each other freely) or while the file is open for writing
+	 * or exclusively (handles). Locks live in memory and expire after
+	 * their timeout unless refreshed; a restart drops them. A lock's path
+	 * is where it stays: moving or deleting the locked path (with the
+	 * token) removes the locks on it and below. */
+	/* Lock path (its parent folder must exist). timeout: seconds, 1 to 7
+	 * days. owner: NULL or text kept for lock_discover (at most
+	 * SD_LOCKOWNER_MAX - 1 bytes, else -EINVAL). *out (may be NULL): the
+	 * new lock and its token. -EROFS for a read-only login, -EACCES/-EROFS
+	 * under /.trash/ and /.snapshots/, -ENOLCK when the user holds too
+	 * many locks. */
+	int (*lock)(sd_session *s, const char *path, unsigned flags, int64_t timeout,
+		    const char *owner, sd_lock_info *out);
+	/* Give the user's lock `token`, which must cover path, a new timeout
+	 * from now. -ENOENT when no lock of the user with that token covers
+	 * path (expired, unlocked, another path). */
+	int (*lock_refresh)(sd_session *s, const char *path, const char *token, int64_t timeout,
+			    sd_lock_info *out);
+	/* Remove the lock `token`, which must cover path: 0; -ENOENT as for
+	 * lock_refresh; -EACCES when it is another user's. */
+	int (*unlock)(sd_session *s, const char *path, const char *token);
+	/* The live locks covering path (flags 0), or also those on paths
+	 * below it (SD_LOCK_BELOW), of the session's user. Returns the count
+	 * delivered. */
+	int (*lock_discover)(sd_session *s, const char *path, unsigned flags, sd_lock_cb cb,
+			     void *arg);
+	/* The tokens this session submits with its calls from now on
+	 * (replacing those of an earlier call; n = 0 submits none). The engine
+	 * keeps copies. -EINVAL for more than SD_LOCK_SUBMIT_MAX or a token
+	 * of SD_LOCKTOKEN_MAX bytes or more. */
+	int (*lock_submit)(sd_session *s, const char *const *tokens, int n);
+
+	/* -- dead properties (core/props.c): (namespace, name) -> text kept
+	 * with a file or folder, in the database. They stay with the node when
+	 * it is renamed, go to the trash and back with it, and are purged with
+	 * it; a copy (the call above) has none. Paths under /.snapshots/ and
+	 * /.trash/ have none. */
+	/* Every property of path, by (ns, name). Returns the count delivered. */
+	int (*props_get)(sd_session *s, const char *path, sd_prop_cb cb, void *arg);
+	/* Set (value not NULL) or remove (value NULL; absent is fine) the n
+	 * properties in ops, in order, all in one transaction: all or none.
+	 * -EINVAL for an empty name or names or values that are not UTF-8,
+	 * -EFBIG for a name over SD_PROP_NAME_MAX or a value over
+	 * SD_PROP_VALUE_MAX, -ENOSPC when the node would hold more than
+	 * SD_PROPS_MAX. Journalled ("prop_set", "prop_del"). */
+	int (*props_patch)(sd_session *s, const char *path, const sd_prop *ops, int n);
+
 	void *spare[8]; /* future calls; NULL */
 } sd_core_api;
 

@@ -28,6 +28,8 @@ struct sd_upload {
 	int dead;
 	int64_t room; /* bytes the quota allows for this file; -1 = unlimited */
 	int64_t mtime; /* 0 = commit time */
+	unsigned lkhow;  /* SD_LK_* checked again at commit (lock.c); 0: none */
+	sd_locktoks tk;  /* the tokens the session submitted at begin */
 };
 
 SD_SQL(q_user_quota, "SELECT quota_bytes, used_bytes FROM users WHERE id = ?1");
@@ -163,6 +165,12 @@ int sd__upload_write(sd_upload *up, const void *buf, size_t len)
 	return r;
 }
 
+void sd__upload_set_locks(sd_upload *up, unsigned how, const sd_locktoks *tk)
+{
+	up->lkhow = how;
+	up->tk = *tk;
+}
+
 void sd__upload_set_mtime(sd_upload *up, int64_t mtime)
 {
 	up->mtime = mtime > 0 ? mtime : 0;
@@ -193,6 +201,9 @@ int sd__upload_commit(sd_upload *up, const char *expect, sd_stat *st, int *dedup
 				  &fresh)) == -SD_EAUTH)
 		sd_log(SD_LOG_INFO, "upload", "event=upload_refused user=%s path=\"%s\" "
 		       "reason=credentials_changed", up->u.name, up->npath);
+	/* a lock taken while the data came, without its token here */
+	if (r == 0 && up->lkhow)
+		r = sd__lock_allow(c, up->u.id, up->npath, up->lkhow, &up->tk);
 	if (r < 0) {
 		sd__upload_abort(up);
 		return r;

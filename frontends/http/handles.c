@@ -291,6 +291,8 @@ static const char *conflict_word(unsigned want, unsigned st)
 {
 	unsigned omode = want & (SD_O_EXCLUSIVE | SD_O_SHARE_READ | SD_O_SHARE_WRITE);
 	int writes = (want & (SD_O_WRITE | SD_O_CREAT | SD_O_TRUNC | SD_O_APPEND)) != 0;
+	if ((st & SD_OPEN_LOCKED) && writes) /* a WebDAV lock (docs/webdav.md) */
+		return "locked";
 	if (st & SD_OPEN_EXCLUSIVE)
 		return "exclusive";
 	if ((st & SD_OPEN_SHARE_READ) && (writes || omode == SD_O_EXCLUSIVE))

@@ -78,6 +78,13 @@ typedef struct http_conf {
 	int64_t max_json_body;   /* bytes of a JSON request body */
 	int64_t list_limit;      /* default and max page size of listings */
 	char *metrics;           /* "open" | "token" (an admin's credentials) | "off" */
+	/* WebDAV (dav*.c, docs/webdav.md) */
+	int dav;                 /* serve WebDAV under dav_prefix */
+	char *dav_prefix;        /* "/dav/" */
+	int64_t dav_max_xml_body;    /* bytes of a PROPFIND/PROPPATCH/LOCK body */
+	int64_t dav_depth_infinity;  /* PROPFIND Depth: infinity up to this many entries; 0 refuses */
+	int64_t dav_lock_timeout;    /* ms granted when the client names none (or Infinite) */
+	int64_t dav_lock_max_timeout; /* ms: the longest lock granted */
 } http_conf;
 
 /* --------------------------------------------------------- the server */

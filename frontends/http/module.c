@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dav.h"
 #include "http.h"
 #include "sys.h"
 
@@ -69,6 +70,17 @@ static const sd_conf_item http_conf_table[] = {
      "default and largest page of a directory listing"},
     {"metrics", SD_CONF_STR, OFF(metrics), "token",
      "who may GET /metrics: open (anyone who reaches the port), token (an admin's credentials: Bearer token or Basic), off (404)"},
+    {"dav", SD_CONF_BOOL, OFF(dav), "yes", "serve WebDAV (docs/webdav.md) under dav_prefix"},
+    {"dav_prefix", SD_CONF_STR, OFF(dav_prefix), "/dav/",
+     "URL path of the WebDAV space: /name/ (one or more segments), not /api/, /f/, /healthz or /metrics"},
+    {"dav_max_xml_body", SD_CONF_SIZE, OFF(dav_max_xml_body), "1M",
+     "largest XML body of a WebDAV PROPFIND, PROPPATCH or LOCK (4K-16M); larger get 413"},
+    {"dav_depth_infinity", SD_CONF_INT, OFF(dav_depth_infinity), "0",
+     "PROPFIND with Depth: infinity answers trees of up to this many entries (0-100000); 0 refuses it (403 propfind-finite-depth)"},
+    {"dav_lock_timeout", SD_CONF_DURATION, OFF(dav_lock_timeout), "10m",
+     "WebDAV lock timeout granted when the client asks for none or for Infinite"},
+    {"dav_lock_max_timeout", SD_CONF_DURATION, OFF(dav_lock_max_timeout), "1h",
+     "the longest WebDAV lock timeout granted (1s-7d); longer requests get this"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -401,6 +413,8 @@ static int http_init(const sd_core_api *api, sd_core *core, const sd_module_conf
 	else if (!cf->metrics || (strcmp(cf->metrics, "open") != 0 && strcmp(cf->metrics, "token") != 0 &&
 				  strcmp(cf->metrics, "off") != 0))
 		bad = "metrics must be open, token or off";
+	else
+		bad = sd__dav_check_conf(cf);
 	if (bad) {
 		api->log(core, SD_LOG_ERROR, HTTP_SRC, "event=config_error section=%s err=\"%s\"",
 			 mc->section, bad);

@@ -7,7 +7,7 @@
  *   2. the first row whose path matches (exact, or with R_TREE the path
  *      followed by "/" and a tail; a "*" component of a row's path matches
  *      one non-empty component of the URL, which the handler gets as its
- *      tail) is the route; none: 404;
+ *      tail; R_DAV: under dav_prefix, see dav.c) is the route; none: 404;
  *   3. R_AUTH (or R_AUTH_PRIVATE without public_ids): authenticate (401,
  *      429); a read-only credential may only GET or HEAD (403 read_only),
  *      except on R_RO_OK rows, whose handlers check it themselves;
@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "dav.h"
 #include "http.h"
 #include "history.h"
 
@@ -33,6 +34,7 @@
 #define R_ADMIN        0x8u /* the admin flag required (with R_AUTH) */
 #define R_RO_OK        0x10u /* read-only credentials pass; the handler checks */
 #define R_METRICS      0x20u /* as the `metrics` key says: open, an admin, or 404 */
+#define R_DAV          0x40u /* the WebDAV space: the path is dav_prefix (config) */
 
 #define SEG_MAX 128 /* bytes of a "*" component kept; longer ones are cut (and refused) */
 
@@ -50,6 +52,10 @@ static enum MHD_Result no_route(struct MHD_Connection *c, hreq *r, const char *t
 }
 
 static const http_route routes[] = {
+    /* WebDAV (dav.c): every URL under dav_prefix, whatever the method;
+     * dav.c authenticates all but OPTIONS itself */
+    {"*", "(dav_prefix)", R_DAV, sd__http_dav},
+    {"OPTIONS", "/", 0, sd__http_dav_options_root},
     {"GET HEAD", "/healthz", 0, sd__http_healthz},
     {"GET HEAD", "/metrics", R_METRICS, sd__http_metrics},
     {"GET HEAD", "/f", R_TREE | R_AUTH_PRIVATE, sd__http_fileid_get},
@@ -185,7 +191,8 @@ enum MHD_Result sd__http_dispatch(struct MHD_Connection *c, hreq *r, const char 
 	const char *tail = NULL;
 	char seg[SEG_MAX];
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0] && !rt; i++)
-		if ((tail = match(&routes[i], url, seg)))
+		if ((tail = (routes[i].flags & R_DAV) ? sd__dav_match(s, url)
+						      : match(&routes[i], url, seg)))
 			rt = &routes[i];
 	if (!rt)
 		return no_route(c, r, NULL);
