@@ -386,9 +386,7 @@ const sd_mount *sd__team_mount_root(const sd_team *t, int64_t root);
 int sd__team_mounts(const sd_team *t, const sd_mount **out);
 /* A group or share name: as a user name. */
 int sd__team_valid_name(const char *n);
-/* "list,read,write" / "ro" / "rw" / "full" / "dropbox" / "none" -> mask;
- * *ok = 0 for an unknown word. */
-unsigned sd__team_rights_parse(const char *s, int *ok);
+/* Rights as words for the journal: "list,read,write", "none". */
 void sd__team_rights_text(unsigned r, char *out, size_t outlen);
 /* A user's memberships, rules and links go (user_delete), in the caller's
  * transaction; team_gen bumped. */

@@ -352,39 +352,6 @@ int sd__team_valid_name(const char *n)
 	return 1;
 }
 
-unsigned sd__team_rights_parse(const char *s, int *ok)
-{
-	static const struct {
-		const char *name;
-		unsigned bits;
-	} words[] = {
-	    {"list", SD_RIGHT_LIST},     {"read", SD_RIGHT_READ},
-	    {"write", SD_RIGHT_WRITE},   {"delete", SD_RIGHT_DELETE},
-	    {"rename", SD_RIGHT_RENAME}, {"share", SD_RIGHT_SHARE},
-	    {"ro", SD_RIGHT_LIST | SD_RIGHT_READ},
-	    {"rw", SD_RIGHT_LIST | SD_RIGHT_READ | SD_RIGHT_WRITE | SD_RIGHT_DELETE | SD_RIGHT_RENAME},
-	    {"full", SD_RIGHTS_ALL},     {"all", SD_RIGHTS_ALL},
-	    {"dropbox", SD_RIGHT_WRITE}, {"none", 0},
-	};
-	unsigned bits = 0;
-	*ok = s && *s;
-	const char *p = s;
-	while (*ok && *p) {
-		size_t n = strcspn(p, ",+ ");
-		int found = 0;
-		for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
-			if (strlen(words[i].name) == n && strncmp(words[i].name, p, n) == 0) {
-				bits |= words[i].bits;
-				found = 1;
-			}
-		*ok = found;
-		p += n;
-		while (*p == ',' || *p == '+' || *p == ' ')
-			p++;
-	}
-	return bits;
-}
-
 void sd__team_rights_text(unsigned r, char *out, size_t outlen)
 {
 	static const char *names[] = {"list", "read", "write", "delete", "rename", "share"};

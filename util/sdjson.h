@@ -116,6 +116,11 @@ json_t *sd_json_rollback(const char *path, int64_t at, const sd_rollback_report 
 
 /* Rights (SD_RIGHT_*) as words: "list,read,write", "none" for 0. */
 void sd_json_rights_text(unsigned r, char *out, size_t outlen);
+/* The other way: words separated by ',', '+' or ' ': list, read, write,
+ * delete, rename, share, and the sets ro (list,read), rw (ro + write,
+ * delete, rename), full or all (every right), dropbox (write), none.
+ * *ok = 0 for an empty text or an unknown word. */
+unsigned sd_json_rights_parse(const char *s, int *ok);
 /* A group: members as an array of names; created as time text. */
 json_t *sd_json_group(const sd_group *g);
 /* A shared folder: mount "/<name>"; quota 0 = unlimited; used in bytes. */

@@ -125,6 +125,18 @@ START_TEST(team_objects)
 	char rt[64];
 	sd_json_rights_text(0, rt, sizeof rt);
 	ck_assert_str_eq(rt, "none");
+	int ok;
+	ck_assert_uint_eq(sd_json_rights_parse("ro,write", &ok), 7u);
+	ck_assert_int_eq(ok, 1);
+	ck_assert_uint_eq(sd_json_rights_parse("full", &ok), SD_RIGHTS_ALL);
+	ck_assert_uint_eq(sd_json_rights_parse("none", &ok), 0u);
+	ck_assert_int_eq(ok, 1);
+	sd_json_rights_parse("read,fly", &ok);
+	ck_assert_int_eq(ok, 0);
+	sd_json_rights_parse("", &ok);
+	ck_assert_int_eq(ok, 0);
+	sd_json_rights_text(sd_json_rights_parse("rw", &ok), rt, sizeof rt);
+	ck_assert_str_eq(rt, "list,read,write,delete,rename");
 	sd_link_info l = {.id = 7, .user = "alice", .path = "/team/docs", .kind = SD_KIND_DIR,
 			  .mode = SD_LINK_READ, .password = 1, .created = 1795255200,
 			  .expires = 1795255300, .max_downloads = 3, .downloads = 3};
