@@ -720,4 +720,5 @@ const sd_core_api sd__api = {
 	.link_use = sd__link_use,
 	.link_upload_begin = sd__link_upload_begin,
 	.link_close = sd__link_close,
+	.upload_room = sd__upload_room,
 };

@@ -609,6 +609,8 @@ int sd__upload_begin(sd_core *c, const sd_principal *u, const sd_cred *cred, con
 		     unsigned flags, uint64_t offset, uint32_t mode, sd_upload **out);
 int sd__upload_write(sd_upload *up, const void *buf, size_t len);
 uint64_t sd__upload_size(const sd_upload *up);
+/* Bytes the quota leaves for the file, -1: no limit (storaged.h). */
+int64_t sd__upload_room(const sd_upload *up);
 void sd__upload_set_mtime(sd_upload *up, int64_t mtime);
 int sd__upload_commit(sd_upload *up, const char *expect, sd_stat *st, int *dedup);
 void sd__upload_abort(sd_upload *up);

@@ -832,6 +832,11 @@ typedef struct sd_core_api {
 	 * -EEXIST) in the target folder, committed with upload_commit. */
 	int (*link_upload_begin)(sd_link *l, const char *name, sd_upload **out);
 	void (*link_close)(sd_link *l);
+	/* Bytes the quota of the tree an upload goes to (the user's, or a
+	 * shared folder's) leaves for its file, its old size counted back; -1
+	 * when there is no limit. For a front end that refuses an upload too
+	 * large for it before reading its body (Content-Length). */
+	int64_t (*upload_room)(const sd_upload *up);
 
 	/* The table grew past its first spare slots (API 2 is not released
 	 * yet); these are for the calls after. */

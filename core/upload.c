@@ -147,6 +147,11 @@ int sd__upload_write(sd_upload *up, const void *buf, size_t len)
 	return r;
 }
 
+int64_t sd__upload_room(const sd_upload *up)
+{
+	return up->room;
+}
+
 void sd__upload_set_mtime(sd_upload *up, int64_t mtime)
 {
 	up->mtime = mtime > 0 ? mtime : 0;

@@ -1,6 +1,6 @@
 # HTTP/REST front end (libmicrohttpd) -> frontends/http.so
 MODULES += http
-http_PKGS := libmicrohttpd jansson libsodium
+http_PKGS := libmicrohttpd jansson libsodium zlib
 http_LDLIBS :=
 # the JSON form of engine types, shared with storagectl --json
 http_SHARED_SRC := util/sdjson.c
