@@ -31,6 +31,9 @@
  *  4. Every name on an HTML page is escaped, every link percent-encoded;
  *     pages carry a CSP without scripts and Referrer-Policy: no-referrer
  *     (the token is in the URL), files a CSP sandbox.
+ *  5. The path below a token has no empty, "." or ".." component (400
+ *     otherwise, rel_tidy), so every name in a zip is a plain relative
+ *     path under the folder's own name.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -908,6 +911,33 @@ static void link_password(struct MHD_Connection *c, char *pw, size_t len)
 	sd_buf_free(&d);
 }
 
+/* Tidy the path below a link in place: empty components go ("/a//b/" is
+ * "/a/b", so listings' hrefs and a zip's top name are right); "." and ".."
+ * are refused (-1): a browser never sends them, and a name in a zip must
+ * never be one (invariant 5). The engine resolves what is left. */
+static int rel_tidy(char *rel)
+{
+	char *w = rel;
+	const char *p = rel;
+	while (*p) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		size_t n = strcspn(p, "/");
+		if ((n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
+			return -1;
+		*w++ = '/';
+		memmove(w, p, n);
+		w += n;
+		p += n;
+	}
+	if (w == rel)
+		*w++ = '/';
+	*w = '\0';
+	return 0;
+}
+
 enum MHD_Result sd__http_link_serve(struct MHD_Connection *c, hreq *r, const char *tail)
 {
 	http_srv *s = r->srv;
@@ -928,6 +958,8 @@ enum MHD_Result sd__http_link_serve(struct MHD_Connection *c, hreq *r, const cha
 			    !sd_utf8_valid(dec.data, dec.len) || sd__http_double_encoded(dec.data));
 	snprintf(x->rel, sizeof x->rel, "%s", dec.len ? dec.data : "/");
 	sd_buf_free(&dec);
+	if (!bad)
+		bad = rel_tidy(x->rel);
 	if (bad)
 		return sd__http_reply_error(c, r, 400, "bad_path", "bad path below the link");
 	char pw[1100];

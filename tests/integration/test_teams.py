@@ -532,3 +532,219 @@ def test_dedup_and_moves_by_reference(td):
     assert r.code == 200, r
     assert tree_of(d, "alice", "/team/proj") == {"a/1.txt": b"1", "b.txt": b"22"}
     assert share_info(d, "team")["used"] == team0 + 3
+
+
+# ---------------------------------------------------------------- 7. share links
+
+def make_link(d, user, path, code=201, **opts):
+    body = json.dumps({"path": path, **opts})
+    r = http(d, user, "POST", "/api/v1/links", "-H", "Content-Type: application/json",
+             "--data-binary", "@-", input=body.encode())
+    assert r.code == code, f"POST /api/v1/links {body}: {r}"
+    return r.json()
+
+
+def s(d, url, *args, input=None):
+    """A request to a link URL without an account."""
+    return curl(*args, d.base + url, input=input)
+
+
+def test_link_to_a_file_range_etag_limit_revoke(td):
+    d = td
+    data = os.urandom(100000)
+    ftp_put_as(d, "alice", "/team/linked.bin", data)
+    link = make_link(d, "alice", "/team/linked.bin", max_downloads=2)
+    tok = link["token"]
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", tok), tok
+    assert link["url"] == "/s/" + tok and link["kind"] == "file" and link["mode"] == "read"
+    assert link["max_downloads"] == 2 and link["downloads"] == 0
+    # the token is in the answer once, never in a listing
+    lst = http_json(d, "alice", "GET", "/api/v1/links")["links"]
+    assert [x["id"] for x in lst] == [link["id"]] and "token" not in lst[0], lst
+    assert tok not in http(d, "alice", "GET", "/api/v1/links").text
+    # HEAD, a conditional GET and a range past 0 are not downloads
+    r = s(d, link["url"], "-I")
+    assert r.code == 200 and r.header("ETag"), r
+    etag = r.header("ETag")
+    assert r.header("Referrer-Policy") == "no-referrer" or r.header("Content-Security-Policy")
+    r = s(d, link["url"], "-H", f"If-None-Match: {etag}")
+    assert r.code == 304, r
+    r = s(d, link["url"], "-r", "1000-1999")
+    assert r.code == 206 and r.body == data[1000:2000], r
+    assert r.header("Content-Range") == f"bytes 1000-1999/{len(data)}"
+    r = s(d, link["url"], "-r", "-10")
+    assert r.code == 206 and r.body == data[-10:], r
+    # two downloads, then the link is used up: 404 like an unknown token
+    for _ in range(2):
+        r = s(d, link["url"])
+        assert r.code == 200 and r.body == data and r.header("ETag") == etag, r
+    [li] = http_json(d, "alice", "GET", "/api/v1/links")["links"]
+    assert li["downloads"] == 2 and li["state"] == "used_up", li
+    gone = s(d, link["url"])
+    unknown = s(d, "/s/" + "A" * 43)
+    assert gone.code == unknown.code == 404, (gone, unknown)
+    assert gone.body == unknown.body, "an exhausted link says no more than an unknown one"
+    # bob can read the file too, but the link is alice's: he cannot revoke it
+    r = http(d, "bob", "DELETE", f"/api/v1/links/{link['id']}")
+    assert r.code == 404, r
+    # revocation
+    l2 = make_link(d, "alice", "/team/linked.bin")
+    assert s(d, l2["url"]).body == data
+    assert http(d, "alice", "DELETE", f"/api/v1/links/{l2['id']}").code == 204
+    r = s(d, l2["url"])
+    assert r.code == 404 and r.body == unknown.body, r
+    # each use is journaled
+    r = d.ctl("journal", "--json")
+    assert r.stdout.count("link") >= 3, r.stdout[-2000:]
+
+
+def test_link_password_and_expiry(td):
+    d = td
+    ftp_put_as(d, "alice", "/team/pw.txt", b"protected")
+    link = make_link(d, "alice", "/team/pw.txt", password="open sesame")
+    assert link["password"] is True
+    r = s(d, link["url"])
+    assert r.code == 401 and "Basic" in (r.header("WWW-Authenticate") or ""), r
+    r = s(d, link["url"], "-u", "x:wrong")
+    assert r.code == 401, r
+    r = s(d, link["url"], "-u", "anyone:open sesame")
+    assert r.code == 200 and r.body == b"protected", r
+    r = s(d, link["url"], "-H", "X-Link-Password: open sesame")
+    assert r.code == 200 and r.body == b"protected", r
+    # expiry: seconds from now, and an RFC 3339 date
+    exp = make_link(d, "alice", "/team/pw.txt", expires=2)
+    assert s(d, exp["url"]).body == b"protected"
+    time.sleep(2.5)
+    r = s(d, exp["url"])
+    assert r.code == 404, r
+    [e] = [x for x in http_json(d, "alice", "GET", "/api/v1/links")["links"]
+           if x["id"] == exp["id"]]
+    assert e["state"] == "expired", e
+    later = make_link(d, "alice", "/team/pw.txt", expires="2099-01-01T00:00:00Z")
+    assert later["expires"].startswith("2099-01-01"), later
+    # a date in the past or nonsense is refused
+    make_link(d, "alice", "/team/pw.txt", code=400, expires="2001-01-01T00:00:00Z")
+    make_link(d, "alice", "/team/pw.txt", code=400, expires="soon")
+    make_link(d, "alice", "/team/pw.txt", code=400, mode="write")
+
+
+def test_link_rights(td):
+    d = td
+    ftp_put_as(d, "alice", "/team/rights.txt", b"r")
+    # carol (ro) has no share right; dave cannot see the folder at all
+    r = http(d, "carol", "POST", "/api/v1/links", "-H", "Content-Type: application/json",
+             "--data-binary", json.dumps({"path": "/team/rights.txt"}))
+    assert r.code == 403, r
+    r = http(d, "dave", "POST", "/api/v1/links", "-H", "Content-Type: application/json",
+             "--data-binary", json.dumps({"path": "/team/rights.txt"}))
+    assert r.code == 404, r
+    # bob (eng: full) may; the link stops working when bob loses his rights
+    link = make_link(d, "bob", "/team/rights.txt")
+    assert s(d, link["url"]).body == b"r"
+    d.ctl("group", "member", "rm", "eng", "bob")
+    try:
+        assert s(d, link["url"]).code == 404
+    finally:
+        d.ctl("group", "member", "add", "eng", "bob")
+    assert s(d, link["url"]).body == b"r"
+    # an upload link needs a folder
+    r = http(d, "bob", "POST", "/api/v1/links", "-H", "Content-Type: application/json",
+             "--data-binary", json.dumps({"path": "/team/rights.txt", "mode": "upload"}))
+    assert r.code in (400, 409), r
+
+
+def test_link_to_a_folder_listing_and_zip(td):
+    d = td
+    files = {"top.txt": b"top\n", "a/one.bin": os.urandom(70000), "a/b/two.txt": b"two\n",
+             "a/b/c/empty.txt": b"", "sp ace & <odd>.txt": b"odd\n", "\u00e9t\u00e9.txt": b"ete\n"}
+    for p, data in files.items():
+        assert http_put(d, "alice", "/team/pub/" + p.replace(" ", "%20").replace("&", "%26")
+                        .replace("<", "%3C").replace(">", "%3E") + "?parents=1",
+                        data).code == 201, p
+    link = make_link(d, "alice", "/team/pub", max_downloads=5)
+    assert link["kind"] == "dir"
+    r = s(d, link["url"])
+    assert r.code == 200 and "text/html" in r.header("Content-Type"), r
+    page = r.text
+    assert "top.txt" in page and "a/" in page and "sp ace &amp; &lt;odd&gt;.txt" in page
+    assert "<odd>" not in page
+    assert r.header("Referrer-Policy") == "no-referrer"
+    assert "script-src" not in (r.header("Content-Security-Policy") or "x")
+    j = s(d, link["url"] + "/a", "-H", "Accept: application/json").json()
+    assert sorted(e["name"] for e in j["entries"]) == ["b", "one.bin"], j
+    r = s(d, link["url"] + "/a/one.bin", "-r", "5-9")
+    assert r.code == 206 and r.body == files["a/one.bin"][5:10], r
+    # traversal out of the link's folder goes nowhere
+    ftp_put_as(d, "alice", "/team/outside.txt", b"outside")
+    for p in ("/..%2Foutside.txt", "/%2e%2e/outside.txt", "/a/../../outside.txt",
+              "/a/%2e%2e/%2e%2e/outside.txt"):
+        r = s(d, link["url"] + p, "--path-as-is")
+        assert r.code in (400, 404) and b"outside" not in r.body, f"{p}: {r}"
+    # a trailing or doubled slash is the same folder; its links are right
+    r = s(d, link["url"] + "//a/")
+    assert r.code == 200 and f'href="/s/{link["token"]}/a/one.bin"' in r.text, r.text
+    assert "//" not in r.text.replace("http://", ""), r.text
+    # "." and ".." below a token are refused
+    for p in ("/a/..", "/./a", "/a/b/../b"):
+        assert s(d, link["url"] + p, "--path-as-is").code == 400, p
+    # the zip unzips to the same tree
+    r = s(d, link["url"] + "/?download=zip")
+    assert r.code == 200 and r.body[:2] == b"PK", r
+    zf = zipfile.ZipFile(io.BytesIO(r.body))
+    assert zf.testzip() is None
+    got = {n[len("pub/"):]: zf.read(n) for n in zf.namelist() if not n.endswith("/")}
+    assert got == files, sorted(got)
+    # and with the system's unzip
+    zp = d.path("pub.zip")
+    open(zp, "wb").write(r.body)
+    outdir = d.path("unzipped")
+    ru = run(["unzip", "-q", zp, "-d", outdir])
+    assert ru.returncode == 0, out(ru)
+    for p, data in files.items():
+        assert open(os.path.join(outdir, "pub", p), "rb").read() == data, p
+    # a subfolder as a zip
+    r = s(d, link["url"] + "/a/b/?download=zip")
+    names = sorted(zipfile.ZipFile(io.BytesIO(r.body)).namelist())
+    assert [n for n in names if not n.endswith("/")] == ["b/c/empty.txt", "b/two.txt"], names
+    # writes through a read link are refused
+    r = s(d, link["url"] + "/new.txt", "-X", "PUT", "--data-binary", "x")
+    assert r.code == 405, r
+    assert http_get(d, "alice", "/team/pub/new.txt").code == 404
+
+
+def test_upload_link_file_request(td):
+    d = td
+    http_json(d, "alice", "POST", "/api/v1/fs/team/inbox?op=mkdir", code=201)
+    ftp_put_as(d, "alice", "/team/inbox/private.txt", b"not for guests")
+    link = make_link(d, "alice", "/team/inbox", mode="upload")
+    assert link["mode"] == "upload"
+    # a page with a form; nothing of the folder's content
+    r = s(d, link["url"])
+    assert r.code == 200 and "<form" in r.text and "private.txt" not in r.text, r
+    # PUT a file, and a browser-like multipart form with two files
+    r = s(d, link["url"] + "/guest.txt", "-T", "-", input=b"from a guest")
+    assert r.code == 201, r
+    f1, f2 = d.path("form1.txt"), d.path("form2.bin")
+    open(f1, "wb").write(b"form one")
+    open(f2, "wb").write(os.urandom(50000))
+    r = s(d, link["url"], "-F", f"file=@{f1}", "-F", f"file=@{f2}",
+          "-H", "Accept: application/json")
+    assert r.code == 201 and sorted(r.json()["uploaded"]) == ["form1.txt", "form2.bin"], r
+    assert http_get(d, "alice", "/team/inbox/guest.txt").body == b"from a guest"
+    assert http_get(d, "bob", "/team/inbox/form2.bin").body == open(f2, "rb").read()
+    # no listing, no reading, no overwrite
+    assert s(d, link["url"] + "/private.txt").code == 404
+    assert s(d, link["url"] + "/guest.txt").code == 404
+    r = s(d, link["url"], "-H", "Accept: application/json")
+    assert "private.txt" not in r.text
+    r = s(d, link["url"] + "/private.txt", "-T", "-", input=b"overwrite")
+    assert r.code == 409, r
+    assert http_get(d, "alice", "/team/inbox/private.txt").body == b"not for guests"
+    # names cannot climb out
+    for p in ("/..%2Fescaped.txt", "/sub/x.txt", "/%2e%2e"):
+        r = s(d, link["url"] + p, "-T", "-", "--path-as-is", input=b"x")
+        assert r.code in (400, 404), f"{p}: {r}"
+    assert http_get(d, "alice", "/team/escaped.txt").code == 404
+    # the uploads are the folder's, journaled, with versions naming the link's maker
+    v = http_json(d, "alice", "GET", "/api/v1/versions/team/inbox/guest.txt")["versions"]
+    assert len(v) == 1, v
