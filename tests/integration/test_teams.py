@@ -748,3 +748,132 @@ def test_upload_link_file_request(td):
     # the uploads are the folder's, journaled, with versions naming the link's maker
     v = http_json(d, "alice", "GET", "/api/v1/versions/team/inbox/guest.txt")["versions"]
     assert len(v) == 1, v
+
+
+def test_wrong_tokens_rate_limited_like_logins(make_daemon):
+    hport = free_port()
+    d = make_daemon({"http": {"enabled": "yes", "module": "http", "listen": f"{HOST}:{hport}"}},
+                    storaged={"auth_max_failures": "5", "auth_block_time": "8s"},
+                    name="teams-limit")
+    d.base = f"http://{HOST}:{hport}"
+    d.add_user("alice", PW)
+    assert http_put(d, "alice", "/f.txt", b"f").code == 201
+    good = make_link(d, "alice", "/f.txt")
+    pwl = make_link(d, "alice", "/f.txt", password="right")
+    codes = [s(d, "/s/" + os.urandom(32).hex()[:43]).code for _ in range(5)]
+    # the fifth failure reaches auth_max_failures: it is already answered as blocked
+    assert codes[:4] == [404] * 4 and codes[4] in (404, 429), codes
+    # locked out now: even the right token waits, and says for how long
+    r = s(d, good["url"])
+    assert r.code == 429 and int(r.header("Retry-After")) >= 1, r
+    # and a password login from the same address is blocked by the same limiter
+    assert http(d, "alice", "GET", "/api/v1/me").code == 429
+    time.sleep(8.5)
+    assert s(d, good["url"]).body == b"f"
+    # wrong link passwords count too (each is an Argon2id check: the 5 fit in the 8 s window)
+    codes = [s(d, pwl["url"], "-u", f"x:wrong{i}").code for i in range(5)]
+    assert codes[:4] == [401] * 4 and codes[4] in (401, 429), codes
+    assert s(d, pwl["url"], "-u", "x:right").code == 429
+    assert d.log_count(r"event=auth_blocked|blocked") >= 1
+
+
+def test_storagectl_and_admin_api(td):
+    d = td
+    # groups
+    d.ctl("group", "add", "ops")
+    r = d.ctl("group", "add", "ops", check=False)
+    assert r.returncode == 1 and "exists" in out(r), out(r)
+    r = d.ctl("group", "add", "bad/name", check=False)
+    assert r.returncode != 0 and "bad group name" in r.stderr, r.stderr[:300]
+    r = d.ctl("group", "member", "add", "ops", "nobody", check=False)
+    assert r.returncode == 1 and "no such" in out(r), out(r)
+    d.ctl("group", "member", "add", "ops", "dave")
+    [g] = d.ctl_json("group", "ls", "ops", "--json")
+    assert g["name"] == "ops" and g["members"] == ["dave"], g
+    r = d.ctl("group", "ls")
+    assert "ops" in r.stdout and "dave" in r.stdout, out(r)
+    # the admin API says the same
+    api = http_json(d, "frank", "GET", "/api/v1/admin/groups/ops")
+    assert api == g or api.get("group") == g or api["members"] == g["members"], (api, g)
+    # non-admins are refused
+    assert http(d, "alice", "GET", "/api/v1/admin/groups").code == 403
+    # an admin makes a group, a shared folder and a rule over REST
+    http_json(d, "frank", "POST", "/api/v1/admin/groups", "-H", "Content-Type: application/json",
+              "--data-binary", json.dumps({"name": "web"}), code=201)
+    http_json(d, "frank", "POST", "/api/v1/admin/groups/web/members", "-H",
+              "Content-Type: application/json", "--data-binary", json.dumps({"user": "dave"}),
+              code=201)
+    http_json(d, "frank", "POST", "/api/v1/admin/shares", "-H", "Content-Type: application/json",
+              "--data-binary", json.dumps({"name": "site", "quota": 5000000}), code=201)
+    http_json(d, "frank", "POST", "/api/v1/admin/shares/site/rules", "-H",
+              "Content-Type: application/json",
+              "--data-binary", json.dumps({"path": "/", "group": "web", "rights": "rw"}))
+    # dave sees /site at once, over FTP
+    ftp_put_as(d, "dave", "/site/index.html", b"<h1>hi</h1>")
+    info = share_info(d, "site")
+    assert info["quota"] == 5000000 and info["used"] == len(b"<h1>hi</h1>"), info
+    sh = http_json(d, "frank", "GET", "/api/v1/admin/shares/site")
+    assert json.dumps(sh).count('"web"') >= 1, sh
+    rules = d.ctl_json("share", "folder", "ls", "site", "--json")
+    assert [(x["path"], x["group"], x["rights"]) for x in rules] == \
+        [("/", "web", "list,read,write,delete,rename")], rules
+    r = d.ctl("share", "folder", "ls")
+    assert "site" in r.stdout and "mounted at /site" in r.stdout, out(r)
+    # bad rights words are refused with the list of good ones
+    r = d.ctl("share", "folder", "grant", "site", "/", "--user", "alice", "fly", check=False)
+    assert r.returncode == 2 and "bad rights" in r.stderr, r.stderr[:300]
+    r = d.ctl("share", "folder", "grant", "nosuch", "/", "--user", "alice", "ro", check=False)
+    assert r.returncode == 1 and "no such" in out(r), out(r)
+    # links from storagectl: the token once on stdout, a working URL
+    r = d.ctl("link", "create", "dave", "/site/index.html", "--expires", "1h",
+              "--max-downloads", "3")
+    tok = r.stdout.strip()
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", tok), out(r)
+    assert s(d, "/s/" + tok).body == b"<h1>hi</h1>"
+    r = d.ctl("link", "create", "dave", "/site", "--password-stdin", "--json", input="pw!\n")
+    lj = json.loads(r.stdout)
+    assert lj["password"] is True and lj["kind"] == "dir" and len(lj["token"]) == 43, lj
+    assert s(d, "/s/" + lj["token"]).code == 401
+    assert s(d, "/s/" + lj["token"], "-u", "x:pw!").code == 200
+    r = d.ctl("link", "create", "dave", "/site", "--upload", "--json")
+    up = json.loads(r.stdout)
+    assert up["mode"] == "upload"
+    # the admin needs no share right for a user, but the link needs that user's rights:
+    # carol (ro) can be given a read link to /team, not an upload link
+    r = d.ctl("link", "create", "carol", "/team", "--json")
+    cl = json.loads(r.stdout)
+    assert s(d, "/s/" + cl["token"], "-H", "Accept: application/json").code == 200
+    d.ctl("link", "revoke", str(cl["id"]))
+    r = d.ctl("link", "create", "carol", "/team", "--upload", check=False)
+    assert r.returncode == 1 and "may not" in out(r), out(r)
+    r = d.ctl("link", "create", "dave", "/team/report.txt", check=False)
+    assert r.returncode == 1 and "no such" in out(r), out(r)
+    links = d.ctl_json("link", "ls", "dave", "--json")
+    assert len(links) == 3 and all("token" not in x for x in links), links
+    assert tok not in d.ctl("link", "ls").stdout
+    api = http_json(d, "frank", "GET", "/api/v1/admin/links?user=dave")
+    assert sorted(x["id"] for x in api["links"]) == sorted(x["id"] for x in links), api
+    d.ctl("link", "revoke", str(up["id"]))
+    assert s(d, "/s/" + up["token"]).code == 404
+    r = d.ctl("link", "revoke", "999999", check=False)
+    assert r.returncode == 1 and "no such link" in out(r), out(r)
+    assert http(d, "frank", "DELETE", f"/api/v1/admin/links/{lj['id']}").code == 204
+    assert s(d, "/s/" + lj["token"], "-u", "x:pw!").code == 404
+    # dave leaves web: /site is gone from his view; the folder and its files stay
+    assert http(d, "frank", "DELETE", "/api/v1/admin/groups/web/members/dave").code == 204
+    assert http_get(d, "dave", "/site/index.html").code == 404
+    assert info["used"] == share_info(d, "site")["used"]
+    # deleting the folder: gone for everyone; its links die with it
+    d.ctl("share", "folder", "delete", "site")
+    assert "site" not in [x["name"] for x in d.ctl_json("share", "folder", "ls", "--json")]
+    assert s(d, "/s/" + tok).code == 404
+    d.ctl("group", "del", "ops")
+    r = d.ctl("group", "ls", "ops", check=False)
+    assert r.returncode == 1, out(r)
+
+
+def test_zz_fsck_clean_after_everything(td):
+    r = td.ctl("fsck")
+    assert r.returncode == 0, out(r)
+    r = td.ctl("journal", "verify")
+    assert r.returncode == 0, out(r)
