@@ -194,13 +194,14 @@ def test_members_share_one_folder(td):
         s.mkdir("/team/docs")
     assert http_put(d, "alice", "/team/docs/a.txt", b"A").code in (200, 201)
     assert sftp_get_as(d, "bob", "/team/docs/a.txt") == b"A"
-    # the rights each member has are what the engine says
     st = http_json(d, "bob", "GET", "/api/v1/stat/team/report.txt")
     assert st["size"] == len(b"bob's edit\n")
+    # every node records who created it and who changed it last
+    assert (st["created_by"], st["changed_by"]) == ("alice", "bob"), st
     # the journal names the user of every change in the shared folder
-    r = d.ctl("journal", "--json", check=False)
-    assert r.returncode == 0, out(r)
-    assert "bob" in r.stdout and "alice" in r.stdout
+    rows = d.ctl_json("journal", "--json")
+    who = {(row["user"], row.get("path")) for row in rows}
+    assert ("alice", "/team/report.txt") in who and ("bob", "/team/report.txt") in who, rows[-8:]
 
 
 # ---------------------------------------------------------------- 2. read-only member
