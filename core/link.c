@@ -335,7 +335,9 @@ int sd__link_create(sd_core *c, const sd_principal *u, const char *np, const sd_
 	if (!d)
 		return -EIO;
 	int64_t now = sd__now_ms(c), id = 0;
-	int64_t exp = o->expires ? now + o->expires * 1000 : 0;
+	/* from the start of the current second: a front end turns a date into
+	 * seconds from now (whole seconds), so the date comes back exactly */
+	int64_t exp = o->expires ? (now / 1000 + o->expires) * 1000 : 0;
 	sd_node n;
 	r = target(c, d, u, np, mode, check_share, &n);
 	if (r == 0)

@@ -381,7 +381,8 @@ typedef struct sd_link sd_link; /* a link opened for serving (link_open) */
 /* What a link is made with (link_create). */
 typedef struct sd_link_opts {
 	int mode;              /* SD_LINK_READ (0 means it too) or SD_LINK_UPLOAD */
-	int64_t expires;       /* seconds from now; 0 = never */
+	int64_t expires;       /* seconds from the start of the current second
+				* (now(), whole seconds); 0 = never */
 	const char *password;  /* NULL or "": none */
 	int64_t max_downloads; /* 0: no limit */
 } sd_link_opts;
