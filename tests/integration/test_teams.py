@@ -204,6 +204,43 @@ def test_members_share_one_folder(td):
     assert ("alice", "/team/report.txt") in who and ("bob", "/team/report.txt") in who, rows[-8:]
 
 
+def test_trash_and_versions_are_shared(td):
+    d = td
+    ftp_put_as(d, "alice", "/team/shared-trash.txt", b"v1")
+    sftp_put_as(d, "bob", "/team/shared-trash.txt", b"v2")
+    # alice deletes over FTP; bob finds it in his trash and carol (ro) sees it too
+    f = ftp_login(d.fport, "alice", PW)
+    try:
+        f.delete("/team/shared-trash.txt")
+    finally:
+        f.quit()
+    items = {}
+    for u in ("alice", "bob", "carol"):
+        got = [i for i in http_json(d, u, "GET", "/api/v1/trash")["items"]
+               if i["path"] == "/team/shared-trash.txt"]
+        assert len(got) == 1, (u, got)
+        items[u] = got[0]["id"]
+    assert len(set(items.values())) == 1, items
+    # carol may not restore (no write), bob may; then everyone sees it back with its versions
+    r = http(d, "carol", "POST", f"/api/v1/trash/{items['bob']}?op=restore")
+    assert r.code == 403, r
+    assert http_get(d, "alice", "/team/shared-trash.txt").code == 404
+    r = http(d, "bob", "POST", f"/api/v1/trash/{items['bob']}?op=restore")
+    assert r.code == 200, r
+    assert ftp_get_as(d, "alice", "/team/shared-trash.txt") == b"v2"
+    v = http_json(d, "carol", "GET", "/api/v1/versions/team/shared-trash.txt")["versions"]
+    assert [x["user"] for x in v] == ["bob", "alice"], v
+    # bob restores alice's version; alice reads it over SFTP
+    r = http(d, "bob", "POST",
+             f"/api/v1/versions/team/shared-trash.txt?op=restore&version={v[1]['id']}")
+    assert r.code == 200, r
+    assert sftp_get_as(d, "alice", "/team/shared-trash.txt") == b"v1"
+    r = http(d, "carol", "POST",
+             f"/api/v1/versions/team/shared-trash.txt?op=restore&version={v[0]['id']}")
+    assert r.code == 403, r
+    assert sftp_get_as(d, "alice", "/team/shared-trash.txt") == b"v1"
+
+
 # ---------------------------------------------------------------- 2. read-only member
 
 def test_read_only_member_refused_everywhere(td):
@@ -588,6 +625,10 @@ def test_link_to_a_file_range_etag_limit_revoke(td):
     # bob can read the file too, but the link is alice's: he cannot revoke it
     r = http(d, "bob", "DELETE", f"/api/v1/links/{link['id']}")
     assert r.code == 404, r
+    # tokens are all different, 43 base64url characters (32 random bytes)
+    toks = {make_link(d, "alice", "/team/linked.bin")["token"] for _ in range(20)}
+    assert len(toks) == 20 and all(re.fullmatch(r"[A-Za-z0-9_-]{43}", t) for t in toks), toks
+    assert len(set("".join(toks))) > 50, "tokens use the whole base64url alphabet"
     # revocation
     l2 = make_link(d, "alice", "/team/linked.bin")
     assert s(d, l2["url"]).body == data
