@@ -13,6 +13,7 @@
  *   cmd_admin.c   stats, gc, fsck, journal
  *   cmd_journal.c journal verify, journal export, replicate
  *   cmd_history.c versions, restore, trash, rollback
+ *   cmd_team.c    group ..., share folder ..., link ... (teams, share links)
  *
  * A command handler gets the arguments after its own name (argv[0] is the
  * last word of the name, as getopt expects) and returns the exit status:
@@ -103,6 +104,20 @@ int cli_cmd_versions(int argc, char **argv);
 int cli_cmd_restore(int argc, char **argv);
 int cli_cmd_trash(int argc, char **argv);
 int cli_cmd_rollback(int argc, char **argv);
+/* cmd_team.c: group add|del (argv[0]), group member add|rm (argv[0]),
+ * group ls; share folder create|delete|quota|grant|revoke|ls; link
+ * create|ls|revoke */
+int cli_cmd_group_add(int argc, char **argv);
+int cli_cmd_group_member(int argc, char **argv);
+int cli_cmd_group_list(int argc, char **argv);
+int cli_cmd_share_create(int argc, char **argv);
+int cli_cmd_share_delete(int argc, char **argv);
+int cli_cmd_share_quota(int argc, char **argv);
+int cli_cmd_share_rule(int argc, char **argv);
+int cli_cmd_share_list(int argc, char **argv);
+int cli_cmd_link_create(int argc, char **argv);
+int cli_cmd_link_list(int argc, char **argv);
+int cli_cmd_link_revoke(int argc, char **argv);
 
 /* ------------------------------------------------------------ messages */
 

@@ -63,6 +63,8 @@ static int cmd_version(int argc, char **argv);
 #define G_FILES "files (as user USER)"
 #define G_HISTORY "history (as user USER)"
 #define G_MAINT "maintenance"
+#define G_TEAMS "teams: groups and shared folders (docs/teams.md)"
+#define G_LINKS "share links"
 
 const cli_cmd cli_commands[] = {
     {"user add", G_USERS, "user add NAME [--password-stdin] [--quota SIZE] [--admin]", NULL,
@@ -84,6 +86,31 @@ const cli_cmd cli_commands[] = {
      cli_cmd_token_create},
     {"token revoke", G_TOKENS, "token revoke ID", NULL, cli_cmd_token_revoke},
     {"token list", G_TOKENS, "token list [NAME] [--json]", NULL, cli_cmd_token_list},
+    {"group add", G_TEAMS, "group add NAME | group del NAME", NULL, cli_cmd_group_add},
+    {"group del", G_TEAMS, NULL, NULL, cli_cmd_group_add},
+    {"group member add", G_TEAMS, "group member add GROUP USER | group member rm GROUP USER",
+     NULL, cli_cmd_group_member},
+    {"group member rm", G_TEAMS, NULL, NULL, cli_cmd_group_member},
+    {"group ls", G_TEAMS, "group ls [GROUP] [--json]", NULL, cli_cmd_group_list},
+    {"share folder create", G_TEAMS, "share folder create NAME [--quota SIZE]",
+     "(mounted at /NAME for those granted)", cli_cmd_share_create},
+    {"share folder grant", G_TEAMS,
+     "share folder grant NAME PATH --user USER|--group GROUP RIGHTS",
+     "(RIGHTS: ro, rw, full, dropbox, none, or list,read,write,delete,rename,share)",
+     cli_cmd_share_rule},
+    {"share folder revoke", G_TEAMS, "share folder revoke NAME PATH --user USER|--group GROUP",
+     NULL, cli_cmd_share_rule},
+    {"share folder ls", G_TEAMS, "share folder ls [NAME] [--json]", NULL, cli_cmd_share_list},
+    {"share folder quota", G_TEAMS, "share folder quota NAME SIZE", "(0 = unlimited)",
+     cli_cmd_share_quota},
+    {"share folder delete", G_TEAMS, "share folder delete NAME",
+     "(files: logical delete, purged by the cleaner)", cli_cmd_share_delete},
+    {"link create", G_LINKS,
+     "link create USER PATH [--expires DUR] [--password-stdin] [--max-downloads N] [--upload] "
+     "[--json]",
+     "(prints the token once)", cli_cmd_link_create},
+    {"link ls", G_LINKS, "link ls [USER] [--json]", NULL, cli_cmd_link_list},
+    {"link revoke", G_LINKS, "link revoke ID", NULL, cli_cmd_link_revoke},
     {"put", G_FILES, "put USER LOCAL REMOTE", NULL, cli_cmd_put},
     {"get", G_FILES, "get USER REMOTE LOCAL", "(LOCAL - = stdout)", cli_cmd_get},
     {"ls", G_FILES, "ls USER [PATH] [--json]", NULL, cli_cmd_ls},

@@ -346,7 +346,7 @@ static int a_open_read(sd_session *s, const char *path, sd_reader **out, sd_stat
 		return -ENOENT;
 	if (VIRT(np))
 		return sd__virt_open_read(c, u, np, out, st);
-	return sd__reader_open(c, u->id, np, out, st);
+	return sd__reader_open(c, u, np, SD_RIGHT_READ, out, st);
 }
 
 static int a_open_read_public(sd_core *c, int64_t owner, const char *path, sd_reader **out,
@@ -359,7 +359,12 @@ static int a_open_read_public(sd_core *c, int64_t owner, const char *path, sd_re
 	int r = sd__path_norm(path, np, sizeof np);
 	if (r < 0)
 		return r;
-	return sd__reader_open(c, owner, np, out, st);
+	/* the owner's own files only: a file id never reaches a shared folder */
+	sd_principal p;
+	memset(&p, 0, sizeof p);
+	sd__principal_set_user(&p, &o);
+	p.flags |= SD_USER_READONLY | SD_P_OWN_TREE;
+	return sd__reader_open(c, &p, np, SD_RIGHT_READ, out, st);
 }
 
 /* ------------------------------------------------------------ handles */
@@ -385,12 +390,18 @@ static int a_handle_open(sd_session *s, const char *path, unsigned flags, uint32
 }
 
 /* Run stmt with f, the file of handle h, marked busy meanwhile. */
+/* A file in a shared folder is refused once the rights its open needed
+ * are gone (file.c sd__file_recheck). */
 #define WITH_HANDLE(s, h, f, stmt)                                          \
 	ENTER(s, u);                                                        \
 	sd_file *f;                                                         \
 	int hr_ = sd__handle_get(c, (s), u->id, (h), &f);                   \
 	if (hr_ < 0)                                                        \
 		return hr_;                                                 \
+	if ((hr_ = sd__file_recheck(f)) < 0) {                              \
+		sd__handle_put(c, (h));                                     \
+		return hr_;                                                 \
+	}                                                                   \
 	stmt;                                                               \
 	sd__handle_put(c, (h))
 
@@ -551,24 +562,14 @@ static int a_lock(sd_session *s, const char *path, unsigned flags, int64_t timeo
 	ENTER(s, u);
 	RESOLVE(s, path, np);
 	NO_VIRT_WRITE(np);
-	sd_stat st;
-	int r = sd__tree_stat(c, u, np, &st);
-	int64_t node = r == 0 ? st.id : -1;
-	if (r == -ENOENT) { /* a name not there yet: its folder must be */
-		char pp[SD_PATH_MAX + 1];
-		snprintf(pp, sizeof pp, "%s", np);
-		char *slash = strrchr(pp, '/');
-		if (slash == pp)
-			slash[1] = '\0';
-		else
-			*slash = '\0';
-		r = sd__tree_stat(c, u, pp, &st);
-		if (r == 0 && st.kind != SD_KIND_DIR)
-			r = -ENOTDIR;
-	}
+	char *key; /* the node's open-mode key, or a name's whose folder is there */
+	int node;
+	int r = sd__open_key(c, u, np, &key, &node);
 	if (r < 0)
 		return r;
-	return sd__lock_take(c, u, np, node, flags, timeout, owner, out);
+	r = sd__lock_take(c, u, np, key, flags, timeout, owner, out);
+	free(key);
+	return r;
 }
 
 static int a_lock_refresh(sd_session *s, const char *path, const char *token, int64_t timeout,
@@ -682,6 +683,84 @@ static int a_self_key_remove(sd_session *s, const char *key)
 	return sd__self_key_remove(c, u, key);
 }
 
+/* ------------------------------------------------------------ teams */
+
+static int a_access(sd_session *s, const char *path, unsigned *rights)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	if (!rights)
+		return -EINVAL;
+	if (VIRT(np)) { /* views and the trash are read-only */
+		sd_stat st;
+		int r = anonymous(s) ? -ENOENT : sd__virt_stat(c, u, np, &st);
+		if (r == 0)
+			*rights = SD_RIGHT_LIST | SD_RIGHT_READ;
+		return r;
+	}
+	int r = sd__tree_access(c, u, np, rights);
+	if (r == 0 && (u->flags & SD_USER_READONLY))
+		*rights &= SD_RIGHT_LIST | SD_RIGHT_READ;
+	return r;
+}
+
+/* ------------------------------------------------------------ links */
+
+static int a_link_create(sd_session *s, const char *path, const sd_link_opts *o,
+			 char token[SD_LINK_TOKEN_MAX], sd_link_info *out)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	if (VIRT(np))
+		return sd__virt_refuse(np);
+	if (anonymous(s))
+		return -EACCES;
+	return sd__link_create(c, u, np, o, 1, token, out);
+}
+
+static int a_link_list(sd_session *s, sd_link_cb cb, void *arg)
+{
+	ENTER(s, u);
+	if (anonymous(s))
+		return 0;
+	return sd__link_list(c, u->name, cb, arg);
+}
+
+static int a_link_revoke(sd_session *s, int64_t id)
+{
+	ENTER(s, u);
+	int r = sd__check_writable(u);
+	if (r < 0)
+		return r;
+	if (anonymous(s))
+		return -ENOENT;
+	return sd__link_revoke(c, u->id, id);
+}
+
+static int a_link_create_as(sd_core *c, const char *user, const char *path, const sd_link_opts *o,
+			    char token[SD_LINK_TOKEN_MAX], sd_link_info *out)
+{
+	sd_user su;
+	int r = sd__user_get(c, user ? user : "", &su);
+	if (r < 0)
+		return r;
+	char np[SD_PATH_MAX + 1];
+	if ((r = sd__path_norm(path, np, sizeof np)) < 0)
+		return r;
+	if (VIRT(np))
+		return sd__virt_refuse(np);
+	sd_principal p;
+	memset(&p, 0, sizeof p);
+	sd__principal_set_user(&p, &su);
+	snprintf(p.proto, sizeof p.proto, "admin");
+	return sd__link_create(c, &p, np, o, 0, token, out);
+}
+
+static int a_link_revoke_any(sd_core *c, int64_t id)
+{
+	return sd__link_revoke(c, 0, id);
+}
+
 /* ------------------------------------------------------------ the rest */
 
 static int a_journal(sd_core *c, int64_t since_ms, const char *user, int64_t after,
@@ -788,4 +867,31 @@ const sd_core_api sd__api = {
 	.lock_submit = a_lock_submit,
 	.props_get = a_props_get,
 	.props_patch = a_props_patch,
+	.group_add = sd__group_add,
+	.group_delete = sd__group_delete,
+	.group_member_add = sd__group_member_add,
+	.group_member_remove = sd__group_member_remove,
+	.group_list = sd__group_list,
+	.share_create = sd__share_create,
+	.share_delete = sd__share_delete,
+	.share_set_quota = sd__share_set_quota,
+	.share_grant = sd__share_grant,
+	.share_revoke = sd__share_revoke,
+	.share_list = sd__share_list,
+	.share_rules = sd__share_rules,
+	.access = a_access,
+	.link_create = a_link_create,
+	.link_list = a_link_list,
+	.link_revoke = a_link_revoke,
+	.link_create_as = a_link_create_as,
+	.link_list_all = sd__link_list,
+	.link_revoke_any = a_link_revoke_any,
+	.link_open = sd__link_open,
+	.link_stat = sd__link_stat,
+	.link_readdir = sd__link_readdir,
+	.link_open_read = sd__link_open_read,
+	.link_use = sd__link_use,
+	.link_upload_begin = sd__link_upload_begin,
+	.link_close = sd__link_close,
+	.upload_room = sd__upload_room,
 };

@@ -193,6 +193,11 @@ static int auth_failed(sd_core *c, const char *user, const char *addr, const cha
 	return blocked ? -SD_EBLOCKED : -SD_EAUTH;
 }
 
+int sd__auth_fail(sd_core *c, const char *user, const char *addr, const char *why)
+{
+	return auth_failed(c, user, addr, why);
+}
+
 static void auth_succeeded(sd_core *c, const char *addr)
 {
 	if (!addr || !*addr)
@@ -280,6 +285,8 @@ int sd__auth_recheck(sd_core *c, int64_t uid, int method, int64_t cred_id,
 		fresh->flags = (fresh->flags & ~SD_USER_ADMIN) | SD_USER_READONLY;
 		return 0;
 	}
+	if (method == SD_METHOD_LINK)
+		return 0; /* an upload through a link: its maker is still enabled */
 	if (method == SD_METHOD_PASSWORD) {
 		unsigned char now[32];
 		sd__pwtag(hash, now);
@@ -324,6 +331,24 @@ static int hash_password(const char *pw, char out[crypto_pwhash_STRBYTES])
 			      crypto_pwhash_MEMLIMIT_INTERACTIVE) != 0)
 		return -ENOMEM;
 	return 0;
+}
+
+int sd__password_hash(const char *pw, char out[SD_PWHASH_MAX])
+{
+	return hash_password(pw, out);
+}
+
+int sd__password_check(sd_core *c, int64_t key, const char *hash, const char *pw)
+{
+	unsigned char ck[32];
+	int64_t now = sd_mono_ms();
+	pwcache_key(key, hash, pw, ck);
+	if (pwcache_hit(ck, now))
+		return 1;
+	if (!verify_password(c, hash, pw))
+		return 0;
+	pwcache_add(ck, now);
+	return 1;
 }
 
 /* A hash of a password nobody knows, to spend the same time on unknown
@@ -967,6 +992,8 @@ int sd__user_delete(sd_core *c, const char *name)
 		sqlite3_bind_int64(st, 1, uid);
 		r = exec_count(d, st, &tokens);
 	}
+	if (r == 0) /* memberships, rules and links go with the user */
+		r = sd__team_user_gone(d, uid);
 	if (r == 0) {
 		st = sd_db_stmt(d, &q_del_rename);
 		sqlite3_bind_int64(st, 1, uid);
@@ -981,6 +1008,7 @@ int sd__user_delete(sd_core *c, const char *name)
 	int cr = sd_db_write_end(c->db, d, r == 0);
 	if (r == 0 && cr == 0) {
 		atomic_fetch_add(&c->cred_gen, 1); /* its sessions re-check at once */
+		sd__team_changed(c);
 		sd_log(SD_LOG_INFO, "auth", "event=user_delete user=%s id=%lld nodes=%lld", name,
 		       (long long)uid, (long long)nodes);
 	}

@@ -214,6 +214,7 @@ sd_core *sd_core_open_store(const sd_conf *conf, unsigned flags, sd_store *store
 			goto fail;
 	}
 	sd__handles_init(c, (int)conf->max_handles);
+	sd__team_init(c);
 	char *dbpath = join(c->data_dir, "storaged.db");
 	c->db = sd_db_open(dbpath, conf->durability_full, (int)conf->db_readers, (int)conf->busy_timeout,
 			   err, errlen);
@@ -258,6 +259,7 @@ void sd_core_close(sd_core *c)
 	sd__chal_free_all(c);
 	sd__open_free_all(c);
 	sd__locks_free_all(c);
+	sd__team_free_all(c);
 	if (c->fails)
 		sd__auth_free(c);
 	sd__metrics_free(c->metrics);

@@ -87,6 +87,12 @@ struct sd_file {
 	int64_t amtime;
 	int view;          /* a read-only file of a past view (vst describes it) */
 	sd_stat vst;
+	/* in a shared folder: the rights the open needed are checked again
+	 * while it is open (sd__file_recheck) */
+	int shared;
+	unsigned need;
+	unsigned chk_gen;  /* c->team_mem_gen at the last check */
+	int64_t chk_ms;    /* monotonic ms of the last check */
 };
 
 /* ------------------------------------------------------------ open modes */
@@ -184,15 +190,42 @@ static void open_rekey(sd_file *f, int64_t node)
 	f->okey = nk;
 }
 
+/* The open-mode key of npath in u's view: "n<id>" for a node, else
+ * "p<folder id>/<name>" for a file being created (the same key for every
+ * user who creates it in a shared folder). 0, -ENOENT (no such path, or
+ * not visible), or another error. */
+int sd__open_key(sd_core *c, const sd_principal *u, const char *npath, char **key, int *node)
+{
+	sd_dbc *d = sd_db_read_begin(c->db);
+	sd_view v;
+	sd_node n, dir;
+	const char *leaf;
+	*key = NULL;
+	*node = 0;
+	int r = sd__view_open(c, d, u, &v);
+	if (r == 0)
+		r = sd__view_lookup(&v, npath, &n);
+	if (r == 0 && !n.vis)
+		r = -ENOENT;
+	if (r == 0) {
+		*key = sd_xasprintf("n%lld", (long long)n.id);
+		*node = 1;
+	} else if (r == -ENOENT && (r = sd__view_parent(&v, npath, 0, 0, &dir, &leaf)) == 0) {
+		*key = sd_xasprintf("p%lld/%s", (long long)dir.id, leaf);
+	}
+	sd__view_close(&v);
+	sd_db_read_end(c->db, d);
+	return r;
+}
+
 int sd__open_state(sd_core *c, const sd_principal *u, const char *npath, unsigned *state)
 {
 	*state = 0;
-	sd_stat st;
-	int r = sd__tree_stat(c, u, npath, &st);
-	char *key = r == 0 ? sd_xasprintf("n%lld", (long long)st.id)
-			   : sd_xasprintf("p%lld:%s", (long long)u->id, npath);
-	if (r == -ENOENT)
-		r = 0; /* a pending create may hold it */
+	char *key;
+	int node;
+	int r = sd__open_key(c, u, npath, &key, &node);
+	if (r < 0)
+		return r == -ENOTDIR ? -ENOENT : r;
 	pthread_mutex_lock(&c->open_lock);
 	sd_openent *e = ent_find(c, key);
 	if (e) {
@@ -205,15 +238,12 @@ int sd__open_state(sd_core *c, const sd_principal *u, const char *npath, unsigne
 		*state |= SD_OPEN_LOCKED;
 	pthread_mutex_unlock(&c->open_lock);
 	free(key);
-	return r;
+	return 0;
 }
 
-int sd__open_writers_locked(sd_core *c, int64_t node, int64_t uid, const char *npath)
+int sd__open_writers_locked(sd_core *c, const char *key)
 {
-	char *key = node >= 0 ? sd_xasprintf("n%lld", (long long)node)
-			      : sd_xasprintf("p%lld:%s", (long long)uid, npath);
 	sd_openent *e = ent_find(c, key);
-	free(key);
 	return e && (e->writers > 0 || e->exclusive > 0);
 }
 
@@ -230,23 +260,6 @@ void sd__open_free_all(sd_core *c)
 }
 
 /* ------------------------------------------------------------ open */
-
-/* The parent of a path to be created must be a directory. */
-static int parent_is_dir(sd_core *c, const sd_principal *u, const char *npath)
-{
-	char pp[SD_PATH_MAX + 1];
-	snprintf(pp, sizeof pp, "%s", npath);
-	char *slash = strrchr(pp, '/');
-	if (slash == pp)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
-	sd_stat st;
-	int r = sd__tree_stat(c, u, pp, &st);
-	if (r == 0 && st.kind != SD_KIND_DIR)
-		r = -ENOTDIR;
-	return r;
-}
 
 int sd__file_open(sd_core *c, const sd_principal *u, const char *npath, unsigned flags,
 		  uint32_t mode, const sd_locktoks *tk, sd_file **out, sd_stat *stout)
@@ -274,19 +287,47 @@ int sd__file_open(sd_core *c, const sd_principal *u, const char *npath, unsigned
 	f->omode = omode;
 	f->writes = writes;
 	snprintf(f->npath, sizeof f->npath, "%s", npath);
+	/* the rights this open needs (team.c T7), checked again while open */
+	f->need = (writes ? SD_RIGHT_WRITE : 0) |
+		  ((flags & SD_O_READ) || !writes ? SD_RIGHT_READ : 0);
 	sd_stat st;
-	int r = sd__tree_stat(c, u, npath, &st);
-	if (r == 0 && (flags & SD_O_CREAT) && (flags & SD_O_EXCL))
+	sd_node n, dir;
+	const char *leaf = NULL;
+	int exists = 0;
+	sd_dbc *d = sd_db_read_begin(c->db);
+	sd_view v;
+	int r = sd__view_open(c, d, u, &v);
+	if (r == 0)
+		r = sd__view_lookup(&v, npath, &n);
+	if (r == 0) {
+		exists = 1;
+		sd__node_to_stat(&n, &st);
+		if (n.kind == SD_KIND_FILE)
+			st.versions = sd__version_count(d, n.id);
+		f->shared = n.share != 0;
+	} else if (r == -ENOENT && (flags & SD_O_CREAT)) {
+		r = sd__view_parent(&v, npath, 0, 0, &dir, &leaf);
+		f->shared = dir.share != 0;
+	}
+	sd__view_close(&v);
+	sd_db_read_end(c->db, d);
+	if (exists && (flags & SD_O_CREAT) && (flags & SD_O_EXCL))
 		r = -EEXIST;
-	else if (r == 0 && st.kind != SD_KIND_FILE)
+	else if (exists && st.kind != SD_KIND_FILE)
 		r = -EISDIR;
-	else if (r == -ENOENT && (flags & SD_O_CREAT)) {
-		if ((r = parent_is_dir(c, u, npath)) == 0) {
-			f->pending = 1;
-			f->cmode = mode ? mode & 07777 : 0644;
-			f->okey = sd_xasprintf("p%lld:%s", (long long)u->id, npath);
-			r = open_acquire(f, (flags & SD_O_EXCL) != 0, tk);
+	else if (exists && (n.rights & f->need) != f->need)
+		r = n.vis ? -EACCES : -ENOENT;
+	else if (exists && st.size > 0 && !(flags & SD_O_TRUNC) && !(n.rights & SD_RIGHT_READ))
+		r = -EACCES; /* its content would be readable through the handle */
+	else if (!exists && r == 0) {
+		if (!(dir.rights & SD_RIGHT_WRITE)) {
+			r = -EACCES;
+			goto fail;
 		}
+		f->pending = 1;
+		f->cmode = mode ? mode & 07777 : 0644;
+		f->okey = sd_xasprintf("p%lld/%s", (long long)dir.id, leaf);
+		r = open_acquire(f, (flags & SD_O_EXCL) != 0, tk);
 		if (r < 0)
 			goto fail;
 		memset(&st, 0, sizeof st);
@@ -304,7 +345,7 @@ int sd__file_open(sd_core *c, const sd_principal *u, const char *npath, unsigned
 		goto fail;
 	if (st.size > 0 && !(flags & SD_O_TRUNC)) {
 		/* the reader's version is what we read, whatever stat saw */
-		if ((r = sd__reader_open(c, u->id, npath, &f->base, &st)) < 0) {
+		if ((r = sd__reader_open(c, u, npath, 0, &f->base, &st)) < 0) {
 			open_release(c, f->okey, omode, writes);
 			goto fail;
 		}
@@ -583,6 +624,32 @@ int sd__file_close(sd_file *f)
 	int r = commit(f, 1);
 	release(f);
 	return r;
+}
+
+int sd__file_recheck(sd_file *f)
+{
+	if (!f->shared || f->view || f->pending)
+		return 0; /* a pending create is checked by its commit */
+	sd_core *c = f->c;
+	unsigned gen = atomic_load(&c->team_mem_gen);
+	int64_t now = sd_mono_ms();
+	if (f->chk_ms && gen == f->chk_gen && now - f->chk_ms < SD_TEAM_RECHECK_MS)
+		return 0;
+	sd_dbc *d = sd_db_read_begin(c->db);
+	sd_view v;
+	unsigned rights = 0;
+	int r = sd__view_open(c, d, &f->u, &v);
+	if (r == 0)
+		r = sd__view_node_rights(&v, f->node, &rights, NULL, NULL);
+	sd__view_close(&v);
+	sd_db_read_end(c->db, d);
+	if (r == -ENOENT || (r == 0 && (rights & f->need) != f->need))
+		return -EACCES;
+	if (r < 0)
+		return r;
+	f->chk_gen = gen;
+	f->chk_ms = now;
+	return 0;
 }
 
 void sd__file_info(const sd_file *f, sd_handle_info *out)

@@ -61,6 +61,9 @@ SD_SQL(q_sub_unref,
        "WHERE id IN (SELECT blob FROM versions WHERE node IN (SELECT id FROM temp.gc_sub))");
 SD_SQL(q_sub_versions, "DELETE FROM versions WHERE node IN (SELECT id FROM temp.gc_sub)");
 SD_SQL(q_sub_places, "DELETE FROM placements WHERE node IN (SELECT id FROM temp.gc_sub)");
+/* rules and links on purged nodes go with them (team.c, link.c) */
+SD_SQL(q_sub_rules, "DELETE FROM share_rules WHERE node IN (SELECT id FROM temp.gc_sub)");
+SD_SQL(q_sub_links, "DELETE FROM links WHERE node IN (SELECT id FROM temp.gc_sub)");
 SD_SQL(q_sub_nodes, "DELETE FROM nodes WHERE id IN (SELECT id FROM temp.gc_sub)");
 SD_SQL(q_sub_count, "SELECT count(*) FROM temp.gc_sub");
 SD_SQL(q_unref_blobs, "SELECT b.id, b.sha256, b.size, i.blob IS NOT NULL FROM blobs b "
@@ -94,6 +97,10 @@ int sd__purge_subtree(sd_core *c, sd_dbc *d, int64_t id, int64_t *count)
 		r = sd_db_exec_stmt(sd_db_stmt(d, &q_sub_versions));
 	if (r == 0)
 		r = sd_db_exec_stmt(sd_db_stmt(d, &q_sub_places));
+	if (r == 0)
+		r = sd_db_exec_stmt(sd_db_stmt(d, &q_sub_rules));
+	if (r == 0)
+		r = sd_db_exec_stmt(sd_db_stmt(d, &q_sub_links));
 	if (r == 0)
 		r = sd_db_exec_stmt(sd_db_stmt(d, &q_sub_nodes));
 	if (r == 0)

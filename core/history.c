@@ -387,20 +387,60 @@ static int child_at(sd_dbc *d, int64_t parent, const char *name, size_t len, int
 	return r;
 }
 
-/* rel ("" or "/a/b") from node top in the view of `at`. */
-static int view_lookup(sd_dbc *d, int64_t top, int64_t at, const char *rel, sd_node *out)
+/* Where a walk of a view of the past starts: node top, with the
+ * principal's rights there (the user's root: all; a trash item: what the
+ * rules give on it now). */
+typedef struct past_top {
+	int64_t id;
+	unsigned rights;
+	int64_t share;
+} past_top;
+
+/* rel ("" or "/a/b") from top in the view of `at`, through v: shared
+ * folders mounted at the user's root (those made by then), and the rights
+ * of today's rules on the nodes walked (team.c T4, T6: a view never shows
+ * what the rules hide now). */
+static int past_lookup(sd_view *v, const past_top *top, int64_t at, const char *rel,
+		       sd_node *out)
 {
-	int r = node_at(d, top, at, out);
+	int r = node_at(v->d, top->id, at, out);
+	if (r < 0)
+		return r;
+	out->rights = top->rights;
+	out->share = top->share;
+	out->top = top->id;
+	out->vis = 1;
 	const char *p = rel, *s;
 	size_t n;
 	while (r == 0 && next_comp(&p, &s, &n)) {
 		int64_t id;
 		if (out->kind != SD_KIND_DIR)
 			return -ENOTDIR;
-		if ((r = child_at(d, out->id, s, n, at, &id)) == 0)
-			r = node_at(d, id, at, out);
+		sd_node dir = *out;
+		const sd_mount *m = dir.id == v->root && !dir.share ? sd__team_mount(v->t, s, n) : NULL;
+		if (m && m->created <= at) {
+			if ((r = node_at(v->d, m->root, at, out)) == 0) {
+				unsigned rr = 0;
+				out->share = m->share;
+				out->top = m->root;
+				out->mount = 1;
+				out->rights = sd__team_rule(v->t, m->root, &rr) ? rr : 0;
+				out->vis = 1;
+			}
+			continue;
+		}
+		if ((r = child_at(v->d, dir.id, s, n, at, &id)) == 0 &&
+		    (r = node_at(v->d, id, at, out)) == 0)
+			sd__view_inherit(v, &dir, out);
 	}
 	return r;
+}
+
+/* The node at the tree root of a view (the user's root, all rights). */
+static past_top root_top(const sd_view *v)
+{
+	past_top t = {v->root, SD_RIGHTS_ALL, 0};
+	return t;
 }
 
 static void view_stat(sd_dbc *d, const sd_node *n, int64_t at, sd_stat *st)
@@ -558,7 +598,7 @@ static int hlist_readdir(hlist *l, const char *after, int limit, sd_readdir_cb c
 SD_SQL(q_list_at,
        "SELECT p.node, p.name, n.kind, n.mode, n.mtime, n.ctime, n.blob, n.size, b.sha256, "
        "n.vts > ?2, CASE WHEN n.vts > ?2 THEN (SELECT w.id FROM versions w WHERE w.node = p.node "
-       "AND w.ts <= ?2 ORDER BY w.ts DESC, w.id DESC LIMIT 1) END "
+       "AND w.ts <= ?2 ORDER BY w.ts DESC, w.id DESC LIMIT 1) END, n.created_by, n.changed_by "
        "FROM placements p JOIN nodes n ON n.id = p.node LEFT JOIN blobs b ON b.id = n.blob "
        "WHERE p.parent = ?1 AND p.t_from <= ?2 AND (p.t_to IS NULL OR p.t_to > ?2) "
        "AND p.name > ?3 ORDER BY p.name LIMIT ?4");
@@ -584,54 +624,129 @@ static int version_into(sd_dbc *d, int64_t vid, sd_node *n)
 
 typedef struct view_ctx {
 	sd_core *c;
-	int64_t top, at;
+	const sd_principal *u;
+	past_top top;
+	int64_t at;
 	const char *rel;
 } view_ctx;
+
+/* One entry of q_list_at into nd (as it was at `at`): 0, or -1 for a file
+ * that had no content yet then. */
+static int list_at_row(sd_dbc *d, sqlite3_stmt *st, int64_t at, sd_node *nd)
+{
+	memset(nd, 0, sizeof *nd);
+	nd->id = sqlite3_column_int64(st, 0);
+	nd->kind = sqlite3_column_int(st, 2);
+	nd->mode = (uint32_t)sqlite3_column_int(st, 3) & ~0222u;
+	nd->mtime = sqlite3_column_int64(st, 4);
+	nd->ctime = sqlite3_column_int64(st, 5);
+	const unsigned char *cb = sqlite3_column_text(st, 11), *mb = sqlite3_column_text(st, 12);
+	snprintf(nd->created_by, sizeof nd->created_by, "%s", cb ? (const char *)cb : "");
+	snprintf(nd->changed_by, sizeof nd->changed_by, "%s", mb ? (const char *)mb : "");
+	if (nd->kind == SD_KIND_FILE && sqlite3_column_int(st, 9)) {
+		/* changed since: its version of then */
+		if (sqlite3_column_type(st, 10) == SQLITE_NULL ||
+		    version_into(d, sqlite3_column_int64(st, 10), nd) < 0)
+			return -1; /* no content yet at that moment */
+	} else if (nd->kind == SD_KIND_FILE) {
+		nd->blob = sqlite3_column_int64(st, 6);
+		nd->size = (uint64_t)sqlite3_column_int64(st, 7);
+		snprintf(nd->sha256, sizeof nd->sha256, "%s", (const char *)sqlite3_column_text(st, 8));
+	} else if (nd->mtime * 1000 > at) {
+		nd->mtime = at / 1000;
+	}
+	return 0;
+}
 
 static int view_fetch(void *ctx, const char *after, int want, hent *ents)
 {
 	view_ctx *x = ctx;
 	sd_dbc *d = sd_db_read_begin(x->c->db);
+	sd_view v;
 	sd_node dir;
-	int r = view_lookup(d, x->top, x->at, x->rel, &dir);
+	int r = sd__view_open(x->c, d, x->u, &v);
+	if (r == 0)
+		r = past_lookup(&v, &x->top, x->at, x->rel, &dir);
+	if (r == 0 && !dir.vis)
+		r = -ENOENT;
 	if (r == 0 && dir.kind != SD_KIND_DIR)
 		r = -ENOTDIR;
-	int n = 0;
-	if (r == 0) {
+	if (r == 0 && !(dir.rights & SD_RIGHT_LIST))
+		r = -EACCES;
+	int n = 0, end = 0;
+	/* the view's root shows the shared folders mounted then (PAGE + the
+	 * mounts is what the caller's array holds: hlist callers pass PAGE) */
+	const sd_mount *mounts = NULL;
+	int nm = r == 0 && dir.id == v.root && !dir.share ? sd__team_mounts(v.t, &mounts) : 0;
+	if (nm > PAGE / 2)
+		nm = PAGE / 2;
+	int room = want - nm > 1 ? want - nm : 1;
+	char *cur = sd_xstrdup(after);
+	while (r == 0 && n < room && !end) {
+		int ask = room - n, raw = 0;
 		sqlite3_stmt *st = sd_db_stmt(d, &q_list_at);
 		sqlite3_bind_int64(st, 1, dir.id);
 		sqlite3_bind_int64(st, 2, x->at);
-		sqlite3_bind_text(st, 3, after, -1, SQLITE_STATIC);
-		sqlite3_bind_int(st, 4, want);
+		sqlite3_bind_text(st, 3, cur, -1, SQLITE_STATIC);
+		sqlite3_bind_int(st, 4, ask);
 		while (sqlite3_step(st) == SQLITE_ROW) {
+			raw++;
+			const char *name = (const char *)sqlite3_column_text(st, 1);
+			free(cur);
+			cur = sd_xstrdup(name);
+			if (nm && sd__team_mount(v.t, name, strlen(name)))
+				continue;
 			sd_node nd;
-			memset(&nd, 0, sizeof nd);
-			nd.id = sqlite3_column_int64(st, 0);
-			nd.kind = sqlite3_column_int(st, 2);
-			nd.mode = (uint32_t)sqlite3_column_int(st, 3) & ~0222u;
-			nd.mtime = sqlite3_column_int64(st, 4);
-			nd.ctime = sqlite3_column_int64(st, 5);
-			if (nd.kind == SD_KIND_FILE && sqlite3_column_int(st, 9)) {
-				/* changed since: its version of then */
-				if (sqlite3_column_type(st, 10) == SQLITE_NULL ||
-				    version_into(d, sqlite3_column_int64(st, 10), &nd) < 0)
-					continue; /* no content yet at that moment */
-			} else if (nd.kind == SD_KIND_FILE) {
-				nd.blob = sqlite3_column_int64(st, 6);
-				nd.size = (uint64_t)sqlite3_column_int64(st, 7);
-				snprintf(nd.sha256, sizeof nd.sha256, "%s",
-					 (const char *)sqlite3_column_text(st, 8));
-			} else if (nd.mtime * 1000 > x->at) {
-				nd.mtime = x->at / 1000;
-			}
+			if (list_at_row(d, st, x->at, &nd) < 0)
+				continue;
+			sd__view_inherit(&v, &dir, &nd);
+			if (dir.share && !nd.vis)
+				continue;
 			sd__node_to_stat(&nd, &ents[n].st);
-			ents[n].name = sd_xstrdup((const char *)sqlite3_column_text(st, 1));
+			ents[n].name = sd_xstrdup(name);
 			n++;
 		}
 		sqlite3_reset(st);
+		end = raw < ask;
 	}
+	for (int i = 0; r == 0 && i < nm; i++) {
+		const sd_mount *m = &mounts[i];
+		if (m->created > x->at || strcmp(m->name, after) <= 0 ||
+		    (!end && strcmp(m->name, cur) > 0))
+			continue;
+		sd_node mn;
+		if (node_at(d, m->root, x->at, &mn) < 0)
+			continue;
+		sd__node_to_stat(&mn, &ents[n].st);
+		ents[n].name = sd_xstrdup(m->name);
+		n++;
+	}
+	free(cur);
+	sd__view_close(&v);
 	sd_db_read_end(x->c->db, d);
-	return r < 0 ? r : n;
+	if (r < 0) {
+		for (int i = 0; i < n; i++)
+			free(ents[i].name);
+		return r;
+	}
+	if (nm && n > 1)
+		qsort(ents, (size_t)n, sizeof *ents, hent_cmp);
+	if (n > want) {
+		for (int i = want; i < n; i++)
+			free(ents[i].name);
+		n = want;
+	}
+	/* fewer than want only at the end: top up from the next names */
+	if (!end && n < want && n > 0) {
+		hent *more = sd_xcalloc((size_t)PAGE + 1, sizeof *more);
+		int k = view_fetch(ctx, ents[n - 1].name, want - n, more);
+		for (int i = 0; i < k; i++)
+			ents[n + i] = more[i];
+		free(more);
+		if (k > 0)
+			n += k;
+	}
+	return n;
 }
 
 /* ------------------------------------------------------------ moments */
@@ -639,63 +754,98 @@ static int view_fetch(void *ctx, const char *after, int want, hent *ents)
 SD_SQL(q_next_change, "SELECT min(ts) FROM tree_changes WHERE owner = ?1 AND ts >= ?2 AND ts < ?3");
 SD_SQL(q_last_change, "SELECT max(ts) FROM tree_changes WHERE owner = ?1 AND ts >= ?2 AND ts < ?3");
 
-/* The first moment in [from, to) the tree of uid changed, or -1. */
-static int64_t next_change(sd_dbc *d, int64_t uid, int64_t from, int64_t to, int last)
+/* The trees a user's view holds: theirs and the shared folders mounted. */
+#define OWNERS_MAX 33
+typedef struct owners {
+	int64_t id[OWNERS_MAX];
+	int n;
+} owners;
+
+static void owners_of(const sd_view *v, owners *o)
 {
-	sqlite3_stmt *st = sd_db_stmt(d, last ? &q_last_change : &q_next_change);
-	sqlite3_bind_int64(st, 1, uid);
-	sqlite3_bind_int64(st, 2, from);
-	sqlite3_bind_int64(st, 3, to);
-	int64_t t = -1;
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL)
-		t = sqlite3_column_int64(st, 0);
-	sqlite3_reset(st);
-	return t;
+	const sd_mount *m;
+	int nm = sd__team_mounts(v->t, &m);
+	o->id[0] = v->u->id;
+	o->n = 1;
+	for (int i = 0; i < nm && o->n < OWNERS_MAX; i++)
+		o->id[o->n++] = m[i].account;
 }
 
-/* Days (from the horizon on) in which the tree changed. Each changed-moment
- * lookup is one index seek; days without changes cost nothing. */
-static void list_days(sd_core *c, int64_t uid, hlist *l)
+/* The first (last: the last) moment in [from, to) any of the trees changed,
+ * or -1. */
+static int64_t next_change(sd_dbc *d, const owners *o, int64_t from, int64_t to, int last)
+{
+	int64_t best = -1;
+	for (int i = 0; i < o->n; i++) {
+		sqlite3_stmt *st = sd_db_stmt(d, last ? &q_last_change : &q_next_change);
+		sqlite3_bind_int64(st, 1, o->id[i]);
+		sqlite3_bind_int64(st, 2, from);
+		sqlite3_bind_int64(st, 3, to);
+		if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 0) != SQLITE_NULL) {
+			int64_t t = sqlite3_column_int64(st, 0);
+			if (best < 0 || (last ? t > best : t < best))
+				best = t;
+		}
+		sqlite3_reset(st);
+	}
+	return best;
+}
+
+/* Days (from the horizon on) in which the view changed. Each changed-moment
+ * lookup is one index seek per tree; days without changes cost nothing. */
+static void list_days(sd_core *c, const sd_principal *u, hlist *l)
 {
 	int64_t now = sd__now_ms(c), from = sd__history_horizon(c, now);
 	if (from < 0)
 		from = 0;
 	sd_dbc *d = sd_db_read_begin(c->db);
-	for (int guard = 0; guard < 100000; guard++) {
-		int64_t t = next_change(d, uid, from, INT64_MAX, 0);
-		if (t < 0)
-			break;
-		int64_t day = t - t % DAY_MS;
-		int64_t last = next_change(d, uid, t, day + DAY_MS, 1);
-		char name[16];
-		fmt(day, "%Y-%m-%d", name, sizeof name);
-		sd_stat st;
-		vdir_stat(VID(day * 2), (last < 0 ? t : last) / 1000, &st);
-		hlist_add(l, name, &st);
-		from = day + DAY_MS;
+	sd_view v;
+	owners o;
+	if (sd__view_open(c, d, u, &v) == 0) {
+		owners_of(&v, &o);
+		for (int guard = 0; guard < 100000; guard++) {
+			int64_t t = next_change(d, &o, from, INT64_MAX, 0);
+			if (t < 0)
+				break;
+			int64_t day = t - t % DAY_MS;
+			int64_t last = next_change(d, &o, t, day + DAY_MS, 1);
+			char name[16];
+			fmt(day, "%Y-%m-%d", name, sizeof name);
+			sd_stat st;
+			vdir_stat(VID(day * 2), (last < 0 ? t : last) / 1000, &st);
+			hlist_add(l, name, &st);
+			from = day + DAY_MS;
+		}
 	}
+	sd__view_close(&v);
 	sd_db_read_end(c->db, d);
 }
 
-/* Seconds of one day (from the horizon on) in which the tree changed. */
-static void list_seconds(sd_core *c, int64_t uid, int64_t day, hlist *l)
+/* Seconds of one day (from the horizon on) in which the view changed. */
+static void list_seconds(sd_core *c, const sd_principal *u, int64_t day, hlist *l)
 {
 	int64_t now = sd__now_ms(c), from = sd__history_horizon(c, now), end = day + DAY_MS;
 	if (from < day)
 		from = day;
 	sd_dbc *d = sd_db_read_begin(c->db);
-	while (from < end) {
-		int64_t t = next_change(d, uid, from, end, 0);
-		if (t < 0)
-			break;
-		int64_t sec = t - t % 1000;
-		char name[16];
-		fmt(sec, "%H-%M-%S", name, sizeof name);
-		sd_stat st;
-		vdir_stat(VID((sec + 999) * 2 + 1), sec / 1000, &st);
-		hlist_add(l, name, &st);
-		from = sec + 1000;
+	sd_view v;
+	owners o;
+	if (sd__view_open(c, d, u, &v) == 0) {
+		owners_of(&v, &o);
+		while (from < end) {
+			int64_t t = next_change(d, &o, from, end, 0);
+			if (t < 0)
+				break;
+			int64_t sec = t - t % 1000;
+			char name[16];
+			fmt(sec, "%H-%M-%S", name, sizeof name);
+			sd_stat st;
+			vdir_stat(VID((sec + 999) * 2 + 1), sec / 1000, &st);
+			hlist_add(l, name, &st);
+			from = sec + 1000;
+		}
 	}
+	sd__view_close(&v);
 	sd_db_read_end(c->db, d);
 }
 
@@ -759,19 +909,50 @@ static int path_at(sd_dbc *d, int64_t root, int64_t node, int64_t at, sd_buf *ou
 	return r;
 }
 
-/* The trash item `id` of user uid, in any transaction: its node (as it
- * was when deleted) and deletion moment. When entry is given it must be
- * the item's entry name. -ENOENT otherwise. */
-static int item_get(sd_core *c, sd_dbc *d, int64_t uid, int64_t id, const char *entry,
-		    sd_node *n, int64_t *deleted)
+/* Where a trash item is in a user's view: the root of its tree (the
+ * user's, or a shared folder's seen at "/<prefix>"), and the user's rights
+ * on it now (team.c T4). */
+typedef struct iplace {
+	unsigned rights;
+	int64_t top;
+	int64_t owner;
+	int64_t share; /* 0: the user's own tree */
+	char prefix[SD_USERNAME_MAX + 2]; /* "" or "/<mount>" */
+} iplace;
+
+/* Where the deleted node id (owned by owner) is in the view v, if the
+ * user may see it: 0 or -ENOENT. */
+static int item_place(sd_view *v, int64_t id, int64_t owner, iplace *ip)
 {
-	sqlite3_stmt *st = sd_db_stmt(d, &q_item);
+	memset(ip, 0, sizeof *ip);
+	ip->owner = owner;
+	if (owner == v->u->id) {
+		ip->rights = SD_RIGHTS_ALL;
+		ip->top = v->root;
+		return 0;
+	}
+	int r = sd__view_node_rights(v, id, &ip->rights, &ip->top, &ip->share);
+	const sd_mount *m = r == 0 && ip->share ? sd__team_mount_root(v->t, ip->top) : NULL;
+	if (!m || !(ip->rights & (SD_RIGHT_READ | SD_RIGHT_LIST)))
+		return -ENOENT;
+	snprintf(ip->prefix, sizeof ip->prefix, "/%s", m->name);
+	return 0;
+}
+
+/* The trash item `id` in the view v, in any transaction: its node (as it
+ * was when deleted), deletion moment and place. An item of a shared folder
+ * is the user's to see when the rules let them list or read it. When
+ * entry is given it must be the item's entry name. -ENOENT otherwise. */
+static int item_get(sd_core *c, sd_view *v, int64_t id, const char *entry, sd_node *n,
+		    int64_t *deleted, iplace *ip)
+{
+	sqlite3_stmt *st = sd_db_stmt(v->d, &q_item);
 	sqlite3_bind_int64(st, 1, id);
 	int r = -ENOENT;
-	int64_t del = 0;
+	int64_t del = 0, owner = 0;
 	char name[SD_NAME_MAX + 1] = "";
-	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_int64(st, 0) == uid &&
-	    sqlite3_column_type(st, 1) != SQLITE_NULL) {
+	if (sqlite3_step(st) == SQLITE_ROW && sqlite3_column_type(st, 1) != SQLITE_NULL) {
+		owner = sqlite3_column_int64(st, 0);
 		del = sqlite3_column_int64(st, 1);
 		snprintf(name, sizeof name, "%s", (const char *)sqlite3_column_text(st, 2));
 		int inside = sqlite3_column_type(st, 3) != SQLITE_NULL &&
@@ -780,6 +961,8 @@ static int item_get(sd_core *c, sd_dbc *d, int64_t uid, int64_t id, const char *
 		r = !inside && kept ? 0 : -ENOENT;
 	}
 	sqlite3_reset(st);
+	if (r == 0)
+		r = item_place(v, id, owner, ip);
 	if (r == 0 && entry) {
 		char want[SD_NAME_MAX + 1];
 		trash_entry(del, id, name, want);
@@ -787,13 +970,28 @@ static int item_get(sd_core *c, sd_dbc *d, int64_t uid, int64_t id, const char *
 			r = -ENOENT;
 	}
 	if (r == 0) {
-		r = node_at(d, id, del - 1, n);
+		r = node_at(v->d, id, del - 1, n);
 		if (r == -ENOENT) /* a file made in the moment it was deleted */
-			r = node_at(d, id, del, n);
+			r = node_at(v->d, id, del, n);
 	}
 	if (r == 0)
 		*deleted = del;
 	return r;
+}
+
+/* The path item id had just before its deletion, in the view (its place
+ * ip), into out. */
+static void item_path(sd_dbc *d, const iplace *ip, int64_t id, int64_t del, const char *name,
+		      sd_buf *out)
+{
+	sd_buf p = SD_BUF_INIT;
+	if (path_at(d, ip->top, id, del - 1, &p) < 0) {
+		sd_buf_reset(&p);
+		sd_buf_printf(&p, "/%s", name); /* its folder is gone for good */
+	}
+	sd_buf_reset(out);
+	sd_buf_printf(out, "%s%s", ip->prefix, p.data);
+	sd_buf_free(&p);
 }
 
 typedef struct titem {
@@ -802,23 +1000,39 @@ typedef struct titem {
 	sd_stat st;
 } titem;
 
-/* Every item of uid's trash (within deleted_retention), newest first. */
-static int items_load(sd_core *c, int64_t uid, titem **out, int *count)
+static int titem_cmp(const void *a, const void *b)
+{
+	const titem *x = a, *y = b;
+	if (x->t.deleted != y->t.deleted)
+		return x->t.deleted > y->t.deleted ? -1 : 1;
+	return x->t.id > y->t.id ? -1 : x->t.id < y->t.id;
+}
+
+/* Every item of u's trash (within deleted_retention), newest first: those
+ * of the user's tree, and those of the shared folders they see that the
+ * rules let them list or read. */
+static int items_load(sd_core *c, const sd_principal *u, titem **out, int *count)
 {
 	titem *v = NULL;
 	int n = 0, cap = 0;
-	int64_t root;
 	sd_dbc *d = sd_db_read_begin(c->db);
-	int r = sd__user_root(d, uid, &root);
-	if (r == 0) {
+	sd_view vw;
+	int r = sd__view_open(c, d, u, &vw);
+	owners o = {{0}, 0};
+	if (r == 0)
+		owners_of(&vw, &o);
+	int64_t *owner_of = NULL;
+	for (int k = 0; r == 0 && k < o.n; k++) {
 		sqlite3_stmt *st = sd_db_stmt(d, &q_items);
-		sqlite3_bind_int64(st, 1, uid);
+		sqlite3_bind_int64(st, 1, o.id[k]);
 		sqlite3_bind_int64(st, 2, sd__now_ms(c) - c->conf->deleted_retention);
 		while (sqlite3_step(st) == SQLITE_ROW) {
 			if (n == cap) {
 				cap = cap ? cap * 2 : 32;
 				v = sd_xrealloc(v, (size_t)cap * sizeof *v);
+				owner_of = sd_xrealloc(owner_of, (size_t)cap * sizeof *owner_of);
 			}
+			owner_of[n] = o.id[k];
 			titem *it = &v[n++];
 			memset(it, 0, sizeof *it);
 			it->t.id = sqlite3_column_int64(st, 0);
@@ -831,8 +1045,14 @@ static int items_load(sd_core *c, int64_t uid, titem **out, int *count)
 		sqlite3_reset(st);
 	}
 	sd_buf p = SD_BUF_INIT;
+	int keep = 0;
 	for (int i = 0; r == 0 && i < n; i++) {
 		titem *it = &v[i];
+		iplace ip;
+		if (item_place(&vw, it->t.id, owner_of[i], &ip) < 0) {
+			free(it->name); /* not the user's to see */
+			continue;
+		}
 		if (it->t.kind == SD_KIND_DIR) {
 			sqlite3_stmt *st = sd_db_stmt(d, &q_item_size);
 			sqlite3_bind_int64(st, 1, it->t.id);
@@ -843,10 +1063,7 @@ static int items_load(sd_core *c, int64_t uid, titem **out, int *count)
 			}
 			sqlite3_reset(st);
 		}
-		if (path_at(d, root, it->t.id, it->t.deleted - 1, &p) < 0) {
-			sd_buf_reset(&p);
-			sd_buf_printf(&p, "/%s", it->name); /* its folder is gone for good */
-		}
+		item_path(d, &ip, it->t.id, it->t.deleted, it->name, &p);
 		it->path = sd_xstrdup(p.data);
 		sd_node nd;
 		if (node_at(d, it->t.id, it->t.deleted - 1, &nd) == 0)
@@ -859,9 +1076,15 @@ static int items_load(sd_core *c, int64_t uid, titem **out, int *count)
 		it->name = sd_xstrdup(entry);
 		it->t.path = it->path;
 		it->t.name = it->name;
+		v[keep++] = *it;
 	}
+	n = keep;
+	free(owner_of);
 	sd_buf_free(&p);
+	sd__view_close(&vw);
 	sd_db_read_end(c->db, d);
+	if (n > 1) /* the trees' items merged, most recently deleted first */
+		qsort(v, (size_t)n, sizeof *v, titem_cmp);
 	*out = v;
 	*count = n;
 	if (r < 0) {
@@ -888,7 +1111,7 @@ static void items_free(titem *v, int n)
 int sd__hist_trash_list(sd_core *c, const sd_principal *u, sd_trash_cb cb, void *arg)
 {
 	titem *v;
-	int n, r = items_load(c, u->id, &v, &n);
+	int n, r = items_load(c, u, &v, &n);
 	if (r < 0)
 		return r;
 	int delivered = 0;
@@ -909,18 +1132,22 @@ int sd__hist_trash_list(sd_core *c, const sd_principal *u, sd_trash_cb cb, void 
 typedef struct vres {
 	int synthetic;      /* one of our own folders: st says what */
 	sd_stat st;
-	int64_t top, at;    /* otherwise: the view */
+	past_top top;       /* otherwise: the view */
+	int64_t at;
 	const char *rel;
 	sd_node node;       /* ... and the node found in it */
 } vres;
 
-static int vresolve(sd_core *c, sd_dbc *d, const sd_principal *u, const vpath *v, vres *out)
+static int vresolve(sd_core *c, sd_view *vw, const vpath *v, vres *out)
 {
 	memset(out, 0, sizeof *out);
+	sd_dbc *d = vw->d;
 	int64_t now = sd__now_ms(c), horizon = sd__history_horizon(c, now);
+	owners o;
+	owners_of(vw, &o);
 	switch (v->kind) {
 	case VK_SNAPS: {
-		int64_t last = next_change(d, u->id, 0, INT64_MAX, 1);
+		int64_t last = next_change(d, &o, 0, INT64_MAX, 1);
 		out->synthetic = 1;
 		vdir_stat(VID(1), (last < 0 ? now : last) / 1000, &out->st);
 		return 0;
@@ -928,7 +1155,7 @@ static int vresolve(sd_core *c, sd_dbc *d, const sd_principal *u, const vpath *v
 	case VK_DAY: {
 		if (v->day + DAY_MS <= horizon)
 			return -SD_EHISTORY;
-		int64_t last = next_change(d, u->id, v->day, v->day + DAY_MS, 1);
+		int64_t last = next_change(d, &o, v->day, v->day + DAY_MS, 1);
 		out->synthetic = 1;
 		vdir_stat(VID(v->day * 2), (last < 0 ? v->day : last) / 1000, &out->st);
 		return 0;
@@ -940,12 +1167,13 @@ static int vresolve(sd_core *c, sd_dbc *d, const sd_principal *u, const vpath *v
 	case VK_AT: {
 		if (v->at < horizon)
 			return -SD_EHISTORY;
-		int r = sd__user_root(d, u->id, &out->top);
-		if (r < 0)
-			return r;
+		out->top = root_top(vw);
 		out->at = v->at;
 		out->rel = v->rest;
-		if ((r = view_lookup(d, out->top, out->at, out->rel, &out->node)) < 0)
+		int r = past_lookup(vw, &out->top, out->at, out->rel, &out->node);
+		if (r == 0 && !out->node.vis)
+			r = -ENOENT; /* team.c T6, in the past too */
+		if (r < 0)
 			return r;
 		if (!*v->rest) { /* the view's root: named after its moment */
 			vdir_stat(VID(v->at * 2 + 1), v->at / 1000, &out->st);
@@ -957,19 +1185,38 @@ static int vresolve(sd_core *c, sd_dbc *d, const sd_principal *u, const vpath *v
 	}
 	case VK_ITEM: {
 		int64_t del;
-		int r = item_get(c, d, u->id, v->item, v->entry, &out->node, &del);
+		iplace ip;
+		int r = item_get(c, vw, v->item, v->entry, &out->node, &del, &ip);
 		if (r < 0)
 			return r;
-		out->top = v->item;
+		out->top.id = v->item;
+		out->top.rights = ip.rights;
+		out->top.share = ip.share;
 		out->at = del - 1;
 		out->rel = v->rest;
-		if ((r = view_lookup(d, out->top, out->at, out->rel, &out->node)) < 0)
+		r = past_lookup(vw, &out->top, out->at, out->rel, &out->node);
+		if (r == 0 && !out->node.vis)
+			r = -ENOENT;
+		if (r < 0)
 			return r;
 		view_stat(d, &out->node, out->at, &out->st);
 		return 0;
 	}
 	}
 	return -ENOENT;
+}
+
+/* vresolve in a read transaction and a view of its own. */
+static int vresolve_read(sd_core *c, const sd_principal *u, const vpath *v, vres *out)
+{
+	sd_dbc *d = sd_db_read_begin(c->db);
+	sd_view vw;
+	int r = sd__view_open(c, d, u, &vw);
+	if (r == 0)
+		r = vresolve(c, &vw, v, out);
+	sd__view_close(&vw);
+	sd_db_read_end(c->db, d);
+	return r;
 }
 
 int sd__virt_stat(sd_core *c, const sd_principal *u, const char *np, sd_stat *st)
@@ -979,9 +1226,7 @@ int sd__virt_stat(sd_core *c, const sd_principal *u, const char *np, sd_stat *st
 	if (r < 0)
 		return r;
 	vres x;
-	sd_dbc *d = sd_db_read_begin(c->db);
-	r = vresolve(c, d, u, &v, &x);
-	sd_db_read_end(c->db, d);
+	r = vresolve_read(c, u, &v, &x);
 	if (r == 0)
 		*st = x.st;
 	return r;
@@ -991,7 +1236,7 @@ static int trash_root_readdir(sd_core *c, const sd_principal *u, const char *aft
 			      sd_readdir_cb cb, void *arg, int *more)
 {
 	titem *v;
-	int n, r = items_load(c, u->id, &v, &n);
+	int n, r = items_load(c, u, &v, &n);
 	if (r < 0)
 		return r;
 	hlist l = {0};
@@ -1013,25 +1258,25 @@ int sd__virt_readdir(sd_core *c, const sd_principal *u, const char *np, const ch
 	if (r < 0)
 		return r;
 	vres x;
-	sd_dbc *d = sd_db_read_begin(c->db);
-	r = vresolve(c, d, u, &v, &x);
-	sd_db_read_end(c->db, d);
+	r = vresolve_read(c, u, &v, &x);
 	if (r < 0)
 		return r;
 	if (!x.synthetic && x.node.kind != SD_KIND_DIR)
 		return -ENOTDIR;
+	if (!x.synthetic && !(x.node.rights & SD_RIGHT_LIST))
+		return -EACCES;
 	hlist l = {0};
 	switch (v.kind) {
 	case VK_SNAPS:
-		list_days(c, u->id, &l);
+		list_days(c, u, &l);
 		break;
 	case VK_DAY:
-		list_seconds(c, u->id, v.day, &l);
+		list_seconds(c, u, v.day, &l);
 		break;
 	case VK_TRASH:
 		return trash_root_readdir(c, u, after, limit, cb, arg, more);
 	default: {
-		view_ctx vc = {c, x.top, x.at, x.rel};
+		view_ctx vc = {c, u, x.top, x.at, x.rel};
 		return paged_readdir(view_fetch, &vc, after, limit, cb, arg, more);
 	}
 	}
@@ -1052,9 +1297,15 @@ static int virt_reader(sd_core *c, const sd_principal *u, const char *np, sd_rea
 		return r;
 	vres x;
 	sd_dbc *d = sd_db_read_begin(c->db);
-	r = vresolve(c, d, u, &v, &x);
+	sd_view vw;
+	r = sd__view_open(c, d, u, &vw);
+	if (r == 0)
+		r = vresolve(c, &vw, &v, &x);
+	sd__view_close(&vw);
 	if (r == 0 && (x.synthetic || x.node.kind != SD_KIND_FILE))
 		r = -EISDIR;
+	if (r == 0 && !(x.node.rights & SD_RIGHT_READ))
+		r = -EACCES;
 	if (r == 0)
 		r = sd__reader_open_hex(c, x.node.sha256, x.node.size, out);
 	sd_db_read_end(c->db, d);
@@ -1109,9 +1360,15 @@ int sd__virt_copy(sd_core *c, const sd_principal *u, const char *nf, const char 
 	if (!d)
 		return -EIO;
 	vres x;
-	r = vresolve(c, d, u, &v, &x);
+	sd_view vw;
+	r = sd__view_open(c, d, u, &vw);
+	if (r == 0)
+		r = vresolve(c, &vw, &v, &x);
+	sd__view_close(&vw);
 	if (r == 0 && (x.synthetic || x.node.kind != SD_KIND_FILE))
 		r = -EISDIR;
+	if (r == 0 && !(x.node.rights & SD_RIGHT_READ))
+		r = -EACCES;
 	if (r == 0) {
 		sd_put put = {.u = u, .npath = nt, .mode = x.node.mode | 0200, .size = x.node.size,
 			      .op = "copy"};
@@ -1229,7 +1486,9 @@ int sd__hist_version_restore(sd_core *c, const sd_principal *u, const char *np, 
 	if (!d)
 		return -EIO;
 	sd_node n;
-	r = sd__tree_lookup(d, u->id, np, &n);
+	r = sd__tree_lookup(c, d, u, np, &n);
+	if (r == 0 && !n.vis)
+		r = -ENOENT;
 	if (r == 0 && n.kind != SD_KIND_FILE)
 		r = -EISDIR;
 	int64_t blob = 0, size = 0;
@@ -1302,35 +1561,45 @@ int sd__hist_trash_restore(sd_core *c, const sd_principal *u, int64_t id, const 
 	sd_dbc *d = sd_db_write_begin(c->db);
 	if (!d)
 		return -EIO;
-	int64_t now = sd__now_ms(c), del = 0, root = 0;
+	int64_t now = sd__now_ms(c), del = 0;
 	sd_node n, dir;
 	sd_buf orig = SD_BUF_INIT;
 	const char *leaf = NULL, *target = to;
-	r = sd__user_root(d, u->id, &root);
+	sd_view vw;
+	iplace ip;
+	memset(&ip, 0, sizeof ip);
+	r = sd__view_open(c, d, u, &vw);
 	if (r == 0)
-		r = item_get(c, d, u->id, id, NULL, &n, &del);
+		r = item_get(c, &vw, id, NULL, &n, &del, &ip);
 	if (r == 0 && !to) {
-		if (path_at(d, root, id, del - 1, &orig) < 0) {
-			/* its folder is gone for good: at the root */
+		sd_buf p = SD_BUF_INIT;
+		if (path_at(d, ip.top, id, del - 1, &p) < 0) {
+			/* its folder is gone for good: at the root of its tree */
 			sqlite3_stmt *q = sd_db_stmt(d, &q_node_place);
 			sqlite3_bind_int64(q, 1, id);
-			sd_buf_reset(&orig);
+			sd_buf_reset(&p);
 			if (sqlite3_step(q) == SQLITE_ROW)
-				sd_buf_printf(&orig, "/%s", (const char *)sqlite3_column_text(q, 1));
+				sd_buf_printf(&p, "/%s", (const char *)sqlite3_column_text(q, 1));
 			else
 				r = -ENOENT;
 			sqlite3_reset(q);
 		}
+		sd_buf_printf(&orig, "%s%s", ip.prefix, p.data ? p.data : "");
+		sd_buf_free(&p);
 		target = orig.data;
 		if (r == 0 && sd__virt_kind(target) != SD_VIRT_NONE)
 			r = -EACCES;
 	}
 	parents = parents || to == NULL; /* to its place: missing folders are made */
 	if (r == 0)
-		r = sd__tree_walk_parent(d, u->id, target, parents, now, &dir, &leaf);
+		r = sd__view_parent(&vw, target, parents, now, &dir, &leaf);
+	if (r == 0 && dir.owner != n.owner)
+		r = -EXDEV; /* back into the tree it was deleted from only */
+	if (r == 0 && !(dir.rights & SD_RIGHT_WRITE))
+		r = -EACCES; /* team.c T7 */
 	if (r == 0) {
 		sd_node other;
-		r = sd__tree_child(d, dir.id, leaf, strlen(leaf), &other);
+		r = sd__view_child(&vw, &dir, leaf, strlen(leaf), &other);
 		r = r == 0 ? -EEXIST : r == -ENOENT ? 0 : r;
 	}
 	int64_t bytes = 0;
@@ -1361,21 +1630,23 @@ int sd__hist_trash_restore(sd_core *c, const sd_principal *u, int64_t id, const 
 		r = sd_db_exec_stmt(q);
 	}
 	if (r == 0)
-		r = sd__place_open(d, id, u->id, dir.id, leaf, strlen(leaf), now);
+		r = sd__place_open(d, id, n.owner, dir.id, leaf, strlen(leaf), now);
 	if (r == 0 && bytes)
-		r = sd__tree_used_add(d, u->id, bytes, 1);
+		r = sd__tree_used_add(d, n.owner, bytes, 1);
 	if (r == 0)
-		r = sd__tree_changed(d, u->id, now);
+		r = sd__tree_changed(d, n.owner, now);
 	if (r == 0) {
 		/* args: what finds the item on a copy (replica.c), where node ids
 		 * differ: the path it was deleted from and its stamp */
 		sd_buf det = SD_BUF_INIT, args = SD_BUF_INIT, from = SD_BUF_INIT;
 		char stamp[32];
 		fmt_iso(del, stamp);
-		if (path_at(d, root, id, del - 1, &from) < 0) {
-			sd_buf_reset(&from);
+		sd_buf p = SD_BUF_INIT;
+		if (path_at(d, ip.top, id, del - 1, &p) < 0)
 			sd_buf_puts(&from, target);
-		}
+		else
+			sd_buf_printf(&from, "%s%s", ip.prefix, p.data);
+		sd_buf_free(&p);
 		sd_buf_printf(&det, "item=%lld deleted=%s from=%s", (long long)id, stamp, from.data);
 		sd__jargs_str(&args, "from", from.data);
 		sd__jargs_int(&args, "deleted_at", del);
@@ -1393,6 +1664,7 @@ int sd__hist_trash_restore(sd_core *c, const sd_principal *u, int64_t id, const 
 				st->versions = sd__version_count(d, id);
 		}
 	}
+	sd__view_close(&vw);
 	int cr = sd_db_write_end(c->db, d, r == 0);
 	sd_buf_free(&orig);
 	return r ? r : cr;
@@ -1406,18 +1678,28 @@ int sd__hist_trash_empty(sd_core *c, const sd_principal *u, int64_t id)
 	sd_dbc *d = sd_db_write_begin(c->db);
 	if (!d)
 		return -EIO;
-	int64_t items = 0, now = sd__now_ms(c), del = 0, root = 0;
+	int64_t items = 0, now = sd__now_ms(c), del = 0;
 	sd_buf from = SD_BUF_INIT;
 	if (id > 0) {
+		/* one item: the user's own, or one of a shared folder they may
+		 * delete (team.c T7) */
 		sd_node n;
-		r = item_get(c, d, u->id, id, NULL, &n, &del);
-		if (r == 0 && (r = sd__user_root(d, u->id, &root)) == 0 &&
-		    path_at(d, root, id, del - 1, &from) < 0)
-			sd_buf_reset(&from);
+		sd_view vw;
+		iplace ip;
+		r = sd__view_open(c, d, u, &vw);
+		if (r == 0)
+			r = item_get(c, &vw, id, NULL, &n, &del, &ip);
+		if (r == 0 && !(ip.rights & SD_RIGHT_DELETE))
+			r = -EACCES;
+		sd_buf p = SD_BUF_INIT;
+		if (r == 0 && path_at(d, ip.top, id, del - 1, &p) == 0)
+			sd_buf_printf(&from, "%s%s", ip.prefix, p.data);
+		sd_buf_free(&p);
+		sd__view_close(&vw);
 		if (r == 0)
 			r = sd__purge_subtree(c, d, id, NULL);
 		items = 1;
-	} else {
+	} else { /* all: the user's own trash (a shared folder's, item by item) */
 		sqlite3_stmt *q = sd_db_stmt(d, &q_items_count);
 		sqlite3_bind_int64(q, 1, u->id);
 		if (sqlite3_step(q) == SQLITE_ROW)
@@ -1475,7 +1757,12 @@ int sd__virt_rename(sd_core *c, const sd_principal *u, const char *nf, const cha
 	sd_dbc *d = sd_db_read_begin(c->db);
 	sd_node n;
 	int64_t del;
-	r = item_get(c, d, u->id, v.item, v.entry, &n, &del);
+	sd_view vw;
+	iplace ip;
+	r = sd__view_open(c, d, u, &vw);
+	if (r == 0)
+		r = item_get(c, &vw, v.item, v.entry, &n, &del, &ip);
+	sd__view_close(&vw);
 	sd_db_read_end(c->db, d);
 	if (r < 0)
 		return r;
@@ -1485,16 +1772,27 @@ int sd__virt_rename(sd_core *c, const sd_principal *u, const char *nf, const cha
 SD_SQL(q_items_at, "SELECT n.id FROM nodes n WHERE n.owner = ?1 AND n.deleted_at = ?2 AND NOT "
 		   "EXISTS (SELECT 1 FROM nodes p WHERE p.id = n.parent AND p.deleted_at = n.deleted_at)");
 
-int sd__hist_find_item(sd_core *c, int64_t uid, const char *from, int64_t deleted_at, int64_t *id)
+int sd__hist_find_item(sd_core *c, const sd_principal *u, const char *from, int64_t deleted_at,
+		       int64_t *id)
 {
 	sd_dbc *d = sd_db_read_begin(c->db);
-	int64_t root;
-	int r = sd__user_root(d, uid, &root);
-	int64_t ids[64];
+	sd_view vw;
+	int64_t ids[64], owner = u->id, top = 0;
+	const char *rel = from;
 	int n = 0;
+	int r = sd__view_open(c, d, u, &vw);
 	if (r == 0) {
+		top = vw.root;
+		/* "/<mount>/..." is in a shared folder */
+		const char *p = from + (from[0] == '/'), *e = strchr(p, '/');
+		const sd_mount *m = e ? sd__team_mount(vw.t, p, (size_t)(e - p)) : NULL;
+		if (m) {
+			owner = m->account;
+			top = m->root;
+			rel = e;
+		}
 		sqlite3_stmt *st = sd_db_stmt(d, &q_items_at);
-		sqlite3_bind_int64(st, 1, uid);
+		sqlite3_bind_int64(st, 1, owner);
 		sqlite3_bind_int64(st, 2, deleted_at);
 		while (n < 64 && sqlite3_step(st) == SQLITE_ROW)
 			ids[n++] = sqlite3_column_int64(st, 0);
@@ -1503,12 +1801,13 @@ int sd__hist_find_item(sd_core *c, int64_t uid, const char *from, int64_t delete
 	}
 	sd_buf p = SD_BUF_INIT;
 	for (int i = 0; i < n && r == -ENOENT; i++) {
-		if (path_at(d, root, ids[i], deleted_at - 1, &p) == 0 && strcmp(p.data, from) == 0) {
+		if (path_at(d, top, ids[i], deleted_at - 1, &p) == 0 && strcmp(p.data, rel) == 0) {
 			*id = ids[i];
 			r = 0;
 		}
 	}
 	sd_buf_free(&p);
+	sd__view_close(&vw);
 	sd_db_read_end(c->db, d);
 	return r;
 }
@@ -1709,28 +2008,52 @@ int sd__hist_rollback(sd_core *c, const sd_principal *u, const char *np, int64_t
 	sd_dbc *d = sd_db_write_begin(c->db);
 	if (!d)
 		return -EIO;
-	int64_t R = sd__now_ms(c), root = 0, net = 0;
+	int64_t R = sd__now_ms(c), root = 0, net = 0, owner = u->id;
 	rp.ts = R;
 	rbset S = {0}, L = {0};
 	sd_buf path = SD_BUF_INIT, det = SD_BUF_INIT;
-	int is_root = strcmp(np, "/") == 0;
-	const char *leaf = is_root ? "" : strrchr(np, '/') + 1;
 	sd_node pdir, pL, pT;
 	int haveL = 0, haveT = 0;
 	memset(&pdir, 0, sizeof pdir);
+	sd_view vw;
+	const char *rel = np; /* P in the tree that holds it */
+	int in_share = 0;
+	unsigned prights = SD_RIGHTS_ALL;
 
+	if ((r = sd__view_open(c, d, u, &vw)) < 0)
+		goto out;
 	if (at < sd__history_horizon(c, R)) {
 		r = -SD_EHISTORY;
 		goto out;
 	}
-	if ((r = sd__user_root(d, u->id, &root)) < 0)
-		goto out;
+	root = vw.root;
+	{
+		/* P in a shared folder: its tree is the folder's (team.c T1) */
+		const char *p1 = np + 1, *e = strchr(p1, '/');
+		size_t n1 = e ? (size_t)(e - p1) : strlen(p1);
+		const sd_mount *m = n1 ? sd__team_mount(vw.t, p1, n1) : NULL;
+		if (m) {
+			in_share = 1;
+			root = m->root;
+			owner = m->account;
+			rel = e ? e : "/";
+			unsigned rr = 0;
+			prights = sd__team_rule(vw.t, m->root, &rr) ? rr : 0;
+		}
+	}
+	int is_root = strcmp(rel, "/") == 0;
+	const char *leaf = is_root ? "" : strrchr(np, '/') + 1;
 	/* 1. P now and at T, and the folder that holds it now */
-	r = sd__tree_lookup(d, u->id, np, &pL);
+	r = sd__view_lookup(&vw, np, &pL);
 	if (r < 0 && r != -ENOENT)
 		goto out;
-	haveL = r == 0;
-	r = view_lookup(d, root, at, np, &pT);
+	haveL = r == 0 && pL.vis;
+	if (haveL)
+		prights = pL.rights;
+	{
+		past_top top = {root, SD_RIGHTS_ALL, 0};
+		r = past_lookup(&vw, &top, at, rel, &pT);
+	}
 	if (r < 0 && r != -ENOENT && r != -ENOTDIR)
 		goto out;
 	haveT = r == 0;
@@ -1739,15 +2062,36 @@ int sd__hist_rollback(sd_core *c, const sd_principal *u, const char *np, int64_t
 		r = -ENOENT;
 		goto out;
 	}
+	if (in_share && !haveL && haveT)
+		sd__view_node_rights(&vw, pT.id, &prights, NULL, NULL);
 	if (!is_root) {
 		const char *lf;
-		if ((r = sd__tree_walk_parent(d, u->id, np, 0, R, &pdir, &lf)) < 0)
+		if ((r = sd__view_parent(&vw, np, 0, R, &pdir, &lf)) < 0)
 			goto out;
 	}
 	if (haveT && (r = rb_load_past(d, pT.id, at, leaf, &S)) < 0)
 		goto out;
 	if (haveL)
 		rb_load_live(d, &pL, leaf, &L);
+	if (in_share) {
+		/* team.c T7: write and delete at P and on every rule node of
+		 * what it holds, then or now (a rule that hides a folder from the
+		 * user keeps it out of their rollback, and out of their sight) */
+		const unsigned need = SD_RIGHT_WRITE | SD_RIGHT_DELETE;
+		int ok = (prights & need) == need;
+		for (int k = 0; ok && k < 2; k++) {
+			rbset *set = k ? &L : &S;
+			for (int i = 0; ok && i < set->n; i++) {
+				unsigned rr;
+				if (sd__team_rule(vw.t, set->v[i].n.id, &rr) && (rr & need) != need)
+					ok = 0;
+			}
+		}
+		if (!ok) {
+			r = -EACCES;
+			goto out;
+		}
+	}
 
 	/* 2. what was not there at T goes to the trash, one node at a time */
 	for (int i = 0; i < L.n && r == 0; i++) {
@@ -1808,7 +2152,7 @@ int sd__hist_rollback(sd_core *c, const sd_principal *u, const char *np, int64_t
 				sqlite3_bind_text(st, 3, e->name, -1, SQLITE_STATIC);
 				r = sd_db_exec_stmt(st);
 				if (r == 0)
-					r = sd__place_open(d, id, u->id, parent, e->name, strlen(e->name), R);
+					r = sd__place_open(d, id, owner, parent, e->name, strlen(e->name), R);
 				rp.moved++;
 				op = "move";
 			}
@@ -1829,7 +2173,7 @@ int sd__hist_rollback(sd_core *c, const sd_principal *u, const char *np, int64_t
 				sqlite3_bind_text(st, 3, e->name, -1, SQLITE_STATIC);
 				r = sd_db_exec_stmt(st);
 				if (r == 0)
-					r = sd__place_open(d, id, u->id, parent, e->name, strlen(e->name), R);
+					r = sd__place_open(d, id, owner, parent, e->name, strlen(e->name), R);
 				if (e->n.kind == SD_KIND_FILE)
 					net += (int64_t)now.size;
 				rp.revived++;
@@ -1838,10 +2182,10 @@ int sd__hist_rollback(sd_core *c, const sd_principal *u, const char *np, int64_t
 				sd_node now;
 				if ((r = sd__tree_node(d, id, &now)) < 0)
 					break;
-				r = sd__tree_insert(d, u->id, parent, e->name, strlen(e->name), e->n.kind,
+				r = sd__tree_insert(d, owner, parent, e->name, strlen(e->name), e->n.kind,
 						    e->n.kind == SD_KIND_FILE ? e->n.blob : 0,
 						    e->n.kind == SD_KIND_FILE ? e->n.size : 0, now.mode, R,
-						    &id);
+						    u->name, &id);
 				if (r == 0 && e->n.kind == SD_KIND_FILE) {
 					sd_vmeta vm = {.mtime = e->n.mtime, .u = u, .op = "rollback"};
 					r = sd__version_add(d, id, e->n.blob, e->n.size, R, &vm);
@@ -1876,9 +2220,9 @@ int sd__hist_rollback(sd_core *c, const sd_principal *u, const char *np, int64_t
 	}
 	/* 5. usage (I4), the moment (H3, H8), the whole in the journal */
 	if (r == 0 && net)
-		r = sd__tree_used_add(d, u->id, net, net > 0);
+		r = sd__tree_used_add(d, owner, net, net > 0);
 	if (r == 0)
-		r = sd__tree_changed(d, u->id, R);
+		r = sd__tree_changed(d, owner, R);
 	if (r == 0) {
 		char stamp[32];
 		fmt_iso(at, stamp);
@@ -1893,6 +2237,7 @@ int sd__hist_rollback(sd_core *c, const sd_principal *u, const char *np, int64_t
 		r = sd__journal_args(d, R, u->name, "rollback", np, det.data, &args);
 	}
 out:;
+	sd__view_close(&vw);
 	int cr = sd_db_write_end(c->db, d, r == 0);
 	rb_free(&S);
 	rb_free(&L);

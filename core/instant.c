@@ -74,14 +74,23 @@ static int link_blob(sd_core *c, const sd_principal *u, const char *npath, unsig
 	return r;
 }
 
-static int check_args(const sd_principal *u, const char *np, const char *sha)
+static int check_args(sd_core *c, const sd_principal *u, const char *np, unsigned flags,
+		      const char *sha)
 {
 	int r = sd__check_writable(u);
 	if (r < 0)
 		return r;
 	if (!sd_is_sha256_hex(sha))
 		return -EINVAL;
-	return strcmp(np, "/") == 0 ? -EISDIR : 0;
+	if (strcmp(np, "/") == 0)
+		return -EISDIR;
+	/* the rights first (team.c T7): a user who may not write there learns
+	 * nothing about which contents are stored. Other errors come from the
+	 * commit, as before. */
+	sd_node n;
+	int exists;
+	r = sd__tree_put_target(c, u, np, flags, &n, &exists);
+	return r == -EACCES ? r : 0;
 }
 
 static void lower(const char *in, char out[SD_SHA256_HEX])
@@ -95,7 +104,7 @@ int sd__instant_begin(sd_core *c, const sd_principal *u, const char *np, unsigne
 		      const char *sha256, uint64_t size, sd_challenge *ch, sd_stat *st)
 {
 	char sha[SD_SHA256_HEX];
-	int r = check_args(u, np, sha256);
+	int r = check_args(c, u, np, flags, sha256);
 	if (r < 0)
 		return r;
 	lower(sha256, sha);
@@ -219,7 +228,7 @@ int sd__instant_prove(sd_core *c, const sd_principal *u, const char *np, unsigne
 		      sd_stat *st)
 {
 	char sha[SD_SHA256_HEX];
-	int r = check_args(u, np, sha256);
+	int r = check_args(c, u, np, flags, sha256);
 	if (r < 0)
 		return r;
 	if (!nonce || !proof || !sd_is_sha256_hex(proof) || strlen(nonce) != 64)

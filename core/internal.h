@@ -101,6 +101,11 @@ struct sd_core {
 	sd_lockent *locks;      /* write locks, see lock.c (under open_lock too) */
 	int nlocks, caplocks;
 
+	struct sd_teamcache *teams; /* team.c: users' team snapshots */
+	/* bumped after every team change committed by this process (team.c),
+	 * so open handles re-check their rights at once */
+	atomic_uint team_mem_gen;
+
 	sd_htable *handles;     /* handle.c */
 
 	pthread_mutex_t access_lock;
@@ -165,7 +170,7 @@ int sd__session_new(sd_core *c, const sd_user *u, int method, int64_t cred_id,
 		    const unsigned char *pwtag, const char *addr, const char *proto,
 		    sd_session **out);
 enum { SD_METHOD_ADMIN = 0, SD_METHOD_PASSWORD, SD_METHOD_TOKEN, SD_METHOD_KEY,
-       SD_METHOD_ANONYMOUS };
+       SD_METHOD_ANONYMOUS, SD_METHOD_LINK };
 /* What a login relied on, to check it again later (an upload's commit
  * re-checks the credentials of the session that began it). */
 typedef struct sd_cred {
@@ -358,6 +363,63 @@ int sd__hash_source(ssize_t (*rd)(void *src, void *buf, size_t len, uint64_t off
 		   uint64_t size, char hex[SD_SHA256_HEX]);
 int sd__hash_fd(int fd, uint64_t size, char hex[SD_SHA256_HEX]);
 
+/* ---- team.c: groups, shared folders, rules (design notes T1-T8 there) */
+/* A principal flag (not a user flag): the session sees its own tree only,
+ * no shared folder (an FTP anonymous session). */
+#define SD_P_OWN_TREE 0x100u
+/* A shared folder as a user sees it. */
+typedef struct sd_mount {
+	int64_t share;   /* shares.id */
+	int64_t account; /* the users row that owns its tree */
+	int64_t root;    /* its root node */
+	int64_t created; /* ms */
+	char name[SD_USERNAME_MAX + 1]; /* mounted at "/<name>" */
+} sd_mount;
+/* What the teams give one user, as of one team_gen (T3): immutable,
+ * reference counted. */
+typedef struct sd_team sd_team;
+struct sd_teamcache;
+int sd__team_init(sd_core *c);
+void sd__team_free_all(sd_core *c);
+/* The snapshot of uid at generation gen (read in d's transaction): from
+ * the cache, or loaded in d. Release with sd__team_put. */
+int sd__team_get(sd_core *c, sd_dbc *d, int64_t uid, int64_t gen, sd_team **out);
+void sd__team_put(sd_team *t);
+/* 1 and *rights when a rule on node names the user (or a group of
+ * theirs), combined as T4 says; 0 otherwise. t may be NULL. */
+int sd__team_rule(const sd_team *t, int64_t node, unsigned *rights);
+/* Iterate the rule nodes: start with *i = 0; 1 per node, 0 at the end. */
+int sd__team_rule_iter(const sd_team *t, size_t *i, int64_t *node, unsigned *rights);
+/* The mount named name (len bytes) / with this root node, or NULL. */
+const sd_mount *sd__team_mount(const sd_team *t, const char *name, size_t len);
+const sd_mount *sd__team_mount_root(const sd_team *t, int64_t root);
+/* All mounts (by name) into *out; returns how many. */
+int sd__team_mounts(const sd_team *t, const sd_mount **out);
+/* A group or share name: as a user name. */
+int sd__team_valid_name(const char *n);
+/* Rights as words for the journal: "list,read,write", "none". */
+void sd__team_rights_text(unsigned r, char *out, size_t outlen);
+/* A user's memberships, rules and links go (user_delete), in the caller's
+ * transaction; team_gen bumped. */
+int sd__team_user_gone(sd_dbc *d, int64_t uid);
+/* Bump the in-process generation after a committed change. */
+void sd__team_changed(sd_core *c);
+/* The admin calls of storaged.h. */
+int sd__group_add(sd_core *c, const char *name);
+int sd__group_delete(sd_core *c, const char *name);
+int sd__group_member_add(sd_core *c, const char *group, const char *user);
+int sd__group_member_remove(sd_core *c, const char *group, const char *user);
+int sd__group_list(sd_core *c, const char *name, sd_group_cb cb, void *arg);
+int sd__share_create(sd_core *c, const char *name, int64_t quota, int64_t *id);
+int sd__share_delete(sd_core *c, const char *name);
+int sd__share_set_quota(sd_core *c, const char *name, int64_t quota);
+int sd__share_grant(sd_core *c, const char *share, const char *path, const char *user,
+		    const char *group, unsigned rights);
+int sd__share_revoke(sd_core *c, const char *share, const char *path, const char *user,
+		     const char *group);
+int sd__share_list(sd_core *c, const char *name, sd_share_cb cb, void *arg);
+int sd__share_rules(sd_core *c, const char *name, sd_share_rule_cb cb, void *arg);
+
 /* ---- tree.c */
 typedef struct sd_node {
 	int64_t id, parent, owner, blob;
@@ -366,9 +428,56 @@ typedef struct sd_node {
 	uint32_t mode;
 	int64_t mtime, ctime;
 	char sha256[SD_SHA256_HEX];
+	char created_by[SD_USERNAME_MAX + 1], changed_by[SD_USERNAME_MAX + 1];
+	/* as found through a view (sd__view_*); a row read otherwise has all
+	 * rights, vis 1, share 0, top 0 */
+	unsigned rights; /* SD_RIGHT_* of the principal here (T4) */
+	int vis;         /* the principal may see it (T6) */
+	int64_t share;   /* the shared folder it is in, 0: the user's own tree */
+	int64_t top;     /* the root node of its tree */
+	int mount;       /* the root of a shared folder, seen at its mount */
 } sd_node;
-/* Resolve a normalised path from the user's root; -ENOENT / -ENOTDIR. */
-int sd__tree_lookup(sd_dbc *d, int64_t uid, const char *npath, sd_node *out);
+/* A principal's view (team.c T2): their tree with the shared folders they
+ * see mounted, inside one transaction d. */
+typedef struct sd_view {
+	sd_core *c;
+	sd_dbc *d;
+	const sd_principal *u;
+	sd_team *t;    /* the user's teams as of d (T3); NULL: own tree only */
+	int64_t root;  /* the user's root node */
+} sd_view;
+/* Open a view in d (reads the user's root and team_gen): 0 or -ENOENT.
+ * Close it before d ends. */
+int sd__view_open(sd_core *c, sd_dbc *d, const sd_principal *u, sd_view *v);
+void sd__view_close(sd_view *v);
+/* The user's root; the child of dir (a mount at the root); a normalised
+ * path. Nodes carry rights and visibility. On -ENOENT, lookup leaves in
+ * *out the deepest folder that exists (rights of a new node there). */
+int sd__view_root(sd_view *v, sd_node *out);
+int sd__view_child(sd_view *v, const sd_node *dir, const char *name, size_t len, sd_node *out);
+int sd__view_lookup(sd_view *v, const char *np, sd_node *out);
+/* out, a child of dir in the same tree (read by the caller), gets its
+ * rights and visibility from dir and the rules (T4, T6). */
+void sd__view_inherit(const sd_view *v, const sd_node *dir, sd_node *out);
+/* The root of shared folder m as seen through its mount. */
+int sd__view_mount(const sd_view *v, const sd_mount *m, sd_node *out);
+/* Walk to the folder that holds np (making missing folders when create,
+ * which needs the write right: -EACCES), *leaf pointing at np's last
+ * component. On -ENOENT (create 0) *dir is the deepest folder that
+ * exists. */
+int sd__view_parent(sd_view *v, const char *np, int create, int64_t now_ms, sd_node *dir,
+		    const char **leaf);
+/* The rights of the view's user on node id (live or deleted) by its
+ * parent chain, the root of its tree (*top) and its share (0: own tree).
+ * -ENOENT when the node is in no tree the user sees. */
+int sd__view_node_rights(sd_view *v, int64_t id, unsigned *rights, int64_t *top,
+			 int64_t *share);
+/* 1 when the user has `need` on n and on every rule node below it. */
+int sd__view_subtree_ok(sd_view *v, const sd_node *n, unsigned need);
+/* Resolve a normalised path in u's view (a view opened and closed in d);
+ * -ENOENT / -ENOTDIR. */
+int sd__tree_lookup(sd_core *c, sd_dbc *d, const sd_principal *u, const char *npath,
+		    sd_node *out);
 /* Row helpers for history.c, in the caller's transaction:
  * the node with this id, live or deleted (-ENOENT); */
 int sd__tree_node(sd_dbc *d, int64_t id, sd_node *out);
@@ -376,22 +485,25 @@ int sd__tree_node(sd_dbc *d, int64_t id, sd_node *out);
 int sd__tree_child(sd_dbc *d, int64_t parent, const char *name, size_t len, sd_node *out);
 /* the node columns of a row selected with tree.c's NODE_COLS order; */
 void sd__tree_read_node(sqlite3_stmt *st, sd_node *n);
-/* walk to the folder that holds npath (making missing folders when
- * create), *leaf pointing at npath's last component; */
-int sd__tree_walk_parent(sd_dbc *d, int64_t uid, const char *npath, int create, int64_t now_ms,
-			 sd_node *dir, const char **leaf);
+/* the node at np below node top, without a view (admin: share_grant),
+ * making missing folders when create (created_by `by`, may be NULL); */
+int sd__tree_walk_from(sd_dbc *d, int64_t top, const char *np, int create, int64_t now_ms,
+		       const char *by, sd_node *out);
+/* the path of node below top ("/a/b", "/" for top itself) by its parent
+ * chain now; -ENOENT when top is not above it; */
+int sd__tree_path_of(sd_dbc *d, int64_t node, int64_t top, sd_buf *out);
 /* a new live node, its first stay opened at now_ms (no version, no
- * journal, no usage); */
+ * journal, no usage); `by` (may be NULL) made it; */
 int sd__tree_insert(sd_dbc *d, int64_t owner, int64_t parent, const char *name, size_t nlen,
 		    int kind, int64_t blob, uint64_t size, uint32_t mode, int64_t now_ms,
-		    int64_t *id);
+		    const char *by, int64_t *id);
 /* logical delete of n and of the live nodes below it at now_ms: stays
- * closed, usage lowered, the moment marked (no journal); deleted_at is
- * del_at when 0 < del_at <= now_ms (the start of a burst of deletes, so
- * that a folder deleted file by file is one trash item) unless a node of
- * that name was deleted with that stamp already, else now_ms; *stamp (may
- * be NULL) = the deleted_at written; */
-int sd__tree_delete(sd_dbc *d, const sd_node *n, int64_t uid, int64_t now_ms, int64_t del_at,
+ * closed, usage of n's owner lowered, the moment marked (no journal);
+ * deleted_at is del_at when 0 < del_at <= now_ms (the start of a burst of
+ * deletes, so that a folder deleted file by file is one trash item) unless
+ * a node of that name was deleted with that stamp already, else now_ms;
+ * *stamp (may be NULL) = the deleted_at written; */
+int sd__tree_delete(sd_dbc *d, const sd_node *n, int64_t now_ms, int64_t del_at,
 		    int64_t *stamp);
 /* used_bytes += delta; -EDQUOT past the quota when check_quota and delta > 0. */
 int sd__tree_used_add(sd_dbc *d, int64_t uid, int64_t delta, int check_quota);
@@ -412,8 +524,18 @@ typedef struct sd_put {
 	int64_t mtime;     /* seconds; 0 = the commit time */
 } sd_put;
 int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, sd_put *put);
+/* Where a put of npath would go, checked as sd__tree_put checks it (in a
+ * read transaction of its own): 0 with *exists = 1 and *n the file, or
+ * *exists = 0 and *n the folder it would be made in (the deepest that
+ * exists with SD_UP_PARENTS). -EACCES, -EISDIR, -EEXIST, -ENOENT. */
+int sd__tree_put_target(sd_core *c, const sd_principal *u, const char *npath, unsigned flags,
+			sd_node *n, int *exists);
+/* The stat form of n (a shared folder's mode without write bits where the
+ * user may not write). */
 void sd__node_to_stat(const sd_node *n, sd_stat *st);
 int sd__tree_stat(sd_core *c, const sd_principal *u, const char *npath, sd_stat *st);
+/* u's rights at npath (or where a new node there would be). */
+int sd__tree_access(sd_core *c, const sd_principal *u, const char *npath, unsigned *rights);
 int sd__tree_readdir(sd_core *c, const sd_principal *u, const char *npath, const char *after,
 		     int limit, sd_readdir_cb cb, void *arg, int *more);
 int sd__tree_mkdir(sd_core *c, const sd_principal *u, const char *npath, uint32_t mode,
@@ -465,9 +587,11 @@ int sd__hist_trash_list(sd_core *c, const sd_principal *u, sd_trash_cb cb, void 
 /* parents: make missing folders of `to` (always when to is NULL). */
 int sd__hist_trash_restore(sd_core *c, const sd_principal *u, int64_t id, const char *to,
 			   int parents, sd_stat *st);
-/* The trash item of uid deleted with stamp deleted_at from path `from`
- * (as a journal row names it): 0 and *id, or -ENOENT. */
-int sd__hist_find_item(sd_core *c, int64_t uid, const char *from, int64_t deleted_at, int64_t *id);
+/* The trash item of u's view deleted with stamp deleted_at from path
+ * `from` (as a journal row names it, "/<mount>/..." in a shared folder):
+ * 0 and *id, or -ENOENT. */
+int sd__hist_find_item(sd_core *c, const sd_principal *u, const char *from, int64_t deleted_at,
+		       int64_t *id);
 int sd__hist_trash_empty(sd_core *c, const sd_principal *u, int64_t id);
 int sd__hist_rollback(sd_core *c, const sd_principal *u, const char *npath, int64_t at,
 		      sd_rollback_report *rep);
@@ -496,6 +620,8 @@ int sd__upload_begin(sd_core *c, const sd_principal *u, const sd_cred *cred, con
 		     unsigned flags, uint64_t offset, uint32_t mode, sd_upload **out);
 int sd__upload_write(sd_upload *up, const void *buf, size_t len);
 uint64_t sd__upload_size(const sd_upload *up);
+/* Bytes the quota leaves for the file, -1: no limit (storaged.h). */
+int64_t sd__upload_room(const sd_upload *up);
 void sd__upload_set_mtime(sd_upload *up, int64_t mtime);
 /* Check the locks again at commit: how (SD_LK_*) with tokens tk. */
 void sd__upload_set_locks(sd_upload *up, unsigned how, const sd_locktoks *tk);
@@ -511,8 +637,10 @@ int sd__instant_prove(sd_core *c, const sd_principal *u, const char *npath, unsi
 void sd__chal_free_all(sd_core *c);
 
 /* ---- reader.c */
-/* A reader of the current content of npath (the owner's tree). */
-int sd__reader_open(sd_core *c, int64_t uid, const char *npath, sd_reader **out, sd_stat *st);
+/* A reader of the current content of npath in u's view; need: the rights
+ * it takes (SD_RIGHT_READ, or 0 for a caller that checked them). */
+int sd__reader_open(sd_core *c, const sd_principal *u, const char *npath, unsigned need,
+		    sd_reader **out, sd_stat *st);
 /* A reader of stored content by address. */
 int sd__reader_open_hex(sd_core *c, const char *hex, uint64_t size, sd_reader **out);
 ssize_t sd__reader_pread(sd_reader *r, void *buf, size_t len, uint64_t off);
@@ -531,9 +659,14 @@ int sd__reader_copy_to_fd(sd_reader *r, int fd, uint64_t n);
  * the open-mode table, so a lock and a conflicting open never both win. */
 int sd__file_open(sd_core *c, const sd_principal *u, const char *npath, unsigned flags,
 		  uint32_t mode, const sd_locktoks *tk, sd_file **out, sd_stat *st);
-/* open_lock held: is the open-mode entry of node (or, node < 0, of a
- * pending create of uid's npath) open for writing or exclusively? */
-int sd__open_writers_locked(sd_core *c, int64_t node, int64_t uid, const char *npath);
+/* The open-mode key of npath in u's view: "n<id>" for a node (*node = 1),
+ * else "p<folder id>/<name>" for a file being created (the same key for
+ * every user who creates it in a shared folder). 0 (*key is the caller's
+ * to free), -ENOENT (no such path or parent, or not visible), -ENOTDIR. */
+int sd__open_key(sd_core *c, const sd_principal *u, const char *npath, char **key, int *node);
+/* open_lock held: is the open-mode entry key (sd__open_key) open for
+ * writing or exclusively? */
+int sd__open_writers_locked(sd_core *c, const char *key);
 /* A read-only file of a past view or the trash (history.c): reads base
  * (owned from here on; NULL for empty content), fstat gives *st. */
 int sd__file_open_view(sd_core *c, const sd_principal *u, const char *npath, sd_reader *base,
@@ -548,6 +681,12 @@ int sd__file_close(sd_file *f);
 void sd__file_abandon(sd_file *f);
 void sd__open_free_all(sd_core *c);
 int sd__open_state(sd_core *c, const sd_principal *u, const char *npath, unsigned *state);
+/* A handle's file in a shared folder: are the rights its open needed
+ * still there? Checked at once after a team change made by this process,
+ * else at most every SD_TEAM_RECHECK_MS (changes made by storagectl);
+ * -EACCES once they are gone. */
+#define SD_TEAM_RECHECK_MS 1000
+int sd__file_recheck(sd_file *f);
 /* Flags (with the share mode), dirtiness and path of f into out. */
 void sd__file_info(const sd_file *f, sd_handle_info *out);
 /* For messages and the journal: the file's path and its user's name. */
@@ -570,9 +709,10 @@ int sd__lock_allow_locked(sd_core *c, int64_t uid, const char *npath, unsigned h
 int sd__lock_any(sd_core *c, int64_t uid);
 /* open_lock held: does a live lock of uid cover npath? (open_state) */
 int sd__lock_covers_locked(sd_core *c, int64_t uid, const char *npath);
-/* Take a lock on npath for u (node: its node id, or -1 when npath does
- * not exist yet: the open-mode table is checked for it either way). */
-int sd__lock_take(sd_core *c, const sd_principal *u, const char *npath, int64_t node,
+/* Take a lock on npath for u (okey: its open-mode key, sd__open_key, of
+ * the node or of a name not there yet: the open-mode table is checked for
+ * it either way). */
+int sd__lock_take(sd_core *c, const sd_principal *u, const char *npath, const char *okey,
 		  unsigned flags, int64_t timeout, const char *owner, sd_lock_info *out);
 int sd__lock_refresh(sd_core *c, const sd_principal *u, const char *npath, const char *token,
 		     int64_t timeout, sd_lock_info *out);
@@ -611,6 +751,16 @@ void sd__handles_drop_session(sd_core *c, sd_session *s);
 int sd__handles_reap(sd_core *c);
 
 /* ---- auth.c */
+#define SD_PWHASH_MAX 128 /* an Argon2id string with its NUL (crypto_pwhash_STRBYTES) */
+/* Argon2id string of pw (as user passwords): 0 or -ENOMEM. */
+int sd__password_hash(const char *pw, char out[SD_PWHASH_MAX]);
+/* 1 if pw is the password of hash (verifications bounded as logins; a
+ * success is remembered under key, as the login cache does), else 0. */
+int sd__password_check(sd_core *c, int64_t key, const char *hash, const char *pw);
+/* Count a failed login from addr (why: a word for the log and journal):
+ * the login limiter's delay and lockout. -SD_EAUTH, or -SD_EBLOCKED once
+ * addr is locked out. */
+int sd__auth_fail(sd_core *c, const char *user, const char *addr, const char *why);
 int sd__auth_init(sd_core *c);
 void sd__auth_free(sd_core *c);
 /* Re-read what a session's login relied on: 0 while it holds. */
@@ -715,6 +865,43 @@ int sd__token_revoke_hash(sd_core *c, const unsigned char hash[32]);
 int sd__key_lines(sd_core *c, const char *name, char ***lines);
 int sd__stats(sd_core *c, sd_stats *out);
 int sd__gc_run(sd_core *c, int force, sd_gc_report *out);
+
+/* ---- link.c: share links (design notes L1-L6 there) */
+/* Make a link on npath of u's view; check_share: u needs the share right
+ * (a session), else not (the admin). */
+int sd__link_create(sd_core *c, const sd_principal *u, const char *npath, const sd_link_opts *o,
+		    int check_share, char token[SD_LINK_TOKEN_MAX], sd_link_info *out);
+/* Links of user name (NULL: all), newest first. */
+int sd__link_list(sd_core *c, const char *name, sd_link_cb cb, void *arg);
+/* Revoke link id of user uid (0: any user's). */
+int sd__link_revoke(sd_core *c, int64_t uid, int64_t id);
+int sd__link_open(sd_core *c, const char *token, const char *password, const char *addr,
+		  sd_link **out, sd_link_info *info);
+int sd__link_stat(sd_link *l, const char *path, sd_stat *st);
+int sd__link_readdir(sd_link *l, const char *path, const char *after, int limit,
+		     sd_readdir_cb cb, void *arg, int *more);
+int sd__link_open_read(sd_link *l, const char *path, sd_reader **out, sd_stat *st);
+int sd__link_use(sd_link *l, int what, const char *path);
+int sd__link_upload_begin(sd_link *l, const char *name, sd_upload **out);
+void sd__link_close(sd_link *l);
+/* For replication (replica.c): the link with this token hash. */
+typedef struct sd_linkrow {
+	int64_t id;
+	char user[SD_USERNAME_MAX + 1];
+	int mode, revoked;
+	char pwhash[SD_PWHASH_MAX];
+	int64_t expires, max_downloads, downloads, created; /* ms */
+} sd_linkrow;
+int sd__link_get(sd_core *c, const unsigned char hash[32], sd_linkrow *out);
+/* Insert a copy of a source's link on npath of user's view; journals
+ * "link_create". */
+int sd__link_import(sd_core *c, const sd_principal *u, const char *npath,
+		    const unsigned char hash[32], const sd_linkrow *row);
+/* Revoke / count a use of (SD_LINK_USE_*) the link with this hash, as a
+ * replay (journaled like the original). */
+int sd__link_revoke_hash(sd_core *c, const unsigned char hash[32]);
+int sd__link_count_hash(sd_core *c, const unsigned char hash[32], int what, const char *user,
+			const char *path);
 
 /* ---- api.c: the function table (thin wrappers over the above) */
 extern const sd_core_api sd__api;

@@ -205,7 +205,7 @@ static int new_token(char out[SD_LOCKTOKEN_MAX])
 	return 0;
 }
 
-int sd__lock_take(sd_core *c, const sd_principal *u, const char *npath, int64_t node,
+int sd__lock_take(sd_core *c, const sd_principal *u, const char *npath, const char *okey,
 		  unsigned flags, int64_t timeout, const char *owner, sd_lock_info *out)
 {
 	if (flags & ~(SD_LOCK_SHARED | SD_LOCK_INFINITE))
@@ -238,7 +238,7 @@ int sd__lock_take(sd_core *c, const sd_principal *u, const char *npath, int64_t 
 	if (r == 0 && mine >= LOCKS_PER_USER)
 		r = -ENOLCK;
 	/* the file open for writing (or exclusively) by anyone: a conflict */
-	if (r == 0 && sd__open_writers_locked(c, node, u->id, npath))
+	if (r == 0 && sd__open_writers_locked(c, okey))
 		r = -EBUSY;
 	if (r == 0) {
 		if (c->nlocks == c->caplocks) {

@@ -39,7 +39,9 @@ int sd__props_get(sd_core *c, const sd_principal *u, const char *npath, sd_prop_
 	int n = 0, cap = 0;
 	sd_node node;
 	sd_dbc *d = sd_db_read_begin(c->db);
-	int r = sd__tree_lookup(d, u->id, npath, &node);
+	int r = sd__tree_lookup(c, d, u, npath, &node);
+	if (r == 0 && !node.vis)
+		r = -ENOENT; /* teams: a path the user may not see */
 	if (r == 0) {
 		sqlite3_stmt *st = sd_db_stmt(d, &q_props);
 		sqlite3_bind_int64(st, 1, node.id);
@@ -116,7 +118,9 @@ int sd__props_patch(sd_core *c, const sd_principal *u, const char *npath, const 
 	if (!d)
 		return -EIO;
 	sd_node node;
-	r = sd__tree_lookup(d, u->id, npath, &node);
+	r = sd__tree_lookup(c, d, u, npath, &node);
+	if (r == 0 && !(node.rights & SD_RIGHT_WRITE))
+		r = node.vis ? -EACCES : -ENOENT; /* teams: properties are written like content */
 	for (int i = 0; r == 0 && i < n; i++) {
 		const sd_prop *p = &ops[i];
 		sqlite3_stmt *st = sd_db_stmt(d, p->value ? &q_prop_set : &q_prop_del);

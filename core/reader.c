@@ -92,11 +92,14 @@ int sd__reader_open_hex(sd_core *c, const char *hex, uint64_t size, sd_reader **
 	return open_store(c, hex, size, out);
 }
 
-int sd__reader_open(sd_core *c, int64_t uid, const char *npath, sd_reader **out, sd_stat *st)
+int sd__reader_open(sd_core *c, const sd_principal *u, const char *npath, unsigned need,
+		    sd_reader **out, sd_stat *st)
 {
 	sd_node n;
 	sd_dbc *d = sd_db_read_begin(c->db);
-	int r = sd__tree_lookup(d, uid, npath, &n);
+	int r = sd__tree_lookup(c, d, u, npath, &n);
+	if (r == 0 && (n.rights & need) != need)
+		r = n.vis ? -EACCES : -ENOENT; /* team.c T6, T7 */
 	if (r == 0 && n.kind != SD_KIND_FILE)
 		r = -EISDIR;
 	if (r == 0 && st) {

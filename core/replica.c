@@ -59,6 +59,20 @@
  *   token_create          src's token row (hash, scope, times, revoked)
  *   token_revoke          revoke the token with that hash
  *   login_failed, handle_expired   the row itself, copied (no state)
+ *   group_add, group_del  the group (args: group)
+ *   member_add, member_rm the membership (group, user)
+ *   share_create, share_quota, share_delete   the shared folder (share,
+ *                         quota); its account and root come with it
+ *   share_grant, share_revoke   the rule (share, path in it, user or
+ *                         group, rights)
+ *   link_create           the link with that token hash (hash) on path, as
+ *                         its maker, with src's stored row (password string,
+ *                         limits): the journal never holds a secret
+ *   link_revoke           revoke the link with that hash
+ *   link_get, link_zip, link_list   one use, counted as on the source
+ * Changes inside a shared folder are ordinary rows (write, mkdir, rename
+ * ...) whose path is the user's view ("/<share>/..."): replayed as that
+ * user, through the same mounts and rights on the copy.
  * Any other op stops the run ("cannot be replayed"): a new op must be added
  * to apply() below with what its replay needs in its args.
  */
@@ -102,6 +116,10 @@ typedef struct rargs {
 	/* dead properties (props.c) */
 	char *ns, *name, *value;
 	size_t value_len;
+	/* teams and links (team.c, link.c) */
+	char *group, *user, *share, *path, *hash;
+	int has_rights;
+	int64_t rights;
 } rargs;
 
 SD_SQL(q_args, "SELECT json_valid(?1), json_extract(?1, '$.sha256'), json_extract(?1, '$.size'), "
@@ -111,7 +129,10 @@ SD_SQL(q_args, "SELECT json_valid(?1), json_extract(?1, '$.sha256'), json_extrac
 	       "json_extract(?1, '$.at'), json_extract(?1, '$.deleted_at'), "
 	       "json_extract(?1, '$.from'), json_extract(?1, '$.parents'), "
 	       "json_extract(?1, '$.all'), json_extract(?1, '$.ns'), json_extract(?1, '$.name'), "
-	       "json_extract(?1, '$.value')");
+	       "json_extract(?1, '$.value'), "
+	       "json_extract(?1, '$.group'), json_extract(?1, '$.user'), "
+	       "json_extract(?1, '$.share'), json_extract(?1, '$.path'), "
+	       "json_extract(?1, '$.rights'), json_extract(?1, '$.hash')");
 SD_SQL(q_position, "SELECT source, seq, hash FROM replica WHERE id = 1");
 SD_SQL(q_users, "SELECT count(*) FROM users");
 
@@ -187,6 +208,14 @@ static int parse_args(rctx *x, const char *text, rargs *a)
 			a->value = sd_xmalloc(a->value_len + 1);
 			memcpy(a->value, t, a->value_len + 1);
 		}
+		char **strs[] = {&a->group, &a->user, &a->share, &a->path};
+		for (int i = 0; i < 4; i++)
+			if ((t = sqlite3_column_text(st, 19 + i)))
+				*strs[i] = sd_xstrdup((const char *)t);
+		if ((a->has_rights = sqlite3_column_type(st, 23) == SQLITE_INTEGER))
+			a->rights = sqlite3_column_int64(st, 23);
+		if ((t = sqlite3_column_text(st, 24)))
+			a->hash = sd_xstrdup((const char *)t);
 	}
 	sqlite3_reset(st);
 	sd_db_read_end(x->dst->db, d);
@@ -201,6 +230,11 @@ static void free_args(rargs *a)
 	free(a->ns);
 	free(a->name);
 	free(a->value);
+	free(a->group);
+	free(a->user);
+	free(a->share);
+	free(a->path);
+	free(a->hash);
 }
 
 /* ------------------------------------------------------------ contents */
@@ -404,13 +438,78 @@ static int apply_history(rctx *x, const char *op, const char *path, const rargs 
 	if (!a->from || !a->has_deleted_at)
 		return fail(x, -EINVAL, "its args lack the item (from, deleted_at)");
 	int64_t id;
-	r = sd__hist_find_item(dst, u->id, a->from, a->deleted_at, &id);
+	r = sd__hist_find_item(dst, u, a->from, a->deleted_at, &id);
 	if (r < 0)
 		return fail(x, r, "the copy has no trash item deleted from %s at %lld", a->from,
 			    (long long)a->deleted_at);
 	if (!strcmp(op, "trash_empty"))
 		return (r = sd__hist_trash_empty(dst, u, id)) < 0 ? r : 0;
 	return sd__hist_trash_restore(dst, u, id, path, a->parents, NULL);
+}
+
+/* Groups, members, shared folders and their rules (team.c): the same
+ * admin call on dst. 1 when op is not one of them. */
+static int apply_team(rctx *x, const char *op, const rargs *a)
+{
+	sd_core *dst = x->dst;
+	int r;
+	if (!strcmp(op, "group_add") || !strcmp(op, "group_del")) {
+		if (!a->group)
+			return fail(x, -EINVAL, "its args lack the group");
+		return !strcmp(op, "group_add") ? sd__group_add(dst, a->group)
+					       : sd__group_delete(dst, a->group);
+	}
+	if (!strcmp(op, "member_add") || !strcmp(op, "member_rm")) {
+		if (!a->group || !a->user)
+			return fail(x, -EINVAL, "its args lack the group or the user");
+		return !strcmp(op, "member_add") ? sd__group_member_add(dst, a->group, a->user)
+						: sd__group_member_remove(dst, a->group, a->user);
+	}
+	if (!strncmp(op, "share_", 6) && !a->share)
+		return fail(x, -EINVAL, "its args lack the shared folder");
+	if (!strcmp(op, "share_create") || !strcmp(op, "share_quota")) {
+		if (!a->has_quota)
+			return fail(x, -EINVAL, "its args lack the quota");
+		return !strcmp(op, "share_create") ? sd__share_create(dst, a->share, a->quota, NULL)
+						  : sd__share_set_quota(dst, a->share, a->quota);
+	}
+	if (!strcmp(op, "share_delete"))
+		return sd__share_delete(dst, a->share);
+	if (!strcmp(op, "share_grant") || !strcmp(op, "share_revoke")) {
+		if (!a->path || (!a->user == !a->group))
+			return fail(x, -EINVAL, "its args lack the path, or the user or group");
+		if (!strcmp(op, "share_revoke"))
+			return sd__share_revoke(dst, a->share, a->path, a->user, a->group);
+		if (!a->has_rights || a->rights < 0 || a->rights > (int64_t)SD_RIGHTS_ALL)
+			return fail(x, -EINVAL, "its args lack the rights");
+		r = sd__share_grant(dst, a->share, a->path, a->user, a->group, (unsigned)a->rights);
+		return r;
+	}
+	return 1;
+}
+
+/* Share links (link.c): made, revoked, used. 1 when op is not one. */
+static int apply_link(rctx *x, const char *op, const char *path, const rargs *a,
+		      const sd_principal *u)
+{
+	int what = !strcmp(op, "link_get") ? SD_LINK_USE_GET
+		   : !strcmp(op, "link_zip") ? SD_LINK_USE_ZIP
+		   : !strcmp(op, "link_list") ? SD_LINK_USE_LIST : 0;
+	if (!what && strcmp(op, "link_create") && strcmp(op, "link_revoke"))
+		return 1;
+	unsigned char h[32];
+	if (!a->hash || sd_unhex(a->hash, h, 32) < 0)
+		return fail(x, -EINVAL, "its args lack the link's hash");
+	if (what)
+		return sd__link_count_hash(x->dst, h, what, u->name, path);
+	if (!strcmp(op, "link_revoke"))
+		return sd__link_revoke_hash(x->dst, h);
+	/* its password string as stored now on src: the journal never holds it */
+	sd_linkrow row;
+	int r = sd__link_get(x->src, h, &row);
+	if (r < 0)
+		return fail(x, r, "the link is not on the source any more");
+	return sd__link_import(x->dst, u, path, h, &row);
 }
 
 /* Apply row w to dst. 0, or a negative error (x->err may say more). */
@@ -431,16 +530,19 @@ static int apply(rctx *x, const sd_jrow *w)
 	if (parse_args(x, w->f[4], &a) < 0)
 		return fail(x, -EINVAL, "its args are not a JSON object");
 	int r;
+	if ((r = apply_team(x, op, &a)) <= 0) /* admin rows name no user */
+		goto out;
 	if (!user || !*user || strlen(user) > SD_USERNAME_MAX) {
 		r = fail(x, -EINVAL, "the row names no valid user");
 		goto out;
 	}
 	if ((r = apply_user(x, op, user, &a, w->f[3])) <= 0)
 		goto out;
+	int link = !strncmp(op, "link_", 5);
 	int put = !strcmp(op, "write") || !strcmp(op, "instant") || !strcmp(op, "copy") ||
 		  !strcmp(op, "restore");
 	int hist = !strcmp(op, "untrash") || !strcmp(op, "trash_empty") || !strcmp(op, "rollback");
-	int tree = put || hist || !strcmp(op, "mkdir") || !strcmp(op, "delete") ||
+	int tree = put || hist || link || !strcmp(op, "mkdir") || !strcmp(op, "delete") ||
 		   !strcmp(op, "rmdir") || !strcmp(op, "rename") || !strcmp(op, "chmod") ||
 		   !strcmp(op, "mtime") || !strcmp(op, "prop_set") || !strcmp(op, "prop_del");
 	if (!tree) {
@@ -448,7 +550,7 @@ static int apply(rctx *x, const sd_jrow *w)
 		goto out;
 	}
 	/* trash_empty names no path; a rollback may name "/" */
-	int no_path = !strcmp(op, "trash_empty"), root_ok = !strcmp(op, "rollback");
+	int no_path = !strcmp(op, "trash_empty"), root_ok = !strcmp(op, "rollback") || link;
 	if (!no_path && !good_path(path) && !(root_ok && path && !strcmp(path, "/"))) {
 		r = fail(x, -EINVAL, "its path is not a normalised path");
 		goto out;
@@ -465,7 +567,11 @@ static int apply(rctx *x, const sd_jrow *w)
 	snprintf(u.proto, sizeof u.proto, "replica");
 	u.flags &= ~SD_USER_READONLY;
 	sd_core *dst = x->dst;
-	if (put) {
+	if (link) {
+		if ((r = apply_link(x, op, path, &a, &u)) > 0)
+			r = fail(x, -ENOTSUP, "op '%s' cannot be replayed by this version of storaged",
+				 op);
+	} else if (put) {
 		r = apply_put(x, w, &a, &u);
 	} else if (!strcmp(op, "mkdir")) {
 		r = sd__tree_mkdir(dst, &u, path, a.has_mode ? a.mode : 0755, 1);

@@ -77,6 +77,8 @@ int sd__session_new(sd_core *c, const sd_user *u, int method, int64_t cred_id,
 	snprintf(s->u.addr, sizeof s->u.addr, "%s", s->addr);
 	snprintf(s->u.proto, sizeof s->u.proto, "%s", s->proto);
 	snprintf(s->cwd, sizeof s->cwd, "/");
+	if (method == SD_METHOD_ANONYMOUS)
+		s->u.flags |= SD_P_OWN_TREE; /* the account's own files, no shared folder */
 	s->checked = sd_mono_ms();
 	s->gen = atomic_load(&c->cred_gen);
 	*out = s;
@@ -122,7 +124,7 @@ int sd__session_principal(sd_session *s, sd_principal *out)
 		sd_user fresh;
 		int r = sd__auth_recheck(c, s->u.id, s->method, s->cred_id, s->pwtag, &fresh);
 		if (r == 0) {
-			fresh.flags |= s->u.flags & SD_USER_READONLY;
+			fresh.flags |= s->u.flags & (SD_USER_READONLY | SD_P_OWN_TREE);
 			sd__principal_set_user(&s->u, &fresh);
 			s->checked = now;
 			s->gen = gen;

@@ -139,6 +139,11 @@ typedef struct sd_stat {
 	int64_t ctime;                /* creation time */
 	char sha256[SD_SHA256_HEX];   /* files: content address; dirs: "" */
 	int64_t versions;             /* files: number of stored versions */
+	/* Who made the node and who changed it last (its content, mode,
+	 * mtime or place): user names, "" when not known (made by the admin
+	 * tool, or before the engine recorded it). */
+	char created_by[SD_USERNAME_MAX + 1];
+	char changed_by[SD_USERNAME_MAX + 1];
 } sd_stat;
 
 /* One directory entry given to a readdir callback; valid during the call. */
@@ -357,6 +362,84 @@ enum sd_scope { SD_SCOPE_RW = 0, SD_SCOPE_RO = 1 };
 /* Auth flags. */
 #define SD_AUTH_PROBE 0x1u /* public-key probe: do not count a failure, make no session */
 
+/* --------------------------------------------------------- teams */
+
+/* Rights in a shared folder (team.c): a mask. In a user's own tree a user
+ * has them all. */
+#define SD_RIGHT_LIST   0x01u /* list a folder */
+#define SD_RIGHT_READ   0x02u /* read a file (download, open for reading) */
+#define SD_RIGHT_WRITE  0x04u /* create files and folders, overwrite, chmod, mtime */
+#define SD_RIGHT_DELETE 0x08u /* delete */
+#define SD_RIGHT_RENAME 0x10u /* rename or move away */
+#define SD_RIGHT_SHARE  0x20u /* make share links */
+#define SD_RIGHTS_ALL   0x3fu
+
+/* A group as listed (group_list); members valid during the callback. */
+typedef struct sd_group {
+	int64_t id;
+	char name[SD_USERNAME_MAX + 1];
+	int64_t created; /* seconds */
+	int nmembers;
+	const char *const *members; /* user names, in name order */
+} sd_group;
+
+/* A shared folder as listed (share_list): mounted at "/<name>" in the
+ * view of every user a rule of it names. */
+typedef struct sd_share {
+	int64_t id;
+	char name[SD_USERNAME_MAX + 1];
+	int64_t quota;   /* the folder's own quota in logical bytes, 0 = unlimited */
+	int64_t used;    /* logical bytes of its live files */
+	int64_t created; /* seconds */
+	int rules;       /* number of rules */
+} sd_share;
+
+/* One rule of a shared folder (share_rules); strings valid during the
+ * callback. Exactly one of user and group is non-empty. */
+typedef struct sd_share_rule {
+	const char *share;
+	const char *path;   /* in the shared folder, "/" = its root */
+	const char *user;
+	const char *group;
+	unsigned rights;    /* SD_RIGHT_* */
+	int deleted;        /* its folder is in the trash: the rule waits */
+} sd_share_rule;
+
+/* Share links (link.c). */
+#define SD_LINK_READ   1 /* download the file, or list and download the folder */
+#define SD_LINK_UPLOAD 2 /* a file request: upload new files into the folder, nothing else */
+#define SD_LINK_TOKEN_MAX 48 /* a token: 43 base64url characters + NUL */
+
+typedef struct sd_link sd_link; /* a link opened for serving (link_open) */
+
+/* What a link is made with (link_create). */
+typedef struct sd_link_opts {
+	int mode;              /* SD_LINK_READ (0 means it too) or SD_LINK_UPLOAD */
+	int64_t expires;       /* seconds from the start of the current second
+				* (now(), whole seconds); 0 = never */
+	const char *password;  /* NULL or "": none */
+	int64_t max_downloads; /* 0: no limit */
+} sd_link_opts;
+
+/* A link as listed (the token itself is never stored). */
+typedef struct sd_link_info {
+	int64_t id;
+	char user[SD_USERNAME_MAX + 1]; /* who made it: it acts with their rights */
+	char path[SD_PATH_MAX + 1];     /* its target in the maker's view */
+	int kind;                       /* enum sd_kind of the target */
+	int mode;                       /* SD_LINK_* */
+	int password;                   /* 1: a password is needed */
+	int64_t created, expires;       /* seconds; expires 0 = never */
+	int64_t max_downloads, downloads;
+	int revoked;
+	int gone;                       /* its target was deleted */
+} sd_link_info;
+
+/* link_use: what a client did through a link (counted, journaled). */
+#define SD_LINK_USE_GET  1 /* downloaded a file (counts as a download) */
+#define SD_LINK_USE_ZIP  2 /* downloaded a folder as a zip (counts as one) */
+#define SD_LINK_USE_LIST 3 /* listed a folder (not counted) */
+
 /* ---------------------------------------------------- the function table */
 
 #define SD_CORE_API_VERSION 2
@@ -374,6 +457,10 @@ typedef int (*sd_journal_cb)(void *arg, const sd_journal_entry *e);    /* nonzer
 typedef int (*sd_trash_cb)(void *arg, const sd_trash_item *t);         /* nonzero stops */
 typedef int (*sd_lock_cb)(void *arg, const sd_lock_info *l);           /* nonzero stops */
 typedef int (*sd_prop_cb)(void *arg, const sd_prop *p);                /* nonzero stops */
+typedef int (*sd_group_cb)(void *arg, const sd_group *g);              /* nonzero stops */
+typedef int (*sd_share_cb)(void *arg, const sd_share *sh);             /* nonzero stops */
+typedef int (*sd_share_rule_cb)(void *arg, const sd_share_rule *r);    /* nonzero stops */
+typedef int (*sd_link_cb)(void *arg, const sd_link_info *l);           /* nonzero stops */
 
 typedef struct sd_core_api {
 	uint32_t version; /* SD_CORE_API_VERSION */
@@ -697,6 +784,97 @@ typedef struct sd_core_api {
 	 * kept; -EINVAL for a path already inside a virtual folder. */
 	int (*at_path)(sd_session *s, const char *path, int64_t at_ms, char *out, size_t outlen);
 
+	/* -- teams (core/team.c): groups, shared folders, rights ----------
+	 * A shared folder is a tree of its own with its own quota, mounted at
+	 * "/<name>" in the view of every user one of its rules names (the
+	 * mount hides an own node of that name). Every call above checks the
+	 * rights (SD_RIGHT_*) there: a path the user may not see is -ENOENT,
+	 * a call it may not make -EACCES. docs/teams.md has the rules.
+	 * Names of groups and shares are as user names. Admin calls: */
+	/* -EEXIST, -EINVAL for a bad name. */
+	int (*group_add)(sd_core *c, const char *name);
+	/* Its members and rules go with it. -ENOENT. */
+	int (*group_delete)(sd_core *c, const char *name);
+	/* -ENOENT for an unknown group or user, -EEXIST when a member already. */
+	int (*group_member_add)(sd_core *c, const char *group, const char *user);
+	/* -ENOENT also when the user is not a member. Takes effect on the
+	 * member's next call, also on sessions already open. */
+	int (*group_member_remove)(sd_core *c, const char *group, const char *user);
+	/* Every group (name NULL) or one (-ENOENT), in name order. Returns the
+	 * count delivered. */
+	int (*group_list)(sd_core *c, const char *name, sd_group_cb cb, void *arg);
+	/* A new, empty shared folder with its own quota (0: unlimited) and no
+	 * rules yet (nobody sees it). -EEXIST, -EINVAL. */
+	int (*share_create)(sd_core *c, const char *name, int64_t quota, int64_t *id);
+	/* Its files go to the cleaner like a deleted tree; its rules and links
+	 * go at once. -ENOENT. */
+	int (*share_delete)(sd_core *c, const char *name);
+	int (*share_set_quota)(sd_core *c, const char *name, int64_t quota);
+	/* Set the rule of user or group (exactly one non-NULL) on path in the
+	 * shared folder ("/" = its root; missing folders are made): rights
+	 * there and below, until a deeper rule for them. rights 0 denies.
+	 * -ENOENT for an unknown share, user or group; -ENOTDIR. */
+	int (*share_grant)(sd_core *c, const char *share, const char *path, const char *user,
+			   const char *group, unsigned rights);
+	/* Remove that rule: -ENOENT when there is none. */
+	int (*share_revoke)(sd_core *c, const char *share, const char *path, const char *user,
+			    const char *group);
+	/* Every shared folder (name NULL) or one (-ENOENT). */
+	int (*share_list)(sd_core *c, const char *name, sd_share_cb cb, void *arg);
+	/* The rules of one shared folder (name NULL: of all), by path. */
+	int (*share_rules)(sd_core *c, const char *name, sd_share_rule_cb cb, void *arg);
+	/* The session's rights at path (SD_RIGHT_*; where a new node would
+	 * be, for a path that does not exist): for front ends that show them. */
+	int (*access)(sd_session *s, const char *path, unsigned *rights);
+
+	/* -- share links (core/link.c) ------------------------------------
+	 * A link is a random token (SD_LINK_TOKEN_MAX) naming a file or folder;
+	 * it acts with its maker's rights, checked again at every use. */
+	/* Make one on path: needs SD_RIGHT_SHARE there (own tree: always),
+	 * and read (a read link) or write (an upload link, on a folder only:
+	 * -ENOTDIR). The token is in token (shown once), the link in *out
+	 * (may be NULL). Refuses a read-only session (-EROFS). */
+	int (*link_create)(sd_session *s, const char *path, const sd_link_opts *o,
+			   char token[SD_LINK_TOKEN_MAX], sd_link_info *out);
+	/* The session's user's links, newest first. */
+	int (*link_list)(sd_session *s, sd_link_cb cb, void *arg);
+	/* Revoke one of them: -ENOENT for any other id. */
+	int (*link_revoke)(sd_session *s, int64_t id);
+	/* Admin: a link made as user on path in their view (the share right
+	 * is not needed; the rights to use it are, at every use). */
+	int (*link_create_as)(sd_core *c, const char *user, const char *path, const sd_link_opts *o,
+			      char token[SD_LINK_TOKEN_MAX], sd_link_info *out);
+	/* Admin: links of user (NULL: all); revoke any. */
+	int (*link_list_all)(sd_core *c, const char *user, sd_link_cb cb, void *arg);
+	int (*link_revoke_any)(sd_core *c, int64_t id);
+	/* Serving a link without an account. -ENOENT for a token that names no
+	 * usable link (unknown, expired, revoked, downloads used up, target
+	 * gone, maker disabled or without the rights now: which is not said);
+	 * -EACCES when a password is needed and password (NULL or "") is not
+	 * it; -SD_EBLOCKED when addr is locked out. A wrong token or password
+	 * counts as a failed login from addr (the login limiter). *out is
+	 * released with link_close; info (may be NULL) describes the link. */
+	int (*link_open)(sd_core *c, const char *token, const char *password, const char *addr,
+			 sd_link **out, sd_link_info *info);
+	/* path: "/" is the link's target, "/a/b" below a folder target (the
+	 * one resolver; ".." stops at the target). A read link only. */
+	int (*link_stat)(sd_link *l, const char *path, sd_stat *st);
+	int (*link_readdir)(sd_link *l, const char *path, const char *after, int limit,
+			    sd_readdir_cb cb, void *arg, int *more);
+	int (*link_open_read)(sd_link *l, const char *path, sd_reader **out, sd_stat *st);
+	/* Record one use (SD_LINK_USE_*) of path: journaled; GET and ZIP count
+	 * a download: -ENOENT when the link's downloads are used up. */
+	int (*link_use)(sd_link *l, int what, const char *path);
+	/* An upload link: a new file `name` (one component, not existing:
+	 * -EEXIST) in the target folder, committed with upload_commit. */
+	int (*link_upload_begin)(sd_link *l, const char *name, sd_upload **out);
+	void (*link_close)(sd_link *l);
+	/* Bytes the quota of the tree an upload goes to (the user's, or a
+	 * shared folder's) leaves for its file, its old size counted back; -1
+	 * when there is no limit. For a front end that refuses an upload too
+	 * large for it before reading its body (Content-Length). */
+	int64_t (*upload_room)(const sd_upload *up);
+
 	/* The table grew past its first spare slots (API 2 is not released
 	 * yet); these are for the calls after. */
 	/* -- write locks (core/lock.c): WebDAV's LOCK, held by the engine --
@@ -810,7 +988,7 @@ typedef struct sd_module_conf {
 
 #define SD_MODULE_ABI 2
 /* Changes whenever sd_module or sd_core_api changes shape. */
-#define SD_MODULE_SIGNATURE "storaged-module/2:api2:conf1:session1"
+#define SD_MODULE_SIGNATURE "storaged-module/2:api2:conf1:session1:teams1"
 #define SD_MODULE_SYMBOL "storaged_module"
 
 /* Each front end exports `const sd_module storaged_module = {...}`.

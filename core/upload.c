@@ -99,40 +99,24 @@ int sd__upload_begin(sd_core *c, const sd_principal *u, const sd_cred *cred, con
 		goto fail;
 	}
 
-	sd_node n, parent;
+	sd_node n;
 	char hex[SD_SHA256_HEX] = "";
 	uint64_t existing = 0;
-	sd_dbc *d = sd_db_read_begin(c->db);
-	r = sd__tree_lookup(d, u->id, up->npath, &n);
-	if (r == 0) {
-		if (n.kind == SD_KIND_DIR)
-			r = -EISDIR;
-		else if (flags & SD_UP_EXCL)
-			r = -EEXIST;
-		else {
-			existing = n.size;
-			memcpy(hex, n.sha256, sizeof hex);
-		}
-	} else if (r == -ENOENT) {
-		/* the parent must exist unless we may create it */
-		char ppath[SD_PATH_MAX + 1];
-		snprintf(ppath, sizeof ppath, "%s", up->npath);
-		char *slash = strrchr(ppath, '/');
-		if (slash == ppath)
-			slash[1] = '\0';
-		else
-			*slash = '\0';
-		r = sd__tree_lookup(d, u->id, ppath, &parent);
-		if (r == 0 && parent.kind != SD_KIND_DIR)
-			r = -ENOTDIR;
-		if ((r == -ENOENT) && (flags & SD_UP_PARENTS))
-			r = 0;
-		if (r == 0 && offset > 0)
-			r = -EINVAL; /* nothing to resume */
+	int exists = 0;
+	/* where it goes and whether the user may write there (team.c T7;
+	 * the commit checks again in its transaction) */
+	r = sd__tree_put_target(c, u, up->npath, flags, &n, &exists);
+	if (r == 0 && exists) {
+		existing = n.size;
+		memcpy(hex, n.sha256, sizeof hex);
 	}
-	if (r == 0)
-		r = quota_room(d, u->id, existing, &up->room);
-	sd_db_read_end(c->db, d);
+	if (r == 0 && !exists && offset > 0)
+		r = -EINVAL; /* nothing to resume */
+	if (r == 0) { /* the quota of the tree's owner: the user or the shared folder */
+		sd_dbc *d = sd_db_read_begin(c->db);
+		r = quota_room(d, n.owner, existing, &up->room);
+		sd_db_read_end(c->db, d);
+	}
 	if (r < 0)
 		goto fail;
 	if (offset > existing) {
@@ -169,6 +153,11 @@ void sd__upload_set_locks(sd_upload *up, unsigned how, const sd_locktoks *tk)
 {
 	up->lkhow = how;
 	up->tk = *tk;
+}
+
+int64_t sd__upload_room(const sd_upload *up)
+{
+	return up->room;
 }
 
 void sd__upload_set_mtime(sd_upload *up, int64_t mtime)

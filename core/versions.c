@@ -92,7 +92,9 @@ int sd__versions_list(sd_core *c, const sd_principal *u, const char *npath, sd_v
 	size_t n = 0, cap = 0;
 	sd_node node;
 	sd_dbc *d = sd_db_read_begin(c->db);
-	int r = sd__tree_lookup(d, u->id, npath, &node);
+	int r = sd__tree_lookup(c, d, u, npath, &node);
+	if (r == 0 && !(node.rights & SD_RIGHT_READ))
+		r = node.vis ? -EACCES : -ENOENT; /* team.c T7 */
 	if (r == 0 && node.kind != SD_KIND_FILE)
 		r = -EISDIR;
 	if (r == 0) {

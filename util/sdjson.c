@@ -226,8 +226,13 @@ json_t *sd_json_stat(const char *path, const char *name, const sd_stat *st)
 		if (!name)
 			put(o, "versions", json_integer(st->versions), &ok);
 	}
-	if (!name)
+	if (!name) {
 		put(o, "ctime", json_integer(st->ctime), &ok);
+		put(o, "created_by", st->created_by[0] ? sd_json_string(st->created_by) : json_null(),
+		    &ok);
+		put(o, "changed_by", st->changed_by[0] ? sd_json_string(st->changed_by) : json_null(),
+		    &ok);
+	}
 	return done(o, ok);
 }
 
@@ -312,5 +317,142 @@ json_t *sd_json_rollback(const char *path, int64_t at, const sd_rollback_report 
 	put(o, "moved", json_integer(r->moved), &ok);
 	put(o, "created", json_integer(r->created), &ok);
 	put(o, "trashed", json_integer(r->trashed), &ok);
+	return done(o, ok);
+}
+
+/* ------------------------------------------------------------ teams */
+
+void sd_json_rights_text(unsigned r, char *out, size_t outlen)
+{
+	static const char *names[] = {"list", "read", "write", "delete", "rename", "share"};
+	size_t o = 0;
+	out[0] = '\0';
+	for (int i = 0; i < 6; i++)
+		if (r & (1u << i)) {
+			int w = snprintf(out + o, outlen - o, "%s%s", o ? "," : "", names[i]);
+			if (w < 0 || (size_t)w >= outlen - o)
+				break;
+			o += (size_t)w;
+		}
+	if (!o)
+		snprintf(out, outlen, "none");
+}
+
+unsigned sd_json_rights_parse(const char *s, int *ok)
+{
+	static const struct {
+		const char *name;
+		unsigned bits;
+	} words[] = {
+	    {"list", SD_RIGHT_LIST},     {"read", SD_RIGHT_READ},
+	    {"write", SD_RIGHT_WRITE},   {"delete", SD_RIGHT_DELETE},
+	    {"rename", SD_RIGHT_RENAME}, {"share", SD_RIGHT_SHARE},
+	    {"ro", SD_RIGHT_LIST | SD_RIGHT_READ},
+	    {"rw", SD_RIGHT_LIST | SD_RIGHT_READ | SD_RIGHT_WRITE | SD_RIGHT_DELETE | SD_RIGHT_RENAME},
+	    {"full", SD_RIGHTS_ALL},     {"all", SD_RIGHTS_ALL},
+	    {"dropbox", SD_RIGHT_WRITE}, {"none", 0},
+	};
+	unsigned bits = 0;
+	*ok = s && *s;
+	const char *p = s;
+	while (*ok && *p) {
+		size_t n = strcspn(p, ",+ ");
+		int found = 0;
+		for (size_t i = 0; i < sizeof words / sizeof words[0]; i++)
+			if (strlen(words[i].name) == n && strncmp(words[i].name, p, n) == 0) {
+				bits |= words[i].bits;
+				found = 1;
+			}
+		*ok = found;
+		p += n;
+		while (*p == ',' || *p == '+' || *p == ' ')
+			p++;
+	}
+	return bits;
+}
+
+json_t *sd_json_group(const sd_group *g)
+{
+	json_t *o = json_object(), *m = json_array();
+	int ok = o != NULL && m != NULL;
+	if (!ok) {
+		json_decref(o);
+		json_decref(m);
+		return NULL;
+	}
+	for (int i = 0; i < g->nmembers; i++)
+		if (json_array_append_new(m, sd_json_string(g->members[i])) < 0)
+			ok = 0;
+	put(o, "name", sd_json_string(g->name), &ok);
+	put(o, "members", m, &ok);
+	put(o, "created", time_json(g->created), &ok);
+	return done(o, ok);
+}
+
+json_t *sd_json_share(const sd_share *sh)
+{
+	char mount[SD_USERNAME_MAX + 2];
+	snprintf(mount, sizeof mount, "/%s", sh->name);
+	json_t *o = json_object();
+	int ok = o != NULL;
+	if (!ok)
+		return NULL;
+	put(o, "name", sd_json_string(sh->name), &ok);
+	put(o, "mount", sd_json_string(mount), &ok);
+	put(o, "quota", json_integer(sh->quota), &ok);
+	put(o, "used", json_integer(sh->used), &ok);
+	put(o, "rules", json_integer(sh->rules), &ok);
+	put(o, "created", time_json(sh->created), &ok);
+	return done(o, ok);
+}
+
+json_t *sd_json_share_rule(const sd_share_rule *r)
+{
+	char rt[64];
+	sd_json_rights_text(r->rights, rt, sizeof rt);
+	json_t *o = json_object();
+	int ok = o != NULL;
+	if (!ok)
+		return NULL;
+	put(o, "share", sd_json_string(r->share), &ok);
+	put(o, "path", sd_json_string(r->path), &ok);
+	put(o, "user", opt_string(r->user), &ok);
+	put(o, "group", opt_string(r->group), &ok);
+	put(o, "rights", json_string(rt), &ok);
+	put(o, "deleted", json_boolean(r->deleted), &ok);
+	return done(o, ok);
+}
+
+const char *sd_json_link_state(const sd_link_info *l, int64_t now)
+{
+	if (l->revoked)
+		return "revoked";
+	if (l->gone)
+		return "gone";
+	if (l->expires && l->expires <= now)
+		return "expired";
+	if (l->max_downloads && l->downloads >= l->max_downloads)
+		return "used_up";
+	return "active";
+}
+
+json_t *sd_json_link(const sd_link_info *l, int64_t now)
+{
+	json_t *o = json_object();
+	int ok = o != NULL;
+	if (!ok)
+		return NULL;
+	put(o, "id", json_integer(l->id), &ok);
+	put(o, "user", sd_json_string(l->user), &ok);
+	put(o, "path", sd_json_string(l->path), &ok);
+	put(o, "kind", json_string(l->kind == SD_KIND_DIR ? "dir" : "file"), &ok);
+	put(o, "mode", json_string(l->mode == SD_LINK_UPLOAD ? "upload" : "read"), &ok);
+	put(o, "password", json_boolean(l->password), &ok);
+	put(o, "created", time_json(l->created), &ok);
+	put(o, "expires", l->expires ? time_json(l->expires) : json_null(), &ok);
+	put(o, "max_downloads", l->max_downloads ? json_integer(l->max_downloads) : json_null(), &ok);
+	put(o, "downloads", json_integer(l->downloads), &ok);
+	put(o, "revoked", json_boolean(l->revoked), &ok);
+	put(o, "state", json_string(sd_json_link_state(l, now)), &ok);
 	return done(o, ok);
 }

@@ -17,13 +17,19 @@
  *                   "blobs_removed","bytes_freed","temps_removed",
  *                   "disk_used_pct"}
  *   sd_stat        {"path","kind","size","mode","mtime","sha256",
- *                   "versions","ctime"}, or as a listing entry
+ *                   "versions","ctime","created_by","changed_by"}, or as a
+ *                   listing entry
  *                  {"name","kind","size","mode","mtime","sha256"}
  *   sd_version     {"id","ts","size","sha256","current","mtime","user",
  *                   "proto","addr","op"}
  *   sd_trash_item  {"id","name","path","kind","deleted","size","files"}
  *   sd_rollback_report {"path","at","ts","undo_at","restored","revived",
  *                   "moved","created","trashed"}
+ *   sd_group       {"name","members","created"}
+ *   sd_share       {"name","mount","quota","used","rules","created"}
+ *   sd_share_rule  {"share","path","user","group","rights","deleted"}
+ *   sd_link_info   {"id","user","path","kind","mode","password","created",
+ *                   "expires","max_downloads","downloads","revoked","state"}
  *
  * This file sees only core/storaged.h and jansson (plus the C library):
  * it is linked into front-end modules, which must not link core code.
@@ -86,8 +92,9 @@ json_t *sd_json_gc_report(const sd_gc_report *r);
  *  - name != NULL: a listing entry {"name","kind","size","mode","mtime",
  *    "sha256"};
  *  - name == NULL: the full form (stat, upload and move answers)
- *    {"path","kind","size","mode","mtime","sha256","versions","ctime"},
- *    with "path" only when path != NULL.
+ *    {"path","kind","size","mode","mtime","sha256","versions","ctime",
+ *    "created_by","changed_by"}, with "path" only when path != NULL
+ *    (created_by and changed_by: user names, null when not known).
  * kind is "file"|"dir"; mode the permission bits as 4 octal digits
  * ("0644"); mtime and ctime are seconds since the epoch; sha256 and
  * versions are present for files only. */
@@ -106,5 +113,27 @@ json_t *sd_json_trash_item(const sd_trash_item *t);
  * rollback's own moment) and undo_at (ts - 1, the moment to roll back to
  * to undo it) as time text with ms, and the counts. */
 json_t *sd_json_rollback(const char *path, int64_t at, const sd_rollback_report *r);
+
+/* Rights (SD_RIGHT_*) as words: "list,read,write", "none" for 0. */
+void sd_json_rights_text(unsigned r, char *out, size_t outlen);
+/* The other way: words separated by ',', '+' or ' ': list, read, write,
+ * delete, rename, share, and the sets ro (list,read), rw (ro + write,
+ * delete, rename), full or all (every right), dropbox (write), none.
+ * *ok = 0 for an empty text or an unknown word. */
+unsigned sd_json_rights_parse(const char *s, int *ok);
+/* A group: members as an array of names; created as time text. */
+json_t *sd_json_group(const sd_group *g);
+/* A shared folder: mount "/<name>"; quota 0 = unlimited; used in bytes. */
+json_t *sd_json_share(const sd_share *sh);
+/* A rule: user or group (the other null); rights as sd_json_rights_text;
+ * deleted: its folder is in the trash. */
+json_t *sd_json_share_rule(const sd_share_rule *r);
+/* "revoked", "gone" (its target was deleted), "expired", "used_up" or
+ * "active"; now in seconds. */
+const char *sd_json_link_state(const sd_link_info *l, int64_t now);
+/* A share link (never its token): mode "read"|"upload"; created and
+ * expires as time text (expires null = never); max_downloads null = no
+ * limit; state as sd_json_link_state. */
+json_t *sd_json_link(const sd_link_info *l, int64_t now);
 
 #endif

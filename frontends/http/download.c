@@ -23,7 +23,8 @@
 #include "http.h"
 #include "sys.h"
 
-static void file_headers(struct MHD_Response *resp, const sd_stat *st, const char *etag)
+static void file_headers(struct MHD_Response *resp, const sd_stat *st, const char *etag,
+			 unsigned flags, const char *name)
 {
 	char date[40];
 	sd__http_date(st->mtime, date, sizeof date);
@@ -31,6 +32,27 @@ static void file_headers(struct MHD_Response *resp, const sd_stat *st, const cha
 	MHD_add_response_header(resp, "Last-Modified", date);
 	MHD_add_response_header(resp, "Accept-Ranges", "bytes");
 	MHD_add_response_header(resp, "X-Checksum-SHA256", st->sha256);
+	if (flags & HTTP_SERVE_SANDBOX) {
+		/* someone else's content on our origin: no script, no sniffing */
+		MHD_add_response_header(resp, "Content-Security-Policy", "sandbox");
+		MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+		MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+	}
+	if (flags & HTTP_SERVE_ATTACHMENT) {
+		const char *base = strrchr(name, '/');
+		base = base ? base + 1 : name;
+		sd_buf v = SD_BUF_INIT;
+		sd_buf_puts(&v, "attachment; filename*=UTF-8''");
+		for (const unsigned char *p = (const unsigned char *)base; *p; p++) {
+			if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			    (*p >= '0' && *p <= '9') || strchr("-._~", *p))
+				sd_buf_append(&v, p, 1);
+			else
+				sd_buf_printf(&v, "%%%02X", *p);
+		}
+		MHD_add_response_header(resp, "Content-Disposition", v.data);
+		sd_buf_free(&v);
+	}
 }
 
 /* Reads of a callback body: the reader from `off` on. */
@@ -101,6 +123,14 @@ enum MHD_Result sd__http_serve_file(struct MHD_Connection *c, hreq *r, const cha
 		r->rd = NULL;
 		return sd__http_reply_errno(c, r, rc);
 	}
+	return sd__http_serve_reader(c, r, &st, path, 0);
+}
+
+enum MHD_Result sd__http_serve_reader(struct MHD_Connection *c, hreq *r, const sd_stat *stp,
+				      const char *path, unsigned flags)
+{
+	http_srv *s = r->srv;
+	sd_stat st = *stp;
 	char etag[SD_SHA256_HEX + 2];
 	snprintf(etag, sizeof etag, "\"%s\"", st.sha256);
 	const char *ctype = sd__http_mime(path);
@@ -120,7 +150,7 @@ enum MHD_Result sd__http_serve_file(struct MHD_Connection *c, hreq *r, const cha
 		resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
 		if (!resp)
 			return MHD_NO;
-		file_headers(resp, &st, etag);
+		file_headers(resp, &st, etag, flags, path);
 		return sd__http_queue(c, r, 304, resp, 0);
 	}
 
@@ -160,7 +190,7 @@ enum MHD_Result sd__http_serve_file(struct MHD_Connection *c, hreq *r, const cha
 			 (unsigned long long)rg[0].last, (unsigned long long)st.size);
 		MHD_add_response_header(resp, "Content-Range", cr);
 		MHD_add_response_header(resp, "Content-Type", ctype);
-		file_headers(resp, &st, etag);
+		file_headers(resp, &st, etag, flags, path);
 		return sd__http_queue(c, r, 206, resp, len);
 	}
 	if (n > 1) {
@@ -176,13 +206,13 @@ enum MHD_Result sd__http_serve_file(struct MHD_Connection *c, hreq *r, const cha
 						    s->api->strerror(err));
 		MHD_add_response_header(resp, "Content-Type", mct);
 		free(mct);
-		file_headers(resp, &st, etag);
+		file_headers(resp, &st, etag, flags, path);
 		return sd__http_queue(c, r, 206, resp, len);
 	}
 	resp = file_body(r, 0, st.size);
 	if (!resp)
 		return MHD_NO;
 	MHD_add_response_header(resp, "Content-Type", ctype);
-	file_headers(resp, &st, etag);
+	file_headers(resp, &st, etag, flags, path);
 	return sd__http_queue(c, r, 200, resp, st.size);
 }

@@ -23,6 +23,8 @@
  *               and multipart writes
  *   admin.c     /api/v1/admin/...
  *   history.c   /api/v1/versions, /trash, /rollback, ?at= (history.h)
+ *   links.c     /api/v1/links and /s/<token>: share links (teams.h)
+ *   shares.c    /api/v1/admin/groups, /shares, /links (teams.h)
  *      |
  *   upload.c    streamed uploads, instant upload (header and /api/v1/instant)
  *   download.c  file bodies from readers: ranges, conditionals, multipart
@@ -34,6 +36,7 @@
  *               types, base64, multipart bodies (leaf, no engine, no hreq)
  *   ranges.c    strict Range sets and multipart/byteranges request bodies
  *               of the handle API (leaf, no engine, no hreq)
+ *   zip.c       a ZIP archive written as a stream (leaf, teams.h)
  *
  * Nothing here is exported from the shared object except storaged_module;
  * internal non-static symbols carry the sd__http_ prefix.
@@ -263,6 +266,15 @@ enum MHD_Result sd__http_upload_start(struct MHD_Connection *c, hreq *r);
  * the caller has decided is public). The reader goes into r->rd. */
 enum MHD_Result sd__http_serve_file(struct MHD_Connection *c, hreq *r, const char *path,
 				    int64_t owner);
+/* The same for a reader the caller opened into r->rd (st describes it;
+ * path names it for the Content-Type and, with HTTP_SERVE_ATTACHMENT, the
+ * Content-Disposition file name). HTTP_SERVE_SANDBOX: the content is
+ * someone else's, served on our origin (share links): CSP sandbox, nosniff,
+ * no referrer. */
+#define HTTP_SERVE_SANDBOX    0x1u
+#define HTTP_SERVE_ATTACHMENT 0x2u
+enum MHD_Result sd__http_serve_reader(struct MHD_Connection *c, hreq *r, const sd_stat *st,
+				      const char *path, unsigned flags);
 
 /* ------------------------------------------------------------ args.c */
 

@@ -27,6 +27,7 @@
 #include "dav.h"
 #include "http.h"
 #include "history.h"
+#include "teams.h"
 
 #define R_TREE         0x1u /* path, or path + "/" + tail */
 #define R_AUTH         0x2u /* credentials required */
@@ -67,6 +68,12 @@ static const http_route routes[] = {
     {"GET HEAD POST", "/api/v1/versions", R_TREE | R_AUTH, sd__http_versions},
     {"GET HEAD POST DELETE", "/api/v1/trash", R_TREE | R_AUTH, sd__http_trash},
     {"POST", "/api/v1/rollback", R_AUTH, sd__http_rollback},
+    /* teams and share links (teams.h) */
+    {"GET HEAD POST DELETE", "/api/v1/links", R_TREE | R_AUTH, sd__http_links},
+    {"*", "/api/v1/admin/groups", R_TREE | R_AUTH | R_ADMIN, sd__http_admin_groups},
+    {"*", "/api/v1/admin/shares", R_TREE | R_AUTH | R_ADMIN, sd__http_admin_shares},
+    {"*", "/api/v1/admin/links", R_TREE | R_AUTH | R_ADMIN, sd__http_admin_links},
+    {"GET HEAD POST PUT", "/s", R_TREE, sd__http_link_serve},
     {"*", "/api/v1/admin", R_TREE | R_AUTH | R_ADMIN, sd__http_admin_begin},
     {"GET HEAD POST DELETE", "/api/v1/me", R_TREE | R_AUTH, sd__http_me_sub},
     /* the handle API (docs/handle-api.md) */

@@ -165,17 +165,20 @@ enum MHD_Result sd__http_upload_start(struct MHD_Connection *c, hreq *r)
 		if (rc != -SD_ECHALLENGE && rc != -SD_ESENDDATA)
 			return sd__http_reply_errno(c, r, rc);
 	}
-	if (r->who.quota > 0 && clen >= 0) {
-		int64_t after = r->who.used - (r->existed ? (int64_t)old.size : 0) + clen;
-		if (after > r->who.quota)
-			return sd__http_reply_error(c, r, 507, "quota_exceeded",
-						    "the upload would exceed the quota (%lld of %lld bytes)",
-						    (long long)after, (long long)r->who.quota);
-	}
 	rc = s->api->upload_begin(r->sess, r->path.data, r->up_flags, 0, 0644, &r->up);
 	if (rc < 0) {
 		r->up = NULL;
 		return sd__http_reply_errno(c, r, rc);
+	}
+	/* refused before the body when it cannot fit: the quota of the tree
+	 * it goes to (the user's, or a shared folder's) */
+	int64_t room = s->api->upload_room(r->up);
+	if (room >= 0 && clen > room) {
+		s->api->upload_abort(r->up);
+		r->up = NULL;
+		return sd__http_reply_error(c, r, 507, "quota_exceeded",
+					    "the upload would exceed the quota (%lld bytes left for it)",
+					    (long long)room);
 	}
 	r->state = RQ_BODY;
 	r->body = BODY_UPLOAD;

@@ -91,7 +91,8 @@ START_TEST(stat_forms)
 	char want[512];
 	snprintf(want, sizeof want,
 		 "{\"path\":\"/d/f\",\"kind\":\"file\",\"size\":5,\"mode\":\"0644\",\"mtime\":100,"
-		 "\"sha256\":\"%s\",\"versions\":2,\"ctime\":50}",
+		 "\"sha256\":\"%s\",\"versions\":2,\"ctime\":50,\"created_by\":null,"
+		 "\"changed_by\":null}",
 		 f.sha256);
 	ck_json(sd_json_stat("/d/f", NULL, &f), want);
 	snprintf(want, sizeof want,
@@ -104,7 +105,51 @@ START_TEST(stat_forms)
 		"{\"name\":\"d\",\"kind\":\"dir\",\"size\":0,\"mode\":\"0755\",\"mtime\":100}");
 	ck_json(sd_json_stat("/d", NULL, &d),
 		"{\"path\":\"/d\",\"kind\":\"dir\",\"size\":0,\"mode\":\"0755\",\"mtime\":100,"
-		"\"ctime\":50}");
+		"\"ctime\":50,\"created_by\":null,\"changed_by\":null}");
+}
+END_TEST
+
+START_TEST(team_objects)
+{
+	const char *mem[] = {"alice", "bob"};
+	sd_group g = {.id = 1, .name = "eng", .created = 1795255200, .nmembers = 2, .members = mem};
+	ck_json(sd_json_group(&g), "{\"name\":\"eng\",\"members\":[\"alice\",\"bob\"],"
+				   "\"created\":\"2026-11-21T10:00:00Z\"}");
+	sd_share sh = {.id = 1, .name = "team", .quota = 100, .used = 5, .created = 1795255200,
+		       .rules = 2};
+	ck_json(sd_json_share(&sh), "{\"name\":\"team\",\"mount\":\"/team\",\"quota\":100,"
+				    "\"used\":5,\"rules\":2,\"created\":\"2026-11-21T10:00:00Z\"}");
+	sd_share_rule r = {"team", "/docs", "", "eng", SD_RIGHT_LIST | SD_RIGHT_READ, 0};
+	ck_json(sd_json_share_rule(&r), "{\"share\":\"team\",\"path\":\"/docs\",\"user\":null,"
+					"\"group\":\"eng\",\"rights\":\"list,read\",\"deleted\":false}");
+	char rt[64];
+	sd_json_rights_text(0, rt, sizeof rt);
+	ck_assert_str_eq(rt, "none");
+	int ok;
+	ck_assert_uint_eq(sd_json_rights_parse("ro,write", &ok), 7u);
+	ck_assert_int_eq(ok, 1);
+	ck_assert_uint_eq(sd_json_rights_parse("full", &ok), SD_RIGHTS_ALL);
+	ck_assert_uint_eq(sd_json_rights_parse("none", &ok), 0u);
+	ck_assert_int_eq(ok, 1);
+	sd_json_rights_parse("read,fly", &ok);
+	ck_assert_int_eq(ok, 0);
+	sd_json_rights_parse("", &ok);
+	ck_assert_int_eq(ok, 0);
+	sd_json_rights_text(sd_json_rights_parse("rw", &ok), rt, sizeof rt);
+	ck_assert_str_eq(rt, "list,read,write,delete,rename");
+	sd_link_info l = {.id = 7, .user = "alice", .path = "/team/docs", .kind = SD_KIND_DIR,
+			  .mode = SD_LINK_READ, .password = 1, .created = 1795255200,
+			  .expires = 1795255300, .max_downloads = 3, .downloads = 3};
+	ck_json(sd_json_link(&l, 1795255250),
+		"{\"id\":7,\"user\":\"alice\",\"path\":\"/team/docs\",\"kind\":\"dir\","
+		"\"mode\":\"read\",\"password\":true,\"created\":\"2026-11-21T10:00:00Z\","
+		"\"expires\":\"2026-11-21T10:01:40Z\",\"max_downloads\":3,\"downloads\":3,"
+		"\"revoked\":false,\"state\":\"used_up\"}");
+	l.downloads = 1;
+	ck_assert_str_eq(sd_json_link_state(&l, 1795255250), "active");
+	ck_assert_str_eq(sd_json_link_state(&l, 1795255300), "expired");
+	l.revoked = 1;
+	ck_assert_str_eq(sd_json_link_state(&l, 1795255250), "revoked");
 }
 END_TEST
 
@@ -142,6 +187,7 @@ int main(void)
 	tcase_add_test(tc, token_fields_and_state);
 	tcase_add_test(tc, gc_fields);
 	tcase_add_test(tc, stat_forms);
+	tcase_add_test(tc, team_objects);
 	tcase_add_test(tc, strings);
 	tcase_add_test(tc, time_text);
 	suite_add_tcase(s, tc);
