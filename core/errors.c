@@ -30,6 +30,8 @@ const char *sd__strerror(int err)
 		return "configuration error";
 	case SD_ECORRUPT:
 		return "stored content is missing or damaged";
+	case SD_ECHANGED:
+		return "the file holds another version now";
 	case ENOENT:
 		return "no such file or directory";
 	case EEXIST:

@@ -245,6 +245,8 @@ int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, sd_put *put)
 			return -EEXIST;
 		if (put->expect_node > 0 && n.id != put->expect_node)
 			return -ESTALE;
+		if (put->expect_sha && strcmp(n.sha256, put->expect_sha) != 0)
+			return -SD_ECHANGED;
 		sqlite3_stmt *st = sd_db_stmt(d, &q_update_content);
 		sqlite3_bind_int64(st, 1, n.id);
 		sqlite3_bind_int64(st, 2, blob_id);
@@ -264,6 +266,8 @@ int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, sd_put *put)
 	} else if (r == -ENOENT) {
 		if (put->expect_node > 0)
 			return -ESTALE;
+		if (put->expect_sha)
+			return -SD_ECHANGED;
 		uint32_t mode = put->mode ? put->mode & 07777 : 0644;
 		if ((r = insert_node(d, put->u->id, dir.id, leaf, llen, SD_KIND_FILE, blob_id, put->size,
 				     mode, now_s, &put->node_id)) < 0)
