@@ -443,7 +443,21 @@ def test_fs_operations(httpd):
     j = get(d, "/api/v1/stat/r.txt", user=al).json()
     assert j["versions"] == 2, f"overwrite adds a version: {j}"
     r = req(d, "DELETE", "/api/v1/fs/docs", user=al)
-    assert r.code == 409, f"delete dir without recursive: 409: {r}"
+    assert r.code == 409 and r.json()["error"] == "not_empty", f"rmdir of a full dir: 409: {r}"
+    assert get(d, "/api/v1/fs/docs", user=al).code == 200, "and nothing was deleted"
+    r = req(d, "POST", "/api/v1/fs/docs/empty?op=mkdir", user=al)
+    assert r.code == 201, f"mkdir: {r}"
+    r = req(d, "DELETE", "/api/v1/fs/docs/empty", user=al)
+    assert r.code == 204, f"an empty dir goes without ?recursive=1 (rmdir): {r}"
+    assert get(d, "/api/v1/stat/docs/empty", user=al).code == 404, "gone"
+    r = req(d, "POST", "/api/v1/fs/r.txt?op=mtime&mtime=1700000000", user=al)
+    assert r.code == 200 and r.json()["mtime"] == 1700000000, f"op=mtime: {r}"
+    for bad in ("", "-5", "12x"):
+        r = req(d, "POST", f"/api/v1/fs/r.txt?op=mtime&mtime={bad}", user=al)
+        assert r.code == 400, f"op=mtime with {bad!r}: 400: {r}"
+    assert get(d, "/api/v1/stat/r.txt", user=al).json()["mtime"] == 1700000000, "kept"
+    me = get(d, "/api/v1/me", user=al).json()
+    assert me["disk_total"] >= me["disk_free"] > 0, f"/me has disk_total: {me}"
     r = req(d, "DELETE", "/api/v1/fs/docs?recursive=1", user=al)
     assert r.code == 204, f"delete dir recursive: 204: {r}"
     r = get(d, "/api/v1/fs/docs", user=al)
