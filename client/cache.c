@@ -63,13 +63,11 @@ void sdc__cache_free(sdc_client *c)
 		c->buckets = b->next;
 		free(b);
 	}
-	while (c->files) {
-		sdc_file *f = c->files;
-		c->files = f->next;
-		pthread_mutex_destroy(&f->lock);
-		free(f->path);
-		free(f);
-	}
+	while (c->files)
+		sdc__file_free(c, c->files);
+	free(c->ftab);
+	c->ftab = NULL;
+	c->ftsize = 0;
 }
 
 sdc_page *sdc__page_find(sdc_client *c, sdc_file *f, uint64_t no)

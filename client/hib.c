@@ -68,7 +68,7 @@ static void hib_release(sdc_file *f, int *lost)
 	if (!f->hid[0])
 		return;
 	sdc_rinfo ri;
-	int rc = sdc__r_sync(f, 1, &ri);
+	int rc = sdc__r_sync(f, 1, NULL, &ri);
 	if (rc == 0) {
 		snprintf(f->base, sizeof f->base, "%s", ri.sha);
 		f->rsize = ri.size;

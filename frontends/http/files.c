@@ -106,7 +106,8 @@ static enum MHD_Result move_copy(struct MHD_Connection *c, hreq *r, int move)
 	if (sd__http_check_path(c, r, to.data, "target", &ret) < 0)
 		goto out;
 	if ((rc = s->api->resolve(r->sess, to.data, to.len, shown, sizeof shown)) < 0 ||
-	    (rc = move ? s->api->rename(r->sess, r->path.data, to.data, 0)
+	    (rc = move ? s->api->rename(r->sess, r->path.data, to.data,
+				       sd__http_arg_true(c, "noreplace") ? SD_RENAME_NOREPLACE : 0)
 		       : s->api->copy(r->sess, r->path.data, to.data)) < 0 ||
 	    (rc = s->api->stat(r->sess, to.data, &st)) < 0) {
 		ret = sd__http_reply_errno(c, r, rc);
@@ -189,6 +190,14 @@ enum MHD_Result sd__http_fs(struct MHD_Connection *c, hreq *r, const char *tail)
 		return sd__http_upload_start(c, r);
 	}
 	if (strcmp(m, "DELETE") == 0) {
+		/* ?dir=1: rmdir(2), a directory only and only when empty, checked
+		 * by the engine in the delete's transaction */
+		if (sd__http_arg_true(c, "dir")) {
+			int rc = s->api->rmdir(r->sess, r->path.data);
+			if (rc < 0)
+				return sd__http_reply_errno(c, r, rc);
+			return sd__http_reply_empty(c, r, 204);
+		}
 		sd_stat st;
 		int rc = s->api->stat(r->sess, r->path.data, &st);
 		if (rc < 0)
