@@ -9,11 +9,11 @@ set -eu
 
 BUILD="build-essential pkg-config libsqlite3-dev libsodium-dev libssl-dev \
 libinih-dev libjansson-dev check libmicrohttpd-dev libssh-dev libgnutls28-dev \
-libcurl4-openssl-dev"
+libcurl4-openssl-dev libfuse3-dev"
 TEST="sqlite3 openssl curl lftp openssh-client python3 python3-paramiko python3-pytest \
-python3-pytest-timeout rclone valgrind procps psmisc"
+python3-pytest-timeout rclone valgrind procps psmisc fuse3 rsync git attr"
 PACKAGE="debhelper devscripts lintian rpm dpkg-dev fakeroot"
-BENCH="vsftpd openssh-server nginx hyperfine linux-perf"
+BENCH="vsftpd openssh-server nginx hyperfine linux-perf sshfs fio"
 
 want="$BUILD $TEST"
 for arg in "$@"; do
