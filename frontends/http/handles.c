@@ -435,11 +435,14 @@ static enum MHD_Result open_finish(struct MHD_Connection *c, hreq *r)
 		    "event=handle_open user=%s path=\"%s\" share=%s flags=0x%x handle=%016" PRIx64,
 		    r->who.user, r->shown, share_word(hi.flags), hi.flags, (uint64_t)h);
 	uint64_t len = 0;
+	char mode[8];
+	snprintf(mode, sizeof mode, "%04o", (unsigned)((st.mode ? st.mode : perm) & 07777));
 	struct MHD_Response *resp = sd__http_json_response(
-	    json_pack("{s:s, s:s, s:I, s:s, s:I, s:s, s:o}", "handle", r->hname, "path", hi.path,
-		      "size", (json_int_t)st.size, "sha256", st.sha256, "idle_timeout",
+	    json_pack("{s:s, s:s, s:I, s:s, s:I, s:s, s:o, s:s, s:I}", "handle", r->hname, "path",
+		      hi.path, "size", (json_int_t)st.size, "sha256", st.sha256, "idle_timeout",
 		      (json_int_t)(hi.idle_timeout / 1000), "share", share_word(hi.flags),
-		      "flags", flags_json(hi.flags)),
+		      "flags", flags_json(hi.flags), "mode", mode, "mtime",
+		      (json_int_t)(st.mtime ? st.mtime : s->api->now(s->core))),
 	    &len);
 	if (!resp) {
 		s->api->handle_abandon(r->sess, h); /* invariant 3 */
