@@ -1,6 +1,8 @@
 """libstoraged and the `stor` tools against the real daemon on loopback.
 
-Covers: the fsx-style random test (10,000 seeded operations through a 4-page cache,
+Covers: what a FUSE mount needs (a create seen before its commit, attributes kept for the
+commit, unlink and rename of open files, rmdir, 200 open files, readdir pages, conditional
+commits between two clients), the fsx-style random test (10,000 seeded operations through a 4-page cache,
 compared with a local file after every step), open-mode conflicts between two clients,
 hibernate in one process and restore in another (the work finishes and the server holds
 exactly the expected bytes), a conflict after the file changed on the server (reported,
@@ -95,6 +97,13 @@ def test_open_modes_between_two_clients(cd):
     r = run([TOOL, url(cd), *ALICE, "modes", "/modes.bin"])
     assert r.returncode == 0 and "FAIL" not in r.stdout, f"open modes: {out(r)}"
     assert r.stdout.count("ok:") >= 12, f"every check ran: {out(r)}"
+
+
+def test_names_of_open_files_and_conditional_commits(cd):
+    """What a FUSE mount needs of the library (tests/client/tool.c `names`)."""
+    r = run([TOOL, url(cd), *ALICE, "names", "/names"], timeout=120)
+    assert r.returncode == 0 and "FAIL" not in r.stdout, f"names: {out(r)}"
+    assert r.stdout.count("ok:") >= 25 and "names: 0 failed" in r.stdout, f"every check ran: {out(r)}"
 
 
 def test_hibernate_restore_in_another_process(cd):

@@ -1,0 +1,210 @@
+#!/bin/bash
+# bench/storfs.sh - storfs against sshfs on OpenSSH's sftp-server and sshfs on
+# storaged's own SFTP, same machine, interleaved runs, by hand (needs root:
+# sshd, FUSE; packaging/install-deps.sh --bench installs sshfs, fio, sshd).
+#
+#   untar     tar -xf of 2,000 small files (1-4 KiB, unicode names) onto the mount
+#   readback  cat of those 2,000 files after a remount (cold caches)
+#   git-st    git status on that tree (committed first), after a remount, then warm
+#   ls-lR     ls -lR of that tree, warm
+#   seqwrite  fio: 1 GiB sequential write, 1 MiB blocks, fsync at the end
+#   seqread   fio: 1 GiB sequential read after a remount
+#   rand-cold fio: random 4 KiB reads over the 1 GiB file for 10 s after a remount (IOPS)
+#   rand-warm the same after the whole file was read once (IOPS)
+#   make      make -j2 of a generated C project (40 files) on the mount
+#
+# Each workload runs on the three mounts in turn (storfs, sshfs on OpenSSH,
+# sshfs on storaged), RUNS times over; the output has one line per
+# workload: the range of each, and the range over the runs of the ratio
+# better-sshfs / storfs (> 1: storfs is faster).
+#
+# storaged runs with DURABILITY (default normal: no fsync per commit, as
+# OpenSSH's sftp-server never fsyncs; full for the server's default).
+#
+# Usage: bench/storfs.sh [RUNS]   (default 3)    Does not touch docs/.
+set -eu
+RUNS=${1:-3}
+DURABILITY=${DURABILITY:-normal}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT"
+[ "$(id -u)" = 0 ] || { echo "bench/storfs.sh: run as root (sshd, FUSE)" >&2; exit 1; }
+packaging/install-deps.sh --bench
+make -s all >/dev/null
+for p in /usr/sbin/sshd /usr/lib/openssh/sftp-server /usr/bin/sshfs /usr/bin/fio; do
+	[ -x "$p" ] || { echo "bench/storfs.sh: $p missing (packaging/install-deps.sh --bench)" >&2; exit 1; }
+done
+B=$(mktemp -d /tmp/bench-storfs.XXXXXX)
+SD_PID= SSHD_PID=
+declare -A MPID
+umount_all() {
+	for m in fs os sd; do
+		mountpoint -q "$B/m-$m" 2>/dev/null && fusermount3 -u "$B/m-$m" 2>/dev/null
+		mountpoint -q "$B/m-$m" 2>/dev/null && fusermount3 -u -z "$B/m-$m" 2>/dev/null
+	done
+	return 0
+}
+cleanup() {
+	umount_all
+	[ -n "$SD_PID" ] && kill "$SD_PID" 2>/dev/null
+	[ -n "$SSHD_PID" ] && kill "$SSHD_PID" 2>/dev/null
+	wait 2>/dev/null
+	rm -rf "$B"
+}
+trap cleanup EXIT
+port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+now() { date +%s.%N; }
+
+# ---- storaged: HTTP (storfs) and SFTP (sshfs)
+HP=$(port) SP=$(port) OP=$(port)
+ssh-keygen -q -t ed25519 -N '' -f "$B/key" -C bench
+ssh-keygen -q -t ed25519 -N '' -f "$B/host_key" -C host
+cat > "$B/sd.conf" <<EOC
+[storaged]
+data_dir = $B/data
+module_dir = $ROOT/frontends
+log_file = $B/sd.log
+log_level = warn
+durability = $DURABILITY
+[http]
+enabled = yes
+module = http
+listen = 127.0.0.1:$HP
+[sftp]
+enabled = yes
+module = sftp
+listen = 127.0.0.1:$SP
+EOC
+./storagectl -c "$B/sd.conf" user add bench --password-stdin <<< 'bench-pw' >/dev/null
+./storagectl -c "$B/sd.conf" user key add bench "$B/key.pub" >/dev/null
+./storaged -c "$B/sd.conf" > "$B/sd.out" 2>&1 &
+SD_PID=$!
+for _ in $(seq 100); do curl -s "http://127.0.0.1:$HP/healthz" >/dev/null && break; sleep 0.1; done
+echo bench-pw > "$B/pw"
+
+# ---- OpenSSH sshd with its sftp-server
+mkdir -p /run/sshd "$B/os-root"
+cp "$B/key.pub" "$B/authorized_keys"
+cat > "$B/sshd_config" <<EOC
+Port $OP
+ListenAddress 127.0.0.1
+HostKey $B/host_key
+PidFile $B/sshd.pid
+AuthorizedKeysFile $B/authorized_keys
+StrictModes no
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+Subsystem sftp /usr/lib/openssh/sftp-server
+EOC
+/usr/sbin/sshd -f "$B/sshd_config" -D -e > "$B/sshd.log" 2>&1 &
+SSHD_PID=$!
+sleep 0.5
+
+SSHFS_OPTS="IdentityFile=$B/key,StrictHostKeyChecking=no,UserKnownHostsFile=/dev/null"
+mount_fs() { # fs|os|sd
+	local m=$B/m-$1
+	mkdir -p "$m"
+	case $1 in
+	fs) ./storfs "http://127.0.0.1:$HP" "$m" -o user=bench,password_file="$B/pw" ;;
+	os) sshfs -p "$OP" -o "$SSHFS_OPTS" "root@127.0.0.1:$B/os-root" "$m" ;;
+	sd) sshfs -p "$SP" -o "$SSHFS_OPTS" "bench@127.0.0.1:/" "$m" ;;
+	esac
+	for _ in $(seq 100); do mountpoint -q "$m" && return 0; sleep 0.05; done
+	echo "bench/storfs.sh: mounting $1 failed" >&2
+	exit 1
+}
+unmount_fs() { fusermount3 -u "$B/m-$1"; for _ in $(seq 100); do mountpoint -q "$B/m-$1" || return 0; sleep 0.05; done; }
+remount() { unmount_fs "$1"; mount_fs "$1"; }
+
+# ---- inputs
+/usr/bin/python3 - "$B/src" <<'PY'
+import os, random, sys
+root = sys.argv[1]
+names = ["été", "日本語", "Ωmega", "naïve", "файл", "straße", "plain", "a b", "zebra", "Ärger"]
+rng = random.Random(7)
+for d in range(40):
+    dd = os.path.join(root, "tree", f"dir{d:02d}-{names[d % 10]}")
+    os.makedirs(dd)
+    for i in range(50):
+        with open(os.path.join(dd, f"{names[i % 10]}-{i:02d}.txt"), "wb") as f:
+            f.write(rng.randbytes(rng.randrange(1024, 4096)))
+p = os.path.join(root, "proj")
+os.makedirs(p)
+for i in range(40):
+    with open(os.path.join(p, f"m{i}.c"), "w") as f:
+        f.write("#include <stdio.h>\n" + "".join(
+            f"int f{i}_{k}(int x) {{ return x * {k} + {i}; }}\n" for k in range(200)))
+with open(os.path.join(p, "main.c"), "w") as f:
+    f.write("int main(void) { return 0; }\n")
+with open(os.path.join(p, "Makefile"), "w") as f:
+    f.write("OBJ := $(patsubst %.c,%.o,$(wildcard *.c))\nprog: $(OBJ)\n\t$(CC) -o $@ $^\n"
+            "%.o: %.c\n\t$(CC) -O1 -c -o $@ $<\n")
+PY
+tar -C "$B/src" -cf "$B/tree.tar" tree
+
+declare -A T
+add() { T[$1]="${T[$1]:-} $2"; }
+timeit() { local t0 t1; t0=$(now); "$@" > /dev/null 2>&1; t1=$(now); awk "BEGIN{printf \"%.3f\", $t1 - $t0}"; }
+fio_iops() { # FILE RW BS [extra]
+	fio --name=b --filename="$1" --rw="$2" --bs="$3" --size=1G --ioengine=psync \
+		--output-format=json "${@:4}" 2>/dev/null |
+		/usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]; r=j["read"] if j["read"]["io_bytes"] else j["write"]; print("%.0f %.0f" % (r["iops"], r["bw_bytes"]/1048576))'
+}
+
+for fs in fs os sd; do mount_fs "$fs"; done
+for run in $(seq "$RUNS"); do
+	for fs in fs os sd; do
+		m=$B/m-$fs
+		w=$m/r$run
+		mkdir -p "$w"
+		add "untar-$fs" "$(timeit tar -C "$w" -xf "$B/tree.tar")"
+		remount "$fs"
+		add "readback-$fs" "$(timeit sh -c "find '$w/tree' -type f -exec cat {} + > /dev/null")"
+		( cd "$w/tree" && git init -q && git add -A && git -c user.name=b -c user.email=b@x commit -qm t ) >/dev/null 2>&1
+		remount "$fs"
+		add "gitcold-$fs" "$(timeit git -C "$w/tree" status --porcelain)"
+		add "gitwarm-$fs" "$(timeit git -C "$w/tree" status --porcelain)"
+		ls -lR "$w/tree" > /dev/null
+		add "lslR-$fs" "$(timeit ls -lR "$w/tree")"
+		read -r _ bw < <(fio_iops "$w/big" write 1M --end_fsync=1)
+		add "seqwrite-$fs" "$bw"
+		remount "$fs"
+		read -r _ bw < <(fio_iops "$w/big" read 1M)
+		add "seqread-$fs" "$bw"
+		remount "$fs"
+		read -r io _ < <(fio_iops "$w/big" randread 4k --time_based --runtime=10)
+		add "randcold-$fs" "$io"
+		cat "$w/big" > /dev/null
+		read -r io _ < <(fio_iops "$w/big" randread 4k --time_based --runtime=10)
+		add "randwarm-$fs" "$io"
+		cp -r "$B/src/proj" "$w/proj"
+		add "make-$fs" "$(timeit make -s -j2 -C "$w/proj")"
+		rm -rf "$w"
+	done
+done
+
+# ---- report: ranges, and the ratio better-sshfs / storfs per run
+/usr/bin/python3 - "$RUNS" "$DURABILITY" <<PY
+import sys
+runs, dur = int(sys.argv[1]), sys.argv[2]
+T = {$(for k in "${!T[@]}"; do printf '"%s": [%s], ' "$k" "$(echo ${T[$k]} | tr ' ' ',')"; done)}
+rows = [("untar", "untar 2,000 files (s)", "time"), ("readback", "read them back, cold (s)", "time"),
+        ("gitcold", "git status, cold (s)", "time"), ("gitwarm", "git status, warm (s)", "time"),
+        ("lslR", "ls -lR, warm (s)", "time"), ("seqwrite", "seq write 1 GiB (MiB/s)", "rate"),
+        ("seqread", "seq read 1 GiB, cold (MiB/s)", "rate"), ("randcold", "rand 4 KiB reads, cold (IOPS)", "rate"),
+        ("randwarm", "rand 4 KiB reads, warm (IOPS)", "rate"), ("make", "make -j2, 41 files (s)", "time")]
+def rng(v): return "%g..%g" % (min(v), max(v)) if v else "-"
+print(f"bench/storfs.sh: {runs} interleaved runs, storaged durability = {dur}")
+print("%-32s %-16s %-16s %-16s %s" % ("workload", "storfs", "sshfs+OpenSSH", "sshfs+storaged", "better sshfs / storfs"))
+for k, label, kind in rows:
+    fs, os_, sd = T.get(k + "-fs", []), T.get(k + "-os", []), T.get(k + "-sd", [])
+    ratios = []
+    for i in range(min(len(fs), len(os_), len(sd))):
+        if kind == "time":
+            best = min(os_[i], sd[i]); ratios.append(best / fs[i] if fs[i] else 0)
+        else:
+            best = max(os_[i], sd[i]); ratios.append(fs[i] / best if best else 0)
+    print("%-32s %-16s %-16s %-16s %s" % (label, rng(fs), rng(os_), rng(sd),
+          "%.2f..%.2fx" % (min(ratios), max(ratios)) if ratios else "-"))
+PY
