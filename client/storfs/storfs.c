@@ -58,6 +58,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
+#include <sys/sysmacros.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -691,9 +692,29 @@ static const struct fuse_operations ops = {
 
 /* ------------------------------------------------------------ threads */
 
+/* The kernel reads ahead at most 128 KiB on a FUSE mount whatever
+ * max_readahead says; as root, raise the mount's read_ahead_kb to 1 MiB so
+ * sequential reads reach storfs as 1 MiB requests (the mount's st_dev names
+ * its bdi). Best effort: nothing happens without the permission. */
+static void raise_readahead(void)
+{
+	struct stat st;
+	if (geteuid() != 0 || stat(Mnt, &st) < 0)
+		return;
+	char p[96];
+	snprintf(p, sizeof p, "/sys/class/bdi/%u:%u/read_ahead_kb", major(st.st_dev),
+		 minor(st.st_dev));
+	FILE *f = fopen(p, "w");
+	if (f) {
+		fputs("1024\n", f);
+		fclose(f);
+	}
+}
+
 static void *keepalive_thread(void *arg)
 {
 	(void)arg;
+	raise_readahead(); /* the loop serves the stat by now, or soon */
 	while (!Stopping) {
 		for (unsigned i = 0; i < O.keepalive * 10 && !Stopping; i++)
 			usleep(100000);
@@ -839,7 +860,12 @@ int main(int argc, char **argv)
 		       "or token_file=FILE (or $STORFS_TOKEN)");
 		return 2;
 	}
-	/* add the FUSE options this needs (large reads, a name in mtab) */
+	/* add the FUSE options this needs (large reads, a name in mtab), and
+	 * attribute and name caching for 5 s unless the command line says
+	 * otherwise (inserted first: a later -o wins). An open always asks the
+	 * server, so this delays only what stat(2) shows of another client's
+	 * change (as NFS's attribute cache does). */
+	fuse_opt_insert_arg(&args, 1, "-oattr_timeout=5,entry_timeout=5");
 	fuse_opt_add_arg(&args, "-omax_read=1048576");
 	char fsname[1100];
 	snprintf(fsname, sizeof fsname, "-ofsname=storfs#%.1000s,subtype=storfs", O.url);
