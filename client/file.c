@@ -464,6 +464,8 @@ static void fetch_put(void *arg, uint64_t off, const char *p, size_t n)
 		if (pg) {
 			/* under the dirty bytes, not over them (F3) */
 			size_t a = in, b = in + k;
+			if (b > pg->hw)
+				pg->hw = (uint32_t)b;
 			if (pg->dhi <= pg->dlo || b <= pg->dlo || a >= pg->dhi) {
 				memcpy(pg->data + a, p, k);
 			} else {
@@ -493,9 +495,12 @@ static int fetch_pages(sdc_file *f, sdc_page **pv, size_t n)
 		/* zeros under everything not dirty; the server's bytes follow */
 		if (p->dhi > p->dlo) {
 			memset(p->data, 0, p->dlo);
-			memset(p->data + p->dhi, 0, ps - p->dhi);
+			if (p->hw > p->dhi)
+				memset(p->data + p->dhi, 0, p->hw - p->dhi);
+			p->hw = p->dhi;
 		} else {
-			memset(p->data, 0, ps);
+			memset(p->data, 0, p->hw); /* [hw, ps) holds zeros already */
+			p->hw = 0;
 		}
 		uint64_t a = p->no * ps, b = a + ps;
 		if (b > f->rsize)
@@ -696,7 +701,8 @@ static ssize_t do_pwrite(sdc_file *f, const char *buf, size_t len, uint64_t off)
 			if (!p->valid) {
 				int clean = p->dhi <= p->dlo;
 				if (pg >= f->rsize && clean) {
-					memset(p->data, 0, ps); /* all zeros past rsize (F2) */
+					memset(p->data, 0, p->hw); /* all zeros past rsize (F2) */
+					p->hw = 0;
 					p->valid = 1;
 				} else if (a == 0 && b == ps) {
 					p->valid = 1;
@@ -710,6 +716,8 @@ static ssize_t do_pwrite(sdc_file *f, const char *buf, size_t len, uint64_t off)
 				}
 			}
 			memcpy(p->data + a, buf + done, b - a);
+			if (b > p->hw)
+				p->hw = (uint32_t)b;
 			mark_dirty(c, f, p, a, b);
 			unpin(c, p);
 		}
@@ -745,7 +753,10 @@ static int do_truncate(sdc_file *f, uint64_t n)
 				sdc__page_drop(c, p);
 			} else if (pg + ps > n) {
 				size_t cut = (size_t)(n - pg);
-				memset(p->data + cut, 0, ps - cut);
+				if (p->hw > cut)
+					memset(p->data + cut, 0, p->hw - cut);
+				if (p->hw > cut)
+					p->hw = (uint32_t)cut;
 				if (p->dhi > cut)
 					p->dhi = (uint32_t)cut;
 				if (p->dhi <= p->dlo && (p->dlo || p->dhi)) {

@@ -462,6 +462,7 @@ sdc_client *sdc_client_restore(const sdc_options *o, const char *file, int *err)
 				break;
 			}
 			memcpy(p->data, pb.p + pb.at, psize);
+			p->hw = (uint32_t)psize;
 			p->valid = valid;
 			p->dlo = dlo;
 			p->dhi = dhi;

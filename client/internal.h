@@ -134,6 +134,10 @@ struct sdc_page {
 	sdc_file *f;          /* NULL: free */
 	uint64_t no;          /* page number in f */
 	char *data;           /* page_size bytes */
+	uint32_t hw;          /* data[hw, page_size) is known to hold zeros: a fresh
+			       * buffer (calloc) is never touched past what was
+			       * written into it, so a small file's page costs one
+			       * memory page, not page_size bytes of page faults */
 	uint32_t dlo, dhi;    /* dirty bytes [dlo, dhi) of the page; clean if equal */
 	int valid;            /* all bytes below the file's size are known */
 	int pin;              /* in use by a call: never a victim */
