@@ -145,12 +145,20 @@ PY
 tar -C "$B/src" -cf "$B/tree.tar" tree
 
 declare -A T
-add() { T[$1]="${T[$1]:-} $2"; }
-timeit() { local t0 t1; t0=$(now); "$@" > /dev/null 2>&1; t1=$(now); awk "BEGIN{printf \"%.3f\", $t1 - $t0}"; }
+add() { [ "$2" = fail ] && { echo "bench/storfs.sh: $1 failed" >&2; return 0; }; T[$1]="${T[$1]:-} $2"; }
+# seconds a command took, or "fail" (not counted) when it failed
+timeit() {
+	local t0 t1
+	t0=$(now)
+	if ! "$@" > /dev/null 2>&1; then echo fail; return 0; fi
+	t1=$(now)
+	awk "BEGIN{printf \"%.3f\", $t1 - $t0}"
+}
 fio_iops() { # FILE RW BS [extra]
 	fio --name=b --filename="$1" --rw="$2" --bs="$3" --size=1G --ioengine=psync \
 		--output-format=json "${@:4}" 2>/dev/null |
-		/usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]; r=j["read"] if j["read"]["io_bytes"] else j["write"]; print("%.0f %.0f" % (r["iops"], r["bw_bytes"]/1048576))'
+		/usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]; r=j["read"] if j["read"]["io_bytes"] else j["write"]; print("%.0f %.0f" % (r["iops"], r["bw_bytes"]/1048576))' 2>/dev/null ||
+		echo "fail fail"
 }
 
 for fs in fs os sd; do mount_fs "$fs"; done
@@ -183,9 +191,12 @@ for run in $(seq "$RUNS"); do
 		cat "$w/big" > /dev/null
 		read -r io _ < <(fio_iops "$w/big" randread 4k --time_based --runtime=10)
 		add "randwarm-$fs" "$io"
-		cp -r "$B/src/proj" "$w/proj"
-		add "make-$fs" "$(timeit make -s -j2 -C "$w/proj")"
-		rm -rf "$w"
+		if cp -r "$B/src/proj" "$w/proj" 2> "$B/cp-$fs.log"; then
+			add "make-$fs" "$(timeit make -s -j2 -C "$w/proj")"
+		else
+			echo "bench/storfs.sh: cp -r of the project failed on $fs: $(head -n 1 "$B/cp-$fs.log")" >&2
+		fi
+		rm -rf "$w" || true
 	done
 done
 
