@@ -27,12 +27,19 @@
  *       write 10 pages with a 4-page cache (write-back to the server handle,
  *       dirty pages left), print READY, wait for a line on stdin, then fsync
  *       and print "fsync: <code> <words>"; then close and print the same.
+ *   client-tool URL USER PASSWORD keepalive PATH SECONDS EVERY_MS EXPECT
+ *       write 10 pages of a new file with a 4-page cache (most of it written
+ *       back to the server handle, not committed), then stay idle for
+ *       SECONDS, calling sdc_keepalive every EVERY_MS ms (0: never), then
+ *       close; prints "touched N" and "close: <code> <words>"; EXPECT gets
+ *       the content written. Exits 0 when the close succeeded.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "storaged-client.h"
@@ -375,6 +382,56 @@ int main(int argc, char **argv)
 		printf("close: %d %s\n", rc2, rc2 ? sdc_strerror(rc2) : "ok");
 		sdc_client_free(c);
 		return rc < 0 ? 0 : 1;
+	}
+	if (strcmp(mode, "keepalive") == 0 && argc == 9) {
+		char where[4200];
+		snprintf(where, sizeof where, "srv:%s", argv[5]);
+		double secs = atof(argv[6]);
+		long every_ms = atol(argv[7]);
+		sdc_client *c = sdc_client_new(&o, &err);
+		if (!c) {
+			printf("client: %s\n", sdc_strerror(err));
+			return 1;
+		}
+		int fd = sdc_open(c, where, O_RDWR | O_CREAT | O_TRUNC, SDC_SHARE_WRITE, 0644);
+		if (fd < 0) {
+			printf("open: %s\n", sdc_strerror(fd));
+			return 1;
+		}
+		char *b = malloc(10 * PS);
+		for (int pg = 0; pg < 10; pg++) {
+			fill(b + pg * PS, PS, pg + 40);
+			if (sdc_pwrite(c, fd, b + pg * PS, PS, (uint64_t)pg * PS) != PS) {
+				printf("pwrite: %s\n", sdc_errmsg());
+				return 1;
+			}
+		}
+		sdc_cache_stats cs;
+		sdc_cache_stats_get(c, &cs);
+		printf("written back %llu, dirty %zu\n", (unsigned long long)cs.writebacks,
+		       cs.pages_dirty);
+		int touched = 0;
+		struct timespec t0, t;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		for (;;) {
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			double el = (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9;
+			if (el >= secs)
+				break;
+			long ms = every_ms > 0 ? every_ms : 100;
+			struct timespec nap = {ms / 1000, (ms % 1000) * 1000000L};
+			nanosleep(&nap, NULL);
+			if (every_ms > 0)
+				touched += sdc_keepalive(c);
+		}
+		printf("touched %d\n", touched);
+		int rc = sdc_close(c, fd);
+		printf("close: %d %s\n", rc, rc ? sdc_strerror(rc) : "ok");
+		sdc_client_free(c);
+		if (save(argv[8], b, 10 * PS) != 0)
+			return 1;
+		free(b);
+		return rc == 0 ? 0 : 1;
 	}
 	fprintf(stderr, "client-tool: unknown scenario %s\n", mode);
 	return 2;
