@@ -21,10 +21,16 @@
 # storaged runs with DURABILITY (default normal: no fsync per commit, as
 # OpenSSH's sftp-server never fsyncs; full for the server's default).
 #
+# SIZE (default 1G) is the size of the big file of the fio workloads and
+# RANDTIME (default 10) the seconds of each random-read run: smaller values
+# make a short run (SIZE=256M RANDTIME=5 bench/storfs.sh 2).
+#
 # Usage: bench/storfs.sh [RUNS]   (default 3)    Does not touch docs/.
 set -eu
 RUNS=${1:-3}
 DURABILITY=${DURABILITY:-normal}
+SIZE=${SIZE:-1G}
+RANDTIME=${RANDTIME:-10}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 [ "$(id -u)" = 0 ] || { echo "bench/storfs.sh: run as root (sshd, FUSE)" >&2; exit 1; }
@@ -155,9 +161,16 @@ timeit() {
 	awk "BEGIN{printf \"%.3f\", $t1 - $t0}"
 }
 fio_iops() { # FILE RW BS [extra]
-	fio --name=b --filename="$1" --rw="$2" --bs="$3" --size=1G --ioengine=psync \
+	fio --name=b --filename="$1" --rw="$2" --bs="$3" --size="$SIZE" --ioengine=psync \
 		--output-format=json "${@:4}" 2>/dev/null |
-		/usr/bin/python3 -c 'import json,sys; j=json.load(sys.stdin)["jobs"][0]; r=j["read"] if j["read"]["io_bytes"] else j["write"]; print("%.0f %.0f" % (r["iops"], r["bw_bytes"]/1048576))' 2>/dev/null ||
+		/usr/bin/python3 -c '
+import json, sys
+j = json.load(sys.stdin)["jobs"][0]
+r = j["read"] if j["read"]["io_bytes"] else j["write"]
+# a job that failed (an error, or nothing moved) has no figure
+if j.get("error") or not r["io_bytes"]:
+    sys.exit(1)
+print("%.0f %.0f" % (r["iops"], r["bw_bytes"] / 1048576))' 2>/dev/null ||
 		echo "fail fail"
 }
 
@@ -167,29 +180,35 @@ for run in $(seq "$RUNS"); do
 		m=$B/m-$fs
 		w=$m/r$run
 		mkdir -p "$w"
-		add "untar-$fs" "$(timeit tar -C "$w" -xf "$B/tree.tar")"
+		t=$(timeit tar -C "$w" -xf "$B/tree.tar")
+		add "untar-$fs" "$t"
 		remount "$fs"
-		add "readback-$fs" "$(timeit sh -c "find '$w/tree' -type f -exec cat {} + > /dev/null")"
-		if ( cd "$w/tree" && git init -q && git add -A &&
-			git -c user.name=b -c user.email=b@x commit -qm t ) > "$B/git-$fs.log" 2>&1; then
-			remount "$fs"
-			add "gitcold-$fs" "$(timeit git -C "$w/tree" status --porcelain)"
-			add "gitwarm-$fs" "$(timeit git -C "$w/tree" status --porcelain)"
+		# the tree workloads only on a mount that took the whole tree
+		if [ "$t" = fail ]; then
+			echo "bench/storfs.sh: no read-back, git status, ls -lR on $fs (untar failed)" >&2
 		else
-			echo "bench/storfs.sh: git init/add/commit failed on $fs: $(tail -n 1 "$B/git-$fs.log")" >&2
+			add "readback-$fs" "$(timeit sh -c "find '$w/tree' -type f -exec cat {} + > /dev/null")"
+			if ( cd "$w/tree" && git init -q && git add -A &&
+				git -c user.name=b -c user.email=b@x commit -qm t ) > "$B/git-$fs.log" 2>&1; then
+				remount "$fs"
+				add "gitcold-$fs" "$(timeit git -C "$w/tree" status --porcelain)"
+				add "gitwarm-$fs" "$(timeit git -C "$w/tree" status --porcelain)"
+			else
+				echo "bench/storfs.sh: git init/add/commit failed on $fs: $(tail -n 1 "$B/git-$fs.log")" >&2
+			fi
+			ls -lR "$w/tree" > /dev/null
+			add "lslR-$fs" "$(timeit ls -lR "$w/tree")"
 		fi
-		ls -lR "$w/tree" > /dev/null
-		add "lslR-$fs" "$(timeit ls -lR "$w/tree")"
 		read -r _ bw < <(fio_iops "$w/big" write 1M --end_fsync=1)
 		add "seqwrite-$fs" "$bw"
 		remount "$fs"
 		read -r _ bw < <(fio_iops "$w/big" read 1M)
 		add "seqread-$fs" "$bw"
 		remount "$fs"
-		read -r io _ < <(fio_iops "$w/big" randread 4k --time_based --runtime=10)
+		read -r io _ < <(fio_iops "$w/big" randread 4k --time_based --runtime="$RANDTIME")
 		add "randcold-$fs" "$io"
 		cat "$w/big" > /dev/null
-		read -r io _ < <(fio_iops "$w/big" randread 4k --time_based --runtime=10)
+		read -r io _ < <(fio_iops "$w/big" randread 4k --time_based --runtime="$RANDTIME")
 		add "randwarm-$fs" "$io"
 		if cp -r "$B/src/proj" "$w/proj" 2> "$B/cp-$fs.log"; then
 			add "make-$fs" "$(timeit make -s -j2 -C "$w/proj")"
@@ -201,17 +220,17 @@ for run in $(seq "$RUNS"); do
 done
 
 # ---- report: ranges, and the ratio better-sshfs / storfs per run
-/usr/bin/python3 - "$RUNS" "$DURABILITY" <<PY
+/usr/bin/python3 - "$RUNS" "$DURABILITY" "$SIZE" "$RANDTIME" <<PY
 import sys
-runs, dur = int(sys.argv[1]), sys.argv[2]
+runs, dur, size, rt = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 T = {$(for k in "${!T[@]}"; do printf '"%s": [%s], ' "$k" "$(echo ${T[$k]} | tr ' ' ',')"; done)}
 rows = [("untar", "untar 2,000 files (s)", "time"), ("readback", "read them back, cold (s)", "time"),
         ("gitcold", "git status, cold (s)", "time"), ("gitwarm", "git status, warm (s)", "time"),
-        ("lslR", "ls -lR, warm (s)", "time"), ("seqwrite", "seq write 1 GiB (MiB/s)", "rate"),
-        ("seqread", "seq read 1 GiB, cold (MiB/s)", "rate"), ("randcold", "rand 4 KiB reads, cold (IOPS)", "rate"),
+        ("lslR", "ls -lR, warm (s)", "time"), ("seqwrite", f"seq write {size} (MiB/s)", "rate"),
+        ("seqread", f"seq read {size}, cold (MiB/s)", "rate"), ("randcold", "rand 4 KiB reads, cold (IOPS)", "rate"),
         ("randwarm", "rand 4 KiB reads, warm (IOPS)", "rate"), ("make", "make -j2, 41 files (s)", "time")]
 def rng(v): return "%g..%g" % (min(v), max(v)) if v else "-"
-print(f"bench/storfs.sh: {runs} interleaved runs, storaged durability = {dur}")
+print(f"bench/storfs.sh: {runs} interleaved runs, storaged durability = {dur}, big file {size}, random reads {rt} s")
 print("%-32s %-16s %-16s %-16s %s" % ("workload", "storfs", "sshfs+OpenSSH", "sshfs+storaged", "better sshfs / storfs"))
 for k, label, kind in rows:
     fs, os_, sd = T.get(k + "-fs", []), T.get(k + "-os", []), T.get(k + "-sd", [])
