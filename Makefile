@@ -214,4 +214,4 @@ install: all install-client
 		> $(DESTDIR)$(SYSCONFDIR)/storaged/storaged.conf
 
 clean:
-	rm -rf $(BUILD) storaged storagectl stor frontends/*.so
+	rm -rf $(BUILD) storaged storagectl stor storfs frontends/*.so

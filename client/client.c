@@ -56,6 +56,7 @@ sdc_client *sdc_client_new(const sdc_options *o, int *err)
 	c->cacert = o->cacert ? sdc__xstrdup(o->cacert) : NULL;
 	c->insecure = o->insecure;
 	c->max_send_rate = o->max_send_rate;
+	c->conditional = o->conditional_commit != 0;
 	if (o->state_dir) {
 		c->state_dir = sdc__xstrdup(o->state_dir);
 	} else {

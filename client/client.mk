@@ -6,6 +6,8 @@
 #   build/libstoraged.a                    the same objects, for `stor` (linked
 #                                          statically: runs from the checkout)
 #   stor                                   the command-line tools (client/stor/)
+#   storfs                                 the FUSE mount (client/storfs/, libfuse3),
+#                                          on the same static library
 #   build/tests/client-*                   test programs (tests/client/), linked
 #                                          against the shared library
 
@@ -23,6 +25,10 @@ CLIENT_OBJ  := $(CLIENT_SRC:%.c=$(BUILD)/%.o)
 STOR_SRC    := $(wildcard client/stor/*.c)
 STOR_OBJ    := $(STOR_SRC:%.c=$(BUILD)/%.o)
 CLIENT_SO   := $(BUILD)/libstoraged.so.$(CLIENT_SOVER)
+STORFS_SRC  := $(wildcard client/storfs/*.c)
+STORFS_OBJ  := $(STORFS_SRC:%.c=$(BUILD)/%.o)
+FUSE_CFLAGS := $(shell pkg-config --cflags fuse3 2>/dev/null)
+FUSE_LIBS   := $(shell pkg-config --libs fuse3 2>/dev/null)
 CLIENT_TEST_SRC := $(wildcard tests/client/*.c)
 CLIENT_TEST_BIN := $(CLIENT_TEST_SRC:tests/client/%.c=$(BUILD)/tests/client-%)
 
@@ -45,6 +51,12 @@ $(BUILD)/libstoraged.pc: client/libstoraged.pc.in Makefile client/client.mk
 	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' \
 	    -e 's|@INCLUDEDIR@|$(INCLUDEDIR)|' -e 's|@VERSION@|$(CLIENT_SOVER)|' $< > $@
 
+$(STORFS_OBJ): CPPFLAGS += $(CLIENT_CFLAGS) $(FUSE_CFLAGS)
+$(STORFS_OBJ): $(CLIENT_HDRS)
+
+storfs: $(STORFS_OBJ) $(BUILD)/libstoraged.a
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(STORFS_OBJ) $(BUILD)/libstoraged.a $(CLIENT_LIBS) $(FUSE_LIBS)
+
 stor: $(STOR_OBJ) $(BUILD)/libstoraged.a
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(STOR_OBJ) $(BUILD)/libstoraged.a $(CLIENT_LIBS) \
 		$(shell pkg-config --libs inih)
@@ -54,11 +66,12 @@ $(BUILD)/tests/client-%: tests/client/%.c client/storaged-client.h $(CLIENT_SO)
 	$(CC) $(CFLAGS) -Iclient -o $@ $< -L$(BUILD) -lstoraged -Wl,-rpath,'$$ORIGIN/..' -lpthread
 
 .PHONY: client install-client
-client: $(CLIENT_SO) $(BUILD)/libstoraged.pc stor $(CLIENT_TEST_BIN)
+client: $(CLIENT_SO) $(BUILD)/libstoraged.pc stor storfs $(CLIENT_TEST_BIN)
 
 install-client: client
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(PKGCONFIGDIR)
 	install -m 0755 stor $(DESTDIR)$(BINDIR)/stor
+	install -m 0755 storfs $(DESTDIR)$(BINDIR)/storfs
 	install -m 0644 $(CLIENT_SO) $(DESTDIR)$(LIBDIR)/libstoraged.so.$(CLIENT_SOVER)
 	ln -sf libstoraged.so.$(CLIENT_SOVER) $(DESTDIR)$(LIBDIR)/libstoraged.so.$(CLIENT_SOMAJOR)
 	ln -sf libstoraged.so.$(CLIENT_SOMAJOR) $(DESTDIR)$(LIBDIR)/libstoraged.so

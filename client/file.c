@@ -34,6 +34,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "internal.h"
 
@@ -76,13 +77,60 @@ static char *norm_path(const char *in)
 
 /* ------------------------------------------------------------ objects */
 
+/* The file table: (server, path) -> file, chained through hnext, grown
+ * to keep chains short (a FUSE mount may hold thousands of files). An
+ * unlinked file is not in it (a new file of that name is another object). */
+static size_t fslot(size_t size, int srv, const char *path)
+{
+	uint64_t h = 1469598103934665603ull ^ (uint64_t)srv;
+	for (const unsigned char *p = (const unsigned char *)path; *p; p++)
+		h = (h ^ *p) * 1099511628211ull;
+	return (size_t)(h % size);
+}
+
+static void ftab_insert(sdc_client *c, sdc_file *f)
+{
+	if (c->nfiles + 1 > c->ftsize) {
+		size_t ns = c->ftsize ? c->ftsize * 2 + 1 : 61;
+		sdc_file **nt = sdc__xcalloc(ns, sizeof *nt);
+		for (size_t i = 0; i < c->ftsize; i++)
+			for (sdc_file *g = c->ftab[i], *nx; g; g = nx) {
+				nx = g->hnext;
+				size_t k = fslot(ns, g->srv, g->path);
+				g->hnext = nt[k];
+				nt[k] = g;
+			}
+		free(c->ftab);
+		c->ftab = nt;
+		c->ftsize = ns;
+	}
+	size_t k = fslot(c->ftsize, f->srv, f->path);
+	f->hnext = c->ftab[k];
+	c->ftab[k] = f;
+	c->nfiles++;
+}
+
+static void ftab_remove(sdc_client *c, sdc_file *f)
+{
+	if (!c->ftsize || f->unlinked)
+		return;
+	for (sdc_file **pp = &c->ftab[fslot(c->ftsize, f->srv, f->path)]; *pp; pp = &(*pp)->hnext)
+		if (*pp == f) {
+			*pp = f->hnext;
+			f->hnext = NULL;
+			c->nfiles--;
+			return;
+		}
+}
+
 sdc_file *sdc__file_get(sdc_client *c, int srv, const char *path, int create)
 {
-	for (sdc_file *f = c->files; f; f = f->next)
-		if (f->srv == srv && !f->zombie && strcmp(f->path, path) == 0) {
-			f->refs++;
-			return f;
-		}
+	if (c->ftsize)
+		for (sdc_file *f = c->ftab[fslot(c->ftsize, srv, path)]; f; f = f->hnext)
+			if (f->srv == srv && !f->zombie && strcmp(f->path, path) == 0) {
+				f->refs++;
+				return f;
+			}
 	if (!create)
 		return NULL;
 	sdc_file *f = sdc__xcalloc(1, sizeof *f);
@@ -92,22 +140,48 @@ sdc_file *sdc__file_get(sdc_client *c, int srv, const char *path, int create)
 	pthread_mutex_init(&f->lock, NULL);
 	f->refs = 1;
 	f->next = c->files;
+	if (c->files)
+		c->files->prev = f;
 	c->files = f;
+	ftab_insert(c, f);
 	return f;
+}
+
+void sdc__file_repath(sdc_client *c, sdc_file *f, const char *path)
+{
+	ftab_remove(c, f);
+	free(f->path);
+	f->path = sdc__xstrdup(path);
+	if (!f->unlinked)
+		ftab_insert(c, f);
+}
+
+/* An unlinked file leaves the table (c->lock held). */
+static void file_unlink(sdc_client *c, sdc_file *f)
+{
+	ftab_remove(c, f);
+	f->unlinked = 1;
+}
+
+void sdc__file_free(sdc_client *c, sdc_file *f)
+{
+	ftab_remove(c, f);
+	if (f->prev)
+		f->prev->next = f->next;
+	else
+		c->files = f->next;
+	if (f->next)
+		f->next->prev = f->prev;
+	pthread_mutex_destroy(&f->lock);
+	free(f->path);
+	free(f);
 }
 
 void sdc__file_unref_maybe_free(sdc_client *c, sdc_file *f)
 {
 	if (f->refs > 0 || f->opens > 0 || f->npages > 0)
 		return;
-	for (sdc_file **pp = &c->files; *pp; pp = &(*pp)->next)
-		if (*pp == f) {
-			*pp = f->next;
-			break;
-		}
-	pthread_mutex_destroy(&f->lock);
-	free(f->path);
-	free(f);
+	sdc__file_free(c, f);
 }
 
 void sdc__file_release(sdc_client *c, sdc_file *f)
@@ -188,6 +262,7 @@ static int recover(sdc_file *f)
 		return rc;
 	}
 	snprintf(f->hid, sizeof f->hid, "%s", ri.hid);
+	f->idle_s = ri.idle_s;
 	if (strcmp(ri.sha, f->base) != 0) {
 		if (f->ndirty > 0) {
 			f->state = FS_CONFLICT;
@@ -208,7 +283,7 @@ static int recover(sdc_file *f)
 /* Run a handle call, recovering once from a lost handle. */
 #define RCALL(rc, f, call)                                                                         \
 	do {                                                                                       \
-		(rc) = (call);                                                                     \
+		(rc) = (f)->hid[0] ? (call) : -ESTALE; /* released: open it again */              \
 		if ((rc) == -ESTALE) {                                                             \
 			(rc) = recover(f);                                                         \
 			if ((rc) == 0)                                                             \
@@ -280,6 +355,17 @@ int sdc__file_writeback(sdc_file *f)
 int sdc__file_commit(sdc_file *f, int close)
 {
 	sdc_client *c = f->c;
+	if (f->unlinked) {
+		/* unlinked while open: nothing of it is ever committed */
+		if (close && f->hid[0])
+			sdc__r_abandon(f);
+		if (close)
+			f->hid[0] = '\0';
+		return 0;
+	}
+	if (close && !f->hid[0] && !f->hdirty && !f->pending && f->ndirty == 0 &&
+	    f->size == f->rsize && !f->pa_mask)
+		return 0; /* already released, nothing to commit */
 	int rc = sdc__file_writeback(f);
 	if (rc == 0 && f->size != f->rsize) {
 		RCALL(rc, f, sdc__r_truncate(f, f->size));
@@ -288,16 +374,20 @@ int sdc__file_commit(sdc_file *f, int close)
 	}
 	if (rc < 0)
 		return rc;
+	if (f->pa_mask) {
+		/* attributes set while writing: kept by the server for this commit */
+		RCALL(rc, f, sdc__r_attrs(f, f->pa_mask & 1, f->pa_mode, f->pa_mask & 2, f->pa_mtime));
+		if (rc < 0)
+			return rc;
+		f->pa_mask = 0;
+	}
 	if (!close && !f->hdirty && !f->pending)
 		return 0;
 	if (f->check_base && (f->hdirty || f->pending)) {
 		/* restored: the version the writes were based on must still be
 		 * the server's, right before they become a version */
-		sdc_buf w = {0};
-		sdc__buf_printf(&w, "%s:%s", c->srv[f->srv].name, f->path);
 		sdc_attr st;
-		rc = sdc_stat(c, w.p, &st);
-		sdc__buf_free(&w);
+		rc = sdc__stat_remote(c, f->srv, f->path, &st);
 		if (rc == 0 && strcmp(st.sha256, f->base) != 0) {
 			f->state = FS_CONFLICT;
 			f->conflict = SDC_CONFLICT_CHANGED;
@@ -314,10 +404,22 @@ int sdc__file_commit(sdc_file *f, int close)
 			return rc;
 	}
 	sdc_rinfo ri;
-	RCALL(rc, f, sdc__r_sync(f, close, &ri));
+	/* conditional commit: only on the version the writes were based on */
+	const char *im = (c->conditional || f->check_base) && f->hdirty && !f->pending && f->base[0]
+			     ? f->base
+			     : NULL;
+	RCALL(rc, f, sdc__r_sync(f, close, im, &ri));
+	if (rc == -SDC_ECONFLICT) {
+		f->state = FS_CONFLICT;
+		f->conflict = SDC_CONFLICT_CHANGED;
+		f->cur[0] = '\0';
+		return rc;
+	}
 	if (rc < 0)
 		return rc;
 	snprintf(f->base, sizeof f->base, "%s", ri.sha);
+	if (ri.mtime)
+		f->mtime = ri.mtime;
 	f->hdirty = 0;
 	f->pending = 0;
 	f->check_base = 0;
@@ -362,6 +464,8 @@ static void fetch_put(void *arg, uint64_t off, const char *p, size_t n)
 		if (pg) {
 			/* under the dirty bytes, not over them (F3) */
 			size_t a = in, b = in + k;
+			if (b > pg->hw)
+				pg->hw = (uint32_t)b;
 			if (pg->dhi <= pg->dlo || b <= pg->dlo || a >= pg->dhi) {
 				memcpy(pg->data + a, p, k);
 			} else {
@@ -391,9 +495,12 @@ static int fetch_pages(sdc_file *f, sdc_page **pv, size_t n)
 		/* zeros under everything not dirty; the server's bytes follow */
 		if (p->dhi > p->dlo) {
 			memset(p->data, 0, p->dlo);
-			memset(p->data + p->dhi, 0, ps - p->dhi);
+			if (p->hw > p->dhi)
+				memset(p->data + p->dhi, 0, p->hw - p->dhi);
+			p->hw = p->dhi;
 		} else {
-			memset(p->data, 0, ps);
+			memset(p->data, 0, p->hw); /* [hw, ps) holds zeros already */
+			p->hw = 0;
 		}
 		uint64_t a = p->no * ps, b = a + ps;
 		if (b > f->rsize)
@@ -594,7 +701,8 @@ static ssize_t do_pwrite(sdc_file *f, const char *buf, size_t len, uint64_t off)
 			if (!p->valid) {
 				int clean = p->dhi <= p->dlo;
 				if (pg >= f->rsize && clean) {
-					memset(p->data, 0, ps); /* all zeros past rsize (F2) */
+					memset(p->data, 0, p->hw); /* all zeros past rsize (F2) */
+					p->hw = 0;
 					p->valid = 1;
 				} else if (a == 0 && b == ps) {
 					p->valid = 1;
@@ -608,6 +716,8 @@ static ssize_t do_pwrite(sdc_file *f, const char *buf, size_t len, uint64_t off)
 				}
 			}
 			memcpy(p->data + a, buf + done, b - a);
+			if (b > p->hw)
+				p->hw = (uint32_t)b;
 			mark_dirty(c, f, p, a, b);
 			unpin(c, p);
 		}
@@ -615,6 +725,7 @@ static ssize_t do_pwrite(sdc_file *f, const char *buf, size_t len, uint64_t off)
 		if (off + done > f->size)
 			f->size = off + done;
 	}
+	f->mtime = (int64_t)time(NULL);
 	return (ssize_t)done;
 }
 
@@ -642,7 +753,10 @@ static int do_truncate(sdc_file *f, uint64_t n)
 				sdc__page_drop(c, p);
 			} else if (pg + ps > n) {
 				size_t cut = (size_t)(n - pg);
-				memset(p->data + cut, 0, ps - cut);
+				if (p->hw > cut)
+					memset(p->data + cut, 0, p->hw - cut);
+				if (p->hw > cut)
+					p->hw = (uint32_t)cut;
 				if (p->dhi > cut)
 					p->dhi = (uint32_t)cut;
 				if (p->dhi <= p->dlo && (p->dlo || p->dhi)) {
@@ -654,6 +768,7 @@ static int do_truncate(sdc_file *f, uint64_t n)
 		pthread_mutex_unlock(&c->lock);
 	}
 	f->size = n;
+	f->mtime = (int64_t)time(NULL);
 	return 0;
 }
 
@@ -708,6 +823,8 @@ static int open_remote(sdc_file *f, int flags, unsigned share, uint32_t mode)
 	if (rc < 0)
 		return rc;
 	snprintf(f->hid, sizeof f->hid, "%s", ri.hid);
+	f->idle_s = ri.idle_s;
+	f->last_use = sdc__now();
 	f->hwrite = wr;
 	f->share = share;
 	f->mode = ri.mode ? ri.mode : mode;
@@ -1076,7 +1193,7 @@ int sdc_close(sdc_client *c, int fd)
 		rc = state_err(f);
 		if (rc == 0)
 			rc = sdc__file_commit(f, 1);
-		if (rc < 0)
+		if (rc < 0 || f->unlinked)
 			give_up(f);
 		f->state = FS_OK;
 		f->err = 0;
@@ -1108,4 +1225,242 @@ ssize_t sdc_page_write(sdc_client *c, int fd, uint64_t pageno, const void *buf, 
 	if (flags & O_APPEND)
 		return -EINVAL;
 	return sdc_pwrite(c, fd, buf, len, pageno * c->psize);
+}
+
+/* ------------------------------------------------------------ commit, keep-alive */
+
+int sdc_commit(sdc_client *c, int fd, unsigned flags)
+{
+	sdc_file *f = fd_file(c, fd, NULL);
+	if (!f)
+		return -EBADF;
+	pthread_mutex_lock(&f->lock);
+	int rc = state_err(f);
+	if (rc == 0) {
+		pthread_mutex_lock(&c->lock);
+		int only = f->opens == 1;
+		pthread_mutex_unlock(&c->lock);
+		if ((flags & SDC_COMMIT_RELEASE) && only && !f->unlinked) {
+			rc = sdc__file_commit(f, 1);
+			if (rc == 0)
+				f->hid[0] = '\0'; /* opened again by the next call that needs it */
+		} else {
+			rc = sdc__file_commit(f, 0);
+		}
+	}
+	pthread_mutex_unlock(&f->lock);
+	sdc__file_release(c, f);
+	return rc;
+}
+
+int sdc_keepalive(sdc_client *c)
+{
+	pthread_mutex_lock(&c->lock);
+	int n = 0;
+	for (sdc_file *f = c->files; f; f = f->next)
+		n++;
+	sdc_file **v = sdc__xmalloc((size_t)(n ? n : 1) * sizeof *v);
+	n = 0;
+	double now = sdc__now();
+	for (sdc_file *f = c->files; f; f = f->next)
+		if (f->opens > 0 && f->hid[0] && f->idle_s > 0 && now - f->last_use > f->idle_s / 3.0) {
+			f->refs++;
+			v[n++] = f;
+		}
+	pthread_mutex_unlock(&c->lock);
+	int touched = 0;
+	for (int i = 0; i < n; i++) {
+		sdc_file *f = v[i];
+		/* a file busy with a call is in use anyway */
+		if (pthread_mutex_trylock(&f->lock) == 0) {
+			if (f->hid[0]) {
+				sdc_rinfo ri;
+				f->last_use = sdc__now();
+				if (sdc__r_hstat(c, f->srv, f->hid, &ri) == 0)
+					touched++;
+			}
+			pthread_mutex_unlock(&f->lock);
+		}
+		sdc__file_release(c, f);
+	}
+	free(v);
+	return touched;
+}
+
+/* ------------------------------------------------------------ names of open files */
+
+int sdc__open_attr(sdc_client *c, int srv, const char *path, sdc_attr *st)
+{
+	char *np = norm_path(path);
+	pthread_mutex_lock(&c->lock);
+	sdc_file *f = sdc__file_get(c, srv, np, 0);
+	pthread_mutex_unlock(&c->lock);
+	free(np);
+	if (!f)
+		return -ENOENT;
+	int rc = -ENOENT;
+	pthread_mutex_lock(&f->lock);
+	if (f->opens > 0 && f->state != FS_BROKEN) {
+		memset(st, 0, sizeof *st);
+		st->kind = SDC_KIND_FILE;
+		st->size = f->size;
+		st->mode = f->mode;
+		st->mtime = f->mtime;
+		st->ctime = f->mtime;
+		if (!f->hdirty && f->ndirty == 0 && f->size == f->rsize && !f->pending)
+			snprintf(st->sha256, sizeof st->sha256, "%s", f->base);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&f->lock);
+	sdc__file_release(c, f);
+	return rc;
+}
+
+/* The open files at path or below it, with references taken. */
+static sdc_file **files_under(sdc_client *c, int srv, const char *path, int *n)
+{
+	size_t pl = strlen(path);
+	pthread_mutex_lock(&c->lock);
+	int k = 0;
+	for (sdc_file *f = c->files; f; f = f->next)
+		k++;
+	sdc_file **v = sdc__xmalloc((size_t)(k ? k : 1) * sizeof *v);
+	k = 0;
+	for (sdc_file *f = c->files; f; f = f->next) {
+		if (f->srv != srv || f->unlinked || f->zombie || f->opens == 0)
+			continue;
+		if (strcmp(f->path, path) == 0 ||
+		    (strncmp(f->path, path, pl) == 0 && (f->path[pl] == '/' || pl == 1))) {
+			f->refs++;
+			v[k++] = f;
+		}
+	}
+	pthread_mutex_unlock(&c->lock);
+	*n = k;
+	return v;
+}
+
+static void release_all(sdc_client *c, sdc_file **v, int n)
+{
+	for (int i = 0; i < n; i++)
+		sdc__file_release(c, v[i]);
+	free(v);
+}
+
+int sdc__unlink_open(sdc_client *c, int srv, const char *path, int recursive)
+{
+	char *np = norm_path(path);
+	int n;
+	sdc_file **v = files_under(c, srv, np, &n);
+	int pending = 0;
+	for (int i = 0; i < n; i++) {
+		sdc_file *f = v[i];
+		if (!recursive && strcmp(f->path, np) != 0)
+			continue;
+		pthread_mutex_lock(&f->lock);
+		pending |= f->pending;
+		pthread_mutex_lock(&c->lock);
+		file_unlink(c, f);
+		pthread_mutex_unlock(&c->lock);
+		pthread_mutex_unlock(&f->lock);
+		if (!pending)
+			pending = -1;
+	}
+	release_all(c, v, n);
+	free(np);
+	return pending; /* 1: a file existed only in this client; -1: open files marked */
+}
+
+int sdc__rename_prepare(sdc_client *c, int srv, const char *from)
+{
+	char *np = norm_path(from);
+	int n;
+	sdc_file **v = files_under(c, srv, np, &n);
+	int rc = 0;
+	for (int i = 0; i < n && rc == 0; i++) {
+		sdc_file *f = v[i];
+		pthread_mutex_lock(&f->lock);
+		/* commit what it has (a pending create appears), release the server
+		 * handle: it is opened again at the new name when next needed */
+		rc = state_err(f);
+		if (rc == 0)
+			rc = sdc__file_commit(f, 1);
+		if (rc == 0)
+			f->hid[0] = '\0';
+		pthread_mutex_unlock(&f->lock);
+	}
+	release_all(c, v, n);
+	free(np);
+	return rc;
+}
+
+void sdc__rename_done(sdc_client *c, int srv, const char *from, const char *to)
+{
+	char *nf = norm_path(from), *nt = norm_path(to);
+	int n;
+	/* an open file at the target was replaced: it is unlinked now */
+	sdc_file **v = files_under(c, srv, nt, &n);
+	for (int i = 0; i < n; i++)
+		if (strcmp(v[i]->path, nt) == 0) {
+			pthread_mutex_lock(&v[i]->lock);
+			pthread_mutex_lock(&c->lock);
+			file_unlink(c, v[i]);
+			pthread_mutex_unlock(&c->lock);
+			pthread_mutex_unlock(&v[i]->lock);
+		}
+	release_all(c, v, n);
+	v = files_under(c, srv, nf, &n);
+	size_t fl = strlen(nf);
+	for (int i = 0; i < n; i++) {
+		sdc_file *f = v[i];
+		pthread_mutex_lock(&f->lock);
+		sdc_buf b = {0};
+		sdc__buf_printf(&b, "%s%s", nt, f->path + (fl == 1 ? 0 : fl));
+		pthread_mutex_lock(&c->lock);
+		sdc__file_repath(c, f, b.p);
+		pthread_mutex_unlock(&c->lock);
+		sdc__buf_free(&b);
+		pthread_mutex_unlock(&f->lock);
+	}
+	release_all(c, v, n);
+	free(nf);
+	free(nt);
+}
+
+int sdc__open_handle_attrs(sdc_client *c, int srv, const char *path, int has_mode, uint32_t mode,
+			   int has_mtime, int64_t mtime)
+{
+	char *np = norm_path(path);
+	pthread_mutex_lock(&c->lock);
+	sdc_file *f = sdc__file_get(c, srv, np, 0);
+	pthread_mutex_unlock(&c->lock);
+	free(np);
+	if (!f)
+		return 1;
+	int rc = 1;
+	pthread_mutex_lock(&f->lock);
+	if (f->opens > 0 && f->hwrite && f->state == FS_OK && !f->unlinked &&
+	    (f->pending || f->hdirty || f->ndirty || f->size != f->rsize)) {
+		/* unsaved writes (or not created yet): the attributes go with the
+		 * commit, so "write, futimens, close" keeps its mtime */
+		if (has_mode) {
+			f->pa_mask |= 1;
+			f->pa_mode = mode;
+			f->mode = mode;
+		}
+		if (has_mtime) {
+			f->pa_mask |= 2;
+			f->pa_mtime = mtime;
+			f->mtime = mtime;
+		}
+		rc = 0;
+	} else if (f->opens > 0) {
+		if (has_mode)
+			f->mode = mode;
+		if (has_mtime)
+			f->mtime = mtime;
+	}
+	pthread_mutex_unlock(&f->lock);
+	sdc__file_release(c, f);
+	return rc;
 }

@@ -68,7 +68,7 @@ static void hib_release(sdc_file *f, int *lost)
 	if (!f->hid[0])
 		return;
 	sdc_rinfo ri;
-	int rc = sdc__r_sync(f, 1, &ri);
+	int rc = sdc__r_sync(f, 1, NULL, &ri);
 	if (rc == 0) {
 		snprintf(f->base, sizeof f->base, "%s", ri.sha);
 		f->rsize = ri.size;
@@ -462,6 +462,7 @@ sdc_client *sdc_client_restore(const sdc_options *o, const char *file, int *err)
 				break;
 			}
 			memcpy(p->data, pb.p + pb.at, psize);
+			p->hw = (uint32_t)psize;
 			p->valid = valid;
 			p->dlo = dlo;
 			p->dhi = dhi;

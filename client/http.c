@@ -421,6 +421,7 @@ static const struct {
     {"disk_full", ENOSPC},       {"too_many_handles", EMFILE}, {"blocked", EAGAIN},
     {"unavailable", EAGAIN},     {"io_error", EIO},            {"corrupt", EIO},
     {"range_not_satisfiable", EINVAL}, {"checksum_mismatch", EILSEQ},
+    {"handle_gone", ESTALE},
 };
 
 int sdc__http_err(sdc_req *r)

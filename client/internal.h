@@ -134,6 +134,10 @@ struct sdc_page {
 	sdc_file *f;          /* NULL: free */
 	uint64_t no;          /* page number in f */
 	char *data;           /* page_size bytes */
+	uint32_t hw;          /* data[hw, page_size) is known to hold zeros: a fresh
+			       * buffer (calloc) is never touched past what was
+			       * written into it, so a small file's page costs one
+			       * memory page, not page_size bytes of page faults */
 	uint32_t dlo, dhi;    /* dirty bytes [dlo, dhi) of the page; clean if equal */
 	int valid;            /* all bytes below the file's size are known */
 	int pin;              /* in use by a call: never a victim */
@@ -179,7 +183,15 @@ struct sdc_file {
 	int err;               /* sticky error for the next fsync/close */
 	sdc_page *pages;       /* its pages */
 	size_t npages, ndirty;
-	sdc_file *next;        /* c->files */
+	sdc_file *next, *prev; /* c->files */
+	sdc_file *hnext;       /* c->ftab chain (by server and path) */
+	int unlinked;          /* unlinked (or renamed over) while open: reads go on,
+				* nothing is committed, the last close abandons */
+	double last_use;       /* sdc__now() of the last call on the server handle */
+	unsigned pa_mask;      /* attributes for the next commit: 1 mode, 2 mtime */
+	uint32_t pa_mode;
+	int64_t pa_mtime;
+	int idle_s;            /* the server handle's idle_timeout (0: unknown) */
 	int zombie;            /* closed and pages gone: free when unlocked */
 	int check_base;        /* restored: check the version once more before committing */
 };
@@ -208,7 +220,10 @@ struct sdc_client {
 	size_t hsize;
 	sdc_fbucket *buckets;  /* lowest freq first */
 	/* files and descriptors */
-	sdc_file *files;
+	sdc_file *files;       /* every file object (list, for walks) */
+	sdc_file **ftab;       /* the same by (server, path): O(1) lookups */
+	size_t ftsize, nfiles;
+	int conditional;       /* sdc_options.conditional_commit */
 	sdc_fd *fds;
 	int nfds;
 	sdc_cache_stats st;
@@ -241,6 +256,7 @@ typedef struct sdc_rinfo {
 	uint32_t mode;
 	int64_t mtime;
 	int dirty;
+	int idle_s;
 } sdc_rinfo;
 /* flags: O_* as sdc_open; 0 or -errno; sets f->hid via out */
 int sdc__r_open(sdc_client *c, int srv, const char *path, int flags, unsigned share,
@@ -260,21 +276,50 @@ typedef struct sdc_piece {
 } sdc_piece;
 int sdc__r_write(sdc_file *f, const sdc_piece *pv, int n);
 int sdc__r_truncate(sdc_file *f, uint64_t size);
-int sdc__r_sync(sdc_file *f, int close, sdc_rinfo *out);
+/* if_match: NULL, or the version the file must hold (-SDC_ECONFLICT on 412). */
+int sdc__r_sync(sdc_file *f, int close, const char *if_match, sdc_rinfo *out);
 int sdc__r_abandon(sdc_file *f);
+/* POST /handles/{id}/attrs: mode and/or mtime. */
+int sdc__r_attrs(sdc_file *f, int has_mode, uint32_t mode, int has_mtime, int64_t mtime);
 int sdc__r_hstat(sdc_client *c, int srv, const char *hid, sdc_rinfo *out);
 
 /* file.c */
 int sdc__file_commit(sdc_file *f, int close);
 void sdc__file_forget_pages(sdc_file *f); /* f->lock held */
 sdc_file *sdc__file_get(sdc_client *c, int srv, const char *path, int create);
+/* Give f another path (c->lock held): rehashed. */
+void sdc__file_repath(sdc_client *c, sdc_file *f, const char *path);
+/* Take f out of the table and the list and free it (c->lock held). */
+void sdc__file_free(sdc_client *c, sdc_file *f);
 void sdc__file_unref_maybe_free(sdc_client *c, sdc_file *f); /* c->lock held */
 /* Drop a reference taken by sdc__file_get (c->lock not held). */
 void sdc__file_release(sdc_client *c, sdc_file *f);
 /* Give f the descriptor fd (c->lock held); fd or -errno. */
 int sdc__fd_install(sdc_client *c, sdc_file *f, int fd, int flags);
 
+/* file.c: names of open files (used by meta.c) */
+/* The attributes of path as this client sees it when it is open here
+ * (unsaved writes included); -ENOENT when it is not open here. */
+int sdc__open_attr(sdc_client *c, int srv, const char *path, sdc_attr *st);
+/* After unlink of path (and, recursive, below it) on the server: the open
+ * files there are unlinked (reads go on; nothing is committed). Returns 1
+ * when one of them was a create never committed (the server did not know
+ * it), -1 when open files were marked, 0 when none. */
+int sdc__unlink_open(sdc_client *c, int srv, const char *path, int recursive);
+/* Before a rename of from: commit the open files at or below it and
+ * release their server handles. After a rename that worked: they take the
+ * new names; an open file at `to` is unlinked. */
+int sdc__rename_prepare(sdc_client *c, int srv, const char *from);
+void sdc__rename_done(sdc_client *c, int srv, const char *from, const char *to);
+/* chmod/utimens of an open file with unsaved writes: kept for its commit
+ * (0); 1 when the file is not in that state (the caller sets them on the
+ * server by name). */
+int sdc__open_handle_attrs(sdc_client *c, int srv, const char *path, int has_mode, uint32_t mode,
+			   int has_mtime, int64_t mtime);
+
 /* meta.c */
+/* GET /api/v1/stat: what the server has (never the open-file view). */
+int sdc__stat_remote(sdc_client *c, int srv, const char *path, sdc_attr *st);
 void sdc__stat_from_json(json_t *o, sdc_attr *st);
 
 

@@ -10,8 +10,10 @@
  *   DELETE /api/v1/handles/{id}               sdc__r_abandon
  *   GET    /api/v1/handles/{id}               sdc__r_hstat
  *
- * A 404 on a handle means the server no longer has it (restart, idle
- * timeout): those calls answer -ESTALE and file.c decides what that costs.
+ * A 404 on a handle (code handle_gone; not_found from servers before it)
+ * means the server no longer has it (restart, idle timeout): those calls
+ * answer -ESTALE and file.c decides what that costs. Every call on a handle
+ * resets its idle clock on the server; sdc_keepalive() relies on that.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +34,7 @@ static void info_from_json(json_t *j, sdc_rinfo *out)
 	out->mode = mode ? (uint32_t)strtoul(mode, NULL, 8) : 0;
 	out->mtime = json_integer_value(json_object_get(j, "mtime"));
 	out->dirty = json_is_true(json_object_get(j, "dirty"));
+	out->idle_s = (int)json_integer_value(json_object_get(j, "idle_timeout"));
 }
 
 /* Status to error for calls on a handle: 404 is "handle gone". */
@@ -52,10 +55,12 @@ static void handle_url(sdc_req *r, sdc_srv *s, const char *hid, const char *tail
 
 /* A JSON body request on a handle; the answer's stat in *out (may be NULL). */
 static int handle_call(sdc_client *c, int srv, const char *hid, const char *method,
-		       const char *tail, json_t *body, sdc_rinfo *out)
+		       const char *tail, json_t *body, const char *if_match, sdc_rinfo *out)
 {
 	sdc_req r = {.method = method};
 	handle_url(&r, &c->srv[srv], hid, tail);
+	if (if_match)
+		sdc__req_header(&r, "If-Match: \"%s\"", if_match);
 	char *txt = NULL;
 	if (body) {
 		txt = json_dumps(body, JSON_COMPACT);
@@ -65,6 +70,10 @@ static int handle_call(sdc_client *c, int srv, const char *hid, const char *meth
 		sdc__req_header(&r, "Content-Type: application/json");
 	}
 	int rc = sdc__http(c, &c->srv[srv], &r);
+	if (rc == 0 && if_match && r.status == 412) {
+		sdc__http_err(&r); /* the server's words */
+		rc = -SDC_ECONFLICT;
+	}
 	if (rc == 0 && (r.status < 200 || r.status > 299))
 		rc = handle_err(&r);
 	if (rc == 0 && out) {
@@ -275,6 +284,7 @@ int sdc__r_read(sdc_file *f, const sdc_range *rv, int n,
 	if (n <= 0)
 		return 0;
 	sdc_req r = {.method = "GET"};
+	f->last_use = sdc__now();
 	handle_url(&r, &c->srv[f->srv], f->hid, "/data");
 	sdc_buf h = {0};
 	sdc__buf_puts(&h, "Range: bytes=");
@@ -345,6 +355,7 @@ int sdc__r_write(sdc_file *f, const sdc_piece *pv, int n)
 		if (pv[i].off != pv[i - 1].off + pv[i - 1].len)
 			runs++;
 	sdc_req r = {.method = "PUT"};
+	f->last_use = sdc__now();
 	handle_url(&r, &c->srv[f->srv], f->hid, "/data");
 	seg *sv = sdc__xcalloc((size_t)n + (size_t)runs * 2 + 2, sizeof *sv);
 	int ns = 0;
@@ -430,27 +441,46 @@ int sdc__r_write(sdc_file *f, const sdc_piece *pv, int n)
 int sdc__r_truncate(sdc_file *f, uint64_t size)
 {
 	json_t *b = json_pack("{s:I}", "size", (json_int_t)size);
-	int rc = handle_call(f->c, f->srv, f->hid, "POST", "/truncate", b, NULL);
+	f->last_use = sdc__now();
+	int rc = handle_call(f->c, f->srv, f->hid, "POST", "/truncate", b, NULL, NULL);
 	json_decref(b);
 	if (rc == 0)
 		f->rsize = size;
 	return rc;
 }
 
-int sdc__r_sync(sdc_file *f, int close, sdc_rinfo *out)
+int sdc__r_sync(sdc_file *f, int close, const char *if_match, sdc_rinfo *out)
 {
 	json_t *b = json_object();
-	int rc = handle_call(f->c, f->srv, f->hid, "POST", close ? "/close" : "/sync", b, out);
+	f->last_use = sdc__now();
+	int rc = handle_call(f->c, f->srv, f->hid, "POST", close ? "/close" : "/sync", b, if_match,
+			     out);
+	json_decref(b);
+	return rc;
+}
+
+int sdc__r_attrs(sdc_file *f, int has_mode, uint32_t mode, int has_mtime, int64_t mtime)
+{
+	json_t *b = json_object();
+	if (has_mode) {
+		char m[16];
+		snprintf(m, sizeof m, "%04o", mode & 07777);
+		json_object_set_new(b, "mode", json_string(m));
+	}
+	if (has_mtime)
+		json_object_set_new(b, "mtime", json_integer((json_int_t)mtime));
+	f->last_use = sdc__now();
+	int rc = handle_call(f->c, f->srv, f->hid, "POST", "/attrs", b, NULL, NULL);
 	json_decref(b);
 	return rc;
 }
 
 int sdc__r_abandon(sdc_file *f)
 {
-	return handle_call(f->c, f->srv, f->hid, "DELETE", "", NULL, NULL);
+	return handle_call(f->c, f->srv, f->hid, "DELETE", "", NULL, NULL, NULL);
 }
 
 int sdc__r_hstat(sdc_client *c, int srv, const char *hid, sdc_rinfo *out)
 {
-	return handle_call(c, srv, hid, "GET", "", NULL, out);
+	return handle_call(c, srv, hid, "GET", "", NULL, NULL, out);
 }

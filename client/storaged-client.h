@@ -100,6 +100,12 @@ typedef struct sdc_options {
 	const char *state_dir; /* where resumable uploads keep their state; NULL:
 				* $XDG_CACHE_HOME/stor or ~/.cache/stor */
 	uint64_t max_send_rate; /* bytes per second sent per request; 0: no limit */
+	int conditional_commit; /* 1: a commit (fsync, close) of writes based on a
+				 * version is made only if the server still has
+				 * that version (If-Match); another client's newer
+				 * version makes it a conflict (-SDC_ECONFLICT,
+				 * SDC_CONFLICT_CHANGED) and nothing is written
+				 * over it. 0: the last commit wins */
 } sdc_options;
 
 /* A client with its cache. NULL on failure with *err (may be NULL) set to
@@ -143,23 +149,55 @@ typedef struct sdc_dirent {
 /* Return non-zero to stop the listing (sdc_readdir then returns that value). */
 typedef int (*sdc_dir_cb)(void *arg, const sdc_dirent *e);
 
-/* stat(2): -ENOENT when nothing is there. */
+/* stat(2): -ENOENT when nothing is there. A file open in this client
+ * answers as this client sees it (its unsaved writes, a create not yet
+ * committed). */
 int sdc_stat(sdc_client *c, const char *where, sdc_attr *st);
 /* Every entry of a directory, sorted by name (fetched page by page).
  * -ENOTDIR when where is a file. */
 int sdc_readdir(sdc_client *c, const char *where, sdc_dir_cb cb, void *arg);
+/* One page of a directory, with every entry's attributes, in one request:
+ * up to limit entries (0: the server's list_limit) after the name `after`
+ * (NULL or "": from the start), sorted by name. Returns the number of
+ * entries given to cb (it may stop early by returning non-zero); next gets
+ * the name to pass as `after` for the following page, "" when this was the
+ * last. -ENOTDIR on a file (call it on directories: a file's bytes would be
+ * fetched to find out). */
+int sdc_readdir_page(sdc_client *c, const char *where, const char *after, int limit,
+		     sdc_dir_cb cb, void *arg, char *next, size_t nextlen);
 /* mkdir(2), or mkdir -p with parents = 1 (then an existing directory is 0).
  * mode: permission bits (the server creates 0755; another mode is set after). */
 int sdc_mkdir(sdc_client *c, const char *where, uint32_t mode, int parents);
-/* rmdir(2): -ENOTEMPTY unless empty, -ENOTDIR on a file. */
+/* rmdir(2): -ENOTEMPTY unless empty, -ENOTDIR on a file (one request: the
+ * server checks and removes in one transaction). */
 int sdc_rmdir(sdc_client *c, const char *where);
 /* unlink(2): -EISDIR on a directory. With recursive = 1 a directory and all
- * below it go (rm -r). */
+ * below it go (rm -r). A file open in this client stays readable through
+ * its descriptors until closed, and nothing of it is committed again. */
 int sdc_unlink(sdc_client *c, const char *where, int recursive);
-/* rename(2) on one server (replaces a file at `to`); -EXDEV across servers. */
+/* rename(2) on one server (replaces a file at `to`); -EXDEV across servers.
+ * Files open in this client at or below `from` are committed first and
+ * follow the new name; one open at `to` is unlinked (as by sdc_unlink). */
 int sdc_rename(sdc_client *c, const char *from, const char *to);
-/* chmod(2). */
+/* sdc_rename with flags: SDC_RENAME_NOREPLACE fails with -EEXIST when `to`
+ * exists (checked by the server in the rename's transaction). */
+#define SDC_RENAME_NOREPLACE 0x1u
+int sdc_rename2(sdc_client *c, const char *from, const char *to, unsigned flags);
+/* chmod(2). On a file open here with unsaved writes, it lands with the
+ * commit. */
 int sdc_chmod(sdc_client *c, const char *where, uint32_t mode);
+/* utimes(2): the modification time (seconds). As chmod for open files. */
+int sdc_utimens(sdc_client *c, const char *where, int64_t mtime);
+
+/* The space of a server for the user (GET /api/v1/me). */
+typedef struct sdc_fsstat {
+	uint64_t quota;      /* bytes, 0: unlimited */
+	uint64_t used;       /* the user's logical bytes */
+	uint64_t disk_total; /* the server's store (0 from servers that do not say) */
+	uint64_t disk_free;
+	int readonly;        /* read-only credentials */
+} sdc_fsstat;
+int sdc_statfs(sdc_client *c, const char *where, sdc_fsstat *out);
 
 /* ------------------------------------------------------------ open files */
 
@@ -199,6 +237,17 @@ int sdc_flush(sdc_client *c, int fd);
  * new version. An error from an earlier write-back (the server lost the
  * handle: -SDC_ELOST; a failed eviction) is reported here once. */
 int sdc_fsync(sdc_client *c, int fd);
+/* sdc_fsync, and with SDC_COMMIT_RELEASE the server handle is released
+ * too when fd is the file's only descriptor (a FUSE flush at close(2)):
+ * the next call on fd that needs the server opens it again. */
+#define SDC_COMMIT_RELEASE 0x1u
+int sdc_commit(sdc_client *c, int fd, unsigned flags);
+/* Keep the server handles of open files alive: a cheap request on each
+ * one not used for a third of the server's idle timeout (any call resets
+ * it). Call it now and then (a FUSE daemon: every few seconds) when files
+ * may stay open and unused longer than handle_idle_timeout. Returns how
+ * many were touched. */
+int sdc_keepalive(sdc_client *c);
 /* sdc_fsync on every open file of the client (Cage's push_all); returns
  * the first error, after trying every file. */
 int sdc_push_all(sdc_client *c);

@@ -398,7 +398,7 @@ static int put_handle(sdc_client *c, int srv, const char *path, int fd, uint64_t
 	}
 	if (rc == 0) {
 		sdc_rinfo ri;
-		rc = sdc__r_sync(&f, 1, &ri);
+		rc = sdc__r_sync(&f, 1, NULL, &ri);
 		if (rc == 0 && strcmp(ri.sha, sha) != 0) {
 			sdc__set_errmsg("the server stored content %s, expected %s", ri.sha, sha);
 			rc = -EIO;

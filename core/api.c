@@ -451,6 +451,15 @@ static int a_handle_sync(sd_session *s, sd_handle h)
 	return r;
 }
 
+static int a_handle_sync_if(sd_session *s, sd_handle h, const char *expect)
+{
+	if (!expect || strlen(expect) != 64 || strspn(expect, "0123456789abcdef") != 64)
+		return -EINVAL;
+	int r;
+	WITH_HANDLE(s, h, f, r = sd__file_sync_if(f, expect));
+	return r;
+}
+
 /* Close and abandon work on dead sessions too: the handle is released
  * either way, and a dead session's close commits nothing. */
 static int a_handle_close(sd_session *s, sd_handle h)
@@ -826,6 +835,7 @@ const sd_core_api sd__api = {
 	.handle_fstat = a_handle_fstat,
 	.handle_setattr = a_handle_setattr,
 	.handle_sync = a_handle_sync,
+	.handle_sync_if = a_handle_sync_if,
 	.handle_close = a_handle_close,
 	.handle_abandon = a_handle_abandon,
 	.open_state = a_open_state,

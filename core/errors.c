@@ -32,6 +32,8 @@ const char *sd__strerror(int err)
 		return "stored content is missing or damaged";
 	case SD_EHISTORY:
 		return "that moment is older than the history kept";
+	case SD_ECHANGED:
+		return "the file holds another version now";
 	case ENOENT:
 		return "no such file or directory";
 	case EEXIST:

@@ -83,6 +83,7 @@ struct sd_file {
 	unsigned omode;    /* SD_O_EXCLUSIVE / SHARE_READ / SHARE_WRITE */
 	int writes;
 	unsigned amask;    /* SD_ATTR_* kept for the next commit */
+	const char *expect; /* sync_if: the content the node must hold */
 	uint32_t amode;
 	int64_t amtime;
 	int view;          /* a read-only file of a past view (vst describes it) */
@@ -570,7 +571,8 @@ static int commit(sd_file *f, int closing)
 		return r;
 	if ((r = sd__wpipe_finish(f->wp, hex, &size)) < 0)
 		return r;
-	sd_put put = {.u = &f->u, .npath = f->npath, .size = size, .op = "write"};
+	sd_put put = {.u = &f->u, .npath = f->npath, .size = size, .op = "write",
+		      .expect_sha = f->expect};
 	if (f->pending) {
 		put.flags = (f->flags & SD_O_EXCL) ? SD_UP_EXCL : 0;
 		put.mode = (f->amask & SD_ATTR_MODE) ? f->amode : f->cmode;
@@ -605,6 +607,25 @@ static int commit(sd_file *f, int closing)
 int sd__file_sync(sd_file *f)
 {
 	return commit(f, 0);
+}
+
+int sd__file_sync_if(sd_file *f, const char *expect)
+{
+	/* The check before the working copy is finished keeps the writes when
+	 * it fails (the usual way a conflict is met); the one inside the
+	 * commit transaction (tree_put) closes the window after it. */
+	sd_stat st;
+	int r = sd__tree_stat(f->c, &f->u, f->npath, &st);
+	if (r == -ENOENT || (r == 0 && (st.kind != SD_KIND_FILE || strcmp(st.sha256, expect) != 0)))
+		return -SD_ECHANGED;
+	if (r < 0)
+		return r;
+	f->expect = expect;
+	r = commit(f, 0);
+	f->expect = NULL;
+	if (r == -SD_ECHANGED)
+		f->size = f->base_size; /* the race: writes dropped, clean on the old base */
+	return r;
 }
 
 static void release(sd_file *f)

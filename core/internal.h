@@ -520,6 +520,8 @@ typedef struct sd_put {
 	const char *op;    /* journal op: "write", "instant", "copy" */
 	int64_t node_id;   /* out */
 	int64_t expect_node; /* if > 0: the node must still be this one */
+	const char *expect_sha; /* if set: the file must hold this content now
+				 * (else -SD_ECHANGED; also when it is missing) */
 	sd_stat *st;       /* out, may be NULL: the file after the change */
 	int64_t mtime;     /* seconds; 0 = the commit time */
 } sd_put;
@@ -677,6 +679,9 @@ int sd__file_truncate(sd_file *f, uint64_t size);
 int sd__file_fstat(sd_file *f, sd_stat *st);
 int sd__file_setattr(sd_file *f, unsigned mask, uint32_t mode, int64_t mtime);
 int sd__file_sync(sd_file *f);
+/* sd__file_sync if the file at the path holds content expect now
+ * (handle_sync_if in storaged.h); -SD_ECHANGED otherwise. */
+int sd__file_sync_if(sd_file *f, const char *expect);
 int sd__file_close(sd_file *f);
 void sd__file_abandon(sd_file *f);
 void sd__open_free_all(sd_core *c);

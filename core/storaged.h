@@ -73,6 +73,8 @@ extern "C" {
 #define SD_ECONFIG     (SD_EBASE + 7) /* configuration error (message logged) */
 #define SD_ECORRUPT    (SD_EBASE + 8) /* stored content missing or damaged */
 #define SD_EHISTORY    (SD_EBASE + 9) /* that moment is older than the history kept */
+#define SD_ECHANGED    (SD_EBASE + 10) /* conditional commit: the file holds another
+					* version now (or is gone) */
 /* Plain errno values used with fixed meanings:
  *   ENOENT no such path    EEXIST exists           ENOTDIR/EISDIR kind
  *   ENOTEMPTY dir not empty EACCES not permitted   EROFS read-only token
@@ -696,6 +698,16 @@ typedef struct sd_core_api {
 	 * their own session). Counts as a use of the handle. -EBADF as for
 	 * every handle call. */
 	int (*handle_info)(sd_session *s, sd_handle h, sd_handle_info *out);
+	/* handle_sync on a condition: commit only if the file at the handle's
+	 * path holds the content expect_sha256 (64 hex digits) right now, the
+	 * check and the commit in one transaction, so another client's newer
+	 * version is never written over. Else -SD_ECHANGED (also when the file
+	 * is gone), and the handle stays open with its unsaved writes, except
+	 * when another commit lands between the check made before the working
+	 * copy is finished and the transaction: then the writes are dropped (the
+	 * handle carries on, clean, on its old base) and -SD_ECHANGED all the
+	 * same. A clean handle is checked too (nothing is committed). */
+	int (*handle_sync_if)(sd_session *s, sd_handle h, const char *expect_sha256);
 
 	/* -- accounts (issue 11): admin calls ----------------------------- */
 	/* Seconds until addr may try to log in again (rounded up); 0 when it

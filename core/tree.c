@@ -618,6 +618,10 @@ int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, sd_put *put)
 			r = n.vis ? -EACCES : -ENOENT;
 			goto out;
 		}
+		if (put->expect_sha && strcmp(n.sha256, put->expect_sha) != 0) {
+			r = -SD_ECHANGED;
+			goto out;
+		}
 		sqlite3_stmt *st = sd_db_stmt(d, &q_update_content);
 		sqlite3_bind_int64(st, 1, n.id);
 		sqlite3_bind_int64(st, 2, blob_id);
@@ -640,6 +644,10 @@ int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, sd_put *put)
 	} else if (r == -ENOENT) {
 		if (put->expect_node > 0) {
 			r = -ESTALE;
+			goto out;
+		}
+		if (put->expect_sha) {
+			r = -SD_ECHANGED;
 			goto out;
 		}
 		if (!(dir.rights & SD_RIGHT_WRITE)) {

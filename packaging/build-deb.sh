@@ -40,10 +40,12 @@ if ! (cd "$SRC" && DEB_BUILD_OPTIONS="parallel=$(nproc) ${DEB_BUILD_OPTIONS:-}" 
 fi
 
 arch=$(dpkg-architecture -qDEB_HOST_ARCH)
-# storaged (the server), libstoraged0, libstoraged-dev, storaged-client
-rm -f "$ROOT"/dist/storaged_*.deb "$ROOT"/dist/libstoraged*.deb "$ROOT"/dist/storaged-client_*.deb
+# storaged (the server), libstoraged0, libstoraged-dev, storaged-client,
+# storaged-fuse (storfs)
+rm -f "$ROOT"/dist/storaged_*.deb "$ROOT"/dist/libstoraged*.deb "$ROOT"/dist/storaged-client_*.deb \
+	"$ROOT"/dist/storaged-fuse_*.deb
 debs=""
-for pkg in storaged libstoraged0 libstoraged-dev storaged-client; do
+for pkg in storaged libstoraged0 libstoraged-dev storaged-client storaged-fuse; do
 	deb=${pkg}_${chver}_${arch}.deb
 	cp "$TMP/$deb" "$ROOT/dist/$deb"
 	echo "build-deb: dist/$deb"

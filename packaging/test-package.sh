@@ -174,14 +174,20 @@ if [ -f "$DEB" ]; then
 	cmissing=""
 	for pf in "libstoraged0:/usr/lib/$MULTIARCH/libstoraged.so.0 /usr/lib/$MULTIARCH/libstoraged.so.0.1.0" \
 		"libstoraged-dev:/usr/include/storaged-client.h /usr/lib/$MULTIARCH/libstoraged.so /usr/lib/$MULTIARCH/pkgconfig/libstoraged.pc" \
-		"storaged-client:/usr/bin/stor /usr/share/man/man1/stor.1.gz"; do
+		"storaged-client:/usr/bin/stor /usr/share/man/man1/stor.1.gz" \
+		"storaged-fuse:/usr/bin/storfs /usr/share/man/man1/storfs.1.gz"; do
 		pkg=${pf%%:*}
 		cdeb=dist/${pkg}_${VERSION}_${ARCH}.deb
 		if [ ! -f "$cdeb" ]; then cmissing="$cmissing $cdeb"; continue; fi
 		dpkg-deb -c "$cdeb" | awk '{print $6}' | sed 's|^\./|/|' > "$TMP/c.files"
 		for f in ${pf#*:}; do grep -qxF "$f" "$TMP/c.files" || cmissing="$cmissing $pkg:$f"; done
 	done
-	check_eq "client .debs: libstoraged0 (soname), libstoraged-dev (header, .so, .pc), storaged-client (stor, man page)" "" "${cmissing# }"
+	check_eq "client .debs: libstoraged0 (soname), libstoraged-dev (header, .so, .pc), storaged-client (stor, man page), storaged-fuse (storfs, man page)" "" "${cmissing# }"
+	fdeps=$(dpkg-deb -f "dist/storaged-fuse_${VERSION}_${ARCH}.deb" Depends 2>/dev/null)
+	check "storaged-fuse Depends on libfuse3 and fuse3: $fdeps" \
+		sh -c 'case "$1" in *libfuse3*) ;; *) exit 1;; esac; case "$1" in *"fuse3 "*|*"fuse3,"*|*fuse3) ;; *) exit 1;; esac' _ "$fdeps"
+	check "the server .deb does not pull in FUSE" \
+		sh -c 'case "$1" in *fuse*) exit 1;; esac' _ "$(dpkg-deb -f "$DEB" Depends)"
 	check_eq "libstoraged0's library has the soname libstoraged.so.0" "libstoraged.so.0" \
 		"$(dpkg-deb --fsys-tarfile dist/libstoraged0_${VERSION}_${ARCH}.deb 2>/dev/null | tar -xOf - ./usr/lib/$MULTIARCH/libstoraged.so.0.1.0 2>/dev/null > "$TMP/lib.so"; objdump -p "$TMP/lib.so" 2>/dev/null | awk '/SONAME/{print $2}')"
 	check_eq ".deb marks /etc/storaged/storaged.conf as a conffile" "/etc/storaged/storaged.conf" \

@@ -161,7 +161,8 @@ static enum MHD_Result move_copy(struct MHD_Connection *c, hreq *r, int move)
 			}
 		}
 	}
-	if ((rc = move ? s->api->rename(r->sess, r->path.data, to.data, 0)
+	if ((rc = move ? s->api->rename(r->sess, r->path.data, to.data,
+				       sd__http_arg_true(c, "noreplace") ? SD_RENAME_NOREPLACE : 0)
 		       : s->api->copy(r->sess, r->path.data, to.data)) < 0) {
 		ret = move_copy_err(c, r, rc, r->shown, shown);
 		goto out;
@@ -182,7 +183,7 @@ static enum MHD_Result fs_post(struct MHD_Connection *c, hreq *r)
 	char op[16], mode_s[16];
 	if (sd__http_arg(c, "op", op, sizeof op) != 1)
 		return sd__http_reply_error(c, r, 400, "bad_request",
-					    "POST needs ?op=mkdir|move|copy|chmod");
+					    "POST needs ?op=mkdir|move|copy|chmod|mtime");
 	sd_stat st;
 	int rc;
 	if (strcmp(op, "mkdir") == 0) {
@@ -202,6 +203,20 @@ static enum MHD_Result fs_post(struct MHD_Connection *c, hreq *r)
 						    "chmod needs ?mode=<octal, e.g. 0644>");
 		rc = s->api->chmod(r->sess, r->path.data, mode);
 		if (rc < 0)
+			return sd__http_reply_errno(c, r, rc);
+		if ((rc = s->api->stat(r->sess, r->path.data, &st)) < 0)
+			return sd__http_reply_errno(c, r, rc);
+		return sd__http_reply_json(c, r, 200, sd_json_stat(r->shown, NULL, &st));
+	}
+	if (strcmp(op, "mtime") == 0) {
+		char t[32], *end;
+		long long mt = 0;
+		if (sd__http_arg(c, "mtime", t, sizeof t) == 1)
+			mt = strtoll(t, &end, 10);
+		if (sd__http_arg(c, "mtime", t, sizeof t) != 1 || *end || !t[0] || mt < 0)
+			return sd__http_reply_error(c, r, 400, "bad_request",
+						    "mtime needs ?mtime=<seconds since the epoch>");
+		if ((rc = s->api->set_mtime(r->sess, r->path.data, (int64_t)mt)) < 0)
 			return sd__http_reply_errno(c, r, rc);
 		if ((rc = s->api->stat(r->sess, r->path.data, &st)) < 0)
 			return sd__http_reply_errno(c, r, rc);
@@ -235,14 +250,24 @@ enum MHD_Result sd__http_fs(struct MHD_Connection *c, hreq *r, const char *tail)
 		return sd__http_upload_start(c, r);
 	}
 	if (strcmp(m, "DELETE") == 0) {
+		/* ?dir=1: rmdir(2), a directory only and only when empty, checked
+		 * by the engine in the delete's transaction */
+		if (sd__http_arg_true(c, "dir")) {
+			int rc = s->api->rmdir(r->sess, r->path.data);
+			if (rc < 0)
+				return sd__http_reply_errno(c, r, rc);
+			return sd__http_reply_empty(c, r, 204);
+		}
 		sd_stat st;
 		int rc = s->api->stat(r->sess, r->path.data, &st);
 		if (rc < 0)
 			return sd__http_reply_errno(c, r, rc);
+		/* a directory without ?recursive=1 goes only when empty (rmdir(2):
+		 * the check and the delete are one engine transaction) */
 		if (st.kind == SD_KIND_DIR && !sd__http_arg_true(c, "recursive"))
-			return sd__http_reply_error(c, r, 409, "is_a_directory",
-						    "deleting a directory needs ?recursive=1");
-		rc = s->api->unlink(r->sess, r->path.data, st.kind == SD_KIND_DIR);
+			rc = s->api->rmdir(r->sess, r->path.data);
+		else
+			rc = s->api->unlink(r->sess, r->path.data, st.kind == SD_KIND_DIR);
 		if (rc < 0)
 			return sd__http_reply_errno(c, r, rc);
 		return sd__http_reply_empty(c, r, 204);
@@ -273,10 +298,12 @@ enum MHD_Result sd__http_me(struct MHD_Connection *c, hreq *r, const char *tail)
 	int rc = s->api->fsinfo(r->sess, &fi);
 	if (rc < 0)
 		return sd__http_reply_errno(c, r, rc);
-	json_t *o = json_pack("{s:s, s:I, s:b, s:b, s:I, s:I, s:I}", "user", r->who.user, "id",
-			      (json_int_t)r->who.uid, "admin", (r->who.flags & SD_USER_ADMIN) != 0,
-			      "readonly", (r->who.flags & SD_USER_READONLY) != 0, "quota",
-			      (json_int_t)fi.quota, "used", (json_int_t)fi.used, "disk_free",
-			      (json_int_t)fi.disk_avail); /* what the server may still write */
+	json_t *o = json_pack("{s:s, s:I, s:b, s:b, s:I, s:I, s:I, s:I}", "user", r->who.user,
+			      "id", (json_int_t)r->who.uid, "admin",
+			      (r->who.flags & SD_USER_ADMIN) != 0, "readonly",
+			      (r->who.flags & SD_USER_READONLY) != 0, "quota", (json_int_t)fi.quota,
+			      "used", (json_int_t)fi.used, "disk_free",
+			      (json_int_t)fi.disk_avail, /* what the server may still write */
+			      "disk_total", (json_int_t)fi.disk_total);
 	return sd__http_reply_json(c, r, 200, o);
 }

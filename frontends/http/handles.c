@@ -139,14 +139,14 @@ int sd__http_take_handle(struct MHD_Connection *c, hreq *r, const char *id,
 	snprintf(r->hname, sizeof r->hname, "%s", id);
 	return 0;
 unknown:
-	*ret = sd__http_reply_error(c, r, 404, "not_found", "no such handle");
+	*ret = sd__http_reply_error(c, r, 404, "handle_gone", "no such handle");
 	return -1;
 }
 
 enum MHD_Result sd__http_handle_errno(struct MHD_Connection *c, hreq *r, int err)
 {
 	if (err == -EBADF)
-		return sd__http_reply_error(c, r, 404, "not_found",
+		return sd__http_reply_error(c, r, 404, "handle_gone",
 					    "no such handle (closed, abandoned or expired)");
 	return sd__http_reply_errno(c, r, err);
 }
@@ -437,11 +437,14 @@ static enum MHD_Result open_finish(struct MHD_Connection *c, hreq *r)
 		    "event=handle_open user=%s path=\"%s\" share=%s flags=0x%x handle=%016" PRIx64,
 		    r->who.user, r->shown, share_word(hi.flags), hi.flags, (uint64_t)h);
 	uint64_t len = 0;
+	char mode[8];
+	snprintf(mode, sizeof mode, "%04o", (unsigned)((st.mode ? st.mode : perm) & 07777));
 	struct MHD_Response *resp = sd__http_json_response(
-	    json_pack("{s:s, s:s, s:I, s:s, s:I, s:s, s:o}", "handle", r->hname, "path", hi.path,
-		      "size", (json_int_t)st.size, "sha256", st.sha256, "idle_timeout",
+	    json_pack("{s:s, s:s, s:I, s:s, s:I, s:s, s:o, s:s, s:I}", "handle", r->hname, "path",
+		      hi.path, "size", (json_int_t)st.size, "sha256", st.sha256, "idle_timeout",
 		      (json_int_t)(hi.idle_timeout / 1000), "share", share_word(hi.flags),
-		      "flags", flags_json(hi.flags)),
+		      "flags", flags_json(hi.flags), "mode", mode, "mtime",
+		      (json_int_t)(st.mtime ? st.mtime : s->api->now(s->core))),
 	    &len);
 	if (!resp) {
 		s->api->handle_abandon(r->sess, h); /* invariant 3 */
@@ -568,12 +571,71 @@ enum MHD_Result sd__http_h_attrs(struct MHD_Connection *c, hreq *r, const char *
 	return sd__http_want_json(r, attrs_finish);
 }
 
+/* If-Match: "<sha256>" on sync and close (a conditional commit). 0: none
+ * (or "*"), 1: the address in want, -1: malformed (answer queued). */
+static int if_match(struct MHD_Connection *c, hreq *r, char want[SD_SHA256_HEX],
+		    enum MHD_Result *ret)
+{
+	const char *v = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-Match");
+	if (!v)
+		return 0;
+	while (*v == ' ')
+		v++;
+	if (strcmp(v, "*") == 0)
+		return 0;
+	size_t n = strlen(v);
+	while (n > 0 && v[n - 1] == ' ')
+		n--;
+	if (n >= 2 && v[0] == '"' && v[n - 1] == '"') {
+		v++;
+		n -= 2;
+	}
+	int ok = n == 64;
+	for (size_t i = 0; ok && i < n; i++)
+		ok = (v[i] >= '0' && v[i] <= '9') || (v[i] >= 'a' && v[i] <= 'f');
+	if (!ok) {
+		*ret = sd__http_reply_error(c, r, 400, "bad_request",
+					    "If-Match takes one \"<sha256>\" (64 lowercase hex digits)");
+		return -1;
+	}
+	memcpy(want, v, 64);
+	want[64] = '\0';
+	return 1;
+}
+
+/* Commit r->hid: plainly, or on the If-Match condition (412 when it fails;
+ * the handle keeps its writes). The engine's result, or *answered = 1 with
+ * the answer queued in *ret. */
+static int commit_maybe_if(struct MHD_Connection *c, hreq *r, int *answered,
+			   enum MHD_Result *ret)
+{
+	char want[SD_SHA256_HEX];
+	*answered = 0;
+	int m = if_match(c, r, want, ret);
+	if (m < 0) {
+		*answered = 1;
+		return 0;
+	}
+	int rc = m ? r->srv->api->handle_sync_if(r->sess, r->hid, want)
+		   : r->srv->api->handle_sync(r->sess, r->hid);
+	if (rc == -SD_ECHANGED) {
+		*ret = sd__http_reply_error(c, r, 412, "precondition_failed",
+					    "the file no longer holds the version named by If-Match; "
+					    "nothing was committed");
+		*answered = 1;
+	}
+	return rc;
+}
+
 enum MHD_Result sd__http_h_sync(struct MHD_Connection *c, hreq *r, const char *id)
 {
 	enum MHD_Result ret;
 	if (sd__http_take_handle(c, r, id, &ret) < 0 || ro_commit_check(c, r, &ret) < 0)
 		return ret;
-	int rc = r->srv->api->handle_sync(r->sess, r->hid);
+	int answered;
+	int rc = commit_maybe_if(c, r, &answered, &ret);
+	if (answered)
+		return ret;
 	if (rc < 0)
 		return sd__http_handle_errno(c, r, rc);
 	return reply_stat(c, r);
@@ -588,7 +650,10 @@ enum MHD_Result sd__http_h_close(struct MHD_Connection *c, hreq *r, const char *
 	if (sd__http_take_handle(c, r, id, &ret) < 0 || ro_commit_check(c, r, &ret) < 0)
 		return ret;
 	json_t *o = NULL;
-	int rc = s->api->handle_sync(r->sess, r->hid);
+	int answered;
+	int rc = commit_maybe_if(c, r, &answered, &ret);
+	if (answered)
+		return ret; /* a failed If-Match keeps the handle open */
 	if (rc == 0)
 		rc = handle_stat(r, &o);
 	int crc = rc == -EBADF ? 0 : s->api->handle_close(r->sess, r->hid);

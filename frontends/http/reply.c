@@ -44,6 +44,7 @@ unsigned sd__http_status_for(int err, const char **code)
 	case SD_EBLOCKED: s = 429; c = "blocked"; break;
 	case SD_ECORRUPT: s = 500; c = "corrupt"; break;
 	case SD_EHISTORY: s = 410; c = "history_gone"; break;
+	case SD_ECHANGED: s = 412; c = "precondition_failed"; break;
 	case EIO: s = 500; c = "io_error"; break;
 	default: break;
 	}

@@ -14,16 +14,32 @@
  *   client-tool URL USER PASSWORD modes PATH
  *       open-mode conflicts between two clients (two client objects, two
  *       HTTP sessions): exclusive vs anything, shared-read vs a writer.
+ *   client-tool URL USER PASSWORD names DIR
+ *       what a FUSE mount needs of the library, in DIR: a create seen by
+ *       sdc_stat before its commit, utimens/chmod of a file with unsaved
+ *       writes kept by its commit, unlink of an open file (reads go on,
+ *       nothing committed), rename of an open file (its writes follow),
+ *       rmdir (ENOTEMPTY, ENOTDIR, then gone), readdir_page paging, 200
+ *       files open at once, and conditional commits between two clients
+ *       (the second commit a conflict, the first version kept). Prints
+ *       "ok: ..." per check, "FAIL: ..." otherwise.
  *   client-tool URL USER PASSWORD dirty PATH
  *       write 10 pages with a 4-page cache (write-back to the server handle,
  *       dirty pages left), print READY, wait for a line on stdin, then fsync
  *       and print "fsync: <code> <words>"; then close and print the same.
+ *   client-tool URL USER PASSWORD keepalive PATH SECONDS EVERY_MS EXPECT
+ *       write 10 pages of a new file with a 4-page cache (most of it written
+ *       back to the server handle, not committed), then stay idle for
+ *       SECONDS, calling sdc_keepalive every EVERY_MS ms (0: never), then
+ *       close; prints "touched N" and "close: <code> <words>"; EXPECT gets
+ *       the content written. Exits 0 when the close succeeded.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "storaged-client.h"
@@ -64,6 +80,132 @@ static void print_open(void *arg, int fd, const char *where, int flags)
 	printf("open fd=%d where=%s flags=%d\n", fd, where, flags);
 }
 
+static int nfail;
+#define CHECK(cond, ...)                                                                           \
+	do {                                                                                       \
+		if (cond) {                                                                        \
+			printf("ok: ");                                                            \
+		} else {                                                                           \
+			printf("FAIL: ");                                                          \
+			nfail++;                                                                   \
+		}                                                                                  \
+		printf(__VA_ARGS__);                                                               \
+		printf(" [%s]\n", sdc_errmsg());                                                   \
+	} while (0)
+
+static int count_cb(void *arg, const sdc_dirent *e)
+{
+	(void)e;
+	(*(int *)arg)++;
+	return 0;
+}
+
+static int names(sdc_options *o, const char *dir)
+{
+	int err;
+	o->conditional_commit = 1;
+	o->npages = 64;
+	sdc_client *c = sdc_client_new(o, &err), *c2 = sdc_client_new(o, &err);
+	char p[4300], q[4300];
+	sdc_attr st;
+	snprintf(p, sizeof p, "srv:%s", dir);
+	CHECK(sdc_mkdir(c, p, 0755, 1) == 0, "mkdir -p %s", dir);
+	/* a create, seen before its commit */
+	snprintf(p, sizeof p, "srv:%s/new.txt", dir);
+	int fd = sdc_open(c, p, O_WRONLY | O_CREAT | O_EXCL, 0, 0640);
+	CHECK(fd >= 0 && sdc_pwrite(c, fd, "hello", 5, 0) == 5, "create and write");
+	CHECK(sdc_stat(c, p, &st) == 0 && st.size == 5 && st.mode == 0640, "stat of a pending create");
+	CHECK(sdc_stat(c2, p, &st) == -ENOENT, "another client does not see it yet");
+	CHECK(sdc_utimens(c, p, 1500000000) == 0 && sdc_chmod(c, p, 0600) == 0, "utimens, chmod");
+	CHECK(sdc_close(c, fd) == 0, "close");
+	CHECK(sdc_stat(c2, p, &st) == 0 && st.mtime == 1500000000 && st.mode == 0600 && st.size == 5,
+	      "kept by the commit: mtime %lld mode %o size %llu", (long long)st.mtime, st.mode,
+	      (unsigned long long)st.size);
+	/* unlink of an open file */
+	fd = sdc_open(c, p, O_RDWR, 0, 0);
+	CHECK(sdc_unlink(c, p, 0) == 0, "unlink while open");
+	char b[64] = {0};
+	CHECK(sdc_pread(c, fd, b, sizeof b, 0) == 5 && memcmp(b, "hello", 5) == 0, "reads go on");
+	CHECK(sdc_pwrite(c, fd, "XX", 2, 0) == 2 && sdc_close(c, fd) == 0, "write, close");
+	CHECK(sdc_stat(c2, p, &st) == -ENOENT, "not brought back by the close");
+	/* rename of an open file */
+	snprintf(q, sizeof q, "srv:%s/moved.txt", dir);
+	fd = sdc_open(c, p, O_RDWR | O_CREAT, 0, 0644);
+	CHECK(sdc_pwrite(c, fd, "before ", 7, 0) == 7, "write");
+	CHECK(sdc_rename(c, p, q) == 0, "rename while open (and never committed)");
+	CHECK(sdc_pwrite(c, fd, "after", 5, 7) == 5 && sdc_close(c, fd) == 0, "write on, close");
+	memset(b, 0, sizeof b);
+	int fd2 = sdc_open(c2, q, O_RDONLY, 0, 0);
+	CHECK(fd2 >= 0 && sdc_pread(c2, fd2, b, sizeof b, 0) == 12 && strcmp(b, "before after") == 0,
+	      "the new name has every write: '%s'", b);
+	sdc_close(c2, fd2);
+	CHECK(sdc_stat(c2, p, &st) == -ENOENT, "the old name is gone");
+	/* rmdir */
+	snprintf(p, sizeof p, "srv:%s/sub", dir);
+	sdc_mkdir(c, p, 0755, 0);
+	snprintf(q, sizeof q, "srv:%s/sub/f", dir);
+	fd = sdc_open(c, q, O_WRONLY | O_CREAT, 0, 0644);
+	sdc_close(c, fd);
+	CHECK(sdc_rmdir(c, p) == -ENOTEMPTY, "rmdir of a full directory: ENOTEMPTY");
+	CHECK(sdc_rmdir(c, q) == -ENOTDIR, "rmdir of a file: ENOTDIR");
+	CHECK(sdc_stat(c, q, &st) == 0, "and the file stays");
+	sdc_unlink(c, q, 0);
+	CHECK(sdc_rmdir(c, p) == 0 && sdc_stat(c, p, &st) == -ENOENT, "rmdir of the empty one");
+	/* 200 files open at once (the server allows 256 per user), readdir in pages of 100 */
+	static int fds[200];
+	for (int i = 0; i < 200; i++) {
+		snprintf(p, sizeof p, "srv:%s/many/f%03d", dir, i);
+		if (i == 0) {
+			snprintf(q, sizeof q, "srv:%s/many", dir);
+			sdc_mkdir(c, q, 0755, 0);
+		}
+		fds[i] = sdc_open(c, p, O_RDWR | O_CREAT, 0, 0644);
+		sdc_pwrite(c, fds[i], &i, sizeof i, 0);
+	}
+	int bad = 0;
+	for (int i = 0; i < 200; i++) {
+		int v = -1;
+		if (sdc_pread(c, fds[i], &v, sizeof v, 0) != sizeof v || v != i)
+			bad++;
+		if (sdc_close(c, fds[i]) < 0)
+			bad++;
+	}
+	CHECK(bad == 0, "200 files open at once: each its own bytes");
+	char next[256] = "";
+	int total = 0, pages = 0, n;
+	snprintf(q, sizeof q, "srv:%s/many", dir);
+	do {
+		char after[256];
+		snprintf(after, sizeof after, "%s", next);
+		n = sdc_readdir_page(c, q, after, 100, count_cb, &total, next, sizeof next);
+		pages++;
+	} while (n > 0 && next[0]);
+	CHECK(total == 200 && pages == 2, "readdir_page: %d entries in %d pages", total, pages);
+	/* conditional commits: c2 writes on the version it opened; c commits first */
+	snprintf(p, sizeof p, "srv:%s/shared.txt", dir);
+	fd = sdc_open(c, p, O_RDWR | O_CREAT, 0, 0644);
+	sdc_pwrite(c, fd, "v1", 2, 0);
+	sdc_close(c, fd);
+	fd = sdc_open(c, p, O_RDWR, 0, 0);
+	fd2 = sdc_open(c2, p, O_RDWR, 0, 0);
+	sdc_pwrite(c, fd, "c1", 2, 0);
+	sdc_pwrite(c2, fd2, "c2", 2, 0);
+	CHECK(sdc_close(c, fd) == 0, "the first close commits");
+	int rc = sdc_close(c2, fd2);
+	CHECK(rc == -SDC_ECONFLICT, "the second, on the old version: SDC_ECONFLICT (%d)", rc);
+	memset(b, 0, sizeof b);
+	fd = sdc_open(c2, p, O_RDONLY, 0, 0);
+	CHECK(sdc_pread(c2, fd, b, 2, 0) == 2 && strcmp(b, "c1") == 0,
+	      "the first client's version is kept: '%s'", b);
+	sdc_close(c2, fd);
+	/* keep-alive of an open file with nothing to touch yet: 0 touched */
+	CHECK(sdc_keepalive(c) == 0, "keepalive with no open file");
+	sdc_client_free(c);
+	sdc_client_free(c2);
+	printf("names: %d failed\n", nfail);
+	return nfail ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 6) {
@@ -76,6 +218,8 @@ int main(int argc, char **argv)
 	int err;
 	setvbuf(stdout, NULL, _IOLBF, 0);
 
+	if (strcmp(mode, "names") == 0)
+		return names(&o, argv[5]);
 	if (strcmp(mode, "hibernate") == 0 && argc == 8) {
 		char where[4200];
 		snprintf(where, sizeof where, "srv:%s", argv[6]);
@@ -238,6 +382,56 @@ int main(int argc, char **argv)
 		printf("close: %d %s\n", rc2, rc2 ? sdc_strerror(rc2) : "ok");
 		sdc_client_free(c);
 		return rc < 0 ? 0 : 1;
+	}
+	if (strcmp(mode, "keepalive") == 0 && argc == 9) {
+		char where[4200];
+		snprintf(where, sizeof where, "srv:%s", argv[5]);
+		double secs = atof(argv[6]);
+		long every_ms = atol(argv[7]);
+		sdc_client *c = sdc_client_new(&o, &err);
+		if (!c) {
+			printf("client: %s\n", sdc_strerror(err));
+			return 1;
+		}
+		int fd = sdc_open(c, where, O_RDWR | O_CREAT | O_TRUNC, SDC_SHARE_WRITE, 0644);
+		if (fd < 0) {
+			printf("open: %s\n", sdc_strerror(fd));
+			return 1;
+		}
+		char *b = malloc(10 * PS);
+		for (int pg = 0; pg < 10; pg++) {
+			fill(b + pg * PS, PS, pg + 40);
+			if (sdc_pwrite(c, fd, b + pg * PS, PS, (uint64_t)pg * PS) != PS) {
+				printf("pwrite: %s\n", sdc_errmsg());
+				return 1;
+			}
+		}
+		sdc_cache_stats cs;
+		sdc_cache_stats_get(c, &cs);
+		printf("written back %llu, dirty %zu\n", (unsigned long long)cs.writebacks,
+		       cs.pages_dirty);
+		int touched = 0;
+		struct timespec t0, t;
+		clock_gettime(CLOCK_MONOTONIC, &t0);
+		for (;;) {
+			clock_gettime(CLOCK_MONOTONIC, &t);
+			double el = (double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9;
+			if (el >= secs)
+				break;
+			long ms = every_ms > 0 ? every_ms : 100;
+			struct timespec nap = {ms / 1000, (ms % 1000) * 1000000L};
+			nanosleep(&nap, NULL);
+			if (every_ms > 0)
+				touched += sdc_keepalive(c);
+		}
+		printf("touched %d\n", touched);
+		int rc = sdc_close(c, fd);
+		printf("close: %d %s\n", rc, rc ? sdc_strerror(rc) : "ok");
+		sdc_client_free(c);
+		if (save(argv[8], b, 10 * PS) != 0)
+			return 1;
+		free(b);
+		return rc == 0 ? 0 : 1;
 	}
 	fprintf(stderr, "client-tool: unknown scenario %s\n", mode);
 	return 2;

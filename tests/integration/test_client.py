@@ -1,12 +1,15 @@
 """libstoraged and the `stor` tools against the real daemon on loopback.
 
-Covers: the fsx-style random test (10,000 seeded operations through a 4-page cache,
+Covers: what a FUSE mount needs (a create seen before its commit, attributes kept for the
+commit, unlink and rename of open files, rmdir, 200 open files, readdir pages, conditional
+commits between two clients), the fsx-style random test (10,000 seeded operations through a 4-page cache,
 compared with a local file after every step), open-mode conflicts between two clients,
 hibernate in one process and restore in another (the work finishes and the server holds
 exactly the expected bytes), a conflict after the file changed on the server (reported,
 nothing overwritten), kill -9 of the daemon while a client has written-back and dirty
 pages (the previous version intact, the error on the next fsync), a server that stops
-answering (ETIMEDOUT within the timeout), and `stor` end to end: login, put (plain,
+answering (ETIMEDOUT within the timeout), open handles kept alive past
+handle_idle_timeout by sdc_keepalive (and lost without it), and `stor` end to end: login, put (plain,
 instant, instant with proof of possession for another user), get, cat, ls, stat, mv, cp,
 rm, mkdir, rmdir, chmod, chown, exit codes and one-line errors, cp between two daemons,
 and a `stor put` killed mid-transfer that the next `stor put` resumes.
@@ -97,6 +100,13 @@ def test_open_modes_between_two_clients(cd):
     assert r.stdout.count("ok:") >= 12, f"every check ran: {out(r)}"
 
 
+def test_names_of_open_files_and_conditional_commits(cd):
+    """What a FUSE mount needs of the library (tests/client/tool.c `names`)."""
+    r = run([TOOL, url(cd), *ALICE, "names", "/names"], timeout=120)
+    assert r.returncode == 0 and "FAIL" not in r.stdout, f"names: {out(r)}"
+    assert r.stdout.count("ok:") >= 25 and "names: 0 failed" in r.stdout, f"every check ran: {out(r)}"
+
+
 def test_hibernate_restore_in_another_process(cd):
     dump, exp1, exp2 = cd.path("hib.dump"), cd.path("exp1"), cd.path("exp2")
     before = b"0123456789" * 2000
@@ -157,6 +167,28 @@ def test_kill9_with_dirty_pages(make_daemon):
     assert "fsync: -20002" in rest, f"the next fsync reports the lost writes (SDC_ELOST): {rest}"
     assert p.returncode == 0, f"client saw the error: {rest}"
     assert get(d, "/k.bin").body == before, "the previous version is intact after the restart"
+
+
+@pytest.mark.timeout(120)
+def test_keepalive_keeps_open_handles(make_daemon):
+    """sdc_keepalive: a file open and idle past handle_idle_timeout keeps its server handle
+    and the writes already sent to it; without keep-alive the handle expires and the close
+    fails, the file not committed."""
+    d = new_daemon(make_daemon, "client-idle", storaged={"handle_idle_timeout": "2s"})
+    exp = d.path("exp")
+    r = run([TOOL, url(d), *ALICE, "keepalive", "/kept.bin", "5", "300", exp], timeout=60)
+    assert r.returncode == 0 and "close: 0 ok" in r.stdout, f"kept alive: {out(r)}"
+    assert "written back 0," not in r.stdout, f"data was on the server handle: {out(r)}"
+    touched = int(r.stdout.split("touched ")[1].split()[0])
+    assert 2 <= touched <= 12, f"touched about every idle_timeout / 3, not on every call: {out(r)}"
+    assert get(d, "/kept.bin").body == open(exp, "rb").read(), "every byte committed"
+    assert d.log_count("handle_expired") == 0, "no handle expired"
+    # the same without keep-alive: the handle expires with the written-back pages
+    r = run([TOOL, url(d), *ALICE, "keepalive", "/lost.bin", "5", "0", exp], timeout=60)
+    assert r.returncode == 1 and "touched 0" in r.stdout, f"the close fails: {out(r)}"
+    assert "close: 0 " not in r.stdout, f"{out(r)}"
+    assert d.log_count("handle_expired") >= 1, "the server expired the handle"
+    assert get(d, "/lost.bin").body != open(exp, "rb").read(), "nothing half-written committed"
 
 
 def test_server_that_stops_answering_times_out(cd):

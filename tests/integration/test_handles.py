@@ -278,7 +278,7 @@ def test_every_call_and_one_version_per_commit(hd):
     assert len(rows) == w0 + 2 and rows[-1]["user"] == "alice", f"journal rows: {rows}"
     for call in (c.stat, c.read, c.sync, c.close_h, c.abandon):
         r = call(h)
-        assert is_error(r, 404, "not_found"), f"{call.__name__} after close: 404: {r}"
+        assert is_error(r, 404, "handle_gone"), f"{call.__name__} after close: 404: {r}"
     # a clean close commits nothing
     h = c.must_open("/every.bin")
     assert c.close_h(h).status == 200 and versions(c, "/every.bin") == v0 + 2, "clean close"
@@ -622,7 +622,7 @@ def test_other_users_credentials_get_404(hd):
     h = a.must_open("/mine.bin", ["read", "write"])
     for r in (b.stat(h), b.read(h), b.write(h, b"bob", offset=0), b.truncate(h, 0),
               b.attrs(h, mode="0777"), b.sync(h), b.close_h(h), b.abandon(h)):
-        assert is_error(r, 404, "not_found"), f"bob on alice's handle: 404: {r}"
+        assert is_error(r, 404, "handle_gone"), f"bob on alice's handle: 404: {r}"
     r = a.read(h)
     assert r.status == 200 and r.body == b"alice's", "alice's handle is untouched"
     assert a.stat(h).json()["dirty"] is False, "bob wrote nothing into it"
@@ -678,7 +678,7 @@ def test_malformed_input(hd):
               "whatever", h.upper()[:3] + h[3:]]
     for f in forged:
         r = c.stat(f)
-        assert is_error(r, 404, "not_found"), f"well-formed unknown id {f}: 404: {r}"
+        assert is_error(r, 404, "handle_gone"), f"well-formed unknown id {f}: 404: {r}"
     for off in (str(2 ** 63), str(2 ** 64 + 5), "-1", "1e3", "0x10", "", "%201", "1%00"):
         r = c.call("PUT", f"/api/v1/handles/{h}/data?offset={off}", b"x")
         assert is_error(r, 400, "bad_request"), f"offset {off!r}: 400: {r}"
@@ -766,7 +766,7 @@ def test_idle_timeout(make_daemon):
     assert c.stat(h).status == 404, "the unused one expired meanwhile"
     time.sleep(3.5)
     r = c.read(hk)
-    assert is_error(r, 404, "not_found"), f"expired after 2 s idle: {r}"
+    assert is_error(r, 404, "handle_gone"), f"expired after 2 s idle: {r}"
     assert c.get_file("/idle.bin").body == b"previous", "previous version intact"
     rows = [e for e in journal(d) if e["op"] == "handle_expired"]
     assert len(rows) == 2 and all(e["path"] == "/idle.bin" and e["user"] == "alice"
@@ -825,6 +825,59 @@ def test_kill9_with_unsaved_writes(make_daemon):
     assert r.status == 200 and r.body == b"v2-synced", f"the last commit survives: {r}"
     assert c.get_file("/k-new.bin").status == 404, "an uncommitted create left nothing"
     for hh in (h, hn):
-        assert is_error(c.stat(hh), 404, "not_found"), "old ids answer 404 after a restart"
-        assert is_error(c.read(hh), 404, "not_found"), "old ids answer 404 after a restart"
+        assert is_error(c.stat(hh), 404, "handle_gone"), "old ids answer 404 after a restart"
+        assert is_error(c.read(hh), 404, "handle_gone"), "old ids answer 404 after a restart"
+    c.close()
+
+
+# ---------------------------------------------------------------- conditional commits
+
+def test_if_match_on_sync_and_close(hd):
+    """If-Match: "<sha256>" on sync/close commits only on that version; 412 keeps the
+    handle open with its writes; a malformed If-Match is 400 and commits nothing."""
+    a, b = Client(hd), Client(hd)
+    a.put_file("/im.bin", b"base")
+    base = sha(b"base")
+    h1 = a.must_open("/im.bin", ["read", "write"])
+    h2 = b.must_open("/im.bin", ["read", "write"])
+    assert a.write(h1, b"ONE!", offset=0).status == 200
+    assert b.write(h2, b"TWO!", offset=0).status == 200
+    r = a.call("POST", f"/api/v1/handles/{h1}/sync", headers={"If-Match": f'"{base}"'})
+    assert r.status == 200 and r.json()["sha256"] == sha(b"ONE!"), f"matching If-Match: {r}"
+    v = versions(a, "/im.bin")
+    r = b.call("POST", f"/api/v1/handles/{h2}/close", headers={"If-Match": f'"{base}"'})
+    assert is_error(r, 412, "precondition_failed"), f"someone committed meanwhile: {r}"
+    assert a.get_file("/im.bin").body == b"ONE!", "the newer version is not written over"
+    assert versions(a, "/im.bin") == v, "nothing committed"
+    r = b.stat(h2)
+    assert r.status == 200 and r.json()["dirty"] is True, f"the handle stays open and dirty: {r}"
+    assert b.read(h2).body == b"TWO!", "its writes are kept"
+    for bad in ('"abc"', "W/\"" + base + '"', base.upper()):
+        r = b.call("POST", f"/api/v1/handles/{h2}/sync", headers={"If-Match": bad})
+        assert is_error(r, 400, "bad_request"), f"malformed If-Match {bad}: {r}"
+    r = b.call("POST", f"/api/v1/handles/{h2}/close", headers={"If-Match": sha(b"ONE!")})
+    assert r.status == 200 and r.json()["sha256"] == sha(b"TWO!"), f"on the current version: {r}"
+    assert is_error(b.stat(h2), 404, "handle_gone"), "closed"
+    assert a.get_file("/im.bin").body == b"TWO!"
+    r = a.call("POST", f"/api/v1/handles/{h1}/close", headers={"If-Match": "*"})
+    assert r.status == 200, f"If-Match: * is a plain close: {r}"
+    a.close()
+    b.close()
+
+
+def test_handle_kept_alive_by_stat(make_daemon):
+    """Any call on a handle, a GET of its stat included, resets its idle clock: a client
+    that polls every half timeout keeps its unsaved writes."""
+    port = free_port()
+    d = make_daemon(sections(port), storaged={"handle_idle_timeout": "2s"}, name="hkeep")
+    d.port = port
+    d.add_user(*ALICE)
+    c = Client(d)
+    h = c.must_open("/keep.bin", ["write", "create"])
+    assert c.write(h, b"kept across 5 s").status == 200
+    for _ in range(5):
+        time.sleep(1.0)
+        assert c.stat(h).status == 200, "kept alive by GET /api/v1/handles/{id}"
+    r = c.close_h(h)
+    assert r.status == 200 and c.get_file("/keep.bin").body == b"kept across 5 s", f"{r}"
     c.close()

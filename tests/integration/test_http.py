@@ -444,7 +444,33 @@ def test_fs_operations(httpd):
     j = get(d, "/api/v1/stat/r.txt", user=al).json()
     assert j["versions"] == 2, f"overwrite adds a version: {j}"
     r = req(d, "DELETE", "/api/v1/fs/docs", user=al)
-    assert r.code == 409, f"delete dir without recursive: 409: {r}"
+    assert r.code == 409 and r.json()["error"] == "not_empty", f"rmdir of a full dir: 409: {r}"
+    assert get(d, "/api/v1/fs/docs", user=al).code == 200, "and nothing was deleted"
+    r = req(d, "POST", "/api/v1/fs/docs/empty?op=mkdir", user=al)
+    assert r.code == 201, f"mkdir: {r}"
+    r = req(d, "DELETE", "/api/v1/fs/docs/empty", user=al)
+    assert r.code == 204, f"an empty dir goes without ?recursive=1 (rmdir): {r}"
+    assert get(d, "/api/v1/stat/docs/empty", user=al).code == 404, "gone"
+    req(d, "PUT", "/api/v1/fs/nr1.txt", "--data-binary", "one", user=al)
+    req(d, "PUT", "/api/v1/fs/nr2.txt", "--data-binary", "two", user=al)
+    r = req(d, "POST", "/api/v1/fs/nr1.txt?op=move&to=/nr2.txt&noreplace=1", user=al)
+    assert r.code == 409 and r.json()["error"] == "exists", f"noreplace onto a file: {r}"
+    assert get(d, "/api/v1/fs/nr2.txt", user=al).body == b"two", "target untouched"
+    r = req(d, "POST", "/api/v1/fs/nr1.txt?op=move&to=/nr3.txt&noreplace=1", user=al)
+    assert r.code == 200, f"noreplace onto nothing: {r}"
+    r = req(d, "DELETE", "/api/v1/fs/r.txt?dir=1", user=al)
+    assert r.code == 409 and r.json()["error"] == "not_a_directory", f"?dir=1 on a file: {r}"
+    assert get(d, "/api/v1/stat/r.txt", user=al).code == 200, "the file stays"
+    r = req(d, "DELETE", "/api/v1/fs/docs?dir=1", user=al)
+    assert r.code == 409 and r.json()["error"] == "not_empty", f"?dir=1 on a full dir: {r}"
+    r = req(d, "POST", "/api/v1/fs/r.txt?op=mtime&mtime=1700000000", user=al)
+    assert r.code == 200 and r.json()["mtime"] == 1700000000, f"op=mtime: {r}"
+    for bad in ("", "-5", "12x"):
+        r = req(d, "POST", f"/api/v1/fs/r.txt?op=mtime&mtime={bad}", user=al)
+        assert r.code == 400, f"op=mtime with {bad!r}: 400: {r}"
+    assert get(d, "/api/v1/stat/r.txt", user=al).json()["mtime"] == 1700000000, "kept"
+    me = get(d, "/api/v1/me", user=al).json()
+    assert me["disk_total"] >= me["disk_free"] > 0, f"/me has disk_total: {me}"
     r = req(d, "DELETE", "/api/v1/fs/docs?recursive=1", user=al)
     assert r.code == 204, f"delete dir recursive: 204: {r}"
     r = get(d, "/api/v1/fs/docs", user=al)

@@ -529,6 +529,64 @@ START_TEST(test_handle_info)
 END_TEST
 
 /* Two requests using one detached handle at once are serialised. */
+/* handle_sync_if: a commit on a condition. Two writers of one file: the
+ * second commits only on the version it started from; a failed condition
+ * keeps its unsaved writes (a later sync on the new version goes through),
+ * a gone file fails it, and a bad address is refused. */
+START_TEST(test_sync_if)
+{
+	tu_core t;
+	tu_core_open(&t, 0);
+	sd_session *a = tu_user(&t, "alice");
+	tu_put(&t, a, "/c", "base", 4);
+	char base[SD_SHA256_HEX];
+	sd_stat st = must_stat(&t, a, "/c");
+	memcpy(base, st.sha256, sizeof base);
+	sd_handle h1, h2;
+	unsigned fl = SD_O_READ | SD_O_WRITE | SD_O_SHARE_WRITE;
+	ck_assert_int_eq(t.api->handle_open(a, "/c", fl, 0, &h1, NULL), 0);
+	ck_assert_int_eq(t.api->handle_open(a, "/c", fl, 0, &h2, NULL), 0);
+	ck_assert_int_eq(t.api->handle_pwrite(a, h1, "ONE!", 4, 0), 4);
+	ck_assert_int_eq(t.api->handle_pwrite(a, h2, "TWO!", 4, 0), 4);
+	/* a clean check and a matching one pass; h1 commits */
+	ck_assert_int_eq(t.api->handle_sync_if(a, h1, base), 0);
+	st = must_stat(&t, a, "/c");
+	ck_assert_int_eq(st.versions, 2);
+	char one[SD_SHA256_HEX];
+	memcpy(one, st.sha256, sizeof one);
+	ck_assert_str_ne(one, base);
+	/* h2 started from base: refused, nothing committed, writes kept */
+	ck_assert_int_eq(t.api->handle_sync_if(a, h2, base), -SD_ECHANGED);
+	st = must_stat(&t, a, "/c");
+	ck_assert_int_eq(st.versions, 2);
+	ck_assert_str_eq(st.sha256, one);
+	sd_handle_info hi;
+	ck_assert_int_eq(t.api->handle_info(a, h2, &hi), 0);
+	ck_assert_int_eq(hi.dirty, 1);
+	char buf[8] = {0};
+	ck_assert_int_eq(t.api->handle_pread(a, h2, buf, 4, 0), 4);
+	ck_assert_str_eq(buf, "TWO!");
+	/* on the version there now it goes through */
+	ck_assert_int_eq(t.api->handle_sync_if(a, h2, one), 0);
+	st = must_stat(&t, a, "/c");
+	ck_assert_int_eq(st.versions, 3);
+	/* a clean handle is checked too */
+	ck_assert_int_eq(t.api->handle_sync_if(a, h1, one), -SD_ECHANGED);
+	ck_assert_int_eq(t.api->handle_sync_if(a, h1, st.sha256), 0);
+	/* bad addresses */
+	ck_assert_int_eq(t.api->handle_sync_if(a, h1, "abc"), -EINVAL);
+	ck_assert_int_eq(t.api->handle_sync_if(a, h1, NULL), -EINVAL);
+	/* the file gone: refused */
+	ck_assert_int_eq(t.api->handle_pwrite(a, h1, "x", 1, 0), 1);
+	ck_assert_int_eq(t.api->unlink(a, "/c", 0), 0);
+	ck_assert_int_eq(t.api->handle_sync_if(a, h1, st.sha256), -SD_ECHANGED);
+	ck_assert_int_eq(t.api->stat(a, "/c", &st), -ENOENT);
+	ck_assert_int_eq(t.api->handle_abandon(a, h1), 0);
+	ck_assert_int_eq(t.api->handle_abandon(a, h2), 0);
+	tu_core_close(&t);
+}
+END_TEST
+
 START_TEST(test_detached_concurrent)
 {
 	tu_core t;
@@ -573,6 +631,7 @@ int main(void)
 	tcase_add_test(tc, test_detached);
 	tcase_add_test(tc, test_detached_concurrent);
 	tcase_add_test(tc, test_handle_info);
+	tcase_add_test(tc, test_sync_if);
 	suite_add_tcase(s, tc);
 	return tu_run(s);
 }
