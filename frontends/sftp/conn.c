@@ -374,6 +374,7 @@ void *sd__sftp_conn_main(void *arg)
 		x.max_handles = (int)s->conf->handles_per_session;
 		x.idle_ms = s->conf->idle_timeout;
 		x.stopping = &s->stopping;
+		x.pool = s->pool;
 		rc = sd__sftp_serve(&x);
 		SLOG(s, SD_LOG_INFO, "event=session_end user=%s addr=%s ms=%" PRId64 " reason=\"%s\"",
 		     c->user, c->addr, sd_mono_ms() - t0,

@@ -26,6 +26,8 @@
  *          H_FILE (fh = 0) --handle_file(): reopened on the next use--> H_FILE
  *   H_FREE --op_opendir: handle_alloc--> H_DIR (last name sent, eof)
  *   H_FILE/H_DIR --handle_close(commit)--> H_FREE
+ *   H_FILE (writable) --CLOSE on the commit pool (async.c)--> H_CLOSING
+ *          --commit done, reply sent (sd__sftp_async_reap)--> H_FREE
  *   any --handles_drop() at session end (files abandoned)--> H_FREE
  */
 #include <errno.h>
@@ -88,7 +90,8 @@ fx_handle *sd__sftp_handle_get(fx_sess *s, fx_rd *r)
 		return NULL;
 	idx = be32(p);
 	gen = be32(p + 4);
-	if (idx >= (uint32_t)s->nh || s->h[idx].state == H_FREE || s->h[idx].gen != gen)
+	if (idx >= (uint32_t)s->nh || s->h[idx].state == H_FREE || s->h[idx].state == H_CLOSING ||
+	    s->h[idx].gen != gen)
 		return NULL;
 	return &s->h[idx];
 }

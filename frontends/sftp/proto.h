@@ -59,7 +59,8 @@ typedef struct fx_attr {
 	uint32_t uid, gid, perm, atime, mtime;
 } fx_attr;
 
-enum fx_hstate { H_FREE = 0, H_FILE, H_DIR };
+/* H_CLOSING: a CLOSE is committing on a pool thread (async.c). */
+enum fx_hstate { H_FREE = 0, H_FILE, H_DIR, H_CLOSING };
 
 /* One slot of the SFTP handle table (handles.c has the state diagram). */
 typedef struct fx_handle {
@@ -76,7 +77,10 @@ typedef struct fx_handle {
 	int eof;
 } fx_handle;
 
-/* One SFTP session (one channel), used by its own thread only. */
+typedef struct fx_job fx_job;
+
+/* One SFTP session (one channel), used by its own thread only, except the
+ * done list of async.c (jm). */
 typedef struct fx_sess {
 	sftp_ctx *x;
 	/* Both buffers get their whole capacity when the session starts and
@@ -100,6 +104,12 @@ typedef struct fx_sess {
 	int64_t us_engine, us_wait; /* time in handle_pread/pwrite, waiting for input */
 	int64_t us_type[256];       /* time serving each request type */
 	uint32_t n_type[256];
+	/* requests running on the module's commit pool (async.c) */
+	int pending;         /* jobs started and not replied to */
+	int efd;             /* eventfd a finished job writes; -1 until needed */
+	pthread_mutex_t jm;
+	pthread_cond_t jcv;
+	fx_job *jdone;       /* finished jobs waiting for their reply (jm) */
 } fx_sess;
 
 static inline uint32_t be32(const unsigned char *p)
@@ -169,8 +179,10 @@ int sd__sftp_flush(fx_sess *s);
 
 /* The next packet: its type and its body after the type byte in *body.
  * 0; 1 = longer than the limit (answered when the id could be read: end
- * the session); -EPIPE (client EOF), -ETIMEDOUT (idle), -ECANCELED (stop),
- * -EKEYREVOKED (credentials gone while idle) or -EIO. */
+ * the session); 2 = no packet yet, and a job of async.c may have finished
+ * (reply with sd__sftp_async_reap, then call again); -EPIPE (client EOF),
+ * -ETIMEDOUT (idle), -ECANCELED (stop), -EKEYREVOKED (credentials gone
+ * while idle) or -EIO. */
 int sd__sftp_next_packet(fx_sess *s, uint8_t *type, fx_rd *body);
 /* Drop the packet just served from the receive buffer. */
 void sd__sftp_consume(fx_sess *s);
@@ -218,6 +230,25 @@ int sd__sftp_op_realpath(fx_sess *s, uint32_t id, fx_rd *r);
 /* RENAME (replace = 0: fails when the target exists, as v3 and OpenSSH
  * say) and posix-rename@openssh.com (replace = 1). */
 int sd__sftp_op_rename(fx_sess *s, uint32_t id, fx_rd *r, int replace);
+
+/* --------------------------------------------------------------- async.c */
+
+/* Ready the session's part (before anything else uses it). */
+void sd__sftp_async_init(fx_sess *s);
+/* CLOSE of the file in slot idx, committed on the pool: 0 when started
+ * (the slot is H_CLOSING and the reply comes from sd__sftp_async_reap), 1
+ * when it could not be (no pool, no thread, no eventfd: close it here),
+ * -EIO when the channel broke while waiting for room. */
+int sd__sftp_async_close(fx_sess *s, uint32_t id, int idx);
+/* Send the replies of finished jobs and free their slots. 0 or -EIO. */
+int sd__sftp_async_reap(fx_sess *s);
+/* Wait for the pending jobs whose file is path (as the client sent it),
+ * or inside it, or holds it (invariant A3). 0 or -EIO. */
+int sd__sftp_async_settle(fx_sess *s, const char *path);
+/* Wait for every pending job and send its reply. 0 or -EIO. */
+int sd__sftp_async_drain(fx_sess *s);
+/* Drain, then free the session's part. */
+void sd__sftp_async_end(fx_sess *s);
 
 /* ----------------------------------------------------------------- ext.c */
 

@@ -4,7 +4,11 @@
  * ext.c, the byte stream in wire.c, the handle table in handles.c.
  *
  * Invariants
- *  1. Every request with a readable id gets exactly one reply, in order.
+ *  1. Every request with a readable id gets exactly one reply, in order,
+ *     except that the reply to a CLOSE committing on the module's pool
+ *     (async.c) comes when the commit is done, and other replies may
+ *     overtake it (v3 matches replies by id; requests about the same file
+ *     still wait for it, async.c A3).
  *     A packet too short for an id gets BAD_MESSAGE with id 0; framing is
  *     kept, so the session goes on. Unknown types get OP_UNSUPPORTED.
  *  2. A call that answers -SD_EAUTH (user disabled or removed, password
@@ -115,6 +119,7 @@ int sd__sftp_serve(sftp_ctx *x)
 	int rc;
 	memset(&s, 0, sizeof(s));
 	s.x = x;
+	sd__sftp_async_init(&s);
 	s.in_max = (size_t)x->max_read + PKT_SLACK + 4;
 	s.out_max = 2 * ((size_t)x->max_read + PKT_SLACK);
 	sd_buf_reserve(&s.in, s.in_max); /* the whole capacity, once */
@@ -133,6 +138,15 @@ int sd__sftp_serve(sftp_ctx *x)
 		fx_rd r;
 		uint32_t id;
 		rc = sd__sftp_next_packet(&s, &type, &r);
+		if (rc == 2) {
+			/* a CLOSE committing on the pool may have finished */
+			rc = sd__sftp_async_reap(&s);
+			if (rc == 0)
+				rc = sd__sftp_flush(&s);
+			if (rc == 0 && s.auth_dead)
+				rc = -EKEYREVOKED;
+			continue;
+		}
 		if (rc == 1) {
 			rc = -EPROTO;
 			break;
@@ -155,9 +169,15 @@ int sd__sftp_serve(sftp_ctx *x)
 		}
 		sd__sftp_consume(&s);
 		s.last_io = sd_mono_ms(); /* a long commit is not idleness */
+		if (rc == 0 && s.pending > 0)
+			rc = sd__sftp_async_reap(&s);
 		if (rc == 0 && s.auth_dead)
 			rc = -EKEYREVOKED; /* invariant 2: answered, now end */
 	}
+	/* invariant 3 and async.c A4: every commit started has finished (its
+	 * reply sent if the channel still works) before the slots go */
+	if (sd__sftp_async_drain(&s) < 0 && rc == 0)
+		rc = -EIO;
 	sd__sftp_flush(&s); /* e.g. the answer to a packet that was too long */
 	/* the same series as FTP and HTTP (docs/metrics.md): file bytes moved */
 	if (s.bytes_in)
@@ -171,6 +191,7 @@ int sd__sftp_serve(sftp_ctx *x)
 				   "frontend=\"sftp\",reason=\"credentials\"", 1);
 	log_stats(&s);
 	sd__sftp_handles_drop(&s);
+	sd__sftp_async_end(&s);
 	sd_buf_free(&s.in);
 	sd_buf_free(&s.out);
 	free(s.scratch);
