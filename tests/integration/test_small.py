@@ -12,7 +12,8 @@ while a CLOSE commits, and kill -9 during parallel small-file uploads.
 5. an SFTP CLOSE whose commit waits for the database (another process holds its write lock):
    stats, reads and other handles are answered meanwhile, a STAT of the same file waits;
 6. kill -9 during 8 parallel small-file upload loops (FTP, SFTP, HTTP), ROUNDS rounds (env
-   SMALL_ROUNDS, default 3): every acknowledged file present and identical, fsck clean.
+   SMALL_ROUNDS, default 3): every acknowledged file present and identical, fsck clean;
+7. the instant-upload examples of docs/ftp.md and docs/sftp.md run as written.
 """
 import ftplib
 import hashlib
@@ -540,3 +541,42 @@ def test_kill9_parallel_small_uploads(make_daemon):
         r = d.ctl("fsck", check=False)
         assert r.returncode == 0, f"round {rnd}: fsck clean after kill -9 and restart: {out(r)}"
     assert total > 8 * ROUNDS, f"files acknowledged over {ROUNDS} rounds: {total}"
+
+
+# ---------------------------------------------------------------- 7. the docs' examples
+
+def doc_block(doc, after, lang):
+    """The first ```lang block after the line containing `after` in docs/<doc>."""
+    text = open(os.path.join(os.path.dirname(__file__), "..", "..", "docs", doc)).read()
+    i = text.index(after)
+    m = re.search(r"```" + lang + r"\n(.*?)```", text[i:], re.S)
+    assert m, f"a {lang} example after {after!r} in {doc}"
+    return m.group(1)
+
+
+def test_doc_examples(smalld, tmp_path):
+    """The instant-upload examples of docs/ftp.md and docs/sftp.md, as written (only host
+    ports and the password changed): bob proves possession of alice's content."""
+    d = smalld
+    data = os.urandom(300000)
+    assert http_put(d, "/doc-src", data, user="alice")[0] in (200, 201)
+    (tmp_path / "big.iso").write_bytes(data)
+    ftp_code_ = doc_block("ftp.md", "The whole\ndialogue", "python").replace(
+        'ftplib.FTP("127.0.0.1")', f'ftplib.FTP(); ftp.connect("127.0.0.1", {d.fport})').replace(
+        '"secret"', f'"{PW}"')
+    sftp_code = doc_block("sftp.md", "With paramiko", "python").replace(
+        '("127.0.0.1", 2222)', f'("127.0.0.1", {d.sport})').replace('"secret"', f'"{PW}"').replace(
+        '"/big.iso"', '"/big-sftp.iso"')
+    for code, name in ((ftp_code_, "/big.iso"), (sftp_code, "/big-sftp.iso")):
+        r = __import__("subprocess").run(["/usr/bin/python3", "-c", code], cwd=tmp_path,
+                                         capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, f"doc example runs: {r.stdout}{r.stderr}"
+        st, _, body = http_get(d, name, user="bob")
+        assert st == 200 and body == data, f"the doc example made {name} for bob ({st})"
+    # lftp, for content bob holds now
+    sh = doc_block("ftp.md", "With lftp, for content", "sh").replace("alice,secret", f"bob,{PW}").replace(
+        "127.0.0.1", f"-p {d.fport} 127.0.0.1")
+    r = __import__("subprocess").run(["bash", "-c", sh], cwd=tmp_path, capture_output=True, text=True,
+                                     timeout=60)
+    assert r.returncode == 0 and "250 Instant upload: /copy-of-big.iso" in r.stdout + r.stderr, \
+        f"the lftp example: {r.stdout}{r.stderr}"
