@@ -36,6 +36,7 @@
 #define PKT_SLACK 1024u     /* header room above max_read in a packet */
 #define READDIR_PAGE 128    /* entries per NAME reply at most */
 #define OUT_FLUSH_AT 65536  /* pending reply bytes written at once */
+#define TYPE_SLOTS 24       /* request types counted apart (statistics) */
 
 /* Bounded reader over one packet. `bad` latches on any overrun. */
 typedef struct fx_rd {
@@ -95,15 +96,19 @@ typedef struct fx_sess {
 	int werr;            /* a channel write failed: the session is over */
 	int auth_dead;       /* a call answered -SD_EAUTH: end after the reply */
 	fx_handle *h;
-	int nh;
+	int nh;              /* slots allocated (handles.c grows them) */
+	int hmax;            /* handles_per_session */
 	unsigned char *scratch; /* copy-data bounce buffer (lazy) */
 	int64_t last_io;
+	int released;        /* stack given back since the last input (wire.c) */
 	int64_t last_check;  /* mono ms of the last idle credentials check */
 	/* statistics for the session_end debug lines */
 	uint64_t reqs, bytes_in, bytes_out;
 	int64_t us_engine, us_wait; /* time in handle_pread/pwrite, waiting for input */
-	int64_t us_type[256];       /* time serving each request type */
-	uint32_t n_type[256];
+	/* time serving each request type: types 1-20 of v3 in their own slot,
+	 * EXTENDED (200) and anything else in TYPE_SLOTS - 1 */
+	int64_t us_type[TYPE_SLOTS];
+	uint32_t n_type[TYPE_SLOTS];
 	/* requests running on the module's commit pool (async.c) */
 	int pending;         /* jobs started and not replied to */
 	int efd;             /* eventfd a finished job writes; -1 until needed */
@@ -190,8 +195,9 @@ void sd__sftp_consume(fx_sess *s);
 
 /* ------------------------------------------------------------- handles.c */
 
-/* Allocate the table of n slots with random generations. 0, or -errno
- * when the kernel gives no random bytes (the caller refuses the session). */
+/* Ready a table of at most n slots with random generations (it grows on
+ * demand). 0, or -errno when the kernel gives no random bytes (the caller
+ * refuses the session). */
 int sd__sftp_handles_init(fx_sess *s, int n);
 /* A free slot, cleared, its generation moved on; NULL when all are used. */
 fx_handle *sd__sftp_handle_alloc(fx_sess *s, int *idx);

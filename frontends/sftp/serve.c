@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "proto.h"
+#include "sys.h"
 #include "util.h"
 
 #define SFTP_V3 3u
@@ -101,13 +102,14 @@ static void log_stats(fx_sess *s)
 	b[0] = '\0';
 	for (k = 0; k < 3 && len < (int)sizeof(b); k++) {
 		int best = -1;
-		for (i = 0; i < 256; i++)
+		for (i = 0; i < TYPE_SLOTS; i++)
 			if (s->n_type[i] && (best < 0 || s->us_type[i] > s->us_type[best]))
 				best = i;
 		if (best < 0)
 			break;
-		len += snprintf(b + len, sizeof(b) - (size_t)len, " type%d=%u/%" PRId64 "ms", best,
-				s->n_type[best], s->us_type[best] / 1000);
+		len += snprintf(b + len, sizeof(b) - (size_t)len, " type%d=%u/%" PRId64 "ms",
+				best == TYPE_SLOTS - 1 ? SSH_FXP_EXTENDED : best, s->n_type[best],
+				s->us_type[best] / 1000);
 		s->n_type[best] = 0;
 	}
 	x->api->log(x->core, SD_LOG_DEBUG, "sftp", "event=sftp_profile user=%s%s", x->user, b);
@@ -122,10 +124,20 @@ int sd__sftp_serve(sftp_ctx *x)
 	sd__sftp_async_init(&s);
 	s.in_max = (size_t)x->max_read + PKT_SLACK + 4;
 	s.out_max = 2 * ((size_t)x->max_read + PKT_SLACK);
-	sd_buf_reserve(&s.in, s.in_max); /* the whole capacity, once */
-	sd_buf_reserve(&s.out, s.out_max);
-	sd_buf_reset(&s.in);
-	sd_buf_reset(&s.out);
+	/* the whole capacity, once, as mappings of their own: pages cost only
+	 * once written, and an idle session gives them back (wire.c
+	 * invariant 5) */
+	s.in.cap = s.in_max + 1;
+	s.out.cap = s.out_max + 1;
+	s.in.data = sd_sys_map(s.in.cap);
+	s.out.data = sd_sys_map(s.out.cap);
+	if (s.in.data == NULL || s.out.data == NULL) {
+		/* no memory: refuse the session like any allocation failure would */
+		sd_sys_unmap(s.in.data, s.in.cap);
+		sd_sys_unmap(s.out.data, s.out.cap);
+		sd__sftp_async_end(&s);
+		return -ENOMEM;
+	}
 	s.last_io = sd_mono_ms();
 	rc = sd__sftp_handles_init(&s, x->max_handles);
 	if (rc < 0) /* no randomness for the handle generations: fail closed */
@@ -164,8 +176,9 @@ int sd__sftp_serve(sftp_ctx *x)
 		{
 			int64_t t0 = sd__sftp_mono_us();
 			rc = dispatch(&s, type, id, &r);
-			s.us_type[type] += sd__sftp_mono_us() - t0;
-			s.n_type[type]++;
+			int slot = type < TYPE_SLOTS - 1 ? type : TYPE_SLOTS - 1;
+			s.us_type[slot] += sd__sftp_mono_us() - t0;
+			s.n_type[slot]++;
 		}
 		sd__sftp_consume(&s);
 		s.last_io = sd_mono_ms(); /* a long commit is not idleness */
@@ -192,8 +205,8 @@ int sd__sftp_serve(sftp_ctx *x)
 	log_stats(&s);
 	sd__sftp_handles_drop(&s);
 	sd__sftp_async_end(&s);
-	sd_buf_free(&s.in);
-	sd_buf_free(&s.out);
+	sd_sys_unmap(s.in.data, s.in.cap);
+	sd_sys_unmap(s.out.data, s.out.cap);
 	free(s.scratch);
 	if (rc == -EPIPE)
 		rc = 0;

@@ -112,6 +112,12 @@ fx_pool *sd__sftp_pool_new(void);
 /* After every session has ended: stop and join the threads. */
 void sd__sftp_pool_free(fx_pool *p);
 
+/* wire.c: give back the memory an idle session's thread no longer uses:
+ * the pages of its stack below the current frame (MADV_DONTNEED: they are
+ * dead, and read back as zeros if used again), and with heap = 1 the free
+ * pages of malloc's arenas (malloc_trim), e.g. after the key exchange. */
+void sd__sftp_release_memory(int heap);
+
 /* What the protocol engine needs to serve one authenticated channel. */
 typedef struct sftp_ctx {
 	const sd_core_api *api;
