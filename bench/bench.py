@@ -637,6 +637,9 @@ print(got / t / 1048576)
                 self.rss[(proto, wl, sd.name)] = sd.status("VmHWM")
         summary = ", ".join(f"{k} {fmt(self.res.get((proto, wl, k)))}" for k, _ in targets)
         log(f"{proto} {wl}: {summary}")
+        # every value in run order: ratios of one run (servers interleaved) can be paired up
+        log(f"{proto} {wl} by run: " + "; ".join(
+            f"{k} [{', '.join(f'{v:.3g}' for v in self.res.get((proto, wl, k), []))}]" for k, _ in targets))
 
     def sd_target(self, sd, proto):
         if proto == "ftp":
