@@ -469,6 +469,7 @@ class Bench:
         self.big_mb = 256 if q else 1024
         self.nsmall = 500 if q else 2000
         self.npar, self.par_mb = 8, (16 if q else 64)
+        self.npsmall = 125 if q else 500  # files per session in the 8-session small-file workload
         self.nlat = 100 if q else 200
         self.scale_files = 100_000 if q else 1_000_000
         self.scale_bigdir = 50_000 if q else 100_000
@@ -507,7 +508,37 @@ class Bench:
         self.small_dir = os.path.join(src, "small")
         self.small_names = [f"s{i:05d}" for i in range(self.nsmall)]
         self.refresh_small()
+        # 8 sessions x npsmall files: one directory per session
+        self.psmall_dirs = [os.path.join(src, f"psmall{i}") for i in range(self.npar)]
+        for d in self.psmall_dirs:
+            os.makedirs(d)
+        self.refresh_psmall()
         sh(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", os.path.join(TMP, "client_key"), "-C", "bench"])
+
+    def refresh_psmall(self):
+        for d in self.psmall_dirs:
+            for i in range(self.npsmall):
+                with open(os.path.join(d, f"s{i:05d}"), "wb") as f:
+                    f.write(os.urandom(4096))
+
+    def big_sha(self):
+        """SHA-256 of the big input as it is now (mutate() changes it), cached by mtime."""
+        st = os.stat(self.big)
+        if getattr(self, "_big_sha", (None, None))[0] != (st.st_mtime_ns, st.st_size):
+            h = hashlib.sha256()
+            with open(self.big, "rb") as fh:
+                for b in iter(lambda: fh.read(MiB), b""):
+                    h.update(b)
+            self._big_sha = ((st.st_mtime_ns, st.st_size), h.hexdigest())
+        return self._big_sha[1]
+
+    def store_big(self, proto):
+        """Stores the big input as it is now in every storaged (over HTTP, not timed), for the
+        instant workloads; returns (sha256, size)."""
+        for sd in self.sds:
+            curl_wall(["-u", f"bench:{PW}", "-T", self.big, "-o", "/dev/null",
+                       f"http://127.0.0.1:{sd.http}/api/v1/fs/instant-src-{proto}"], "PUT")
+        return self.big_sha(), self.big_mb * MiB
 
     def refresh_small(self):
         self.small_sums = {}
@@ -606,6 +637,9 @@ print(got / t / 1048576)
                 self.rss[(proto, wl, sd.name)] = sd.status("VmHWM")
         summary = ", ".join(f"{k} {fmt(self.res.get((proto, wl, k)))}" for k, _ in targets)
         log(f"{proto} {wl}: {summary}")
+        # every value in run order: ratios of one run (servers interleaved) can be paired up
+        log(f"{proto} {wl} by run: " + "; ".join(
+            f"{k} [{', '.join(f'{v:.3g}' for v in self.res.get((proto, wl, k), []))}]" for k, _ in targets))
 
     def sd_target(self, sd, proto):
         if proto == "ftp":
@@ -671,6 +705,19 @@ print(got / t / 1048576)
             return self.npar * self.par_mb / span_of(ps, "parallel put")
         self.measure(proto, "par_up", T, par_up)
 
+        def par_small(key, srv, r):
+            if key == T[0][0]:
+                self.refresh_psmall()
+            sync()
+            reset_barrier()
+            ps = []
+            for i, src in enumerate(self.psmall_dirs):
+                d = path(srv, f"psmall-{r}-{i}")
+                ps.append(lftp_start(srv, [f"mkdir {d}", f"mput -O {d} {src}/s*"], f"psmall{i}", barrier=True))
+            release(self.npar, ps)
+            return self.npar * self.npsmall / span_of(ps, "parallel mput")
+        self.measure(proto, "par_small", T, par_small)
+
         lat_files = self.small_names[:self.nlat]
 
         def lat(key, srv, r):
@@ -693,6 +740,24 @@ print(got / t / 1048576)
         self.measure(proto, "lat_p50", T, lat)
         for sd in self.sds:
             self.rss[(proto, "lat_p99", sd.name)] = self.rss.get((proto, "lat_p50", sd.name))
+
+        # instant re-upload of the stored big file (storaged only): SITE INSTANT after login
+        digest, size = self.store_big("ftp")
+
+        def instant(key, srv, r):
+            f = ftplib.FTP()
+            f.connect("127.0.0.1", srv["port"], timeout=30)
+            f.login(srv["user"], srv["pw"])
+            for i in range(max(5, self.runs)):
+                t0 = time.perf_counter()
+                rep = f.sendcmd(f"SITE INSTANT {digest} {size} ftp-again-{r}-{i}")
+                t = (time.perf_counter() - t0) * 1000
+                if not rep.startswith("250"):
+                    raise RuntimeError(f"SITE INSTANT: {rep}")
+                self.add(proto, "instant", key, t)
+            f.quit()
+            return None
+        self.measure(proto, "instant", [(k, s_) for k, s_ in T if k in (sd.name for sd in self.sds)], instant)
 
     # ---- SFTP (OpenSSH sftp; latency with paramiko)
     def run_sftp(self, proto, T):
@@ -730,6 +795,17 @@ print(got / t / 1048576)
             return self.npar * self.par_mb / span_of(ps, "parallel put")
         self.measure(proto, "par_up", T, par_up)
 
+        def par_small(key, srv, r):
+            if key == T[0][0]:
+                self.refresh_psmall()
+            sync()
+            reset_barrier()
+            ps = [sftp_start(srv, [f"put -r {src} {path(srv, f'psmall-{r}-{i}')}"], f"psmall{i}", barrier=True)
+                  for i, src in enumerate(self.psmall_dirs)]
+            release(self.npar, ps)
+            return self.npar * self.npsmall / span_of(ps, "parallel put -r")
+        self.measure(proto, "par_small", T, par_small)
+
         import paramiko
         lat_files = self.small_names[:self.nlat]
         key_obj = paramiko.Ed25519Key.from_private_key_file(os.path.join(TMP, "client_key"))
@@ -755,6 +831,32 @@ print(got / t / 1048576)
         self.measure(proto, "lat_p50", T, lat)
         for sd in self.sds:
             self.rss[(proto, "lat_p99", sd.name)] = self.rss.get((proto, "lat_p50", sd.name))
+
+        # instant re-upload of the stored big file (storaged only): instant@storaged after login
+        from paramiko.sftp import CMD_EXTENDED
+        try:
+            from paramiko.sftp import int64
+        except ImportError:
+            from paramiko.py3compat import long as int64
+        digest, size = self.store_big("sftp")
+
+        def instant(key, srv, r):
+            tr = paramiko.Transport(("127.0.0.1", srv["port"]))
+            tr.connect(username=srv["user"], pkey=key_obj)
+            cl = paramiko.SFTPClient.from_transport(tr)
+            for i in range(max(5, self.runs)):
+                t0 = time.perf_counter()
+                _, msg = cl._request(CMD_EXTENDED, "instant@storaged", f"/sftp-again-{r}-{i}", digest,
+                                     int64(size))
+                t = (time.perf_counter() - t0) * 1000
+                word = msg.get_text()
+                if word != "stored":
+                    raise RuntimeError(f"instant@storaged: {word}")
+                self.add(proto, "instant", key, t)
+            cl.close()
+            tr.close()
+            return None
+        self.measure(proto, "instant", [(k, s_) for k, s_ in T if k in (sd.name for sd in self.sds)], instant)
 
     # ---- HTTP (curl)
     def run_http(self, proto, T):
@@ -800,6 +902,30 @@ print(got / t / 1048576)
                 raise RuntimeError(f"parallel curl rc {rcs}")
             return self.npar * self.par_mb / t
         self.measure(proto, "par_up", T, par_up)
+
+        def par_small(key, srv, r):
+            if key == T[0][0]:
+                self.refresh_psmall()
+            cfgs = []
+            for i, src in enumerate(self.psmall_dirs):
+                if "sd" in srv:
+                    curl_wall(srv["auth"] + ["-X", "POST", "-o", "/dev/null",
+                                             f"{srv['base']}/http-psmall-{r}-{i}?op=mkdir"], "mkdir")
+                cfg = os.path.join(TMP, f"curl-psmall{i}.cfg")
+                with open(cfg, "w") as f:
+                    for k in range(self.npsmall):
+                        f.write(f'upload-file = "{src}/s{k:05d}"\nurl = "{srv["base"]}/http-psmall-{r}-{i}/s{k:05d}"\n'
+                                f'output = "/dev/null"\n')
+                cfgs.append(cfg)
+            sync()
+            t0 = time.time()
+            ps = [subprocess.Popen(["curl", "-sSf"] + srv["auth"] + ["-K", cfg]) for cfg in cfgs]
+            rcs = [p.wait() for p in ps]
+            t = time.time() - t0
+            if any(rcs):
+                raise RuntimeError(f"parallel curl rc {rcs}")
+            return self.npar * self.npsmall / t
+        self.measure(proto, "par_small", T, par_small)
 
         lat_files = self.small_names[:self.nlat]
 
@@ -985,10 +1111,14 @@ print(got / t / 1048576)
                      ("perf", "HTTP 1 file download", sdf, "down")]
         if shutil.which("strace"):
             jobs += [("strace", "HTTP 4 KiB uploads, durability=full", sdf, "small"),
-                     ("strace", "HTTP 4 KiB uploads, durability=normal", sdn, "small")]
+                     ("strace", "HTTP 4 KiB uploads, durability=normal", sdn, "small"),
+                     ("strace", "FTP 4 KiB uploads, durability=full", sdf, "ftp-small"),
+                     ("strace", "SFTP 4 KiB uploads, durability=full", sdf, "sftp-small"),
+                     ("strace", "HTTP 4 KiB downloads, durability=full", sdf, "small-down")]
         for sd in self.sds:
             sd.restart()
             sd.warm()
+        prev_small = {}  # storaged -> the k of its last HTTP small upload (downloads read it back)
         for k, (tool, title, sd, kind) in enumerate(jobs):
             data = os.path.join(TMP, f"prof.{k}")
             if tool == "perf":
@@ -1007,6 +1137,21 @@ print(got / t / 1048576)
                     curl_wall(auth + ["-T", self.big, "-o", "/dev/null", f"{base}/prof-big"], "PUT")
                 elif kind == "down":
                     curl_wall(auth + ["-o", "/dev/null", f"{base}/prof-big"], "GET")
+                elif kind == "ftp-small":
+                    self.refresh_small()
+                    srv = self.sd_target(sd, "ftp")
+                    span_of([lftp_start(srv, [f"mkdir prof-ftp-{k}", f"mput -O prof-ftp-{k} {self.small_dir}/s*"],
+                                        "prof")], "mput")
+                elif kind == "sftp-small":
+                    self.refresh_small()
+                    srv = self.sd_target(sd, "sftp")
+                    span_of([sftp_start(srv, [f"put -r {self.small_dir} prof-sftp-{k}"], "prof")], "put -r")
+                elif kind == "small-down":
+                    cfg = os.path.join(TMP, "curl.cfg")
+                    with open(cfg, "w") as f:
+                        for n in self.small_names:
+                            f.write(f'url = "{base}/prof-small-{prev_small[sd.name]}/{n}"\noutput = "/dev/null"\n')
+                    curl_wall(auth + ["-K", cfg], "GET small")
                 else:
                     self.refresh_small()
                     curl_wall(auth + ["-X", "POST", "-o", "/dev/null", f"{base}/prof-small-{k}?op=mkdir"], "mkdir")
@@ -1016,6 +1161,7 @@ print(got / t / 1048576)
                             f.write(f'upload-file = "{self.small_dir}/{n}"\nurl = "{base}/prof-small-{k}/{n}"\n'
                                     f'output = "/dev/null"\n')
                     curl_wall(auth + ["-K", cfg], "PUT small")
+                    prev_small[sd.name] = k
             except Exception as e:
                 self.failed.append((f"profile {title}", str(e)[:200]))
             wall = time.time() - t0
@@ -1028,10 +1174,17 @@ print(got / t / 1048576)
                 note = f"perf, {wall:.1f} s wall"
             else:
                 rep = open(data).read() if os.path.exists(data) else ""
-                lines = [ln for ln in rep.splitlines() if ln.strip()][:16]
+                lines = [ln for ln in rep.splitlines() if ln.strip()]
+                calls = {}
+                for ln in lines:
+                    f = ln.split()
+                    if len(f) >= 5 and f[-1].isidentifier() and f[3].isdigit():
+                        calls[f[-1]] = int(f[3])
+                lines = lines[:16]
                 head = f"{len(self.small_names)} files uploaded while traced"
                 note = f"strace -f -c -w, {wall:.1f} s wall under ptrace"
-            self.profiles.append({"title": f"{title} ({note})", "wall": wall, "samples": head, "lines": lines})
+            self.profiles.append({"title": f"{title} ({note})", "wall": wall, "samples": head, "lines": lines,
+                                  "calls": calls if tool == "strace" else {}})
             if os.path.exists(data):
                 os.unlink(data)
 
@@ -1059,9 +1212,11 @@ WL = [("big_up", "upload 1 file of {big} MiB", "MiB/s", True),
       ("big_down", "download it (page cache)", "MiB/s", True),
       ("small_up", "{nsmall} x 4 KiB uploads, one session", "files/s", True),
       ("par_up", "{npar} clients x {par} MiB uploads in parallel", "MiB/s", True),
+      ("par_small", "{npar} sessions x {npsmall} x 4 KiB uploads in parallel", "files/s", True),
       ("lat_p50", "4 KiB download latency p50 ({nlat} files, one session)", "ms", False),
       ("lat_p99", "4 KiB download latency p99", "ms", False),
-      ("instant", "instant re-upload of the {big} MiB file, PUT + X-Checksum-SHA256", "ms", False),
+      ("instant", "instant re-upload of the {big} MiB file (HTTP: PUT + X-Checksum-SHA256; FTP: SITE INSTANT; "
+                  "SFTP: instant@storaged), after login", "ms", False),
       ("instant_api", "instant re-upload, POST /api/v1/instant", "ms", False)]
 
 CLIENT = {"ftp": "lftp {lftp} (`put`, `get`, `mput`; 8 lftp processes; timed inside the session after "
@@ -1080,6 +1235,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--only", default="ftp,sftp,http,engine")
     ap.add_argument("--no-doc", action="store_true")
+    ap.add_argument("--md", metavar="FILE", help="write the report to FILE, not docs/benchmarks.md")
     ap.add_argument("--no-profile", action="store_true")
     ap.add_argument("--keep", action="store_true")
     ap.add_argument("--cmd", default="bench/run.sh")
@@ -1134,7 +1290,13 @@ def main():
     load1 = open("/proc/loadavg").read().split()[:3]
     doc = report(b, a, started, ended, load0, load1)
     print(doc["table"])
-    if not a.no_doc:
+    for w, why in b.failed:  # also in the doc; --no-doc would hide them
+        log(f"FAILED {w}: {why}")
+    if a.md:
+        with open(a.md, "w", encoding="utf-8") as f:
+            f.write(doc["md"].rstrip("\n") + "\n")
+        log(f"wrote {a.md}")
+    elif not a.no_doc:
         write_doc(doc["md"])
         log(f"wrote {os.path.join(ROOT, 'docs/benchmarks.md')}")
     return 1 if b.failed else 0
@@ -1180,7 +1342,8 @@ def verdict(ok):
 
 def report(b, a, started, ended, load0, load1):
     m = machine()
-    sizes = {"big": b.big_mb, "nsmall": b.nsmall, "npar": b.npar, "par": b.par_mb, "nlat": b.nlat}
+    sizes = {"big": b.big_mb, "nsmall": b.nsmall, "npar": b.npar, "par": b.par_mb, "nlat": b.nlat,
+             "npsmall": b.npsmall}
     L = b.limits
     sha, dd, tcp = med(L.get("sha")), med(L.get("dd")), med(L.get("tcp"))
     sdf, sdn = b.sds[0].name, b.sds[1].name
@@ -1264,6 +1427,17 @@ def report(b, a, started, ended, load0, load1):
                 what = ("1 file upload" if wl == "big_up" else "8 parallel uploads") + " >= 0.85 x min(best peer, SHA-256, dd fsync)"
                 tgt_rows.append((proto, what, f"min({best:.0f}, {sha:.0f}, {dd:.0f}) = {ref:.0f} MiB/s",
                                  rfv, verdict(okf), rnv, verdict(okn)))
+            if wl == "par_small" and best:
+                rfv, okf = ratio_cell(vf, best, 1.5)
+                rnv, okn = ratio_cell(vn, best, 1.5)
+                tgt_rows.append((proto, f"{b.npar} sessions x {b.npsmall} x 4 KiB in parallel >= 1.5 x best peer",
+                                 f"best peer {best:.0f} files/s", rfv, verdict(okf), rnv, verdict(okn)))
+                one_f, one_n = med(b.res.get((proto, "small_up", sdf))), med(b.res.get((proto, "small_up", sdn)))
+                rfv, okf = ratio_cell(vf, one_f, 4.0)
+                rnv, okn = ratio_cell(vn, one_n, 4.0)
+                tgt_rows.append((proto, f"{b.npar} sessions in parallel >= 4 x storaged's own one-session rate",
+                                 f"one session: full {one_f or 0:.0f}, normal {one_n or 0:.0f} files/s",
+                                 rfv, verdict(okf), rnv, verdict(okn)))
             if wl == "par_up":
                 rf_ = b.rss.get((proto, wl, sdf))
                 rn_ = b.rss.get((proto, wl, sdn))
@@ -1271,6 +1445,13 @@ def report(b, a, started, ended, load0, load1):
                                  f"{rf_ / 1024:.0f} MiB" if rf_ else "n/a", verdict(rf_ <= 128 * 1024 if rf_ else None),
                                  f"{rn_ / 1024:.0f} MiB" if rn_ else "n/a", verdict(rn_ <= 128 * 1024 if rn_ else None)))
         md.append("")
+        if proto in ("ftp", "sftp") and (proto, "instant", sdf) in b.res:
+            label = "SITE INSTANT" if proto == "ftp" else "instant@storaged"
+            vf, vn = med(b.res.get((proto, "instant", sdf))), med(b.res.get((proto, "instant", sdn)))
+            cell = lambda v: f"{v:.1f} ms" if v is not None else "n/a"  # noqa: E731
+            tgt_rows.append((proto, f"instant re-upload of {b.big_mb} MiB ({label}, after login) <= 10 ms", "10 ms",
+                             cell(vf), verdict(vf <= 10 if vf is not None else None),
+                             cell(vn), verdict(vn <= 10 if vn is not None else None)))
         if proto == "http" and (proto, "instant", sdf) in b.res:
             allpeer = [(med(b.res[(p_, "big_up", k)]), k, p_) for p_ in b.servers for k in b.peer_names[p_]
                        if (p_, "big_up", k) in b.res]
@@ -1388,19 +1569,18 @@ def notes(b, sha, dd):
                       f"best peer {max(pu):.0f}; limits in the same run: SHA-256 {sha:.0f}, dd with fsync {dd:.0f}, "
                       f"loopback TCP {med(b.limits.get('tcp')):.0f} MiB/s.")
     for p in b.profiles:
-        if not p["title"].startswith("HTTP 4 KiB") or "strace" not in p["title"]:
+        if " 4 KiB " not in p["title"] or "strace" not in p["title"]:
             continue
-        calls = {}
-        for ln in p["lines"]:
-            f = ln.split()
-            if len(f) >= 5 and f[-1].isidentifier() and f[3].isdigit():
-                calls[f[-1]] = int(f[3])
+        calls = dict(p.get("calls") or {})
+        calls.pop("total", None)
         nf = len(b.small_names)
         keys = [k for k in ("fsync", "fdatasync", "sync_file_range", "pwrite64", "pread64", "fcntl", "openat",
-                            "mkdir", "newfstatat", "rename") if k in calls]
+                            "mkdir", "newfstatat", "rename", "read", "write", "sendfile", "recvfrom", "sendto",
+                            "sendmsg", "close") if k in calls]
         if keys:
-            md.append(f"- System calls per 4 KiB file uploaded over HTTP, {p['title'].split(', ')[1].split(' (')[0]} "
-                      f"(strace counts / {nf} files): "
+            what = p["title"].split(" (")[0]
+            md.append(f"- System calls per file, {what} (strace counts / {nf} files; total "
+                      f"{sum(calls.values()) / nf:.1f}): "
                       + ", ".join(f"{k} {calls[k] / nf:.2f}" for k in keys) + ".")
     if b.login_peak:
         md.append(f"- Peak RSS figures are for the workload alone: storaged is restarted before each workload, one "

@@ -2,7 +2,7 @@
 # bench/run.sh - one command comparing storaged with its peers (issue 7).
 #
 #   bench/run.sh [--quick] [--runs N] [--only ftp|sftp|http|engine[,...]]
-#                [--no-doc] [--no-profile] [--keep]
+#                [--no-doc | --md FILE] [--no-profile] [--keep]
 #   make bench [BENCH_ARGS="--quick"]   (installs the peers, builds, runs this)
 #
 # Run as root from a built checkout (make all). In one run, on one disk:
@@ -16,20 +16,25 @@
 #       SFTP (OpenSSH sftp, aes128-gcm@openssh.com)  OpenSSH sshd, internal-sftp
 #       HTTP (curl)         nginx with PUT through its dav module
 #     1 GiB upload and download, 2,000 x 4 KiB files in one session, 8
-#     parallel clients x 64 MiB, 4 KiB download latency p50/p99, and (HTTP,
-#     storaged only) the instant re-upload of the stored 1 GiB file by
-#     header and by POST /api/v1/instant; storaged's peak RSS (VmHWM, the
-#     daemon is restarted before each workload);
+#     parallel clients x 64 MiB, 8 sessions x 500 x 4 KiB in parallel, 4 KiB
+#     download latency p50/p99, and (storaged only) the instant re-upload of
+#     the stored 1 GiB file after login (HTTP: by header and by POST
+#     /api/v1/instant; FTP: SITE INSTANT; SFTP: instant@storaged);
+#     storaged's peak RSS (VmHWM, the daemon is restarted before each
+#     workload);
 #   - engine scale: 1,000 idle connections per front end (RSS per
 #     connection), a tree of 1,000,000 files through the engine API
 #     (bench/scale.c: import time, stat p99, listing 100,000 entries,
 #     database bytes per file), durability = normal;
-#   - perf profiles of storaged during an upload, small uploads, a download.
+#   - perf profiles of storaged during an upload, small uploads, a download;
+#     strace -c system call counts per 4 KiB file uploaded over HTTP, FTP and
+#     SFTP (durability = full; HTTP also normal) and downloaded over HTTP.
 # Every figure is the median of N runs (default 3) with min-max; servers
 # are interleaved run by run. Prints the table and rewrites
-# docs/benchmarks.md (unless --no-doc), keeping the per-protocol sections
-# of bench/http.sh, bench/ftp.sh, bench/sftp.sh and bench/ingest.sh.
-# --quick: 256 MiB, 500 small files, 8 x 16 MiB, 100,000-file tree.
+# docs/benchmarks.md (unless --no-doc; --md FILE writes the report to FILE
+# instead), keeping the per-protocol sections of bench/http.sh,
+# bench/ftp.sh, bench/sftp.sh and bench/ingest.sh.
+# --quick: 256 MiB, 500 small files, 8 x 16 MiB, 8 x 125 small files, 100,000-file tree.
 # Everything listens on 127.0.0.1 (free ports); every process started is
 # stopped by PID at the end; temp data lives under /var/tmp/sdbench.* and is
 # removed (--keep keeps it). Exit status 1 if any measurement failed.

@@ -5,6 +5,8 @@
  * instant upload (commit_stored) and, through tree.c, copies.
  *
  * commit_temp, for content H of a finished temp file T:
+ *   0. if H is stored inline (a smaller inline_max then): reference that
+ *      row, drop T, done (dedup across the two kinds)
  *   1. if H is not stored yet: fsync(T)             (durability = full)
  *      (a dedup hit, the common case for re-uploads, skips the fsync)
  *   2. lock stripe(H)                               (I3)
@@ -51,6 +53,22 @@ static int apply(sd_core *c, const char *hex, uint64_t size, sd_put *put, int mu
 	return r ? r : cr;
 }
 
+SD_SQL(q_inline_exists, "SELECT 1 FROM blobs b JOIN blob_inline i ON i.blob = b.id "
+			"WHERE b.sha256 = ?1 AND b.size = ?2");
+
+/* Is hex stored inline (a row of blob_inline)? */
+static int stored_inline(sd_core *c, const char *hex, uint64_t size)
+{
+	sd_dbc *d = sd_db_read_begin(c->db);
+	sqlite3_stmt *st = sd_db_stmt(d, &q_inline_exists);
+	sqlite3_bind_text(st, 1, hex, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)size);
+	int found = sqlite3_step(st) == SQLITE_ROW;
+	sqlite3_reset(st);
+	sd_db_read_end(c->db, d);
+	return found;
+}
+
 int sd__commit_temp(sd_core *c, int fd, const char *tmppath, const char *hex, uint64_t size,
 		    sd_put *put, int *dedup)
 {
@@ -58,6 +76,23 @@ int sd__commit_temp(sd_core *c, int fd, const char *tmppath, const char *hex, ui
 	int durable = c->conf->durability_full, synced = 0, placed = 0, r;
 	if (dedup)
 		*dedup = 0;
+	if (size <= SD_INLINE_LIMIT && stored_inline(c, hex, size)) {
+		/* stored inline already (inline_max was larger when it came):
+		 * reference that, never a second copy in the store. The row can
+		 * only have gone if the cleaner removed it meanwhile: then the
+		 * content goes to the store below. */
+		r = apply(c, hex, size, put, 1);
+		if (r != -SD_ESENDDATA) {
+			if (r == 0) {
+				if (dedup)
+					*dedup = 1;
+				sd__metric_add(c, "storaged_uploads_deduplicated_total", NULL, 1);
+				sd__metric_add(c, "storaged_bytes_saved_total", NULL, (int64_t)size);
+			}
+			sd_sys_unlink(tmppath);
+			return r;
+		}
+	}
 	if (durable && ops->stat(c->store, hex, NULL) != 0) {
 		if ((r = sd_sys_fsync(fd)) < 0) {
 			sd_sys_unlink(tmppath);

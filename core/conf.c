@@ -154,7 +154,7 @@ static const conf_range conf_ranges[] = {
 	{"challenge_ranges", 1, SD_CHALLENGE_MAX, "1..8"},
 	{"challenge_range_size", 1, 64 << 20, "1..64M"},
 	{"challenge_ttl", 1000, 86400000, "1s..1d"},
-	{"inline_max", 0, 1 << 20, "0..1M"},
+	{"inline_max", 0, SD_INLINE_LIMIT, "0..1M"},
 	{"max_handles", 16, 1000000, "16..1000000"},
 	{"max_handles_per_user", 1, 1000000, "1..1000000"},
 	{"handle_idle_timeout", 1000, 7LL * 86400000, "1s..7d"},

@@ -20,6 +20,9 @@
 #include <stdint.h>
 #include "storaged.h"
 
+/* The largest inline_max: no content above it is ever stored inline. */
+#define SD_INLINE_LIMIT (1 << 20)
+
 typedef struct sd_conf_entry {
 	char *key;
 	char *value;
@@ -66,7 +69,7 @@ typedef struct sd_conf {
 	int64_t challenge_ranges;
 	int64_t challenge_range_size;
 	int64_t challenge_ttl;
-	int64_t inline_max;
+	int64_t inline_max;   /* contents up to this are stored in the database (<= SD_INLINE_LIMIT) */
 	int64_t max_handles;
 	int64_t max_handles_per_user;
 	int64_t handle_idle_timeout;

@@ -603,7 +603,8 @@ int sd__hist_at_path(sd_core *c, const sd_principal *u, const char *npath, int64
 /* ---- commit.c: the one commit step (DESIGN path 1, I2, I3, I5) */
 /* Make the temp file (fd, tmppath; content hex of size bytes) durable in
  * the store and, in one write transaction, find or insert its blob row and
- * apply put (node, version, usage, journal). The temp file is consumed
+ * apply put (node, version, usage, journal); content already stored inline
+ * is referenced instead (nothing placed). The temp file is consumed
  * whatever happens (fd stays open; the caller closes it). *dedup (may be
  * NULL) = 1 when the content was already stored. */
 int sd__commit_temp(sd_core *c, int fd, const char *tmppath, const char *hex, uint64_t size,

@@ -280,6 +280,16 @@ sd_db *sd_db_open(const char *path, int durable_full, int readers, int busy_ms,
 		snprintf(err, errlen, "cannot enable WAL on %s: %s", path, e2);
 		goto fail;
 	}
+	/* temp_store=MEMORY on the writer: the sub-journal of a savepoint
+	 * (every writer of a group commit has one, see the top of the file)
+	 * stays in memory instead of a temp file created, written and
+	 * unlinked for each commit (strace, 4 KiB HTTP uploads: 8 system
+	 * calls and ~6 pwrites fewer per file). The readers keep the default:
+	 * their temp tables (sorts of large listings) may spill to disk. */
+	if (exec(db->writer.h, "PRAGMA temp_store=MEMORY", e2, sizeof e2) < 0) {
+		snprintf(err, errlen, "cannot set up database %s: %s", path, e2);
+		goto fail;
+	}
 	if (migrate(db->writer.h, path, err, errlen) < 0)
 		goto fail;
 	if (readers < 1)

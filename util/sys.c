@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -288,4 +289,25 @@ int sd_sys_disk_usage(const char *path, int *pct, uint64_t *total, uint64_t *ava
 		*pct = denom ? (int)((used * 100 + denom - 1) / denom) : 0;
 	}
 	return 0;
+}
+
+void *sd_sys_map(size_t len)
+{
+	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+void sd_sys_unmap(void *p, size_t len)
+{
+	if (p)
+		munmap(p, len);
+}
+
+void sd_sys_discard(void *p, size_t len)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	uintptr_t a = ((uintptr_t)p + page - 1) & ~(page - 1);
+	uintptr_t b = ((uintptr_t)p + len) & ~(page - 1);
+	if (b > a)
+		madvise((void *)a, b - a, MADV_DONTNEED);
 }

@@ -51,6 +51,15 @@ int sd_sys_copy_range(int in, int out, uint64_t n);
 int sd_sys_disk_usage(const char *path, int *pct, uint64_t *total, uint64_t *avail,
 		      uint64_t *bfree);
 
+/* Anonymous private memory of len bytes (mmap): its pages cost nothing
+ * until written, and sd_sys_discard gives written ones back. NULL when
+ * the kernel refuses. Free with sd_sys_unmap(p, len). */
+void *sd_sys_map(size_t len);
+void sd_sys_unmap(void *p, size_t len);
+/* The whole pages of [p, p + len) are no longer needed: they go back to
+ * the kernel and read as zeros when used again (MADV_DONTNEED). */
+void sd_sys_discard(void *p, size_t len);
+
 enum sd_sys_op {
 	SD_SYS_WRITE = 0, /* sd_sys_write and sd_sys_pwrite */
 	SD_SYS_FSYNC,     /* sd_sys_fsync, fdatasync, fsync_dir */

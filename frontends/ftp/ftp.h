@@ -18,7 +18,7 @@
  *                  dispatch and the commands that touch no file
  *   ftp_login.c    USER/PASS, anonymous logins, AUTH/PBSZ/PROT
  *   ftp_fs.c       commands on names: PWD CWD CDUP MKD RMD DELE RNFR RNTO
- *                  SIZE MDTM MFMT HASH SITE REST
+ *                  SIZE MDTM MFMT HASH SITE (CHMOD, INSTANT, PROVE) REST
  *   ftp_list.c     LIST NLST MLSD MLST and STAT <path>
  *   ftp_xfer.c     RETR STOR APPE STOU and the transfer log
  *   ftp_data.c     data connections: PASV EPSV PORT EPRT, open/close, the
@@ -197,6 +197,15 @@ enum ftp_data_mode {
 	FTP_DATA_PORT,     /* will connect to port_addr */
 };
 
+/* A SITE INSTANT challenge waiting for its SITE PROVE (ftp_fs.c). */
+#define FTP_INSTANT_PENDING 4
+typedef struct ftp_instant {
+	char nonce[65];              /* "" = free */
+	char sha256[SD_SHA256_HEX];
+	uint64_t size;
+	char *path;                  /* canonical path in the user's view */
+} ftp_instant;
+
 /* Transfer sub-state while a data command runs. */
 enum ftp_xfer_state {
 	FTP_XFER_IDLE = 0,
@@ -262,6 +271,10 @@ struct ftp_session {
 
 	enum ftp_xfer_state xfer;
 	const char *cmd; /* current command, for metrics */
+
+	/* SITE INSTANT challenges awaiting SITE PROVE, oldest replaced first */
+	ftp_instant inst[FTP_INSTANT_PENDING];
+	int inst_next;
 };
 
 /* ------------------------------------------------------------ ftp_charset.c */
@@ -375,6 +388,8 @@ int ftp_cmd_mdtm(ftp_session *s, const char *arg);
 int ftp_cmd_mfmt(ftp_session *s, const char *arg);
 int ftp_cmd_hash(ftp_session *s, const char *arg);
 int ftp_cmd_site(ftp_session *s, const char *arg);
+/* Forget the pending SITE INSTANT challenges (session end). */
+void ftp_instant_clear(ftp_session *s);
 
 /* ftp_login.c */
 int ftp_cmd_user(ftp_session *s, const char *arg);

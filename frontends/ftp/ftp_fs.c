@@ -1,7 +1,7 @@
 /*
  * ftp_fs.c - the commands on names that need no data connection: PWD,
  * CWD, CDUP, MKD, RMD, DELE, RNFR/RNTO, REST, SIZE, MDTM, MFMT, HASH and
- * SITE CHMOD.
+ * SITE CHMOD, SITE INSTANT and SITE PROVE.
  *
  * Paths: every argument goes to the engine as the client sent it, only
  * converted to UTF-8 (ftp_name_in); the engine resolves it against the
@@ -14,6 +14,22 @@
  *
  * RNFR/RNTO: RNFR checks the source exists and keeps its canonical path
  * (s->rnfr); any command other than RNTO drops it (ftp_session.c).
+ *
+ * Instant upload (DESIGN path 2, the engine's instant_begin/instant_prove,
+ * the same as HTTP's POST /api/v1/instant):
+ *   SITE INSTANT <sha256> <size> <path>
+ *     250  stored: the user already holds this content; nothing to send
+ *     350  "Challenge nonce=<64 hex> ranges=<off>:<len>,...": prove
+ *          possession with SITE PROVE; the session keeps the challenge
+ *          (its canonical path, sha256, size; the last FTP_INSTANT_PENDING)
+ *     550  content unknown here: upload it with STOR (or an engine error)
+ *   SITE PROVE <nonce> <proof> [<sha256> <size> <path>]
+ *     proof = hex SHA-256 of the nonce's text followed by the bytes of each
+ *     range in order. With two arguments the session's challenge of that
+ *     nonce gives the rest (it is forgotten whatever the answer); with five
+ *     the client names them (for a proof sent on another connection).
+ *     250 stored, 550 wrong or stale proof (a nonce is good for one answer,
+ *     decided by the engine).
  */
 #include "ftp.h"
 
@@ -299,8 +315,174 @@ static int op_chmod(ftp_session *s, const char *u, void *arg)
 	return r;
 }
 
+/* ------------------------------------------------------------ instant upload */
+
+void ftp_instant_clear(ftp_session *s)
+{
+	for (int i = 0; i < FTP_INSTANT_PENDING; i++) {
+		free(s->inst[i].path);
+		memset(&s->inst[i], 0, sizeof s->inst[i]);
+	}
+}
+
+/* The next space-separated word of *p (at most n - 1 bytes) into out; *p
+ * moves past it and the spaces after. 0, or -1 when there is none or it is
+ * too long. */
+static int next_word(const char **p, char *out, size_t n)
+{
+	const char *b = *p, *e;
+	while (*b == ' ')
+		b++;
+	e = b;
+	while (*e && *e != ' ')
+		e++;
+	if (e == b || (size_t)(e - b) >= n)
+		return -1;
+	memcpy(out, b, (size_t)(e - b));
+	out[e - b] = '\0';
+	while (*e == ' ')
+		e++;
+	*p = e;
+	return 0;
+}
+
+/* A decimal size (no sign, no junk): 0 or -1. */
+static int parse_size(const char *w, uint64_t *out)
+{
+	char *end;
+	if (!isdigit((unsigned char)w[0]))
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(w, &end, 10);
+	if (*end || errno)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* The answer for an instant upload that is done. */
+static int instant_done(ftp_session *s, const sd_stat *st, const char *path, const char *via)
+{
+	char *tofree;
+	const char *shown = ftp_name_out(s, path, &tofree);
+	s->api->log(s->core, SD_LOG_INFO, FTP_SRC,
+		    "event=instant_upload user=%s path=\"%s\" size=%llu via=%s", s->uname, path,
+		    (unsigned long long)st->size, via);
+	ftp_count(s, "storaged_frontend_uploads_total", "frontend=\"ftp\",kind=\"instant\"", 1);
+	int r = ftp_reply(s, 250, "Instant upload: %s stored (%llu bytes, no data sent).", shown,
+			  (unsigned long long)st->size);
+	free(tofree);
+	return r;
+}
+
+/* An engine error of SITE INSTANT / SITE PROVE as a reply. */
+static int instant_err(ftp_session *s, int r)
+{
+	if (r == -SD_ESENDDATA)
+		return ftp_reply(s, 550, "Content unknown here: upload the file with STOR.");
+	if (r == -SD_EPROOF)
+		return ftp_reply(s, 550, "Wrong or stale proof of possession.");
+	return ftp_reply_err(s, r, "Instant upload failed");
+}
+
+static int site_instant(ftp_session *s, const char *arg)
+{
+	char sha[SD_SHA256_HEX], num[24], path[SD_PATH_MAX + 1];
+	uint64_t size;
+	const char *p = arg;
+	if (next_word(&p, sha, sizeof sha) < 0 || !sd_is_sha256_hex(sha) ||
+	    next_word(&p, num, sizeof num) < 0 || parse_size(num, &size) < 0 || !*p)
+		return ftp_reply(s, 501, "Usage: SITE INSTANT <sha256, 64 hex> <size> <path>");
+	int r = ftp_name_resolve(s, p, path, sizeof path);
+	if (r == -EILSEQ)
+		return ftp_reply(s, 553, "%s", ftp_charset_refusal(s));
+	if (r < 0)
+		return ftp_reply_err(s, r, "Instant upload failed");
+	sd_challenge ch;
+	sd_stat st;
+	r = s->api->instant_begin(s->sess, path, 0, sha, size, &ch, &st);
+	if (r == 0)
+		return instant_done(s, &st, path, "held");
+	if (r != -SD_ECHALLENGE)
+		return instant_err(s, r);
+	/* keep the challenge for SITE PROVE <nonce> <proof> */
+	ftp_instant *k = &s->inst[s->inst_next];
+	s->inst_next = (s->inst_next + 1) % FTP_INSTANT_PENDING;
+	free(k->path);
+	snprintf(k->nonce, sizeof k->nonce, "%s", ch.nonce);
+	snprintf(k->sha256, sizeof k->sha256, "%s", sha);
+	k->size = size;
+	k->path = sd_xstrdup(path);
+	sd_buf rs = SD_BUF_INIT;
+	for (int i = 0; i < ch.nranges && i < SD_CHALLENGE_MAX; i++)
+		sd_buf_printf(&rs, "%s%llu:%llu", i ? "," : "", (unsigned long long)ch.off[i],
+			      (unsigned long long)ch.len[i]);
+	r = ftp_reply(s, 350,
+		      "Challenge nonce=%s ranges=%s ; answer SITE PROVE <nonce> <hex SHA-256 of the "
+		      "nonce text followed by the bytes of each range>",
+		      ch.nonce, rs.len ? rs.data : "");
+	sd_buf_free(&rs);
+	return r;
+}
+
+static int site_prove(ftp_session *s, const char *arg)
+{
+	char nonce[65], proof[SD_SHA256_HEX], sha[SD_SHA256_HEX], num[24];
+	char path[SD_PATH_MAX + 1];
+	uint64_t size = 0;
+	const char *p = arg;
+	int i, r;
+	if (next_word(&p, nonce, sizeof nonce) < 0 || next_word(&p, proof, sizeof proof) < 0)
+		return ftp_reply(s, 501, "Usage: SITE PROVE <nonce> <proof> [<sha256> <size> <path>]");
+	if (*p) {
+		/* the five-argument form: the client names what it proves */
+		if (next_word(&p, sha, sizeof sha) < 0 || !sd_is_sha256_hex(sha) ||
+		    next_word(&p, num, sizeof num) < 0 || parse_size(num, &size) < 0 || !*p)
+			return ftp_reply(s, 501,
+					 "Usage: SITE PROVE <nonce> <proof> [<sha256> <size> <path>]");
+		r = ftp_name_resolve(s, p, path, sizeof path);
+		if (r == -EILSEQ)
+			return ftp_reply(s, 553, "%s", ftp_charset_refusal(s));
+		if (r < 0)
+			return ftp_reply_err(s, r, "Instant upload failed");
+		/* a challenge of this session with that nonce is answered now */
+		for (i = 0; i < FTP_INSTANT_PENDING; i++)
+			if (s->inst[i].nonce[0] && strcmp(s->inst[i].nonce, nonce) == 0) {
+				free(s->inst[i].path);
+				memset(&s->inst[i], 0, sizeof s->inst[i]);
+			}
+	} else {
+		for (i = 0; i < FTP_INSTANT_PENDING; i++)
+			if (s->inst[i].nonce[0] && strcmp(s->inst[i].nonce, nonce) == 0)
+				break;
+		if (i == FTP_INSTANT_PENDING)
+			return ftp_reply(s, 550, "Wrong or stale proof of possession (no such "
+					 "challenge on this connection: send SITE INSTANT first, or give "
+					 "sha256, size and path too).");
+		ftp_instant *k = &s->inst[i];
+		snprintf(sha, sizeof sha, "%s", k->sha256);
+		size = k->size;
+		snprintf(path, sizeof path, "%s", k->path);
+		free(k->path);
+		memset(k, 0, sizeof *k); /* one answer per challenge, right or wrong */
+	}
+	sd_stat st;
+	r = s->api->instant_prove(s->sess, path, 0, sha, size, nonce, proof, &st);
+	if (r == 0)
+		return instant_done(s, &st, path, "proof");
+	return instant_err(s, r);
+}
+
 int ftp_cmd_site(ftp_session *s, const char *arg)
 {
+	if (strncasecmp(arg, "INSTANT ", 8) == 0 || strncasecmp(arg, "PROVE ", 6) == 0) {
+		if (s->state != FTP_LOGGED_IN)
+			return ftp_reply(s, 530, "Please login with USER and PASS.");
+		if (ftp_readonly(s))
+			return 0;
+		return toupper((unsigned char)arg[0]) == 'I' ? site_instant(s, arg + 8)
+							     : site_prove(s, arg + 6);
+	}
 	if (strncasecmp(arg, "CHMOD ", 6) == 0) {
 		if (s->state != FTP_LOGGED_IN)
 			return ftp_reply(s, 530, "Please login with USER and PASS.");
@@ -320,6 +502,6 @@ int ftp_cmd_site(ftp_session *s, const char *arg)
 		return ftp_reply(s, 200, "SITE CHMOD command ok.");
 	}
 	if (strcasecmp(arg, "HELP") == 0)
-		return ftp_reply(s, 214, "CHMOD HELP");
+		return ftp_reply(s, 214, "CHMOD INSTANT PROVE HELP");
 	return ftp_reply(s, 500, "Unknown SITE command.");
 }

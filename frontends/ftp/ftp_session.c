@@ -349,6 +349,7 @@ static void session_end(ftp_session *s)
 	ftp_io_tls_end(&s->ctrl);
 	shutdown(s->ctrl.fd, SHUT_RDWR);
 	ftp_charset_close(s);
+	ftp_instant_clear(s);
 	ftp_login_end(s);
 	free(s->rbuf);
 	s->rbuf = NULL;

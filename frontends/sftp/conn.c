@@ -361,6 +361,10 @@ void *sd__sftp_conn_main(void *arg)
 	if (handshake(c) == 0) {
 		sftp_ctx x;
 		int64_t t0 = sd_mono_ms();
+		/* the key exchange and the login used deep stacks and many
+		 * short-lived allocations (OpenSSL): give those pages back
+		 * before the session settles down (wire.c invariant 5) */
+		sd__sftp_release_memory(1);
 		memset(&x, 0, sizeof(x));
 		x.api = s->api;
 		x.core = s->core;
@@ -374,6 +378,7 @@ void *sd__sftp_conn_main(void *arg)
 		x.max_handles = (int)s->conf->handles_per_session;
 		x.idle_ms = s->conf->idle_timeout;
 		x.stopping = &s->stopping;
+		x.pool = s->pool;
 		rc = sd__sftp_serve(&x);
 		SLOG(s, SD_LOG_INFO, "event=session_end user=%s addr=%s ms=%" PRId64 " reason=\"%s\"",
 		     c->user, c->addr, sd_mono_ms() - t0,

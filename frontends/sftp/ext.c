@@ -3,7 +3,8 @@
  * statvfs@openssh.com, fstatvfs@openssh.com, fsync@openssh.com,
  * limits@openssh.com, copy-data, check-file(-handle, -name),
  * expand-path@openssh.com and home-directory (so "cd ~" works in OpenSSH
- * sftp), and the refusal of hardlink@openssh.com. The contract the request functions
+ * sftp), instant@storaged (instant upload with proof of possession, the
+ * same engine path as HTTP's), and the refusal of hardlink@openssh.com. The contract the request functions
  * share is in proto.h.
  */
 #include <errno.h>
@@ -25,6 +26,7 @@ static const char *const ext_list[][2] = {
 	{"check-file-name", "sha256"},
 	{"expand-path@openssh.com", "1"},
 	{"home-directory", "1"},
+	{"instant@storaged", "1"},
 };
 
 void sd__sftp_ext_advertise(fx_wr *w)
@@ -271,6 +273,92 @@ static int ext_home_directory(fx_sess *s, uint32_t id, fx_rd *r)
 	return reply_one_name(s, id, "/");
 }
 
+/* instant@storaged (docs/sftp.md): "I have content sha256 of size bytes
+ * for path", optionally with the answer to a challenge:
+ *   string path, string sha256 (64 hex), uint64 size [, string nonce,
+ *   string proof]
+ * Answered with SSH_FXP_EXTENDED_REPLY and a word:
+ *   "stored", ATTRS                        the file is made (no data sent)
+ *   "challenge", string nonce, uint32 n, n x (uint64 offset, uint64 length)
+ *                                          prove possession: send the
+ *                                          request again with nonce and
+ *                                          proof = hex SHA-256(nonce text ||
+ *                                          bytes of each range)
+ *   "send-data"                            the server does not hold the
+ *                                          content: upload it normally
+ * and errors with a STATUS (a wrong or stale proof: PERMISSION_DENIED). */
+static int ext_instant(fx_sess *s, uint32_t id, fx_rd *r)
+{
+	const sd_core_api *api = s->x->api;
+	char path[SD_PATH_MAX + 1], sha[SD_SHA256_HEX], nonce[65], proof[SD_SHA256_HEX], lb[256];
+	const unsigned char *p, *np = NULL, *pp = NULL;
+	uint32_t n, nn = 0, pn = 0;
+	uint64_t size;
+	sd_challenge ch;
+	sd_stat st;
+	fx_wr w;
+	int rc, i, prove;
+
+	if ((rc = sd__sftp_get_path(s, r, id, path, sizeof(path))) != 0)
+		return rc < 0 ? rc : 0;
+	p = sd__sftp_rd_str(r, &n);
+	size = sd__sftp_rd_u64(r);
+	prove = !r->bad && r->off < r->n;
+	if (prove) {
+		np = sd__sftp_rd_str(r, &nn);
+		pp = sd__sftp_rd_str(r, &pn);
+	}
+	if (r->bad || n != 64 || memchr(p, '\0', n) != NULL)
+		return sd__sftp_status(s, id, SSH_FX_BAD_MESSAGE,
+				   "malformed instant@storaged: path, sha256 (64 hex), uint64 size"
+				   " [, nonce, proof]");
+	memcpy(sha, p, 64);
+	sha[64] = '\0';
+	if (!sd_is_sha256_hex(sha))
+		return sd__sftp_status(s, id, SSH_FX_BAD_MESSAGE, "sha256 must be 64 hex digits");
+	if (prove) {
+		if (nn != 64 || pn != 64) /* the engine refuses them as stale */
+			nn = pn = 0;
+		memcpy(nonce, np, nn);
+		nonce[nn] = '\0';
+		memcpy(proof, pp, pn);
+		proof[pn] = '\0';
+		rc = api->instant_prove(s->x->sess, path, 0, sha, size, nonce, proof, &st);
+	} else {
+		rc = api->instant_begin(s->x->sess, path, 0, sha, size, &ch, &st);
+	}
+	api->log(s->x->core, SD_LOG_DEBUG, "sftp",
+		 "event=instant user=%s path=\"%s\" size=%llu proof=%d err=%d", s->x->user,
+		 sd__sftp_lp(lb, sizeof(lb), path), (unsigned long long)size, prove, rc);
+	if (rc == -SD_EPROOF)
+		return sd__sftp_status(s, id, SSH_FX_PERMISSION_DENIED,
+				   "wrong or stale proof of possession");
+	if (rc == -SD_ESENDDATA || rc == -SD_ECHALLENGE || rc == 0) {
+		sd__sftp_wr_begin(&w, s, SSH_FXP_EXTENDED_REPLY, id);
+		if (rc == -SD_ESENDDATA) {
+			sd__sftp_wr_cstr(&w, "send-data");
+		} else if (rc == -SD_ECHALLENGE) {
+			sd__sftp_wr_cstr(&w, "challenge");
+			sd__sftp_wr_cstr(&w, ch.nonce);
+			sd__sftp_wr_u32(&w, (uint32_t)ch.nranges);
+			for (i = 0; i < ch.nranges && i < SD_CHALLENGE_MAX; i++) {
+				sd__sftp_wr_u64(&w, ch.off[i]);
+				sd__sftp_wr_u64(&w, ch.len[i]);
+			}
+		} else {
+			api->log(s->x->core, SD_LOG_INFO, "sftp",
+				 "event=instant_upload user=%s path=\"%s\" size=%llu via=%s", s->x->user,
+				 lb, (unsigned long long)st.size, prove ? "proof" : "held");
+			api->metric_add(s->x->core, "storaged_frontend_uploads_total",
+					"frontend=\"sftp\",kind=\"instant\"", 1);
+			sd__sftp_wr_cstr(&w, "stored");
+			sd__sftp_wr_attrs(&w, &st);
+		}
+		return sd__sftp_send(s, &w, id);
+	}
+	return sd__sftp_err(s, id, rc);
+}
+
 int sd__sftp_extended(fx_sess *s, uint32_t id, fx_rd *r)
 {
 	uint32_t n;
@@ -325,6 +413,8 @@ int sd__sftp_extended(fx_sess *s, uint32_t id, fx_rd *r)
 		return ext_expand_path(s, id, r);
 	if (sd__sftp_str_is(name, n, "home-directory"))
 		return ext_home_directory(s, id, r);
+	if (sd__sftp_str_is(name, n, "instant@storaged"))
+		return ext_instant(s, id, r);
 	if (sd__sftp_str_is(name, n, "hardlink@openssh.com"))
 		return sd__sftp_status(s, id, SSH_FX_OP_UNSUPPORTED,
 				   "hard links are not supported by this server");

@@ -2,8 +2,10 @@
  * handles.c - the SFTP handle table of one session: SFTP handle strings ->
  * core handles (files) and directory cursors (directories).
  *
- * The table has handles_per_session slots (the module's own limit, given
- * in limits@openssh.com); files additionally count against the engine's
+ * The table grows to handles_per_session slots (the module's own limit,
+ * given in limits@openssh.com): it starts with HANDLES_FIRST and doubles
+ * when all are in use, so an idle session holds a few hundred bytes of it,
+ * not handles_per_session slots. Files additionally count against the engine's
  * handle table, which may refuse with -EMFILE. Directory listings stay
  * here: a directory slot is a path and the last name sent, and READDIR asks
  * the engine for the next page after that name.
@@ -26,6 +28,8 @@
  *          H_FILE (fh = 0) --handle_file(): reopened on the next use--> H_FILE
  *   H_FREE --op_opendir: handle_alloc--> H_DIR (last name sent, eof)
  *   H_FILE/H_DIR --handle_close(commit)--> H_FREE
+ *   H_FILE (writable) --CLOSE on the commit pool (async.c)--> H_CLOSING
+ *          --commit done, reply sent (sd__sftp_async_reap)--> H_FREE
  *   any --handles_drop() at session end (files abandoned)--> H_FREE
  */
 #include <errno.h>
@@ -35,27 +39,49 @@
 #include "proto.h"
 #include "util.h"
 
+#define HANDLES_FIRST 8 /* slots a session starts with */
+
+/* Give slots [from, to) random generations (they are H_FREE). */
+static int seed_slots(fx_sess *s, int from, int to)
+{
+	uint32_t gen[64];
+	int i, rc = 0;
+	for (i = from; i < to && rc == 0; i++) {
+		if ((i - from) % 64 == 0)
+			rc = sd_random_bytes(gen, sizeof(gen));
+		s->h[i].gen = gen[(i - from) % 64];
+	}
+	return rc;
+}
+
 int sd__sftp_handles_init(fx_sess *s, int n)
 {
-	uint32_t *gen;
-	int i, rc;
 	if (n < 1)
 		return -EINVAL;
-	gen = sd_xcalloc((size_t)n, sizeof(*gen));
-	rc = sd_random_bytes(gen, (size_t)n * sizeof(*gen));
-	if (rc == 0) {
-		s->h = sd_xcalloc((size_t)n, sizeof(*s->h));
-		s->nh = n;
-		for (i = 0; i < n; i++)
-			s->h[i].gen = gen[i];
-	}
-	free(gen);
-	return rc;
+	s->hmax = n;
+	s->nh = n < HANDLES_FIRST ? n : HANDLES_FIRST;
+	s->h = sd_xcalloc((size_t)s->nh, sizeof(*s->h));
+	return seed_slots(s, 0, s->nh);
 }
 
 fx_handle *sd__sftp_handle_alloc(fx_sess *s, int *idx)
 {
 	int i;
+	if (s->nh < s->hmax) {
+		for (i = 0; i < s->nh && s->h[i].state != H_FREE; i++)
+			;
+		if (i == s->nh) {
+			/* all in use: double the table (slots are named by index,
+			 * so no handle string changes) */
+			int n = s->nh * 2 < s->hmax ? s->nh * 2 : s->hmax;
+			s->h = sd_xrealloc(s->h, (size_t)n * sizeof(*s->h));
+			memset(s->h + s->nh, 0, (size_t)(n - s->nh) * sizeof(*s->h));
+			if (seed_slots(s, s->nh, n) < 0) {
+				n = s->nh; /* no randomness: stay at the size we have */
+			}
+			s->nh = n;
+		}
+	}
 	for (i = 0; i < s->nh; i++) {
 		if (s->h[i].state == H_FREE) {
 			fx_handle *h = &s->h[i];
@@ -88,7 +114,8 @@ fx_handle *sd__sftp_handle_get(fx_sess *s, fx_rd *r)
 		return NULL;
 	idx = be32(p);
 	gen = be32(p + 4);
-	if (idx >= (uint32_t)s->nh || s->h[idx].state == H_FREE || s->h[idx].gen != gen)
+	if (idx >= (uint32_t)s->nh || s->h[idx].state == H_FREE || s->h[idx].state == H_CLOSING ||
+	    s->h[idx].gen != gen)
 		return NULL;
 	return &s->h[idx];
 }

@@ -101,6 +101,9 @@ int sd__sftp_op_close(fx_sess *s, uint32_t id, fx_rd *r)
 		char lb[256];
 		s->x->api->log(s->x->core, SD_LOG_DEBUG, "sftp", "event=close user=%s path=\"%s\"",
 			       s->x->user, sd__sftp_lp(lb, sizeof(lb), h->path));
+		/* the commit runs on the pool; the session serves on (async.c) */
+		if (h->fh != 0 && (rc = sd__sftp_async_close(s, id, (int)(h - s->h))) <= 0)
+			return rc;
 	}
 	rc = sd__sftp_handle_close(s, h, 0);
 	if (was_write)
@@ -395,6 +398,8 @@ int sd__sftp_op_readdir(fx_sess *s, uint32_t id, fx_rd *r)
 	if (h == NULL || h->state != H_DIR)
 		return sd__sftp_status(s, id, r->bad ? SSH_FX_BAD_MESSAGE : SSH_FX_INVALID_HANDLE,
 				   "invalid handle");
+	if (sd__sftp_async_settle(s, h->path) < 0)
+		return -EIO;
 	if (h->eof)
 		return sd__sftp_status(s, id, SSH_FX_EOF, "End of directory");
 	sd__sftp_wr_begin(&w, s, SSH_FXP_NAME, id);

@@ -36,6 +36,7 @@
 #define PKT_SLACK 1024u     /* header room above max_read in a packet */
 #define READDIR_PAGE 128    /* entries per NAME reply at most */
 #define OUT_FLUSH_AT 65536  /* pending reply bytes written at once */
+#define TYPE_SLOTS 24       /* request types counted apart (statistics) */
 
 /* Bounded reader over one packet. `bad` latches on any overrun. */
 typedef struct fx_rd {
@@ -59,7 +60,8 @@ typedef struct fx_attr {
 	uint32_t uid, gid, perm, atime, mtime;
 } fx_attr;
 
-enum fx_hstate { H_FREE = 0, H_FILE, H_DIR };
+/* H_CLOSING: a CLOSE is committing on a pool thread (async.c). */
+enum fx_hstate { H_FREE = 0, H_FILE, H_DIR, H_CLOSING };
 
 /* One slot of the SFTP handle table (handles.c has the state diagram). */
 typedef struct fx_handle {
@@ -76,7 +78,10 @@ typedef struct fx_handle {
 	int eof;
 } fx_handle;
 
-/* One SFTP session (one channel), used by its own thread only. */
+typedef struct fx_job fx_job;
+
+/* One SFTP session (one channel), used by its own thread only, except the
+ * done list of async.c (jm). */
 typedef struct fx_sess {
 	sftp_ctx *x;
 	/* Both buffers get their whole capacity when the session starts and
@@ -91,15 +96,25 @@ typedef struct fx_sess {
 	int werr;            /* a channel write failed: the session is over */
 	int auth_dead;       /* a call answered -SD_EAUTH: end after the reply */
 	fx_handle *h;
-	int nh;
+	int nh;              /* slots allocated (handles.c grows them) */
+	int hmax;            /* handles_per_session */
 	unsigned char *scratch; /* copy-data bounce buffer (lazy) */
 	int64_t last_io;
+	int released;        /* stack given back since the last input (wire.c) */
 	int64_t last_check;  /* mono ms of the last idle credentials check */
 	/* statistics for the session_end debug lines */
 	uint64_t reqs, bytes_in, bytes_out;
 	int64_t us_engine, us_wait; /* time in handle_pread/pwrite, waiting for input */
-	int64_t us_type[256];       /* time serving each request type */
-	uint32_t n_type[256];
+	/* time serving each request type: types 1-20 of v3 in their own slot,
+	 * EXTENDED (200) and anything else in TYPE_SLOTS - 1 */
+	int64_t us_type[TYPE_SLOTS];
+	uint32_t n_type[TYPE_SLOTS];
+	/* requests running on the module's commit pool (async.c) */
+	int pending;         /* jobs started and not replied to */
+	int efd;             /* eventfd a finished job writes; -1 until needed */
+	pthread_mutex_t jm;
+	pthread_cond_t jcv;
+	fx_job *jdone;       /* finished jobs waiting for their reply (jm) */
 } fx_sess;
 
 static inline uint32_t be32(const unsigned char *p)
@@ -169,8 +184,10 @@ int sd__sftp_flush(fx_sess *s);
 
 /* The next packet: its type and its body after the type byte in *body.
  * 0; 1 = longer than the limit (answered when the id could be read: end
- * the session); -EPIPE (client EOF), -ETIMEDOUT (idle), -ECANCELED (stop),
- * -EKEYREVOKED (credentials gone while idle) or -EIO. */
+ * the session); 2 = no packet yet, and a job of async.c may have finished
+ * (reply with sd__sftp_async_reap, then call again); -EPIPE (client EOF),
+ * -ETIMEDOUT (idle), -ECANCELED (stop), -EKEYREVOKED (credentials gone
+ * while idle) or -EIO. */
 int sd__sftp_next_packet(fx_sess *s, uint8_t *type, fx_rd *body);
 /* Drop the packet just served from the receive buffer. */
 void sd__sftp_consume(fx_sess *s);
@@ -178,8 +195,9 @@ void sd__sftp_consume(fx_sess *s);
 
 /* ------------------------------------------------------------- handles.c */
 
-/* Allocate the table of n slots with random generations. 0, or -errno
- * when the kernel gives no random bytes (the caller refuses the session). */
+/* Ready a table of at most n slots with random generations (it grows on
+ * demand). 0, or -errno when the kernel gives no random bytes (the caller
+ * refuses the session). */
 int sd__sftp_handles_init(fx_sess *s, int n);
 /* A free slot, cleared, its generation moved on; NULL when all are used. */
 fx_handle *sd__sftp_handle_alloc(fx_sess *s, int *idx);
@@ -218,6 +236,25 @@ int sd__sftp_op_realpath(fx_sess *s, uint32_t id, fx_rd *r);
 /* RENAME (replace = 0: fails when the target exists, as v3 and OpenSSH
  * say) and posix-rename@openssh.com (replace = 1). */
 int sd__sftp_op_rename(fx_sess *s, uint32_t id, fx_rd *r, int replace);
+
+/* --------------------------------------------------------------- async.c */
+
+/* Ready the session's part (before anything else uses it). */
+void sd__sftp_async_init(fx_sess *s);
+/* CLOSE of the file in slot idx, committed on the pool: 0 when started
+ * (the slot is H_CLOSING and the reply comes from sd__sftp_async_reap), 1
+ * when it could not be (no pool, no thread, no eventfd: close it here),
+ * -EIO when the channel broke while waiting for room. */
+int sd__sftp_async_close(fx_sess *s, uint32_t id, int idx);
+/* Send the replies of finished jobs and free their slots. 0 or -EIO. */
+int sd__sftp_async_reap(fx_sess *s);
+/* Wait for the pending jobs whose file is path (as the client sent it),
+ * or inside it, or holds it (invariant A3). 0 or -EIO. */
+int sd__sftp_async_settle(fx_sess *s, const char *path);
+/* Wait for every pending job and send its reply. 0 or -EIO. */
+int sd__sftp_async_drain(fx_sess *s);
+/* Drain, then free the session's part. */
+void sd__sftp_async_end(fx_sess *s);
 
 /* ----------------------------------------------------------------- ext.c */
 

@@ -4,7 +4,11 @@
  * ext.c, the byte stream in wire.c, the handle table in handles.c.
  *
  * Invariants
- *  1. Every request with a readable id gets exactly one reply, in order.
+ *  1. Every request with a readable id gets exactly one reply, in order,
+ *     except that the reply to a CLOSE committing on the module's pool
+ *     (async.c) comes when the commit is done, and other replies may
+ *     overtake it (v3 matches replies by id; requests about the same file
+ *     still wait for it, async.c A3).
  *     A packet too short for an id gets BAD_MESSAGE with id 0; framing is
  *     kept, so the session goes on. Unknown types get OP_UNSUPPORTED.
  *  2. A call that answers -SD_EAUTH (user disabled or removed, password
@@ -24,6 +28,7 @@
 #include <string.h>
 
 #include "proto.h"
+#include "sys.h"
 #include "util.h"
 
 #define SFTP_V3 3u
@@ -97,13 +102,14 @@ static void log_stats(fx_sess *s)
 	b[0] = '\0';
 	for (k = 0; k < 3 && len < (int)sizeof(b); k++) {
 		int best = -1;
-		for (i = 0; i < 256; i++)
+		for (i = 0; i < TYPE_SLOTS; i++)
 			if (s->n_type[i] && (best < 0 || s->us_type[i] > s->us_type[best]))
 				best = i;
 		if (best < 0)
 			break;
-		len += snprintf(b + len, sizeof(b) - (size_t)len, " type%d=%u/%" PRId64 "ms", best,
-				s->n_type[best], s->us_type[best] / 1000);
+		len += snprintf(b + len, sizeof(b) - (size_t)len, " type%d=%u/%" PRId64 "ms",
+				best == TYPE_SLOTS - 1 ? SSH_FXP_EXTENDED : best, s->n_type[best],
+				s->us_type[best] / 1000);
 		s->n_type[best] = 0;
 	}
 	x->api->log(x->core, SD_LOG_DEBUG, "sftp", "event=sftp_profile user=%s%s", x->user, b);
@@ -115,12 +121,23 @@ int sd__sftp_serve(sftp_ctx *x)
 	int rc;
 	memset(&s, 0, sizeof(s));
 	s.x = x;
+	sd__sftp_async_init(&s);
 	s.in_max = (size_t)x->max_read + PKT_SLACK + 4;
 	s.out_max = 2 * ((size_t)x->max_read + PKT_SLACK);
-	sd_buf_reserve(&s.in, s.in_max); /* the whole capacity, once */
-	sd_buf_reserve(&s.out, s.out_max);
-	sd_buf_reset(&s.in);
-	sd_buf_reset(&s.out);
+	/* the whole capacity, once, as mappings of their own: pages cost only
+	 * once written, and an idle session gives them back (wire.c
+	 * invariant 5) */
+	s.in.cap = s.in_max + 1;
+	s.out.cap = s.out_max + 1;
+	s.in.data = sd_sys_map(s.in.cap);
+	s.out.data = sd_sys_map(s.out.cap);
+	if (s.in.data == NULL || s.out.data == NULL) {
+		/* no memory: refuse the session like any allocation failure would */
+		sd_sys_unmap(s.in.data, s.in.cap);
+		sd_sys_unmap(s.out.data, s.out.cap);
+		sd__sftp_async_end(&s);
+		return -ENOMEM;
+	}
 	s.last_io = sd_mono_ms();
 	rc = sd__sftp_handles_init(&s, x->max_handles);
 	if (rc < 0) /* no randomness for the handle generations: fail closed */
@@ -133,6 +150,15 @@ int sd__sftp_serve(sftp_ctx *x)
 		fx_rd r;
 		uint32_t id;
 		rc = sd__sftp_next_packet(&s, &type, &r);
+		if (rc == 2) {
+			/* a CLOSE committing on the pool may have finished */
+			rc = sd__sftp_async_reap(&s);
+			if (rc == 0)
+				rc = sd__sftp_flush(&s);
+			if (rc == 0 && s.auth_dead)
+				rc = -EKEYREVOKED;
+			continue;
+		}
 		if (rc == 1) {
 			rc = -EPROTO;
 			break;
@@ -150,14 +176,21 @@ int sd__sftp_serve(sftp_ctx *x)
 		{
 			int64_t t0 = sd__sftp_mono_us();
 			rc = dispatch(&s, type, id, &r);
-			s.us_type[type] += sd__sftp_mono_us() - t0;
-			s.n_type[type]++;
+			int slot = type < TYPE_SLOTS - 1 ? type : TYPE_SLOTS - 1;
+			s.us_type[slot] += sd__sftp_mono_us() - t0;
+			s.n_type[slot]++;
 		}
 		sd__sftp_consume(&s);
 		s.last_io = sd_mono_ms(); /* a long commit is not idleness */
+		if (rc == 0 && s.pending > 0)
+			rc = sd__sftp_async_reap(&s);
 		if (rc == 0 && s.auth_dead)
 			rc = -EKEYREVOKED; /* invariant 2: answered, now end */
 	}
+	/* invariant 3 and async.c A4: every commit started has finished (its
+	 * reply sent if the channel still works) before the slots go */
+	if (sd__sftp_async_drain(&s) < 0 && rc == 0)
+		rc = -EIO;
 	sd__sftp_flush(&s); /* e.g. the answer to a packet that was too long */
 	/* the same series as FTP and HTTP (docs/metrics.md): file bytes moved */
 	if (s.bytes_in)
@@ -171,8 +204,9 @@ int sd__sftp_serve(sftp_ctx *x)
 				   "frontend=\"sftp\",reason=\"credentials\"", 1);
 	log_stats(&s);
 	sd__sftp_handles_drop(&s);
-	sd_buf_free(&s.in);
-	sd_buf_free(&s.out);
+	sd__sftp_async_end(&s);
+	sd_sys_unmap(s.in.data, s.in.cap);
+	sd_sys_unmap(s.out.data, s.out.cap);
 	free(s.scratch);
 	if (rc == -EPIPE)
 		rc = 0;

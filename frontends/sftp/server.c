@@ -219,7 +219,9 @@ static int sftp_init(const sd_core_api *api, sd_core *core, const sd_module_conf
 static int sftp_start(void *state)
 {
 	struct srv *s = state;
-	int rc = pthread_create(&s->accept_thr, NULL, accept_main, s);
+	int rc;
+	s->pool = sd__sftp_pool_new();
+	rc = pthread_create(&s->accept_thr, NULL, accept_main, s);
 	if (rc != 0)
 		return -rc;
 	s->accept_started = 1;
@@ -244,6 +246,8 @@ static void sftp_stop(void *state)
 			shutdown(c->fd, SHUT_RDWR);
 	pthread_mutex_unlock(&s->mu);
 	reap(s, 1);
+	sd__sftp_pool_free(s->pool); /* after every session: async.c A4 */
+	s->pool = NULL;
 }
 
 static void sftp_destroy(void *state)

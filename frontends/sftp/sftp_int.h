@@ -9,6 +9,7 @@
  *             channel, the sftp subsystem, the clean end
  *   keys.c    host keys: generated on first start, loaded into the bind
  *   serve.c   (and the files in proto.h) the SFTP protocol engine
+ *   async.c   the commit pool: CLOSEs commit off the session thread
  *
  * Everything declared here has hidden visibility: the module exports
  * storaged_module and nothing else, so no name of ours can bind to a
@@ -29,6 +30,8 @@
 #include "net.h"
 
 #pragma GCC visibility push(hidden)
+
+typedef struct fx_pool fx_pool; /* async.c */
 
 /* One log line with src=sftp. */
 #define SLOG(srv, level, ...) (srv)->api->log((srv)->core, (level), "sftp", __VA_ARGS__)
@@ -59,6 +62,7 @@ struct srv {
 	pthread_mutex_t mu; /* guards conns, and conn.fd / conn.done */
 	struct conn *conns; /* every started connection, finished ones until reaped */
 	atomic_int live;    /* connections with a thread: the storaged_sessions gauge */
+	fx_pool *pool;      /* commit threads shared by every session (async.c) */
 };
 
 /* Connection states (conn.c has the diagram). */
@@ -103,6 +107,17 @@ void *sd__sftp_conn_main(void *arg);
  * most n - 1 bytes, never inside a character. Returns out. */
 const char *sd__sftp_lp(char *out, size_t n, const char *p);
 
+/* The module's pool of commit threads (async.c). */
+fx_pool *sd__sftp_pool_new(void);
+/* After every session has ended: stop and join the threads. */
+void sd__sftp_pool_free(fx_pool *p);
+
+/* wire.c: give back the memory an idle session's thread no longer uses:
+ * the pages of its stack below the current frame (MADV_DONTNEED: they are
+ * dead, and read back as zeros if used again), and with heap = 1 the free
+ * pages of malloc's arenas (malloc_trim), e.g. after the key exchange. */
+void sd__sftp_release_memory(int heap);
+
 /* What the protocol engine needs to serve one authenticated channel. */
 typedef struct sftp_ctx {
 	const sd_core_api *api;
@@ -117,6 +132,7 @@ typedef struct sftp_ctx {
 	int max_handles;
 	int64_t idle_ms;
 	volatile int *stopping;   /* set by module stop: leave soon */
+	fx_pool *pool;            /* commit threads; NULL: commit in place */
 } sftp_ctx;
 
 /* serve.c: serve the SFTP subsystem on ctx->chan until the client leaves,

@@ -4,6 +4,10 @@
  * no other file of the module (only libssh, util and the core's log,
  * strerror and session_check).
  *
+ * While CLOSEs commit on the module's pool (async.c), the wait for input
+ * also wakes on a finished job (its eventfd) and says so to the caller,
+ * which sends the reply (serve.c).
+ *
  * Why our own framing: framing and parsing are done here, over
  * ssh_channel_read_nonblocking / ssh_channel_write, instead of libssh
  * 0.10.6's sftp_get_client_message / sftp_reply_*. Reasons, all checked
@@ -31,6 +35,10 @@
  *     room for the largest reply (max_read + 1 KiB) when one is started.
  *  3. A path string is handed on as the client sent it, or refused (NUL,
  *     too long); it is never cut or folded here.
+ *  5. An idle session holds little memory (1,000 idle sessions are the
+ *     benchmark): after a second without input its thread gives back the
+ *     stack pages below the frame it waits in (sd__sftp_release_memory) and
+ *     the pages of its (empty) receive and reply buffers.
  *  4. A session waiting for requests still notices credentials that stop
  *     holding (user disabled, token revoked ...): every IDLE_CHECK_MS of
  *     waiting it asks api->session_check, and ends on -SD_EAUTH. Requests
@@ -38,11 +46,16 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
+#include <poll.h>
+#include <pthread.h>
+#include <sys/mman.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "proto.h"
+#include "sys.h"
 
 #define ATTR_EXT_MAX 64     /* extended attribute pairs accepted */
 #define IDLE_CHECK_MS 5000  /* credentials check while waiting for input */
@@ -181,6 +194,9 @@ int sd__sftp_get_path(fx_sess *s, fx_rd *r, uint32_t id, char *out, size_t outle
 			return sd__sftp_err(s, id, -ENAMETOOLONG) < 0 ? -EIO : 1;
 		memcpy(out, exp, strlen(exp) + 1);
 	}
+	/* a CLOSE of this file (or of one in it) still committing comes first */
+	if (s->pending > 0 && sd__sftp_async_settle(s, out) < 0)
+		return -EIO;
 	return 0;
 }
 
@@ -404,6 +420,7 @@ static int read_some(fx_sess *s)
 	int r = ssh_channel_read_nonblocking(s->x->chan, s->in.data + s->in.len,
 					     (uint32_t)(s->in_max - s->in.len), 0);
 	if (r > 0) {
+		s->released = 0;
 		s->in.len += (size_t)r;
 		s->in.data[s->in.len] = '\0';
 		s->last_io = sd_mono_ms();
@@ -411,10 +428,59 @@ static int read_some(fx_sess *s)
 	return r;
 }
 
+/* ---------------------------------------------------------------- memory */
+
+void sd__sftp_release_memory(int heap)
+{
+	pthread_attr_t a;
+	void *lo;
+	size_t sz;
+	if (pthread_getattr_np(pthread_self(), &a) == 0) {
+		if (pthread_attr_getstack(&a, &lo, &sz) == 0) {
+			char here;
+			uintptr_t page = 4096;
+			uintptr_t start = ((uintptr_t)lo + page - 1) & ~(page - 1);
+			uintptr_t end = ((uintptr_t)&here - 512) & ~(page - 1);
+			/* the stack grows down: [lo, sp) holds no live frame */
+			if ((uintptr_t)&here > (uintptr_t)lo && (uintptr_t)&here < (uintptr_t)lo + sz &&
+			    end > start)
+				madvise((void *)start, end - start, MADV_DONTNEED);
+		}
+		pthread_attr_destroy(&a);
+	}
+	if (heap)
+		malloc_trim(0);
+}
+
+/* While jobs run on the commit pool (async.c): wait up to ms for input
+ * on the channel or for a finished job (its eventfd), whichever comes
+ * first. Bytes available on the channel (> 0), 0 (a job may have finished,
+ * or the time passed), SSH_EOF or SSH_ERROR, like ssh_channel_poll_timeout.
+ * libssh is only asked without waiting; the waiting is poll(2) on its
+ * socket and the eventfd. */
+static int wait_input_or_job(fx_sess *s, int ms)
+{
+	struct pollfd pf[2];
+	int r = ssh_channel_poll(s->x->chan, 0);
+	if (r != 0)
+		return r;
+	pf[0].fd = ssh_get_fd(s->x->ssh);
+	pf[0].events = POLLIN;
+	pf[1].fd = s->efd;
+	pf[1].events = POLLIN;
+	pf[0].revents = pf[1].revents = 0;
+	if (poll(pf, 2, ms) < 0 && errno != EINTR)
+		return SSH_ERROR;
+	if (pf[0].revents)
+		return ssh_channel_poll(s->x->chan, 0);
+	return 0;
+}
+
 /* Make sure [in_off, in_off + need) is buffered. Blocks in slices of one
  * second so that the idle timeout, module stop and lost credentials
- * (invariant 4) are noticed. 0, -EPIPE (client EOF), -ETIMEDOUT,
- * -ECANCELED (stop), -EKEYREVOKED or -EIO. */
+ * (invariant 4) are noticed. 0, 2 (jobs are pending and one may have
+ * finished: nothing consumed, call again after replying), -EPIPE (client
+ * EOF), -ETIMEDOUT, -ECANCELED (stop), -EKEYREVOKED or -EIO. */
 static int fill(fx_sess *s, size_t need)
 {
 	while (s->in.len - s->in_off < need) {
@@ -439,9 +505,12 @@ static int fill(fx_sess *s, size_t need)
 		}
 		{
 			int64_t t0 = sd__sftp_mono_us();
-			avail = ssh_channel_poll_timeout(s->x->chan, 1000, 0);
+			avail = s->pending > 0 ? wait_input_or_job(s, 1000)
+					       : ssh_channel_poll_timeout(s->x->chan, 1000, 0);
 			s->us_wait += sd__sftp_mono_us() - t0;
 		}
+		if (avail == 0 && s->pending > 0)
+			return 2; /* a job may have finished: the caller replies */
 		if (avail == SSH_EOF)
 			return -EPIPE;
 		if (avail == SSH_ERROR || avail < 0)
@@ -450,6 +519,16 @@ static int fill(fx_sess *s, size_t need)
 			int64_t now = sd_mono_ms();
 			if (*s->x->stopping)
 				return -ECANCELED;
+			if (!s->released) {
+				/* a second without a request: the pages the last
+				 * requests touched go back (invariant 5) */
+				sd__sftp_release_memory(0);
+				if (s->in.len == 0)
+					sd_sys_discard(s->in.data, s->in.cap);
+				if (s->out.len == 0)
+					sd_sys_discard(s->out.data, s->out.cap);
+				s->released = 1;
+			}
 			if (s->x->idle_ms > 0 && now - s->last_io > s->x->idle_ms)
 				return -ETIMEDOUT;
 			if (now - s->last_io >= IDLE_CHECK_MS && now - s->last_check >= IDLE_CHECK_MS) {
@@ -472,7 +551,7 @@ int sd__sftp_next_packet(fx_sess *s, uint8_t *type, fx_rd *body)
 {
 	uint32_t len;
 	int rc;
-	if ((rc = fill(s, 4)) < 0)
+	if ((rc = fill(s, 4)) != 0)
 		return rc;
 	len = be32((unsigned char *)s->in.data + s->in_off);
 	if ((size_t)len > s->in_max - 4) {
@@ -486,7 +565,7 @@ int sd__sftp_next_packet(fx_sess *s, uint8_t *type, fx_rd *body)
 			       s->x->user, s->x->addr, len);
 		return 1;
 	}
-	if ((rc = fill(s, 4 + (size_t)len)) < 0)
+	if ((rc = fill(s, 4 + (size_t)len)) != 0)
 		return rc;
 	s->cur = 4 + (size_t)len;
 	memset(body, 0, sizeof(*body));

@@ -142,6 +142,30 @@ START_TEST(test_dedup_and_instant)
 	ck_assert_int_eq(inline_rows(&t), 1);
 	ck_assert_int_eq(tu_blob_files(&t), 1);
 
+	/* and the other way: an inline blob is dedup'd to when inline_max is
+	 * now below its size, not placed in the store a second time */
+	tu_core_shut(&t);
+	t.conf.inline_max = 1000;
+	tu_core_reopen(&t, 0);
+	b = tu_session(&t, "bob");
+	ck_assert_int_eq(tu_put_r(&t, b, "/one-again", src, 3000, NULL, &dedup), 0);
+	ck_assert_int_eq(dedup, 1);
+	ck_assert_int_eq(inline_rows(&t), 1);
+	ck_assert_int_eq(tu_blob_files(&t), 1);
+	ck_assert_int_eq(tu_temp_files(&t), 0);
+	ck_assert_int_eq(tu_sql_int(&t, "SELECT count(*) FROM blobs"), 2);
+	{
+		size_t n1;
+		char *b1 = tu_get(&t, b, "/one-again", &n1);
+		ck_assert(n1 == 3000 && memcmp(b1, src, 3000) == 0);
+		free(b1);
+	}
+	tu_core_shut(&t);
+	t.conf.inline_max = IMAX;
+	tu_core_reopen(&t, 0);
+	a = tu_session(&t, "alice");
+	b = tu_session(&t, "bob");
+
 	/* instant upload of the inline blob by someone who does not hold it */
 	sd_session *c = tu_user(&t, "carol");
 	char hex[65];
