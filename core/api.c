@@ -262,6 +262,40 @@ static int a_instant_prove(sd_session *s, const char *path, unsigned flags, cons
 	return sd__instant_prove(c, u, np, flags, sha256, size, nonce, proof, st);
 }
 
+/* ------------------------------------------------------ resumable uploads */
+
+static int a_rup_create(sd_session *s, const char *path, unsigned flags, uint64_t length,
+			uint32_t mode, const char *meta, sd_rupload_info *out)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	NO_VIRT_WRITE(np);
+	return sd__rup_create(c, u, np, flags, length, mode, meta, out);
+}
+
+static int a_rup_info(sd_session *s, const char *id, sd_rupload_info *out)
+{
+	ENTER(s, u);
+	sd_cred cred;
+	sd__session_cred(s, &cred);
+	return sd__rup_info(c, u, &cred, id, out);
+}
+
+static int a_rup_open(sd_session *s, const char *id, uint64_t offset, const char *expect,
+		      sd_rupload **out)
+{
+	ENTER(s, u);
+	sd_cred cred;
+	sd__session_cred(s, &cred);
+	return sd__rup_open(c, u, &cred, id, offset, expect, out);
+}
+
+static int a_rup_delete(sd_session *s, const char *id)
+{
+	ENTER(s, u);
+	return sd__rup_delete(c, u, id);
+}
+
 /* ------------------------------------------------------------ readers */
 
 static int a_open_read(sd_session *s, const char *path, sd_reader **out, sd_stat *st)
@@ -604,4 +638,10 @@ const sd_core_api sd__api = {
 	.trash_empty = a_trash_empty,
 	.rollback = a_rollback,
 	.at_path = a_at_path,
+	.rup_create = a_rup_create,
+	.rup_info = a_rup_info,
+	.rup_open = a_rup_open,
+	.rup_write = sd__rup_write,
+	.rup_close = sd__rup_close,
+	.rup_delete = a_rup_delete,
 };

@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "log.h"
@@ -170,4 +171,29 @@ int sd__commit_stored(sd_core *c, const char *hex, uint64_t size, sd_put *put)
 	 * are serial, so either we see no row (-SD_ESENDDATA) or our
 	 * reference lands first and the cleaner's delete finds refs > 0. */
 	return apply(c, hex, size, put, 1);
+}
+
+int sd__commit_keep(sd_core *c, int fd, const char *path, const char *hex, uint64_t size,
+		    sd_put *put, int *dedup)
+{
+	if (dedup)
+		*dedup = 0;
+	if (size <= (uint64_t)c->conf->inline_max && c->conf->inline_max > 0) {
+		char *copy = sd_xmalloc(size ? size : 1);
+		ssize_t got = sd_sys_pread(fd, copy, size, 0);
+		int r = got == (ssize_t)size ? commit_inline(c, hex, copy, size, put, dedup)
+					     : got < 0 ? (int)got : -EIO;
+		free(copy);
+		return r;
+	}
+	/* a second name for the same inode: commit_temp consumes the name
+	 * (renamed into the store, or unlinked), never the part file's */
+	char tmp[PATH_MAX];
+	uint64_t seq = atomic_fetch_add(&c->temp_seq, 1);
+	snprintf(tmp, sizeof tmp, "%s/%ld-%llu.tmp", c->tmp_dir, (long)getpid(),
+		 (unsigned long long)seq);
+	int r = sd_sys_link(path, tmp);
+	if (r < 0)
+		return r;
+	return sd__commit_temp(c, fd, tmp, hex, size, put, dedup);
 }

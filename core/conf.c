@@ -123,6 +123,10 @@ const sd_conf_item sd_conf_table[] = {
 	 "A handle that outlives its connection (the HTTP handle API) and is not used for this long is abandoned: unsaved writes are dropped, the previous version stays, and the journal says so."},
 	{"show_history_folders", SD_CONF_BOOL, F(show_history_folders), "no",
 	 "List the virtual folders /.snapshots (the tree as it was at past moments) and /.trash (deleted files) in listings of a user's root; hidden or not, they are always reachable by name."},
+	{"upload_expiry", SD_CONF_DURATION, F(upload_expiry), "24h",
+	 "A resumable upload (tus, docs/rest-api.md) that receives nothing for this long expires: the cleaner removes what it received, and its id answers 404."},
+	{"max_uploads_per_user", SD_CONF_INT, F(max_uploads_per_user), "100",
+	 "Resumable uploads one user may have in progress at once; creating another fails until one completes, is deleted or expires."},
 	{NULL, 0, 0, NULL, NULL},
 };
 
@@ -150,6 +154,8 @@ static const conf_range conf_ranges[] = {
 	{"max_handles", 16, 1000000, "16..1000000"},
 	{"max_handles_per_user", 1, 1000000, "1..1000000"},
 	{"handle_idle_timeout", 1000, 7LL * 86400000, "1s..7d"},
+	{"upload_expiry", 1000, 365LL * 86400000, "1s..365d"},
+	{"max_uploads_per_user", 1, 100000, "1..100000"},
 	{NULL, 0, 0, NULL},
 };
 

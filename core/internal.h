@@ -106,6 +106,15 @@ struct sd_core {
 
 	atomic_uint_fast64_t temp_seq;
 
+	/* resumable uploads (rupload.c): the uploads open in this process */
+	char *up_dir;            /* <data_dir>/uploads: part files */
+	pthread_mutex_t rup_lock;
+	pthread_cond_t rup_cond;
+	struct sd_rup_live *rups;
+
+	/* event hooks (events.c); NULL when none are configured or in tools */
+	struct sd_events *events;
+
 	/* cleaner thread */
 	pthread_t cleaner;
 	int cleaner_running;
@@ -332,6 +341,17 @@ const char *sd__wpipe_path(const sd_wpipe *p);
 /* After finish: the content when it never left memory (*data, length
  * returned), else -1. */
 ssize_t sd__wpipe_mem(const sd_wpipe *p, const void **data);
+/* A pipe that goes on writing an existing file (fd, owned by the pipe from
+ * here on, closed by sd__wpipe_free; path for messages and commit) at
+ * offset: a resumable upload's part file. state (may be NULL) is the
+ * SHA-256 state of [0, offset); without it the address is computed by
+ * re-reading the file at finish. */
+struct evp_md_ctx_st;
+int sd__wpipe_open_file(sd_core *c, int fd, const char *path, uint64_t offset,
+			const struct evp_md_ctx_st *state, sd_wpipe **out);
+/* Drain, then copy the running SHA-256 state of every byte given so far
+ * into out: 0; -ENOENT when the pipe has none (it will re-read); -errno. */
+int sd__wpipe_hash_state(sd_wpipe *p, struct evp_md_ctx_st *out);
 /* The file was changed behind the pipe (random write): the running hash
  * is no longer the content's; finish() will re-read the file. size is the
  * new length. */
@@ -399,6 +419,10 @@ typedef struct sd_put {
 	int64_t expect_node; /* if > 0: the node must still be this one */
 	sd_stat *st;       /* out, may be NULL: the file after the change */
 	int64_t mtime;     /* seconds; 0 = the commit time */
+	/* may be NULL: run in the same transaction once the tree changed (a
+	 * resumable upload marks itself done there); an error fails it all */
+	int (*in_txn)(sd_dbc *d, void *arg);
+	void *in_txn_arg;
 } sd_put;
 int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, sd_put *put);
 void sd__node_to_stat(const sd_node *n, sd_stat *st);
@@ -480,6 +504,14 @@ int sd__commit_stored(sd_core *c, const char *hex, uint64_t size, sd_put *put);
 int sd__commit_pipe(sd_core *c, sd_wpipe *p, const char *hex, uint64_t size, sd_put *put,
 		    int *dedup);
 
+/* Commit a finished file that must outlive a failed commit (a resumable
+ * upload's part file at path, read through fd): a content up to
+ * inline_max is read back and stored inline, a larger one is hard-linked
+ * into tmp/ and that link goes through commit_temp. The file at path is
+ * left in place either way (the caller removes it after a success). */
+int sd__commit_keep(sd_core *c, int fd, const char *path, const char *hex, uint64_t size,
+		    sd_put *put, int *dedup);
+
 /* ---- upload.c */
 int sd__upload_begin(sd_core *c, const sd_principal *u, const sd_cred *cred, const char *npath,
 		     unsigned flags, uint64_t offset, uint32_t mode, sd_upload **out);
@@ -488,6 +520,23 @@ uint64_t sd__upload_size(const sd_upload *up);
 void sd__upload_set_mtime(sd_upload *up, int64_t mtime);
 int sd__upload_commit(sd_upload *up, const char *expect, sd_stat *st, int *dedup);
 void sd__upload_abort(sd_upload *up);
+
+/* ---- rupload.c: resumable uploads (design notes and R1-R5 there);
+ * contracts of the calls in storaged.h (rup_*) */
+int sd__rup_create(sd_core *c, const sd_principal *u, const char *npath, unsigned flags,
+		   uint64_t length, uint32_t mode, const char *meta, sd_rupload_info *out);
+int sd__rup_info(sd_core *c, const sd_principal *u, const sd_cred *cred, const char *id,
+		 sd_rupload_info *out);
+int sd__rup_open(sd_core *c, const sd_principal *u, const sd_cred *cred, const char *id,
+		 uint64_t offset, const char *expect, sd_rupload **out);
+int sd__rup_write(sd_rupload *h, const void *buf, size_t len);
+int sd__rup_close(sd_rupload *h, int keep, sd_rupload_info *out);
+int sd__rup_delete(sd_core *c, const sd_principal *u, const char *id);
+/* The cleaner's step: remove uploads expired at now (ms) that nobody has
+ * open, and part files without a row; *count += uploads removed. */
+int sd__rup_expire(sd_core *c, int64_t now, int64_t *count);
+/* Free the live table (core close). */
+void sd__rup_free_all(sd_core *c);
 
 /* ---- instant.c */
 int sd__instant_begin(sd_core *c, const sd_principal *u, const char *npath, unsigned flags,
