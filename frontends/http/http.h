@@ -23,6 +23,10 @@
  *               and multipart writes
  *   admin.c     /api/v1/admin/...
  *   history.c   /api/v1/versions, /trash, /rollback, ?at= (history.h)
+ *   tus.c       /api/v1/tus: resumable uploads (tus 1.0) on the engine's
+ *               upload sessions
+ *   partial.c   PUT /api/v1/fs/<path> with Content-Range (RFC 9110 partial
+ *               PUT) on a handle: one version per request
  *      |
  *   upload.c    streamed uploads, instant upload (header and /api/v1/instant)
  *   download.c  file bodies from readers: ranges, conditionals, multipart
@@ -225,6 +229,9 @@ enum MHD_Result sd__http_h_truncate(struct MHD_Connection *c, hreq *r, const cha
 enum MHD_Result sd__http_h_attrs(struct MHD_Connection *c, hreq *r, const char *id);
 enum MHD_Result sd__http_h_sync(struct MHD_Connection *c, hreq *r, const char *id);
 enum MHD_Result sd__http_h_close(struct MHD_Connection *c, hreq *r, const char *id);
+/* tus.c: /api/v1/tus[/<id>], resumable uploads (tus 1.0); authenticates
+ * by itself (OPTIONS needs no credentials) */
+enum MHD_Result sd__http_tus(struct MHD_Connection *c, hreq *r, const char *tail);
 /* hdata.c: GET/HEAD/PUT /api/v1/handles/<id>/data */
 enum MHD_Result sd__http_h_data(struct MHD_Connection *c, hreq *r, const char *id);
 
@@ -243,11 +250,20 @@ enum MHD_Result sd__http_handle_errno(struct MHD_Connection *c, hreq *r, int err
 
 /* ---------------------------------------------------------- upload.c */
 
-/* Start a body upload to r->path (r->shown, r->up_flags set): refuses a
- * Content-Range (partial PUT), checks X-Checksum-SHA256, tries instant
+/* Start a body upload to r->path (r->shown, r->up_flags set): hands a
+ * Content-Range to partial.c (refused on ID uploads), checks X-Checksum-SHA256, tries instant
  * upload by header, pre-checks the quota from Content-Length, then
  * upload_begin. Answers, or enters RQ_BODY with BODY_UPLOAD. */
 enum MHD_Result sd__http_upload_start(struct MHD_Connection *c, hreq *r);
+
+/* --------------------------------------------------------- partial.c */
+
+/* PUT of r->path with Content-Range `range` (RFC 9110 partial PUT): checks
+ * the range, opens a handle of the request's session (the working copy)
+ * and enters RQ_BODY; the body is written at the range's start and
+ * committed as one version when it is complete. Answers at once on a
+ * malformed range (400), a range past the end (409), If-Match (412). */
+enum MHD_Result sd__http_partial_put(struct MHD_Connection *c, hreq *r, const char *range);
 
 /* -------------------------------------------------------- download.c */
 

@@ -71,6 +71,8 @@ static const http_route routes[] = {
     {"POST", "/api/v1/handles/*/sync", R_AUTH | R_RO_OK, sd__http_h_sync},
     {"POST", "/api/v1/handles/*/close", R_AUTH | R_RO_OK, sd__http_h_close},
     {"GET HEAD DELETE", "/api/v1/handles/*", R_AUTH | R_RO_OK, sd__http_h_handle},
+    /* resumable uploads (tus.c): OPTIONS is open, the rest authenticate there */
+    {"OPTIONS POST HEAD PATCH DELETE", "/api/v1/tus", R_TREE, sd__http_tus},
     {"*", "/api", R_TREE | R_AUTH, no_route},
 };
 
