@@ -73,6 +73,12 @@ const sd_conf_item sd_conf_table[] = {
 	 "Least severe level written to the log: debug, info, warn or error."},
 	{"log_file", SD_CONF_PATH, F(log_file), "",
 	 "Log file, opened for appending and reopened on SIGHUP; empty logs to standard error."},
+	{"log_format", SD_CONF_STR, F(log_format_name), "kv",
+	 "Form of every log line (and of the access log): kv (time, level=, src=, then key=value pairs) or json (one JSON object per line with the same fields); docs/logs.md."},
+	{"access_log", SD_CONF_PATH, F(access_log), "",
+	 "File for the HTTP access log (one line per request: time, address, user, method, path, status, bytes, duration, user agent), reopened on SIGHUP; empty writes those lines into the main log at info."},
+	{"xferlog", SD_CONF_PATH, F(xferlog), "",
+	 "File for a wu-ftpd/vsftpd xferlog of every file transfer over FTP, SFTP and HTTP (for log analysers), reopened on SIGHUP; empty: none."},
 	{"durability", SD_CONF_STR, F(durability_name), "full",
 	 "full: every acknowledged change is on disk (fsync of the database and blobs); normal: the last commits may be lost on power failure, but are faster."},
 	{"write_buffer", SD_CONF_SIZE, F(write_buffer), "4M",
@@ -944,6 +950,13 @@ static int finish_storaged(sd_conf *c, const sd_conf_section *raw, const char *f
 		seterr(err, errlen,
 		       "%s:%d: [storaged] bad value '%s' for key 'log_level' (use debug, info, warn or error)",
 		       file, e ? e->line : 0, c->log_level_name);
+		return -SD_ECONFIG;
+	}
+	c->log_format = sd_log_format_parse(c->log_format_name);
+	if (c->log_format < 0) {
+		const sd_conf_entry *e = find_entry(raw, "log_format");
+		seterr(err, errlen, "%s:%d: [storaged] bad value '%s' for key 'log_format' (use kv or json)",
+		       file, e ? e->line : 0, c->log_format_name);
 		return -SD_ECONFIG;
 	}
 	if (strcmp(c->durability_name, "full") == 0) {

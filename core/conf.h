@@ -45,6 +45,10 @@ typedef struct sd_conf {
 	char *log_level_name;
 	int log_level;             /* derived from log_level_name */
 	char *log_file;            /* "" = stderr */
+	char *log_format_name;     /* "kv" | "json" */
+	int log_format;            /* derived: SD_LOG_FMT_* */
+	char *access_log;          /* "" = access lines go to the main log */
+	char *xferlog;             /* "" = none */
 	char *durability_name;
 	int durability_full;       /* derived: 1 = full, 0 = normal */
 	int64_t write_buffer;

@@ -711,6 +711,11 @@ int sd__key_lines(sd_core *c, const char *name, char ***lines);
 int sd__stats(sd_core *c, sd_stats *out);
 int sd__gc_run(sd_core *c, int force, sd_gc_report *out);
 
+/* ---- xlog.c: the access and transfer logs (storaged.h log_access,
+ * log_transfer; formats in xlog.c) */
+void sd__log_access(sd_core *c, const sd_access_rec *a);
+void sd__log_transfer(sd_core *c, const sd_xfer_rec *x);
+
 /* ---- api.c: the function table (thin wrappers over the above) */
 extern const sd_core_api sd__api;
 

@@ -52,40 +52,22 @@ static const char *why_text(ftp_session *s, int err)
 	return s->api->strerror(-err);
 }
 
-/* Quote a path for a log line (key="value"). */
-static void log_quote(const char *in, char *out, size_t outlen)
-{
-	size_t o = 0;
-	for (; *in && o + 3 < outlen; in++) {
-		unsigned char c = (unsigned char)*in;
-		if (c == '"' || c == '\\') {
-			out[o++] = '\\';
-			out[o++] = (char)c;
-		} else if (c < 0x20 || c == 0x7f) {
-			out[o++] = '?';
-		} else {
-			out[o++] = (char)c;
-		}
-	}
-	out[o] = '\0';
-}
-
 /* One "event=transfer" line and the transfer metrics. path: as the
  * engine resolved it; err: positive, 0 when the transfer went well. */
 static void xfer_log(ftp_session *s, const char *cmd, const char *path, uint64_t bytes,
 		     int64_t t0_ms, const char *result, int dedup, int err)
 {
-	char qp[SD_PATH_MAX * 2];
-	double secs = (double)(sd_mono_ms() - t0_ms) / 1000.0;
-	log_quote(path, qp, sizeof qp);
-	s->api->log(s->core, SD_LOG_INFO, FTP_SRC,
-		    "event=transfer user=%s addr=%s cmd=%s path=\"%s\" bytes=%llu seconds=%.3f result=%s dedup=%d%s%s%s",
-		    s->uname, s->addr, cmd, qp, (unsigned long long)bytes, secs, result, dedup,
-		    err ? " reason=\"" : "", err ? why_text(s, err) : "", err ? "\"" : "");
+	/* the engine writes the line (and the xferlog), the same for every
+	 * front end (docs/logs.md) */
+	int up = cmd[0] == 'S' || cmd[0] == 'A';
+	sd_xfer_rec x = {.proto = "ftp", .user = s->uname, .addr = s->addr, .cmd = cmd, .path = path,
+			 .incoming = up, .anonymous = s->anon, .bytes = bytes,
+			 .ms = sd_mono_ms() - t0_ms, .result = result, .dedup = dedup,
+			 .reason = err ? why_text(s, err) : NULL};
+	s->api->log_transfer(s->core, &x);
 	/* the series every front end has (docs/metrics.md); deduplication is
 	 * counted by the engine for all of them */
 	char labels[128];
-	int up = cmd[0] == 'S' || cmd[0] == 'A';
 	if (bytes)
 		ftp_count(s, up ? "storaged_bytes_received_total" : "storaged_bytes_sent_total",
 			  "frontend=\"ftp\"", (int64_t)bytes);

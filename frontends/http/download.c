@@ -101,6 +101,8 @@ enum MHD_Result sd__http_serve_file(struct MHD_Connection *c, hreq *r, const cha
 		r->rd = NULL;
 		return sd__http_reply_errno(c, r, rc);
 	}
+	if (strcmp(r->method, "GET") == 0)
+		r->xfer = 2; /* a transfer line at completion (access.c) */
 	char etag[SD_SHA256_HEX + 2];
 	snprintf(etag, sizeof etag, "\"%s\"", st.sha256);
 	const char *ctype = sd__http_mime(path);

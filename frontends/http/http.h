@@ -32,6 +32,7 @@
  *   download.c  file bodies from readers: ranges, conditionals, multipart
  *      |
  *   args.c      query arguments, headers, path arguments of a request
+ *   access.c    the access and transfer lines of each request (leaf)
  *      |
  *   reply.c     answers: JSON bodies, errors, status mapping (leaf)
  *   wire.c      HTTP text formats: percent-decoding, dates, ranges, MIME
@@ -178,10 +179,24 @@ struct hreq {
 	int json_over;
 	/* admin route (copied tail of the URL) */
 	char route[256];
+	/* access.c: when the request began, its target as received, and
+	 * whether it moved a file (1 in, 2 out: a transfer line at the end) */
+	int64_t t0_us;
+	char target[1024];
+	int xfer;
+	int xfer_dedup;
 	/* handle API: the handle the URL names (handles.c) */
 	sd_handle hid;
 	char hname[72];
 };
+
+/* ---------------------------------------------------------- access.c */
+
+/* The request's first call: its start time and target, for its line. */
+void sd__http_access_begin(hreq *r, const char *url, const char *method);
+/* The request is over (completed: answered in full): its access line and,
+ * when it moved a file (r->xfer), its transfer line. c may be NULL. */
+void sd__http_access_end(struct MHD_Connection *c, hreq *r, int completed);
 
 /* ---------------------------------------------------------- routes.c */
 

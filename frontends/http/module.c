@@ -193,6 +193,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		r = sd_xcalloc(1, sizeof *r);
 		r->srv = s;
 		*con_cls = r;
+		sd__http_access_begin(r, url, method);
 		/* Without a body, answer from the next call: a response queued
 		 * in the first call makes libmicrohttpd close the connection
 		 * (it cannot know the request is complete), losing keep-alive.
@@ -263,7 +264,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void request_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			      enum MHD_RequestTerminationCode toe)
 {
-	(void)c;
 	http_srv *s = cls;
 	hreq *r = *con_cls;
 	if (!r)
@@ -287,6 +287,7 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **con_cl
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->state != RQ_ANSWERED)
 		r->status = 0;
 	count_status(r);
+	sd__http_access_end(c, r, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
 	sd_buf_free(&r->json);
 	sd_buf_free(&r->path);
 	free(r);

@@ -210,6 +210,7 @@ enum MHD_Result sd__http_partial_put(struct MHD_Connection *c, hreq *r, const ch
 		MHD_add_response_header(resp, "Content-Range", cr);
 		return sd__http_queue(c, r, 409, resp, len);
 	}
+	r->xfer = 1;
 	r->state = RQ_BODY;
 	r->body = BODY_FEED;
 	r->feed = ppw_feed;

@@ -337,6 +337,7 @@ static enum MHD_Result patch_begin(struct MHD_Connection *c, hreq *r, const char
 	int rc = s->api->rup_info(r->sess, id, &in);
 	if (rc < 0)
 		return tus_errno(c, r, rc);
+	snprintf(r->shown, sizeof r->shown, "%s", in.path); /* for the log lines */
 	const char *cl = sd__http_hdr(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
 	uint64_t clen;
 	if (cl && parse_u63(cl, &clen) == 0 && offset <= in.length && clen > in.length - offset)
@@ -363,6 +364,7 @@ static enum MHD_Result patch_begin(struct MHD_Connection *c, hreq *r, const char
 	snprintf(p->id, sizeof p->id, "%s", id);
 	r->body_state = p;
 	r->body_state_free = patch_free;
+	r->xfer = 1; /* a transfer line with the bytes of this request */
 	r->state = RQ_BODY;
 	r->body = BODY_FEED;
 	r->feed = patch_feed;

@@ -103,6 +103,7 @@ static enum MHD_Result finish_upload(struct MHD_Connection *c, hreq *r)
 		return sd__http_reply_errno(c, r, rc);
 	}
 	count_upload(r, "stream");
+	r->xfer_dedup = dedup;
 	return reply_stored(c, r, r->existed ? 200 : 201, &st, dedup, 0);
 }
 
@@ -181,6 +182,7 @@ enum MHD_Result sd__http_upload_start(struct MHD_Connection *c, hreq *r)
 	r->state = RQ_BODY;
 	r->body = BODY_UPLOAD;
 	r->finish = finish_upload;
+	r->xfer = 1;
 	return MHD_YES;
 }
 
