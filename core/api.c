@@ -30,6 +30,14 @@
 	} while (0);                                                        \
 	sd_core *c = sd__session_core(s)
 
+/* A call refused by the quota fires quota_exceeded (events.c). */
+static int quota_event(sd_core *c, const sd_principal *u, const char *np, int r)
+{
+	if (r == -EDQUOT)
+		sd__event(c, SD_EV_QUOTA, u, np, NULL, -1, NULL, "quota exceeded");
+	return r;
+}
+
 static int res(sd_session *s, const char *path, char np[SD_PATH_MAX + 1])
 {
 	if (!path)
@@ -153,7 +161,10 @@ static int a_mkdir(sd_session *s, const char *path, uint32_t mode, int parents)
 	ENTER(s, u);
 	RESOLVE(s, path, np);
 	NO_VIRT_WRITE(np);
-	return sd__tree_mkdir(c, u, np, mode, parents);
+	int r = sd__tree_mkdir(c, u, np, mode, parents);
+	if (r == 0)
+		sd__event(c, SD_EV_MKDIR, u, np, NULL, -1, NULL, NULL);
+	return r;
 }
 
 static int a_rmdir(sd_session *s, const char *path)
@@ -161,7 +172,10 @@ static int a_rmdir(sd_session *s, const char *path)
 	ENTER(s, u);
 	RESOLVE(s, path, np);
 	NO_VIRT_WRITE(np);
-	return sd__tree_remove(c, u, np, 1, 0, sd__session_delete_stamp(s, sd__now_ms(c)));
+	int r = sd__tree_remove(c, u, np, 1, 0, sd__session_delete_stamp(s, sd__now_ms(c)));
+	if (r == 0)
+		sd__event(c, SD_EV_DELETE, u, np, NULL, -1, NULL, NULL);
+	return r;
 }
 
 static int a_unlink(sd_session *s, const char *path, int recursive)
@@ -169,7 +183,10 @@ static int a_unlink(sd_session *s, const char *path, int recursive)
 	ENTER(s, u);
 	RESOLVE(s, path, np);
 	NO_VIRT_WRITE(np);
-	return sd__tree_remove(c, u, np, 0, recursive, sd__session_delete_stamp(s, sd__now_ms(c)));
+	int r = sd__tree_remove(c, u, np, 0, recursive, sd__session_delete_stamp(s, sd__now_ms(c)));
+	if (r == 0)
+		sd__event(c, SD_EV_DELETE, u, np, NULL, -1, NULL, NULL);
+	return r;
 }
 
 static int a_rename(sd_session *s, const char *from, const char *to, unsigned flags)
@@ -179,10 +196,16 @@ static int a_rename(sd_session *s, const char *from, const char *to, unsigned fl
 		return -EINVAL;
 	RESOLVE(s, from, nf);
 	RESOLVE(s, to, nt);
-	if (VIRT(nf))
-		return sd__virt_rename(c, u, nf, nt, flags);
-	NO_VIRT_WRITE(nt);
-	return sd__tree_rename(c, u, nf, nt, flags);
+	int r;
+	if (VIRT(nf)) {
+		r = sd__virt_rename(c, u, nf, nt, flags);
+	} else {
+		NO_VIRT_WRITE(nt);
+		r = sd__tree_rename(c, u, nf, nt, flags);
+	}
+	if (r == 0)
+		sd__event(c, SD_EV_RENAME, u, nf, nt, -1, NULL, NULL);
+	return r;
 }
 
 static int a_chmod(sd_session *s, const char *path, uint32_t mode)
@@ -209,9 +232,8 @@ static int a_copy(sd_session *s, const char *from, const char *to)
 	NO_VIRT_WRITE(nt);
 	if (VIRT_READ(s, nf))
 		return -ENOENT;
-	if (VIRT(nf))
-		return sd__virt_copy(c, u, nf, nt);
-	return sd__tree_copy(c, u, nf, nt);
+	int r = VIRT(nf) ? sd__virt_copy(c, u, nf, nt) : sd__tree_copy(c, u, nf, nt);
+	return quota_event(c, u, nt, r);
 }
 
 static int a_fsinfo(sd_session *s, sd_fsinfo *out)
@@ -270,7 +292,7 @@ static int a_rup_create(sd_session *s, const char *path, unsigned flags, uint64_
 	ENTER(s, u);
 	RESOLVE(s, path, np);
 	NO_VIRT_WRITE(np);
-	return sd__rup_create(c, u, np, flags, length, mode, meta, out);
+	return quota_event(c, u, np, sd__rup_create(c, u, np, flags, length, mode, meta, out));
 }
 
 static int a_rup_info(sd_session *s, const char *id, sd_rupload_info *out)
@@ -304,9 +326,14 @@ static int a_open_read(sd_session *s, const char *path, sd_reader **out, sd_stat
 	RESOLVE(s, path, np);
 	if (VIRT_READ(s, np))
 		return -ENOENT;
-	if (VIRT(np))
-		return sd__virt_open_read(c, u, np, out, st);
-	return sd__reader_open(c, u->id, np, out, st);
+	sd_stat own;
+	if (!st)
+		st = &own;
+	int r = VIRT(np) ? sd__virt_open_read(c, u, np, out, st)
+			 : sd__reader_open(c, u->id, np, out, st);
+	if (r == 0)
+		sd__event(c, SD_EV_DOWNLOAD, u, np, NULL, (int64_t)st->size, st->sha256, NULL);
+	return r;
 }
 
 static int a_open_read_public(sd_core *c, int64_t owner, const char *path, sd_reader **out,
@@ -331,6 +358,9 @@ static int a_handle_open(sd_session *s, const char *path, unsigned flags, uint32
 	RESOLVE(s, path, np);
 	int detached = (flags & SD_O_DETACHED) != 0;
 	sd_file *f;
+	sd_stat own;
+	if (!st)
+		st = &own;
 	if (VIRT_READ(s, np))
 		return -ENOENT;
 	int r = VIRT(np) ? sd__virt_open_file(c, u, np, flags & ~SD_O_DETACHED, &f, st)
@@ -339,6 +369,8 @@ static int a_handle_open(sd_session *s, const char *path, unsigned flags, uint32
 		return r;
 	if ((r = sd__handle_add(c, s, u->id, detached, f, out)) < 0)
 		sd__file_abandon(f);
+	else if (!(flags & (SD_O_WRITE | SD_O_TRUNC | SD_O_APPEND | SD_O_CREAT)))
+		sd__event(c, SD_EV_DOWNLOAD, u, np, NULL, (int64_t)st->size, st->sha256, NULL);
 	return r;
 }
 

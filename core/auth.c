@@ -191,6 +191,7 @@ static int auth_failed(sd_core *c, const char *user, const char *addr, const cha
 	sd_kv_quote(user ? user : "", qu, sizeof qu);
 	sd_log(SD_LOG_WARN, "auth", "event=login_failed user=\"%s\" addr=%s proto=%s reason=%s%s",
 	       qu, addr ? addr : "-", proto ? proto : "-", why, blocked ? " blocked=1" : "");
+	sd__event_login(c, SD_EV_LOGIN_FAILED, 0, user, proto, addr, NULL, why);
 	if (sd__journal_alone(c, user, "login_failed", detail) < 0)
 		sd_log(SD_LOG_ERROR, "auth", "event=journal_failed op=login_failed");
 	sd__metric_add(c, "storaged_login_failures_total", NULL, 1);
@@ -408,6 +409,7 @@ static int login_ok(sd_core *c, const sd_user *u, int method, int64_t cred_id,
 	sd_log(SD_LOG_DEBUG, "auth", "event=login user=%s addr=%s proto=%s method=%s%s", u->name,
 	       addr ? addr : "-", proto ? proto : "-", method_names[method],
 	       (u->flags & SD_USER_READONLY) ? " readonly=1" : "");
+	sd__event_login(c, SD_EV_LOGIN, u->id, u->name, proto, addr, method_names[method], NULL);
 	return sd__session_new(c, u, method, cred_id, pwtag, addr, proto, out);
 }
 

@@ -36,6 +36,20 @@
 #include "log.h"
 #include "sys.h"
 
+/* The events of a commit (events.c): an upload when a client's content
+ * became a file's, quota_exceeded when the quota refused it. */
+static int fired(sd_core *c, const char *hex, const sd_put *put, int r)
+{
+	if (!put->u)
+		return r;
+	if (r == 0 && (strcmp(put->op, "write") == 0 || strcmp(put->op, "instant") == 0))
+		sd__event(c, SD_EV_UPLOAD, put->u, put->npath, NULL, (int64_t)put->size, hex, NULL);
+	else if (r == -EDQUOT)
+		sd__event(c, SD_EV_QUOTA, put->u, put->npath, NULL, (int64_t)put->size, NULL,
+			  "quota exceeded");
+	return r;
+}
+
 static int apply(sd_core *c, const char *hex, uint64_t size, sd_put *put, int must_exist)
 {
 	sd_dbc *d = sd_db_write_begin(c->db);
@@ -94,7 +108,7 @@ out:
 	ops->unlock(c->store, lk);
 	if (!placed)
 		sd_sys_unlink(tmppath);
-	return r;
+	return fired(c, hex, put, r);
 }
 
 SD_SQL(q_inline_insert, "INSERT INTO blob_inline(blob, data) VALUES (?1, ?2)");
@@ -127,7 +141,7 @@ static int commit_inline(sd_core *c, const char *hex, const void *data, uint64_t
 		sd__metric_add(c, "storaged_uploads_deduplicated_total", NULL, 1);
 		sd__metric_add(c, "storaged_bytes_saved_total", NULL, (int64_t)size);
 	}
-	return r;
+	return fired(c, hex, put, r);
 }
 
 int sd__commit_pipe(sd_core *c, sd_wpipe *p, const char *hex, uint64_t size, sd_put *put,
@@ -170,7 +184,7 @@ int sd__commit_stored(sd_core *c, const char *hex, uint64_t size, sd_put *put)
 	 * write transaction and only with refs = 0 (I3). Write transactions
 	 * are serial, so either we see no row (-SD_ESENDDATA) or our
 	 * reference lands first and the cleaner's delete finds refs > 0. */
-	return apply(c, hex, size, put, 1);
+	return fired(c, hex, put, apply(c, hex, size, put, 1));
 }
 
 int sd__commit_keep(sd_core *c, int fd, const char *path, const char *hex, uint64_t size,

@@ -75,6 +75,16 @@ typedef struct sd_conf {
 	int64_t max_handles_per_user;
 	int64_t handle_idle_timeout;
 	int show_history_folders;  /* list /.snapshots and /.trash in "/" */
+	char *hook_command;          /* "" = none */
+	char *hook_events;           /* "all" or a list */
+	int64_t hook_concurrency;
+	int64_t hook_timeout;        /* ms */
+	int64_t hook_queue;          /* events waiting per sink */
+	char *webhook_url;           /* "" = none */
+	char *webhook_secret;
+	char *webhook_events;
+	int64_t webhook_timeout;     /* ms */
+	int64_t webhook_retries;
 	int64_t upload_expiry;       /* ms a resumable upload lives unused */
 	int64_t max_uploads_per_user;
 

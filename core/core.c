@@ -212,6 +212,11 @@ sd_core *sd_core_open_store(const sd_conf *conf, unsigned flags, sd_store *store
 	}
 	if (flags & SD_CORE_RECOVER)
 		sd__recover(c);
+	if ((flags & SD_CORE_THREADS) && (r = sd__events_start(c)) < 0) {
+		snprintf(err, errlen, "bad hook_events or webhook_events: use all, or a list of upload, "
+			 "download, delete, rename, mkdir, login, login_failed, quota_exceeded");
+		goto fail;
+	}
 	if ((flags & SD_CORE_THREADS) && (r = sd__cleaner_start(c)) < 0) {
 		snprintf(err, errlen, "cannot start the cleaner: %s", strerror(-r));
 		goto fail;
@@ -228,6 +233,7 @@ void sd_core_close(sd_core *c)
 {
 	if (!c)
 		return;
+	sd__events_stop(c);
 	sd__cleaner_stop(c);
 	sd__handles_free(c); /* abandons what sessions left open */
 	sd__pool_stop(c);

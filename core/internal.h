@@ -711,6 +711,27 @@ int sd__key_lines(sd_core *c, const char *name, char ***lines);
 int sd__stats(sd_core *c, sd_stats *out);
 int sd__gc_run(sd_core *c, int force, sd_gc_report *out);
 
+/* ---- events.c: event hooks (design notes E1-E6 there) */
+enum { SD_EV_UPLOAD = 0, SD_EV_DOWNLOAD, SD_EV_DELETE, SD_EV_RENAME, SD_EV_MKDIR, SD_EV_LOGIN,
+       SD_EV_LOGIN_FAILED, SD_EV_QUOTA, SD_EV_N };
+/* Start the hook workers the config asks for (the daemon only, E4); 0 or
+ * -EINVAL (a bad hook_events / webhook_events list). */
+int sd__events_start(sd_core *c);
+/* Stop them: commands running finish (within hook_timeout), events still
+ * queued are dropped and counted in the log. */
+void sd__events_stop(sd_core *c);
+/* "upload,login" (or "all", or "") into a mask of 1 << SD_EV_*; -EINVAL
+ * for an unknown name. */
+int sd__event_mask(const char *list, unsigned *mask);
+/* Queue an event of u (NULL: none) on path (target: a rename's new path;
+ * size -1 and sha256/reason NULL when they do not apply). Never blocks on
+ * a hook (E1); a no-op without hooks. */
+void sd__event(sd_core *c, int type, const sd_principal *u, const char *path, const char *target,
+	       int64_t size, const char *sha256, const char *reason);
+/* A login (SD_EV_LOGIN, of user uid) or a failed one (SD_EV_LOGIN_FAILED). */
+void sd__event_login(sd_core *c, int type, int64_t uid, const char *user, const char *proto,
+		     const char *addr, const char *method, const char *reason);
+
 /* ---- xlog.c: the access and transfer logs (storaged.h log_access,
  * log_transfer; formats in xlog.c) */
 void sd__log_access(sd_core *c, const sd_access_rec *a);
