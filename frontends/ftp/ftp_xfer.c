@@ -104,7 +104,7 @@ static int send_by_sendfile(ftp_session *s, int fd, uint64_t base, uint64_t *pos
 		int w = ftp_xfer_wait(s, POLLOUT, ctrl_state, abor, 0);
 		if (w <= 0)
 			return wait_error(s, w);
-		size_t want = ftp_bw_chunk(s->srv->bw, s->bw, SENDFILE_CHUNK);
+		size_t want = sd_bw_chunk(s->srv->bw, s->bw, SENDFILE_CHUNK);
 		if (size - *pos < want)
 			want = (size_t)(size - *pos);
 		off_t o = (off_t)(base + *pos);
@@ -119,7 +119,7 @@ static int send_by_sendfile(ftp_session *s, int fd, uint64_t base, uint64_t *pos
 			return SD_ECORRUPT; /* the content ends before its size */
 		*pos += (uint64_t)n;
 		*sent += (uint64_t)n;
-		ftp_bw_take(s->srv->bw, s->bw, (size_t)n);
+		sd_bw_take(s->srv->bw, s->bw, (size_t)n);
 	}
 	return 0;
 }
@@ -134,7 +134,7 @@ static int send_by_pread(ftp_session *s, sd_reader *rd, uint64_t *pos, uint64_t 
 	char prev = 0; /* last byte of the previous chunk (ASCII) */
 	int err = 0;
 	while (*pos < size) {
-		size_t want = ftp_bw_chunk(s->srv->bw, s->bw, XFER_BUF);
+		size_t want = sd_bw_chunk(s->srv->bw, s->bw, XFER_BUF);
 		ssize_t n = s->api->reader_pread(rd, buf, want, *pos);
 		if (n <= 0) {
 			err = n < 0 ? (int)-n : SD_ECORRUPT;
@@ -159,7 +159,7 @@ static int send_by_pread(ftp_session *s, sd_reader *rd, uint64_t *pos, uint64_t 
 		}
 		*pos += (uint64_t)n;
 		*sent += olen;
-		ftp_bw_take(s->srv->bw, s->bw, olen);
+		sd_bw_take(s->srv->bw, s->bw, olen);
 	}
 	free(obuf);
 	free(buf);
@@ -257,7 +257,7 @@ static int receive(ftp_session *s, sd_upload *up, uint64_t *got, int *interrupte
 			*interrupted = w == 0 ? ETIMEDOUT : s->srv->stopping ? ESHUTDOWN : ECANCELED;
 			break;
 		}
-		ssize_t n = ftp_io_recv(&s->data, buf, ftp_bw_chunk(s->srv->bw, s->bw, XFER_BUF));
+		ssize_t n = ftp_io_recv(&s->data, buf, sd_bw_chunk(s->srv->bw, s->bw, XFER_BUF));
 		if (n == -EAGAIN)
 			continue;
 		if (n == 0 && s->srv->stopping) { /* our own shutdown(), not the client's EOF */
@@ -292,7 +292,7 @@ static int receive(ftp_session *s, sd_upload *up, uint64_t *got, int *interrupte
 		}
 		if (len > 0)
 			werr = s->api->upload_write(up, in, len);
-		ftp_bw_take(s->srv->bw, s->bw, (size_t)n);
+		sd_bw_take(s->srv->bw, s->bw, (size_t)n);
 	}
 	if (!werr && pending_cr)
 		werr = s->api->upload_write(up, "\r", 1);

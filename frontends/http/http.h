@@ -33,6 +33,7 @@
  *      |
  *   args.c      query arguments, headers, path arguments of a request
  *   access.c    the access and transfer lines of each request (leaf)
+ *   throttle.c  bandwidth_limit: per-user budgets (util/bw.c)
  *      |
  *   reply.c     answers: JSON bodies, errors, status mapping (leaf)
  *   wire.c      HTTP text formats: percent-decoding, dates, ranges, MIME
@@ -53,6 +54,7 @@
 #include <sys/types.h>
 
 #include "storaged.h"
+#include "bw.h"
 #include "net.h"
 #include "util.h"
 #include "util/sdjson.h" /* the JSON form of engine types, shared with storagectl */
@@ -83,7 +85,10 @@ typedef struct http_conf {
 	int64_t max_json_body;   /* bytes of a JSON request body */
 	int64_t list_limit;      /* default and max page size of listings */
 	char *metrics;           /* "open" | "token" (an admin's credentials) | "off" */
+	int64_t bandwidth_limit; /* bytes/s per user, 0 = none (throttle.c) */
 } http_conf;
+
+typedef struct http_throttle http_throttle;
 
 /* --------------------------------------------------------- the server */
 
@@ -97,6 +102,7 @@ typedef struct http_srv {
 	char *tls_cert_pem, *tls_key_pem;
 	atomic_long open_conns;
 	unsigned char hkey[32];  /* handles.c: key of the handle ids' MACs */
+	http_throttle *throttle; /* bandwidth_limit; NULL when none */
 } http_srv;
 
 /* ---------------------------------------------------- request context */
@@ -185,10 +191,28 @@ struct hreq {
 	char target[1024];
 	int xfer;
 	int xfer_dedup;
+	sd_bw_slot *bws;  /* throttle.c: the user's bandwidth slot, if limited */
 	/* handle API: the handle the URL names (handles.c) */
 	sd_handle hid;
 	char hname[72];
 };
+
+/* -------------------------------------------------------- throttle.c */
+
+/* A limiter of rate bytes/s per user, nslots users at once (NULL when rate
+ * is 0: no limit). With one, every connection has a thread of its own
+ * (module.c), so the calls below may sleep. */
+http_throttle *sd__http_throttle_new(int64_t rate, int nslots);
+void sd__http_throttle_free(http_throttle *t);
+/* n body bytes of r moved (in or out): charge r's user, sleeping while it
+ * is over its budget. No-op without a limit or an authenticated user. */
+void sd__http_throttle(hreq *r, size_t n);
+/* Is r's user limited (an authenticated request with a limiter on)? */
+int sd__http_throttled(hreq *r);
+/* How much a limited body read should move at once (max when unlimited). */
+size_t sd__http_throttle_chunk(hreq *r, size_t max);
+/* Give r's slot back (request completion). */
+void sd__http_throttle_release(hreq *r);
 
 /* ---------------------------------------------------------- access.c */
 

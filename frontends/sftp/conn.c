@@ -65,6 +65,7 @@ static int auth_done(struct conn *c, const char *method, sd_session *sess)
 		return SSH_AUTH_DENIED;
 	}
 	c->sess = sess;
+	c->bws = sd_bw_acquire(c->srv->bw, si.uid);
 	snprintf(c->user, sizeof(c->user), "%s", si.user);
 	c->readonly = (si.flags & SD_USER_READONLY) != 0;
 	c->state = C_READY;
@@ -374,6 +375,8 @@ void *sd__sftp_conn_main(void *arg)
 		x.max_handles = (int)s->conf->handles_per_session;
 		x.idle_ms = s->conf->idle_timeout;
 		x.stopping = &s->stopping;
+		x.bw = s->bw;
+		x.bws = c->bws;
 		rc = sd__sftp_serve(&x);
 		SLOG(s, SD_LOG_INFO, "event=session_end user=%s addr=%s ms=%" PRId64 " reason=\"%s\"",
 		     c->user, c->addr, sd_mono_ms() - t0,
@@ -397,6 +400,8 @@ void *sd__sftp_conn_main(void *arg)
 	if (c->chan != NULL)
 		ssh_channel_free(c->chan);
 	c->chan = NULL;
+	sd_bw_release(s->bw, c->bws);
+	c->bws = NULL;
 	s->api->session_close(c->sess); /* abandons anything still open */
 	c->sess = NULL;
 	ssh_disconnect(c->ssh);

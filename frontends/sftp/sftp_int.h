@@ -26,6 +26,7 @@
 #include <libssh/server.h>
 
 #include "core/storaged.h"
+#include "bw.h"
 #include "net.h"
 
 #pragma GCC visibility push(hidden)
@@ -43,6 +44,7 @@ typedef struct sftp_conf {
 	int64_t max_auth_tries;    /* failed attempts per connection */
 	int64_t handles_per_session;
 	int64_t max_read;          /* bytes per READ reply and per WRITE request */
+	int64_t bandwidth_limit;   /* bytes/s per user, 0 = none (util/bw.c) */
 } sftp_conf;
 
 /* The module's state (server.c). */
@@ -52,6 +54,7 @@ struct srv {
 	sftp_conf *conf;
 	char keydir[4096];  /* where the host keys are */
 	sd_listener *lis;   /* admission: max_sessions, max_per_ip */
+	sd_bw *bw;          /* bandwidth_limit, per user */
 	ssh_bind bind;      /* host keys and algorithms; never listens */
 	pthread_t accept_thr;
 	int accept_started;
@@ -76,6 +79,7 @@ struct conn {
 	enum cstate state;
 	char addr[SD_ADDR_MAX]; /* the listener slot's address */
 	sd_session *sess;  /* set by a successful login */
+	sd_bw_slot *bws;   /* the user's bandwidth slot, from login to the end */
 	char user[SD_USERNAME_MAX + 1];
 	int readonly;
 	int auth_fails;
@@ -117,6 +121,8 @@ typedef struct sftp_ctx {
 	int max_handles;
 	int64_t idle_ms;
 	volatile int *stopping;   /* set by module stop: leave soon */
+	sd_bw *bw;                /* bandwidth_limit: every READ and WRITE draws */
+	sd_bw_slot *bws;          /* from the user's slot (NULL: no limit) */
 } sftp_ctx;
 
 /* serve.c: serve the SFTP subsystem on ctx->chan until the client leaves,
