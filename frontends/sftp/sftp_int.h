@@ -67,6 +67,23 @@ struct srv {
 /* Connection states (conn.c has the diagram). */
 enum cstate { C_KEX = 0, C_AUTH, C_READY, C_SFTP, C_REFUSE, C_END };
 
+/* What a refused shell or command prints on stderr (exit status 1). */
+#define SFTP_REFUSE_MSG                                                                          \
+	"storaged: this server offers SFTP only; of commands it runs sha256sum, md5sum and "     \
+	"sha1sum on your files, nothing else\r\n"
+
+/* A session channel of a connection (conn.c): the sftp one, or one that
+ * runs a hash command (exec.c), with its own callbacks. */
+#define SFTP_MAX_CHANNELS 4
+struct xchan {
+	struct conn *c;
+	ssh_channel ch;
+	struct ssh_channel_callbacks_struct cb;
+	char *cmd;      /* an exec (or shell: "") request waiting to be served */
+	int pending;
+	int closed;     /* the client sent CHANNEL_CLOSE */
+};
+
 /* One SSH connection, touched by its own thread only, except next, fd and
  * done (under srv.mu). */
 struct conn {
@@ -84,9 +101,9 @@ struct conn {
 	int readonly;
 	int auth_fails;
 	int blocked;
-	ssh_channel chan;
+	ssh_channel chan;  /* the sftp channel (or the refused first one) */
+	struct xchan *xch[SFTP_MAX_CHANNELS];
 	struct ssh_server_callbacks_struct scb;
-	struct ssh_channel_callbacks_struct ccb;
 	const char *refuse_what;
 	int peer_closed;   /* the client sent CHANNEL_CLOSE */
 };
@@ -107,6 +124,14 @@ void *sd__sftp_conn_main(void *arg);
  * most n - 1 bytes, never inside a character. Returns out. */
 const char *sd__sftp_lp(char *out, size_t n, const char *p);
 
+/* exec.c: run the command line cmd of an exec request on channel ch
+ * (sha256sum, md5sum, sha1sum; anything else is refused with a message),
+ * writing its output on ch. Returns the exit status to send. */
+int sd__sftp_exec(struct conn *c, ssh_channel ch, const char *cmd);
+/* conn.c: serve the exec channels with a request waiting, and free the
+ * ones the client closed (called between SFTP requests). */
+int sd__sftp_exec_pump(void *conn);
+
 /* What the protocol engine needs to serve one authenticated channel. */
 typedef struct sftp_ctx {
 	const sd_core_api *api;
@@ -123,6 +148,12 @@ typedef struct sftp_ctx {
 	volatile int *stopping;   /* set by module stop: leave soon */
 	sd_bw *bw;                /* bandwidth_limit: every READ and WRITE draws */
 	sd_bw_slot *bws;          /* from the user's slot (NULL: no limit) */
+	/* may be NULL: waiting for input polls the whole session through ev
+	 * and calls aux(aux_arg) whenever something else arrived (an exec
+	 * channel beside this one, exec.c) */
+	ssh_event ev;
+	int (*aux)(void *arg);
+	void *aux_arg;
 } sftp_ctx;
 
 /* serve.c: serve the SFTP subsystem on ctx->chan until the client leaves,
