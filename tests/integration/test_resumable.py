@@ -88,7 +88,9 @@ def cut_patch(d, loc, offset, data, nsend):
             f"Content-Type: application/offset+octet-stream\r\n"
             f"Content-Length: {len(data)}\r\n\r\n").encode()
     s.sendall(head + data[:nsend])
-    time.sleep(0.05)
+    # a reset drops what the server has not read yet: give a loaded machine time to read
+    # every byte sent, so that "the server kept what arrived" holds
+    time.sleep(0.5)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     s.close()  # RST: the server sees the body end early
 
