@@ -85,6 +85,7 @@ typedef struct http_conf {
 	int64_t max_json_body;   /* bytes of a JSON request body */
 	int64_t list_limit;      /* default and max page size of listings */
 	char *metrics;           /* "open" | "token" (an admin's credentials) | "off" */
+	char *cors_origins;      /* origins browsers may call from: "", "*" or a list */
 	int64_t bandwidth_limit; /* bytes/s per user, 0 = none (throttle.c) */
 } http_conf;
 
@@ -228,6 +229,9 @@ void sd__http_access_end(struct MHD_Connection *c, hreq *r, int completed);
  * route table, authenticate, check rights and method, run the handler. */
 enum MHD_Result sd__http_dispatch(struct MHD_Connection *c, hreq *r, const char *url,
 				  const char *method);
+/* CORS (cors_origins): the request's Origin header when the configuration
+ * lets pages of that origin call the API, else NULL. */
+const char *sd__http_cors_origin(struct MHD_Connection *c, hreq *r);
 
 /* ------------------------------------------------------------ auth.c */
 

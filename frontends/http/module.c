@@ -71,6 +71,8 @@ static const sd_conf_item http_conf_table[] = {
      "default and largest page of a directory listing"},
     {"metrics", SD_CONF_STR, OFF(metrics), "token",
      "who may GET /metrics: open (anyone who reaches the port), token (an admin's credentials: Bearer token or Basic), off (404)"},
+    {"cors_origins", SD_CONF_STR, OFF(cors_origins), "",
+     "Origins (scheme://host[:port], comma-separated, or *) whose web pages may call the API from a browser (CORS: preflights answered, Access-Control-Allow-Origin on answers), e.g. for tus-js-client or Uppy; empty: none."},
     {"bandwidth_limit", SD_CONF_SIZE, OFF(bandwidth_limit), "0",
      "Bytes per second per user over all the user's HTTP uploads and downloads together; 0 = unlimited. When set, each connection is served by a thread of its own (threads is not used)."},
     {NULL, 0, 0, NULL, NULL},

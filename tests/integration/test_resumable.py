@@ -442,3 +442,41 @@ def test_partial_put_interrupted_20_times(make_daemon):
     assert stat(d, "whole.bin")["versions"] == 20, "one version per piece"
     d.ctl("gc", "--now", check=False)
     assert d.tmp_files() == [], f"no temp files left: {d.tmp_files()}"
+
+
+def test_tus_cors_for_browsers(make_daemon):
+    """cors_origins: a page of an allowed origin (tus-js-client, Uppy) gets its preflight
+    answered without credentials and can read Location and Upload-Offset; any other origin
+    gets no CORS header (the browser then blocks it), and nothing changes for clients that
+    send no Origin."""
+    page = "https://app.example.org"
+    d = start(make_daemon, "tus-cors", cors_origins=f"{page}, http://localhost:3000")
+    pre = {"Origin": page, "Access-Control-Request-Method": "PATCH",
+           "Access-Control-Request-Headers": "authorization,tus-resumable,upload-offset,content-type"}
+    for path in (TUS, TUS + "/" + "0" * 32, "/api/v1/fs/x.bin"):
+        st, h, body = req(d, "OPTIONS", path, user=None, headers=pre)
+        assert st == 204, f"preflight of {path}: 204: {st} {body}"
+        assert h.get("access-control-allow-origin") == page, f"preflight allows the page: {h}"
+        assert "PATCH" in h.get("access-control-allow-methods", ""), f"methods: {h}"
+        assert "upload-offset" in h.get("access-control-allow-headers", "").lower(), f"headers: {h}"
+    st, h, body = req(d, "OPTIONS", TUS, user=None, headers=dict(pre, Origin="https://evil.example"))
+    assert "access-control-allow-origin" not in h, f"another origin gets no CORS header: {h}"
+    # a whole upload as a browser sends it: Origin on every request
+    data = os.urandom(3000)
+    st, h, body = req(d, "POST", TUS, headers={"Origin": page, "Upload-Length": "3000",
+                                               "Upload-Metadata": meta(filename="cors.bin")})
+    assert st == 201 and h.get("access-control-allow-origin") == page, f"creation: {st} {h}"
+    exposed = h.get("access-control-expose-headers", "").lower()
+    assert "location" in exposed and "upload-offset" in exposed, f"exposed: {h}"
+    st, h, body = patch(d, h["location"], 0, data, headers={"Origin": page})
+    assert st == 204 and h.get("access-control-allow-origin") == page, f"PATCH: {st} {h}"
+    assert curl("-u", "alice:pw-alice", f"http://{HOST}:{d.port}/api/v1/fs/cors.bin").body == data
+    # errors carry it too (the page can read why), and no Origin means no CORS header
+    st, h, body = req(d, "HEAD", TUS + "/" + "f" * 32, headers={"Origin": page})
+    assert st == 404 and h.get("access-control-allow-origin") == page, f"404: {st} {h}"
+    st, h, body = req(d, "HEAD", TUS + "/" + "f" * 32)
+    assert st == 404 and "access-control-allow-origin" not in h, f"no Origin: {h}"
+    # without cors_origins (the default) a preflight is just an OPTIONS: no CORS header
+    d2 = start(make_daemon, "tus-nocors")
+    st, h, body = req(d2, "OPTIONS", TUS, user=None, headers=pre)
+    assert "access-control-allow-origin" not in h, f"off by default: {st} {h}"
