@@ -21,7 +21,7 @@ DATADIR    ?= $(PREFIX)/share/storaged
 VERSION    := 0.1.0
 
 CC      ?= cc
-PKGS    := sqlite3 libsodium libcrypto inih
+PKGS    := sqlite3 libsodium libcrypto inih libcurl
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -pthread \
            -I. -Icore -Iutil $(shell pkg-config --cflags $(PKGS)) \

@@ -36,6 +36,14 @@
 	} while (0);                                                        \
 	sd_core *c = sd__session_core(s)
 
+/* A call refused by the quota fires quota_exceeded (events.c). */
+static int quota_event(sd_core *c, const sd_principal *u, const char *np, int r)
+{
+	if (r == -EDQUOT)
+		sd__event(c, SD_EV_QUOTA, u, np, NULL, -1, NULL, "quota exceeded");
+	return r;
+}
+
 static int res(sd_session *s, const char *path, char np[SD_PATH_MAX + 1])
 {
 	if (!path)
@@ -191,7 +199,10 @@ static int a_mkdir(sd_session *s, const char *path, uint32_t mode, int parents)
 	RESOLVE(s, path, np);
 	NO_VIRT_WRITE(np);
 	LOCKS(s, np, SD_LK_SELF | SD_LK_PARENT);
-	return sd__tree_mkdir(c, u, np, mode, parents);
+	int r = sd__tree_mkdir(c, u, np, mode, parents);
+	if (r == 0)
+		sd__event(c, SD_EV_MKDIR, u, np, NULL, -1, NULL, NULL);
+	return r;
 }
 
 static int a_rmdir(sd_session *s, const char *path)
@@ -201,8 +212,10 @@ static int a_rmdir(sd_session *s, const char *path)
 	NO_VIRT_WRITE(np);
 	LOCKS(s, np, SD_LK_SELF | SD_LK_PARENT | SD_LK_TREE);
 	int r = sd__tree_remove(c, u, np, 1, 0, sd__session_delete_stamp(s, sd__now_ms(c)));
-	if (r == 0)
+	if (r == 0) {
 		sd__locks_drop(c, u->id, np);
+		sd__event(c, SD_EV_DELETE, u, np, NULL, -1, NULL, NULL);
+	}
 	return r;
 }
 
@@ -214,8 +227,10 @@ static int a_unlink(sd_session *s, const char *path, int recursive)
 	LOCKS(s, np, SD_LK_SELF | SD_LK_PARENT | SD_LK_TREE);
 	int r = sd__tree_remove(c, u, np, 0, recursive,
 				sd__session_delete_stamp(s, sd__now_ms(c)));
-	if (r == 0)
+	if (r == 0) {
 		sd__locks_drop(c, u->id, np);
+		sd__event(c, SD_EV_DELETE, u, np, NULL, -1, NULL, NULL);
+	}
 	return r;
 }
 
@@ -228,14 +243,19 @@ static int a_rename(sd_session *s, const char *from, const char *to, unsigned fl
 	RESOLVE(s, to, nt);
 	NO_VIRT_WRITE(nt);
 	LOCKS(s, nt, SD_LK_SELF | SD_LK_PARENT | SD_LK_TREE);
-	if (VIRT(nf))
-		return sd__virt_rename(c, u, nf, nt, flags);
-	LOCKS(s, nf, SD_LK_SELF | SD_LK_PARENT | SD_LK_TREE);
-	int r = sd__tree_rename(c, u, nf, nt, flags);
-	if (r == 0 && strcmp(nf, nt) != 0) {
-		sd__locks_drop(c, u->id, nf);
-		sd__locks_drop(c, u->id, nt);
+	int r;
+	if (VIRT(nf)) {
+		r = sd__virt_rename(c, u, nf, nt, flags);
+	} else {
+		LOCKS(s, nf, SD_LK_SELF | SD_LK_PARENT | SD_LK_TREE);
+		r = sd__tree_rename(c, u, nf, nt, flags);
+		if (r == 0 && strcmp(nf, nt) != 0) {
+			sd__locks_drop(c, u->id, nf);
+			sd__locks_drop(c, u->id, nt);
+		}
 	}
+	if (r == 0)
+		sd__event(c, SD_EV_RENAME, u, nf, nt, -1, NULL, NULL);
 	return r;
 }
 
@@ -266,9 +286,8 @@ static int a_copy(sd_session *s, const char *from, const char *to)
 	LOCKS(s, nt, SD_LK_SELF | SD_LK_PARENT);
 	if (VIRT_READ(s, nf))
 		return -ENOENT;
-	if (VIRT(nf))
-		return sd__virt_copy(c, u, nf, nt);
-	return sd__tree_copy(c, u, nf, nt);
+	int r = VIRT(nf) ? sd__virt_copy(c, u, nf, nt) : sd__tree_copy(c, u, nf, nt);
+	return quota_event(c, u, nt, r);
 }
 
 static int a_fsinfo(sd_session *s, sd_fsinfo *out)
@@ -336,6 +355,40 @@ static int a_instant_prove(sd_session *s, const char *path, unsigned flags, cons
 	return sd__instant_prove(c, u, np, flags, sha256, size, nonce, proof, st);
 }
 
+/* ------------------------------------------------------ resumable uploads */
+
+static int a_rup_create(sd_session *s, const char *path, unsigned flags, uint64_t length,
+			uint32_t mode, const char *meta, sd_rupload_info *out)
+{
+	ENTER(s, u);
+	RESOLVE(s, path, np);
+	NO_VIRT_WRITE(np);
+	return quota_event(c, u, np, sd__rup_create(c, u, np, flags, length, mode, meta, out));
+}
+
+static int a_rup_info(sd_session *s, const char *id, sd_rupload_info *out)
+{
+	ENTER(s, u);
+	sd_cred cred;
+	sd__session_cred(s, &cred);
+	return sd__rup_info(c, u, &cred, id, out);
+}
+
+static int a_rup_open(sd_session *s, const char *id, uint64_t offset, const char *expect,
+		      sd_rupload **out)
+{
+	ENTER(s, u);
+	sd_cred cred;
+	sd__session_cred(s, &cred);
+	return sd__rup_open(c, u, &cred, id, offset, expect, out);
+}
+
+static int a_rup_delete(sd_session *s, const char *id)
+{
+	ENTER(s, u);
+	return sd__rup_delete(c, u, id);
+}
+
 /* ------------------------------------------------------------ readers */
 
 static int a_open_read(sd_session *s, const char *path, sd_reader **out, sd_stat *st)
@@ -344,9 +397,14 @@ static int a_open_read(sd_session *s, const char *path, sd_reader **out, sd_stat
 	RESOLVE(s, path, np);
 	if (VIRT_READ(s, np))
 		return -ENOENT;
-	if (VIRT(np))
-		return sd__virt_open_read(c, u, np, out, st);
-	return sd__reader_open(c, u, np, SD_RIGHT_READ, out, st);
+	sd_stat own;
+	if (!st)
+		st = &own;
+	int r = VIRT(np) ? sd__virt_open_read(c, u, np, out, st)
+			 : sd__reader_open(c, u, np, SD_RIGHT_READ, out, st);
+	if (r == 0)
+		sd__event(c, SD_EV_DOWNLOAD, u, np, NULL, (int64_t)st->size, st->sha256, NULL);
+	return r;
 }
 
 static int a_open_read_public(sd_core *c, int64_t owner, const char *path, sd_reader **out,
@@ -376,6 +434,9 @@ static int a_handle_open(sd_session *s, const char *path, unsigned flags, uint32
 	RESOLVE(s, path, np);
 	int detached = (flags & SD_O_DETACHED) != 0;
 	sd_file *f;
+	sd_stat own;
+	if (!st)
+		st = &own;
 	if (VIRT_READ(s, np))
 		return -ENOENT;
 	sd_locktoks tk;
@@ -386,6 +447,8 @@ static int a_handle_open(sd_session *s, const char *path, unsigned flags, uint32
 		return r;
 	if ((r = sd__handle_add(c, s, u->id, detached, f, out)) < 0)
 		sd__file_abandon(f);
+	else if (!(flags & (SD_O_WRITE | SD_O_TRUNC | SD_O_APPEND | SD_O_CREAT)))
+		sd__event(c, SD_EV_DOWNLOAD, u, np, NULL, (int64_t)st->size, st->sha256, NULL);
 	return r;
 }
 
@@ -904,4 +967,12 @@ const sd_core_api sd__api = {
 	.link_upload_begin = sd__link_upload_begin,
 	.link_close = sd__link_close,
 	.upload_room = sd__upload_room,
+	.log_access = sd__log_access,
+	.log_transfer = sd__log_transfer,
+	.rup_create = a_rup_create,
+	.rup_info = a_rup_info,
+	.rup_open = a_rup_open,
+	.rup_write = sd__rup_write,
+	.rup_close = sd__rup_close,
+	.rup_delete = a_rup_delete,
 };

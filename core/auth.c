@@ -159,7 +159,8 @@ int sd__auth_allowed(sd_core *c, const char *addr)
 }
 
 /* Record a failed login: count, maybe block, journal, then delay. */
-static int auth_failed(sd_core *c, const char *user, const char *addr, const char *why)
+static int auth_failed(sd_core *c, const char *user, const char *addr, const char *proto,
+		       const char *why)
 {
 	const sd_conf *conf = c->conf;
 	int64_t now = sd__now_ms(c);
@@ -184,8 +185,13 @@ static int auth_failed(sd_core *c, const char *user, const char *addr, const cha
 	char detail[160];
 	snprintf(detail, sizeof detail, "addr=%s reason=%s%s", addr ? addr : "-", why,
 		 blocked ? " blocked=1" : "");
-	sd_log(SD_LOG_WARN, "auth", "event=login_failed user=\"%s\" addr=%s reason=%s%s",
-	       user ? user : "", addr ? addr : "-", why, blocked ? " blocked=1" : "");
+	/* the user name is the client's: quoted, so it cannot forge an addr=
+	 * for a log watcher such as fail2ban (docs/logs.md) */
+	char qu[2 * 256 + 1];
+	sd_kv_quote(user ? user : "", qu, sizeof qu);
+	sd_log(SD_LOG_WARN, "auth", "event=login_failed user=\"%s\" addr=%s proto=%s reason=%s%s",
+	       qu, addr ? addr : "-", proto ? proto : "-", why, blocked ? " blocked=1" : "");
+	sd__event_login(c, SD_EV_LOGIN_FAILED, 0, user, proto, addr, NULL, why);
 	if (sd__journal_alone(c, user, "login_failed", detail) < 0)
 		sd_log(SD_LOG_ERROR, "auth", "event=journal_failed op=login_failed");
 	sd__metric_add(c, "storaged_login_failures_total", NULL, 1);
@@ -195,7 +201,7 @@ static int auth_failed(sd_core *c, const char *user, const char *addr, const cha
 
 int sd__auth_fail(sd_core *c, const char *user, const char *addr, const char *why)
 {
-	return auth_failed(c, user, addr, why);
+	return auth_failed(c, user, addr, "http", why); /* share links are served over HTTP only */
 }
 
 static void auth_succeeded(sd_core *c, const char *addr)
@@ -428,6 +434,7 @@ static int login_ok(sd_core *c, const sd_user *u, int method, int64_t cred_id,
 	sd_log(SD_LOG_DEBUG, "auth", "event=login user=%s addr=%s proto=%s method=%s%s", u->name,
 	       addr ? addr : "-", proto ? proto : "-", method_names[method],
 	       (u->flags & SD_USER_READONLY) ? " readonly=1" : "");
+	sd__event_login(c, SD_EV_LOGIN, u->id, u->name, proto, addr, method_names[method], NULL);
 	return sd__session_new(c, u, method, cred_id, pwtag, addr, proto, out);
 }
 
@@ -437,14 +444,14 @@ int sd__auth_password(sd_core *c, const char *user, const char *secret, const ch
 	if (sd__auth_allowed(c, addr) < 0)
 		return -SD_EBLOCKED;
 	if (!user || !secret)
-		return auth_failed(c, user, addr, "missing");
+		return auth_failed(c, user, addr, proto, "missing");
 	if (strncmp(secret, TOKEN_PREFIX, strlen(TOKEN_PREFIX)) == 0) {
 		const char *why;
 		sd_user u;
 		int64_t tid = 0;
 		if (token_user(c, secret, &u, &tid, &why) == 0 && strcmp(u.name, user) == 0)
 			return login_ok(c, &u, SD_METHOD_TOKEN, tid, NULL, addr, proto, out);
-		return auth_failed(c, user, addr, why);
+		return auth_failed(c, user, addr, proto, why);
 	}
 	char hash[crypto_pwhash_STRBYTES];
 	sd_user u;
@@ -453,18 +460,18 @@ int sd__auth_password(sd_core *c, const char *user, const char *secret, const ch
 		static pthread_once_t once = PTHREAD_ONCE_INIT;
 		pthread_once(&once, make_dummy);
 		verify_password(c, dummy, secret);
-		return auth_failed(c, user, addr, r < 0 ? "no_user" : "no_password");
+		return auth_failed(c, user, addr, proto, r < 0 ? "no_user" : "no_password");
 	}
 	unsigned char ck[32];
 	int64_t now = sd_mono_ms();
 	pwcache_key(u.id, hash, secret, ck);
 	if (!pwcache_hit(ck, now)) {
 		if (!verify_password(c, hash, secret))
-			return auth_failed(c, user, addr, "bad_password");
+			return auth_failed(c, user, addr, proto, "bad_password");
 		pwcache_add(ck, now);
 	}
 	if (u.flags & SD_USER_DISABLED)
-		return auth_failed(c, user, addr, "disabled");
+		return auth_failed(c, user, addr, proto, "disabled");
 	unsigned char tag[32];
 	sd__pwtag(hash, tag);
 	return login_ok(c, &u, SD_METHOD_PASSWORD, 0, tag, addr, proto, out);
@@ -479,7 +486,7 @@ int sd__auth_token(sd_core *c, const char *token, const char *addr, const char *
 	sd_user u;
 	int64_t tid = 0;
 	if (!token || token_user(c, token, &u, &tid, &why) < 0)
-		return auth_failed(c, NULL, addr, token ? why : "missing");
+		return auth_failed(c, NULL, addr, proto, token ? why : "missing");
 	return login_ok(c, &u, SD_METHOD_TOKEN, tid, NULL, addr, proto, out);
 }
 
@@ -524,7 +531,7 @@ int sd__auth_pubkey(sd_core *c, const char *user, const char *type, const char *
 	}
 	if (flags & SD_AUTH_PROBE)
 		return -SD_EAUTH;
-	return auth_failed(c, user, addr, !found ? "unknown_key" : "disabled");
+	return auth_failed(c, user, addr, proto, !found ? "unknown_key" : "disabled");
 }
 
 /* ------------------------------------------------------------ admin */
@@ -1224,7 +1231,7 @@ int sd__self_password(sd_core *c, const sd_principal *u, const sd_cred *cred, co
 	if (!hash[0])
 		return -EACCES; /* no password to change: an admin sets the first one */
 	if (!verify_password(c, hash, old)) {
-		r = auth_failed(c, u->name, addr, "bad_old_password");
+		r = auth_failed(c, u->name, addr, u->proto, "bad_old_password");
 		return r == -SD_EBLOCKED ? r : -EACCES;
 	}
 	if (hash_password(new_pw, nhash) < 0)

@@ -32,10 +32,25 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "internal.h"
 #include "log.h"
 #include "sys.h"
+
+/* The events of a commit (events.c): an upload when a client's content
+ * became a file's, quota_exceeded when the quota refused it. */
+static int fired(sd_core *c, const char *hex, const sd_put *put, int r)
+{
+	if (!put->u)
+		return r;
+	if (r == 0 && (strcmp(put->op, "write") == 0 || strcmp(put->op, "instant") == 0))
+		sd__event(c, SD_EV_UPLOAD, put->u, put->npath, NULL, (int64_t)put->size, hex, NULL);
+	else if (r == -EDQUOT)
+		sd__event(c, SD_EV_QUOTA, put->u, put->npath, NULL, (int64_t)put->size, NULL,
+			  "quota exceeded");
+	return r;
+}
 
 static int apply(sd_core *c, const char *hex, uint64_t size, sd_put *put, int must_exist)
 {
@@ -128,7 +143,7 @@ out:
 	ops->unlock(c->store, lk);
 	if (!placed)
 		sd_sys_unlink(tmppath);
-	return r;
+	return fired(c, hex, put, r);
 }
 
 SD_SQL(q_inline_insert, "INSERT INTO blob_inline(blob, data) VALUES (?1, ?2)");
@@ -161,7 +176,7 @@ static int commit_inline(sd_core *c, const char *hex, const void *data, uint64_t
 		sd__metric_add(c, "storaged_uploads_deduplicated_total", NULL, 1);
 		sd__metric_add(c, "storaged_bytes_saved_total", NULL, (int64_t)size);
 	}
-	return r;
+	return fired(c, hex, put, r);
 }
 
 int sd__commit_pipe(sd_core *c, sd_wpipe *p, const char *hex, uint64_t size, sd_put *put,
@@ -204,5 +219,30 @@ int sd__commit_stored(sd_core *c, const char *hex, uint64_t size, sd_put *put)
 	 * write transaction and only with refs = 0 (I3). Write transactions
 	 * are serial, so either we see no row (-SD_ESENDDATA) or our
 	 * reference lands first and the cleaner's delete finds refs > 0. */
-	return apply(c, hex, size, put, 1);
+	return fired(c, hex, put, apply(c, hex, size, put, 1));
+}
+
+int sd__commit_keep(sd_core *c, int fd, const char *path, const char *hex, uint64_t size,
+		    sd_put *put, int *dedup)
+{
+	if (dedup)
+		*dedup = 0;
+	if (size <= (uint64_t)c->conf->inline_max && c->conf->inline_max > 0) {
+		char *copy = sd_xmalloc(size ? size : 1);
+		ssize_t got = sd_sys_pread(fd, copy, size, 0);
+		int r = got == (ssize_t)size ? commit_inline(c, hex, copy, size, put, dedup)
+					     : got < 0 ? (int)got : -EIO;
+		free(copy);
+		return r;
+	}
+	/* a second name for the same inode: commit_temp consumes the name
+	 * (renamed into the store, or unlinked), never the part file's */
+	char tmp[PATH_MAX];
+	uint64_t seq = atomic_fetch_add(&c->temp_seq, 1);
+	snprintf(tmp, sizeof tmp, "%s/%ld-%llu.tmp", c->tmp_dir, (long)getpid(),
+		 (unsigned long long)seq);
+	int r = sd_sys_link(path, tmp);
+	if (r < 0)
+		return r;
+	return sd__commit_temp(c, fd, tmp, hex, size, put, dedup);
 }

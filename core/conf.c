@@ -73,6 +73,12 @@ const sd_conf_item sd_conf_table[] = {
 	 "Least severe level written to the log: debug, info, warn or error."},
 	{"log_file", SD_CONF_PATH, F(log_file), "",
 	 "Log file, opened for appending and reopened on SIGHUP; empty logs to standard error."},
+	{"log_format", SD_CONF_STR, F(log_format_name), "kv",
+	 "Form of every log line (and of the access log): kv (time, level=, src=, then key=value pairs) or json (one JSON object per line with the same fields); docs/logs.md."},
+	{"access_log", SD_CONF_PATH, F(access_log), "",
+	 "File for the HTTP access log (one line per request: time, address, user, method, path, status, bytes, duration, user agent), reopened on SIGHUP; empty writes those lines into the main log at info."},
+	{"xferlog", SD_CONF_PATH, F(xferlog), "",
+	 "File for a wu-ftpd/vsftpd xferlog of every file transfer over FTP, SFTP and HTTP (for log analysers), reopened on SIGHUP; empty: none."},
 	{"durability", SD_CONF_STR, F(durability_name), "full",
 	 "full: every acknowledged change is on disk (fsync of the database and blobs); normal: the last commits may be lost on power failure, but are faster."},
 	{"write_buffer", SD_CONF_SIZE, F(write_buffer), "4M",
@@ -131,6 +137,30 @@ const sd_conf_item sd_conf_table[] = {
 	 "Remote stores: the capacity the cleaner measures the store against (disk_high_water applies to the larger of the cache disk's usage and stored bytes / store_capacity); 0 means unknown: only the cache disk counts."},
 	{"show_history_folders", SD_CONF_BOOL, F(show_history_folders), "no",
 	 "List the virtual folders /.snapshots (the tree as it was at past moments) and /.trash (deleted files) in listings of a user's root; hidden or not, they are always reachable by name."},
+	{"hook_command", SD_CONF_STR, F(hook_command), "",
+	 "Command run (with /bin/sh -c) on each event of hook_events, the event in STORAGED_* environment variables and as JSON on stdin (docs/hooks.md); empty: none."},
+	{"hook_events", SD_CONF_STR, F(hook_events), "all",
+	 "Events that run hook_command: all, or a comma-separated list of upload, download, delete, rename, mkdir, login, login_failed, quota_exceeded."},
+	{"hook_concurrency", SD_CONF_INT, F(hook_concurrency), "4",
+	 "Hook commands running at once; more events wait in the queue."},
+	{"hook_timeout", SD_CONF_DURATION, F(hook_timeout), "30s",
+	 "A hook command still running after this is killed (with its process group) and logged."},
+	{"hook_queue", SD_CONF_INT, F(hook_queue), "1000",
+	 "Events waiting for hook_command, and for the webhook, at most; more are dropped (logged, storaged_hook_events_dropped_total), never waited for."},
+	{"webhook_url", SD_CONF_STR, F(webhook_url), "",
+	 "URL (http or https) to POST each event of webhook_events to as JSON (docs/hooks.md); empty: none."},
+	{"webhook_secret", SD_CONF_STR, F(webhook_secret), "",
+	 "Key of the X-Storaged-Signature header (sha256=<hex HMAC-SHA256 of the body>); empty: no signature."},
+	{"webhook_events", SD_CONF_STR, F(webhook_events), "all",
+	 "Events posted to webhook_url: all, or a comma-separated list as for hook_events."},
+	{"webhook_timeout", SD_CONF_DURATION, F(webhook_timeout), "10s",
+	 "How long one webhook request may take before it counts as failed."},
+	{"webhook_retries", SD_CONF_INT, F(webhook_retries), "5",
+	 "Retries of a failed webhook delivery, after 1, 2, 4 ... (at most 60) seconds."},
+	{"upload_expiry", SD_CONF_DURATION, F(upload_expiry), "24h",
+	 "A resumable upload (tus, docs/rest-api.md) that receives nothing for this long expires: the cleaner removes what it received, and its id answers 404."},
+	{"max_uploads_per_user", SD_CONF_INT, F(max_uploads_per_user), "100",
+	 "Resumable uploads one user may have in progress at once; creating another fails until one completes, is deleted or expires."},
 	{NULL, 0, 0, NULL, NULL},
 };
 
@@ -158,6 +188,13 @@ static const conf_range conf_ranges[] = {
 	{"max_handles", 16, 1000000, "16..1000000"},
 	{"max_handles_per_user", 1, 1000000, "1..1000000"},
 	{"handle_idle_timeout", 1000, 7LL * 86400000, "1s..7d"},
+	{"hook_concurrency", 1, 64, "1..64"},
+	{"hook_timeout", 100, 3600000, "100ms..1h"},
+	{"hook_queue", 1, 1000000, "1..1000000"},
+	{"webhook_timeout", 100, 600000, "100ms..10m"},
+	{"webhook_retries", 0, 20, "0..20"},
+	{"upload_expiry", 1000, 365LL * 86400000, "1s..365d"},
+	{"max_uploads_per_user", 1, 100000, "1..100000"},
 	{NULL, 0, 0, NULL},
 };
 
@@ -962,6 +999,13 @@ static int finish_storaged(sd_conf *c, const sd_conf_section *raw, const char *f
 		seterr(err, errlen,
 		       "%s:%d: [storaged] bad value '%s' for key 'log_level' (use debug, info, warn or error)",
 		       file, e ? e->line : 0, c->log_level_name);
+		return -SD_ECONFIG;
+	}
+	c->log_format = sd_log_format_parse(c->log_format_name);
+	if (c->log_format < 0) {
+		const sd_conf_entry *e = find_entry(raw, "log_format");
+		seterr(err, errlen, "%s:%d: [storaged] bad value '%s' for key 'log_format' (use kv or json)",
+		       file, e ? e->line : 0, c->log_format_name);
 		return -SD_ECONFIG;
 	}
 	if (strcmp(c->durability_name, "full") == 0) {

@@ -48,6 +48,10 @@ typedef struct sd_conf {
 	char *log_level_name;
 	int log_level;             /* derived from log_level_name */
 	char *log_file;            /* "" = stderr */
+	char *log_format_name;     /* "kv" | "json" */
+	int log_format;            /* derived: SD_LOG_FMT_* */
+	char *access_log;          /* "" = access lines go to the main log */
+	char *xferlog;             /* "" = none */
 	char *durability_name;
 	int durability_full;       /* derived: 1 = full, 0 = normal */
 	int64_t write_buffer;
@@ -82,6 +86,18 @@ typedef struct sd_conf {
 	 * module_dir), unparsed: the module's table converts them when the
 	 * store is opened (store_module.c). NULL when there are none. */
 	sd_conf_section *store_keys;
+	char *hook_command;          /* "" = none */
+	char *hook_events;           /* "all" or a list */
+	int64_t hook_concurrency;
+	int64_t hook_timeout;        /* ms */
+	int64_t hook_queue;          /* events waiting per sink */
+	char *webhook_url;           /* "" = none */
+	char *webhook_secret;
+	char *webhook_events;
+	int64_t webhook_timeout;     /* ms */
+	int64_t webhook_retries;
+	int64_t upload_expiry;       /* ms a resumable upload lives unused */
+	int64_t max_uploads_per_user;
 
 	char *config_path;         /* as given */
 	char *config_dir;          /* absolute directory of the file */

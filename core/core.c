@@ -92,7 +92,8 @@ void sd__log(sd_core *c, int level, const char *src, const char *fmt, ...)
 int sd__state_dir(sd_core *c, const char *name, char *out, size_t outlen)
 {
 	size_t n = name ? strlen(name) : 0;
-	if (n == 0 || n > 32 || strcmp(name, "blobs") == 0 || strcmp(name, "tmp") == 0)
+	if (n == 0 || n > 32 || strcmp(name, "blobs") == 0 || strcmp(name, "tmp") == 0 ||
+	    strcmp(name, "uploads") == 0)
 		return -EINVAL;
 	for (size_t i = 0; i < n; i++) {
 		char ch = name[i];
@@ -186,15 +187,18 @@ sd_core *sd_core_open_store(const sd_conf *conf, unsigned flags, sd_store *store
 	pthread_mutex_init(&c->cl_lock, NULL);
 	pthread_cond_init(&c->cl_cond, NULL);
 	pthread_mutex_init(&c->gc_lock, NULL);
+	pthread_mutex_init(&c->rup_lock, NULL);
+	pthread_cond_init(&c->rup_cond, NULL);
 	c->metrics = sd__metrics_new();
 	c->data_dir = sd_xstrdup(conf->data_dir);
 	c->tmp_dir = join(c->data_dir, "tmp");
+	c->up_dir = join(c->data_dir, "uploads");
 	if (sd__auth_init(c) < 0) {
 		snprintf(err, errlen, "cannot initialise libsodium");
 		goto fail;
 	}
-	const char *dirs[] = {c->data_dir, c->tmp_dir};
-	for (int i = 0; i < 2; i++) {
+	const char *dirs[] = {c->data_dir, c->tmp_dir, c->up_dir};
+	for (int i = 0; i < 3; i++) {
 		int r = sd_sys_mkdirs(dirs[i]);
 		if (r < 0) {
 			snprintf(err, errlen, "cannot create data directory %s: %s", dirs[i], strerror(-r));
@@ -231,6 +235,11 @@ sd_core *sd_core_open_store(const sd_conf *conf, unsigned flags, sd_store *store
 	}
 	if (flags & SD_CORE_RECOVER)
 		sd__recover(c);
+	if ((flags & SD_CORE_THREADS) && (r = sd__events_start(c)) < 0) {
+		snprintf(err, errlen, "bad hook_events or webhook_events: use all, or a list of upload, "
+			 "download, delete, rename, mkdir, login, login_failed, quota_exceeded");
+		goto fail;
+	}
 	if ((flags & SD_CORE_THREADS) && (r = sd__cleaner_start(c)) < 0) {
 		snprintf(err, errlen, "cannot start the cleaner: %s", strerror(-r));
 		goto fail;
@@ -247,6 +256,7 @@ void sd_core_close(sd_core *c)
 {
 	if (!c)
 		return;
+	sd__events_stop(c);
 	sd__cleaner_stop(c);
 	sd__handles_free(c); /* abandons what sessions left open */
 	sd__pool_stop(c);
@@ -260,12 +270,16 @@ void sd_core_close(sd_core *c)
 	sd__open_free_all(c);
 	sd__locks_free_all(c);
 	sd__team_free_all(c);
+	sd__rup_free_all(c);
 	if (c->fails)
 		sd__auth_free(c);
 	sd__metrics_free(c->metrics);
 	free(c->accessed);
 	free(c->data_dir);
 	free(c->tmp_dir);
+	free(c->up_dir);
+	pthread_mutex_destroy(&c->rup_lock);
+	pthread_cond_destroy(&c->rup_cond);
 	pthread_mutex_destroy(&c->chal_lock);
 	pthread_mutex_destroy(&c->open_lock);
 	pthread_mutex_destroy(&c->access_lock);

@@ -377,13 +377,16 @@ int sd__gc_run(sd_core *c, int force, sd_gc_report *out)
 			r = remove_blobs(c, force ? INT64_MAX : now - conf->unreferenced_min_age, &rep);
 	}
 	sweep_temps(c, conf->temp_max_age, &rep);
+	sd__rup_expire(c, now, &rep.uploads_expired);
 	pthread_mutex_unlock(&c->gc_lock);
 	sd_log(r ? SD_LOG_ERROR : SD_LOG_INFO, "gc",
 	       "event=gc force=%d nodes_purged=%lld versions_dropped=%lld journal_pruned=%lld "
-	       "blobs_removed=%lld bytes_freed=%lld temps_removed=%lld disk_used_pct=%d%s%s",
+	       "blobs_removed=%lld bytes_freed=%lld temps_removed=%lld uploads_expired=%lld "
+	       "disk_used_pct=%d%s%s",
 	       force, (long long)rep.nodes_purged, (long long)rep.versions_dropped,
 	       (long long)rep.journal_pruned, (long long)rep.blobs_removed,
-	       (long long)rep.bytes_freed, (long long)rep.temps_removed, rep.disk_used_pct,
+	       (long long)rep.bytes_freed, (long long)rep.temps_removed,
+	       (long long)rep.uploads_expired, rep.disk_used_pct,
 	       r ? " err=" : "", r ? sd__strerror(r) : "");
 	sd__metric_add(c, "storaged_gc_runs_total", NULL, 1);
 	sd__metric_add(c, "storaged_gc_blobs_removed_total", NULL, rep.blobs_removed);

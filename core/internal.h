@@ -114,6 +114,15 @@ struct sd_core {
 
 	atomic_uint_fast64_t temp_seq;
 
+	/* resumable uploads (rupload.c): the uploads open in this process */
+	char *up_dir;            /* <data_dir>/uploads: part files */
+	pthread_mutex_t rup_lock;
+	pthread_cond_t rup_cond;
+	struct sd_rup_live *rups;
+
+	/* event hooks (events.c); NULL when none are configured or in tools */
+	struct sd_events *events;
+
 	/* cleaner thread */
 	pthread_t cleaner;
 	int cleaner_running;
@@ -348,6 +357,17 @@ const char *sd__wpipe_path(const sd_wpipe *p);
 /* After finish: the content when it never left memory (*data, length
  * returned), else -1. */
 ssize_t sd__wpipe_mem(const sd_wpipe *p, const void **data);
+/* A pipe that goes on writing an existing file (fd, owned by the pipe from
+ * here on, closed by sd__wpipe_free; path for messages and commit) at
+ * offset: a resumable upload's part file. state (may be NULL) is the
+ * SHA-256 state of [0, offset); without it the address is computed by
+ * re-reading the file at finish. */
+struct evp_md_ctx_st;
+int sd__wpipe_open_file(sd_core *c, int fd, const char *path, uint64_t offset,
+			const struct evp_md_ctx_st *state, sd_wpipe **out);
+/* Drain, then copy the running SHA-256 state of every byte given so far
+ * into out: 0; -ENOENT when the pipe has none (it will re-read); -errno. */
+int sd__wpipe_hash_state(sd_wpipe *p, struct evp_md_ctx_st *out);
 /* The file was changed behind the pipe (random write): the running hash
  * is no longer the content's; finish() will re-read the file. size is the
  * new length. */
@@ -524,6 +544,10 @@ typedef struct sd_put {
 				 * (else -SD_ECHANGED; also when it is missing) */
 	sd_stat *st;       /* out, may be NULL: the file after the change */
 	int64_t mtime;     /* seconds; 0 = the commit time */
+	/* may be NULL: run in the same transaction once the tree changed (a
+	 * resumable upload marks itself done there); an error fails it all */
+	int (*in_txn)(sd_dbc *d, void *arg);
+	void *in_txn_arg;
 } sd_put;
 int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, sd_put *put);
 /* Where a put of npath would go, checked as sd__tree_put checks it (in a
@@ -618,6 +642,14 @@ int sd__commit_stored(sd_core *c, const char *hex, uint64_t size, sd_put *put);
 int sd__commit_pipe(sd_core *c, sd_wpipe *p, const char *hex, uint64_t size, sd_put *put,
 		    int *dedup);
 
+/* Commit a finished file that must outlive a failed commit (a resumable
+ * upload's part file at path, read through fd): a content up to
+ * inline_max is read back and stored inline, a larger one is hard-linked
+ * into tmp/ and that link goes through commit_temp. The file at path is
+ * left in place either way (the caller removes it after a success). */
+int sd__commit_keep(sd_core *c, int fd, const char *path, const char *hex, uint64_t size,
+		    sd_put *put, int *dedup);
+
 /* ---- upload.c */
 int sd__upload_begin(sd_core *c, const sd_principal *u, const sd_cred *cred, const char *npath,
 		     unsigned flags, uint64_t offset, uint32_t mode, sd_upload **out);
@@ -630,6 +662,23 @@ void sd__upload_set_mtime(sd_upload *up, int64_t mtime);
 void sd__upload_set_locks(sd_upload *up, unsigned how, const sd_locktoks *tk);
 int sd__upload_commit(sd_upload *up, const char *expect, sd_stat *st, int *dedup);
 void sd__upload_abort(sd_upload *up);
+
+/* ---- rupload.c: resumable uploads (design notes and R1-R5 there);
+ * contracts of the calls in storaged.h (rup_*) */
+int sd__rup_create(sd_core *c, const sd_principal *u, const char *npath, unsigned flags,
+		   uint64_t length, uint32_t mode, const char *meta, sd_rupload_info *out);
+int sd__rup_info(sd_core *c, const sd_principal *u, const sd_cred *cred, const char *id,
+		 sd_rupload_info *out);
+int sd__rup_open(sd_core *c, const sd_principal *u, const sd_cred *cred, const char *id,
+		 uint64_t offset, const char *expect, sd_rupload **out);
+int sd__rup_write(sd_rupload *h, const void *buf, size_t len);
+int sd__rup_close(sd_rupload *h, int keep, sd_rupload_info *out);
+int sd__rup_delete(sd_core *c, const sd_principal *u, const char *id);
+/* The cleaner's step: remove uploads expired at now (ms) that nobody has
+ * open, and part files without a row; *count += uploads removed. */
+int sd__rup_expire(sd_core *c, int64_t now, int64_t *count);
+/* Free the live table (core close). */
+void sd__rup_free_all(sd_core *c);
 
 /* ---- instant.c */
 int sd__instant_begin(sd_core *c, const sd_principal *u, const char *npath, unsigned flags,
@@ -908,6 +957,31 @@ int sd__link_import(sd_core *c, const sd_principal *u, const char *npath,
 int sd__link_revoke_hash(sd_core *c, const unsigned char hash[32]);
 int sd__link_count_hash(sd_core *c, const unsigned char hash[32], int what, const char *user,
 			const char *path);
+/* ---- events.c: event hooks (design notes E1-E6 there) */
+enum { SD_EV_UPLOAD = 0, SD_EV_DOWNLOAD, SD_EV_DELETE, SD_EV_RENAME, SD_EV_MKDIR, SD_EV_LOGIN,
+       SD_EV_LOGIN_FAILED, SD_EV_QUOTA, SD_EV_N };
+/* Start the hook workers the config asks for (the daemon only, E4); 0 or
+ * -EINVAL (a bad hook_events / webhook_events list). */
+int sd__events_start(sd_core *c);
+/* Stop them: commands running finish (within hook_timeout), events still
+ * queued are dropped and counted in the log. */
+void sd__events_stop(sd_core *c);
+/* "upload,login" (or "all", or "") into a mask of 1 << SD_EV_*; -EINVAL
+ * for an unknown name. */
+int sd__event_mask(const char *list, unsigned *mask);
+/* Queue an event of u (NULL: none) on path (target: a rename's new path;
+ * size -1 and sha256/reason NULL when they do not apply). Never blocks on
+ * a hook (E1); a no-op without hooks. */
+void sd__event(sd_core *c, int type, const sd_principal *u, const char *path, const char *target,
+	       int64_t size, const char *sha256, const char *reason);
+/* A login (SD_EV_LOGIN, of user uid) or a failed one (SD_EV_LOGIN_FAILED). */
+void sd__event_login(sd_core *c, int type, int64_t uid, const char *user, const char *proto,
+		     const char *addr, const char *method, const char *reason);
+
+/* ---- xlog.c: the access and transfer logs (storaged.h log_access,
+ * log_transfer; formats in xlog.c) */
+void sd__log_access(sd_core *c, const sd_access_rec *a);
+void sd__log_transfer(sd_core *c, const sd_xfer_rec *x);
 
 /* ---- api.c: the function table (thin wrappers over the above) */
 extern const sd_core_api sd__api;

@@ -242,6 +242,14 @@ static int run(sd_conf *conf, const char *argv0)
 			strerror(-rc));
 		return 1;
 	}
+	sd_log_set_format(conf->log_format);
+	const char *files[SD_LOGF_N] = {conf->access_log, conf->xferlog};
+	for (int i = 0; i < SD_LOGF_N; i++) {
+		if (files[i] && *files[i] && (rc = sd_log_file_open(i, files[i])) < 0) {
+			fprintf(stderr, "storaged: cannot open %s: %s\n", files[i], strerror(-rc));
+			return 1;
+		}
+	}
 	sd_log(SD_LOG_INFO, "core", "event=starting version=%s pid=%ld config=%s", SD_VERSION,
 	       (long)getpid(), conf->config_path);
 

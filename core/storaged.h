@@ -260,6 +260,7 @@ typedef struct sd_gc_report {
 	int disk_used_pct; /* usage seen when deciding, 0-100 */
 	int64_t versions_dropped; /* replaced versions past version_retention */
 	int64_t journal_pruned;   /* journal rows past journal_retention */
+	int64_t uploads_expired;  /* resumable uploads past upload_expiry */
 } sd_gc_report;
 
 /* An API token as listed (the secret itself is never stored). */
@@ -307,6 +308,52 @@ typedef struct sd_prop {
 	const char *value; /* props_patch: NULL removes the property */
 	size_t len;        /* bytes of value */
 } sd_prop;
+/* A resumable upload (tus): an upload session the engine keeps on disk
+ * across requests and restarts (rup_* calls, core/rupload.c). */
+#define SD_RUP_ID_MAX   33   /* 32 hex digits (128 random bits) + NUL */
+#define SD_RUP_META_MAX 4096 /* bytes of client metadata kept with one */
+typedef struct sd_rupload sd_rupload; /* one open of an upload session */
+typedef struct sd_rupload_info {
+	char id[SD_RUP_ID_MAX];
+	uint64_t length;  /* bytes the whole upload will have */
+	uint64_t offset;  /* bytes received and durable */
+	int64_t expires;  /* seconds since the epoch */
+	int done;         /* committed: path holds the content as a version */
+	char path[SD_PATH_MAX + 1]; /* the target, resolved at creation */
+	char meta[SD_RUP_META_MAX]; /* as given to rup_create */
+	sd_stat st;       /* the file, when done */
+} sd_rupload_info;
+
+/* One request of a request-per-line front end, for the access log
+ * (log_access). Strings may be NULL. */
+typedef struct sd_access_rec {
+	const char *proto;   /* "http" */
+	const char *addr;    /* client address */
+	const char *user;    /* authenticated user; NULL or "" = none */
+	const char *method;  /* "GET" */
+	const char *target;  /* the request target as received (not decoded) */
+	unsigned status;     /* answer status; 0: none was sent (connection lost) */
+	uint64_t bytes_in;   /* body bytes received */
+	uint64_t bytes_out;  /* body bytes sent */
+	int64_t us;          /* microseconds from the request's headers to its end */
+	const char *agent;   /* User-Agent */
+} sd_access_rec;
+
+/* One file transfer of any front end, for the transfer log (log_transfer). */
+typedef struct sd_xfer_rec {
+	const char *proto;   /* "ftp", "sftp", "http" */
+	const char *user;
+	const char *addr;
+	const char *cmd;     /* what moved it: "STOR", "RETR", "PUT", "GET", "write", "read" */
+	const char *path;    /* the engine's resolved path */
+	int incoming;        /* 1: an upload, 0: a download */
+	int anonymous;       /* an anonymous login (xferlog access mode "a") */
+	uint64_t bytes;      /* bytes moved */
+	int64_t ms;          /* how long it took */
+	const char *result;  /* "ok", "failed", "aborted" */
+	int dedup;           /* the content was stored already */
+	const char *reason;  /* why it failed; NULL when ok */
+} sd_xfer_rec;
 
 /* --------------------------------------------------- upload/open flags */
 
@@ -488,7 +535,7 @@ typedef struct sd_core_api {
 	int64_t (*now)(sd_core *c);
 	/* A private directory for the module's own state (host keys ...):
 	 * <data_dir>/<name>, created 0700 if missing. name is [a-z0-9_-]{1,32}
-	 * and not one of the engine's own ("blobs", "tmp"). The absolute path
+	 * and not one of the engine's own ("blobs", "tmp", "uploads"). The absolute path
 	 * goes into out. 0, -EINVAL, -ENAMETOOLONG or -errno. */
 	int (*state_dir)(sd_core *c, const char *name, char *out, size_t outlen);
 
@@ -886,6 +933,59 @@ typedef struct sd_core_api {
 	 * when there is no limit. For a front end that refuses an upload too
 	 * large for it before reading its body (Content-Length). */
 	int64_t (*upload_room)(const sd_upload *up);
+	/* -- logs operators feed to tools (issue 11) ------------------------
+	 * Both write through the engine's logger (log_format: kv or json);
+	 * the files they may also go to are reopened on SIGHUP with the log. */
+	/* One line per request: into access_log when it is set, else into
+	 * the main log at info (src = proto, event=access). */
+	void (*log_access)(sd_core *c, const sd_access_rec *a);
+	/* One "event=transfer" line at info (src = proto), and one line of
+	 * the xferlog file when one is configured. */
+	void (*log_transfer)(sd_core *c, const sd_xfer_rec *x);
+
+	/* -- resumable uploads (tus; core/rupload.c) -----------------------
+	 * An upload session belongs to the user that made it: its id is 128
+	 * random bits, and every call with another user's id (or an expired
+	 * one) gets -ENOENT. Its bytes are kept in a part file beside the
+	 * blobs and its offset in the database, so it survives a restart.
+	 * When the last byte is made durable the content is committed as one
+	 * version of the target (the one commit step). Sessions unused for
+	 * upload_expiry are removed by the cleaner. */
+	/* Begin an upload of length bytes to path (flags SD_UP_PARENTS,
+	 * SD_UP_EXCL checked now and at commit). meta (may be NULL, at most
+	 * SD_RUP_META_MAX - 1 bytes) is kept for rup_info. A length of 0
+	 * commits an empty file at once. -EISDIR, -EEXIST, -ENOENT (parent),
+	 * -EDQUOT (the quota cannot hold it beside the user's other uploads),
+	 * -EMFILE (max_uploads_per_user), -EROFS. */
+	int (*rup_create)(sd_session *s, const char *path, unsigned flags, uint64_t length,
+			  uint32_t mode, const char *meta, sd_rupload_info *out);
+	/* The upload id of the session's user. An upload whose bytes have all
+	 * arrived but whose commit failed is committed again here first (its
+	 * error returned if it fails again). */
+	int (*rup_info)(sd_session *s, const char *id, sd_rupload_info *out);
+	/* Open upload id to append at offset, which must be its offset now
+	 * (-ERANGE otherwise: read the offset with rup_info). expect_sha256
+	 * (NULL, or 64 hex digits) is the SHA-256 of the bytes this open will
+	 * write: rup_close keeps them only if it matches. One open at a time
+	 * per upload: an open that finds another asks it to stop and waits a
+	 * moment for it, then -EBUSY. */
+	int (*rup_open)(sd_session *s, const char *id, uint64_t offset, const char *expect_sha256,
+			sd_rupload **out);
+	/* Append len bytes. -EFBIG past the upload's length, -ECANCELED when
+	 * another open took the upload over, -ENOSPC, -EIO: the open is dead
+	 * (rup_close it). */
+	int (*rup_write)(sd_rupload *h, const void *buf, size_t len);
+	/* End an open and free it. keep = 1: the bytes it wrote are made
+	 * durable and the offset moves on (also for an open cut short: what
+	 * arrived is kept), unless expect_sha256 was given and does not
+	 * match (-SD_ECHECKSUM: they are dropped) or was given and the open
+	 * is cut short (keep = 0). keep = 0: they are dropped. When the
+	 * offset reaches the length the content is committed (out->done,
+	 * out->st); a failed commit is returned and tried again by the next
+	 * rup_info or rup_open. out (may be NULL) is the upload after. */
+	int (*rup_close)(sd_rupload *h, int keep, sd_rupload_info *out);
+	/* Remove upload id and what it received (tus termination). */
+	int (*rup_delete)(sd_session *s, const char *id);
 
 	/* The table grew past its first spare slots (API 2 is not released
 	 * yet); these are for the calls after. */

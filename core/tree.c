@@ -694,6 +694,8 @@ int sd__tree_put(sd_core *c, sd_dbc *d, int64_t blob_id, sd_put *put)
 	sd__jargs_int(&args, "mtime", mtime);
 	if ((r = sd__journal_args(d, now_ms, put->u->name, put->op, put->npath, detail, &args)) < 0)
 		goto out;
+	if (put->in_txn && (r = put->in_txn(d, put->in_txn_arg)) < 0)
+		goto out;
 	if (put->st) {
 		sd_node after;
 		if ((r = sd__tree_node(d, put->node_id, &after)) < 0)

@@ -141,6 +141,8 @@ int sd__upload_write(sd_upload *up, const void *buf, size_t len)
 		return up->dead;
 	if (up->room >= 0 && sd__wpipe_size(up->p) + len > (uint64_t)up->room) {
 		up->dead = -EDQUOT;
+		sd__event(up->c, SD_EV_QUOTA, &up->u, up->npath, NULL,
+			  (int64_t)(sd__wpipe_size(up->p) + len), NULL, "quota exceeded");
 		return up->dead;
 	}
 	int r = sd__wpipe_write(up->p, buf, len);

@@ -201,6 +201,25 @@ int sd__wpipe_open(sd_core *c, sd_wpipe **out)
 	return 0;
 }
 
+int sd__wpipe_open_file(sd_core *c, int fd, const char *path, uint64_t offset,
+			const struct evp_md_ctx_st *state, sd_wpipe **out)
+{
+	sd_wpipe *p;
+	int r = sd__wpipe_open(c, &p);
+	if (r < 0)
+		return r;
+	if (state && EVP_MD_CTX_copy_ex(p->md, state) != 1) {
+		sd__wpipe_free(p, 0);
+		return -ENOMEM;
+	}
+	p->hash_valid = state != NULL;
+	p->fd = fd;
+	snprintf(p->path, sizeof p->path, "%s", path);
+	p->size = p->flushed = offset;
+	*out = p;
+	return 0;
+}
+
 static int wait_idle(sd_wpipe *p)
 {
 	pthread_mutex_lock(&p->m);
@@ -334,6 +353,16 @@ ssize_t sd__wpipe_mem(const sd_wpipe *p, const void **data)
 const char *sd__wpipe_path(const sd_wpipe *p)
 {
 	return p->path;
+}
+
+int sd__wpipe_hash_state(sd_wpipe *p, struct evp_md_ctx_st *out)
+{
+	int e = sd__wpipe_drain(p);
+	if (e)
+		return e;
+	if (!p->hash_valid)
+		return -ENOENT;
+	return EVP_MD_CTX_copy_ex(out, p->md) == 1 ? 0 : -ENOMEM;
 }
 
 void sd__wpipe_invalidate(sd_wpipe *p, uint64_t size)

@@ -245,3 +245,18 @@ void sd_sleep_ms(int64_t ms)
 	while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
 		;
 }
+
+const char *sd_kv_quote(const char *in, char *out, size_t n)
+{
+	size_t o = 0;
+	for (; in && *in; in++) {
+		int esc = *in == '"' || *in == '\\';
+		if (o + (size_t)esc + 1 >= n)
+			break;
+		if (esc)
+			out[o++] = '\\';
+		out[o++] = *in;
+	}
+	out[o] = '\0';
+	return out;
+}

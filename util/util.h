@@ -66,6 +66,13 @@ void sd__alloc_fail_after(int nth);
  * check for them), else 0. */
 int sd_utf8_valid(const char *s, size_t n);
 
+/* A value for a key=value log message, to be written between double
+ * quotes: '"' and '\\' get a backslash before them (the logger escapes
+ * control characters itself), so a client-chosen string cannot end the
+ * value early and forge a key. Cut to fit out (n bytes, n > 0), never
+ * inside an escape. Returns out. */
+const char *sd_kv_quote(const char *in, char *out, size_t n);
+
 /* n cryptographically random bytes from the kernel (getrandom(2), looping
  * over short reads and EINTR). 0, or -errno when the kernel cannot give
  * them: callers fail closed (refuse the login, the token, the session),

@@ -29,7 +29,7 @@
  *   ftp_charset.c  client names <-> UTF-8 (fallback_charset, iconv)
  *   ftp_io.c       socket and TLS reads and writes
  *   ftp_tls.c      GnuTLS credentials, session cache, handshakes
- *   ftp_bw.c       the per-user bandwidth limiter
+ *   (util/bw.c     the per-user bandwidth limiter, shared with SFTP and HTTP)
  */
 #ifndef SD_FTP_H
 #define SD_FTP_H
@@ -45,6 +45,7 @@
 
 #include "net.h"
 #include "storaged.h"
+#include "bw.h"
 #include "util.h"
 
 #define FTP_SRC "ftp" /* src= of every log line */
@@ -122,27 +123,6 @@ void ftp_tls_free(ftp_tls *t);
 int ftp_tls_accept(ftp_tls *t, int fd, int data, int64_t timeout_ms, gnutls_session_t *out,
 		   char *err, size_t errlen);
 
-/* ------------------------------------------------------------ ftp_bw.c */
-
-/* Per-user bandwidth limiter: every transfer of one user draws from the
- * same budget of `rate` bytes per second. */
-typedef struct ftp_bw ftp_bw;
-typedef struct ftp_bw_slot ftp_bw_slot;
-/* rate 0: a limiter that never waits (acquire returns NULL). nslots: the
- * most users with a live session at once (max_clients). */
-ftp_bw *ftp_bw_new(int64_t rate, int nslots);
-void ftp_bw_free(ftp_bw *bw);
-/* The slot of user uid (shared by the user's sessions), or NULL when
- * unlimited. Release once per acquire. */
-ftp_bw_slot *ftp_bw_acquire(ftp_bw *bw, int64_t uid);
-void ftp_bw_release(ftp_bw *bw, ftp_bw_slot *slot);
-/* Account n bytes, sleeping as needed to keep the user under the rate.
- * No-op for a NULL slot. */
-void ftp_bw_take(ftp_bw *bw, ftp_bw_slot *slot, size_t n);
-/* The chunk size a transfer loop should use (max, or about 1/10 s of the
- * rate when limited), so that waits stay short and smooth. */
-size_t ftp_bw_chunk(ftp_bw *bw, ftp_bw_slot *slot, size_t max);
-
 /* ------------------------------------------------------------ server */
 
 typedef struct ftp_session ftp_session;
@@ -160,7 +140,7 @@ typedef struct ftp_server {
 	atomic_int stopping;
 	ftp_tls *tls; /* NULL when no certificate is configured */
 	char pasv_ip[INET_ADDRSTRLEN]; /* advertised IPv4 address or "" */
-	ftp_bw *bw;
+	sd_bw *bw;
 
 	pthread_mutex_t lock;  /* guards sessions */
 	ftp_session *sessions; /* all sessions with a thread, live or done */
@@ -241,7 +221,7 @@ struct ftp_session {
 	char uname[SD_USERNAME_MAX + 1]; /* the user whose tree this is */
 	int64_t uid;
 	int readonly; /* read-only token or anonymous */
-	ftp_bw_slot *bw;
+	sd_bw_slot *bw;
 
 	/* line reader (ftp_ctrl.c) */
 	char *rbuf;

@@ -197,7 +197,7 @@ static int emit_data(ftp_session *s, sd_buf *b, void *arg)
 		return 0;
 	int r = ftp_data_send(s, b->data, b->len, ctrl_state, &abor);
 	if (r == 0)
-		ftp_bw_take(s->srv->bw, s->bw, b->len);
+		sd_bw_take(s->srv->bw, s->bw, b->len);
 	return r;
 }
 

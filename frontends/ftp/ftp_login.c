@@ -66,7 +66,7 @@ static int login_done(ftp_session *s, sd_session *sess)
 	snprintf(s->uname, sizeof s->uname, "%s", info.user);
 	s->readonly = s->anon || (info.flags & SD_USER_READONLY) != 0;
 	s->state = FTP_LOGGED_IN;
-	s->bw = ftp_bw_acquire(s->srv->bw, s->uid);
+	s->bw = sd_bw_acquire(s->srv->bw, s->uid);
 	s->api->log(s->core, SD_LOG_INFO, FTP_SRC, "event=login user=%s addr=%s tls=%s%s", s->uname,
 		    s->addr, s->tls_state == FTP_TLS_CONTROL ? "yes" : "no", s->anon ? " anonymous=1" : "");
 	ftp_count(s, "storaged_logins_total", "frontend=\"ftp\",result=\"ok\"", 1);
@@ -115,7 +115,7 @@ void ftp_login_end(ftp_session *s)
 		s->api->session_close(s->sess);
 		s->sess = NULL;
 	}
-	ftp_bw_release(s->srv->bw, s->bw);
+	sd_bw_release(s->srv->bw, s->bw);
 	s->bw = NULL;
 }
 

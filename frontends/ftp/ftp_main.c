@@ -247,7 +247,7 @@ static void server_free(ftp_server *srv)
 		ftp_tls_free(srv->tls);
 		gnutls_global_deinit();
 	}
-	ftp_bw_free(srv->bw);
+	sd_bw_free(srv->bw);
 	pthread_mutex_destroy(&srv->lock);
 	free(srv);
 }
@@ -314,7 +314,7 @@ static int ftp_init(const sd_core_api *api, sd_core *core, const sd_module_conf 
 		r = tls_setup(srv);
 	if (r < 0)
 		return r;
-	srv->bw = ftp_bw_new(conf->bandwidth_limit, (int)conf->max_clients);
+	srv->bw = sd_bw_new(conf->bandwidth_limit, (int)conf->max_clients);
 	if (pipe2(srv->wake, O_CLOEXEC) < 0)
 		return -errno;
 	if ((r = listen_setup(srv)) < 0)

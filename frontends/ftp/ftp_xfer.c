@@ -52,40 +52,22 @@ static const char *why_text(ftp_session *s, int err)
 	return s->api->strerror(-err);
 }
 
-/* Quote a path for a log line (key="value"). */
-static void log_quote(const char *in, char *out, size_t outlen)
-{
-	size_t o = 0;
-	for (; *in && o + 3 < outlen; in++) {
-		unsigned char c = (unsigned char)*in;
-		if (c == '"' || c == '\\') {
-			out[o++] = '\\';
-			out[o++] = (char)c;
-		} else if (c < 0x20 || c == 0x7f) {
-			out[o++] = '?';
-		} else {
-			out[o++] = (char)c;
-		}
-	}
-	out[o] = '\0';
-}
-
 /* One "event=transfer" line and the transfer metrics. path: as the
  * engine resolved it; err: positive, 0 when the transfer went well. */
 static void xfer_log(ftp_session *s, const char *cmd, const char *path, uint64_t bytes,
 		     int64_t t0_ms, const char *result, int dedup, int err)
 {
-	char qp[SD_PATH_MAX * 2];
-	double secs = (double)(sd_mono_ms() - t0_ms) / 1000.0;
-	log_quote(path, qp, sizeof qp);
-	s->api->log(s->core, SD_LOG_INFO, FTP_SRC,
-		    "event=transfer user=%s addr=%s cmd=%s path=\"%s\" bytes=%llu seconds=%.3f result=%s dedup=%d%s%s%s",
-		    s->uname, s->addr, cmd, qp, (unsigned long long)bytes, secs, result, dedup,
-		    err ? " reason=\"" : "", err ? why_text(s, err) : "", err ? "\"" : "");
+	/* the engine writes the line (and the xferlog), the same for every
+	 * front end (docs/logs.md) */
+	int up = cmd[0] == 'S' || cmd[0] == 'A';
+	sd_xfer_rec x = {.proto = "ftp", .user = s->uname, .addr = s->addr, .cmd = cmd, .path = path,
+			 .incoming = up, .anonymous = s->anon, .bytes = bytes,
+			 .ms = sd_mono_ms() - t0_ms, .result = result, .dedup = dedup,
+			 .reason = err ? why_text(s, err) : NULL};
+	s->api->log_transfer(s->core, &x);
 	/* the series every front end has (docs/metrics.md); deduplication is
 	 * counted by the engine for all of them */
 	char labels[128];
-	int up = cmd[0] == 'S' || cmd[0] == 'A';
 	if (bytes)
 		ftp_count(s, up ? "storaged_bytes_received_total" : "storaged_bytes_sent_total",
 			  "frontend=\"ftp\"", (int64_t)bytes);
@@ -122,7 +104,7 @@ static int send_by_sendfile(ftp_session *s, int fd, uint64_t base, uint64_t *pos
 		int w = ftp_xfer_wait(s, POLLOUT, ctrl_state, abor, 0);
 		if (w <= 0)
 			return wait_error(s, w);
-		size_t want = ftp_bw_chunk(s->srv->bw, s->bw, SENDFILE_CHUNK);
+		size_t want = sd_bw_chunk(s->srv->bw, s->bw, SENDFILE_CHUNK);
 		if (size - *pos < want)
 			want = (size_t)(size - *pos);
 		off_t o = (off_t)(base + *pos);
@@ -137,7 +119,7 @@ static int send_by_sendfile(ftp_session *s, int fd, uint64_t base, uint64_t *pos
 			return SD_ECORRUPT; /* the content ends before its size */
 		*pos += (uint64_t)n;
 		*sent += (uint64_t)n;
-		ftp_bw_take(s->srv->bw, s->bw, (size_t)n);
+		sd_bw_take(s->srv->bw, s->bw, (size_t)n);
 	}
 	return 0;
 }
@@ -152,7 +134,7 @@ static int send_by_pread(ftp_session *s, sd_reader *rd, uint64_t *pos, uint64_t 
 	char prev = 0; /* last byte of the previous chunk (ASCII) */
 	int err = 0;
 	while (*pos < size) {
-		size_t want = ftp_bw_chunk(s->srv->bw, s->bw, XFER_BUF);
+		size_t want = sd_bw_chunk(s->srv->bw, s->bw, XFER_BUF);
 		ssize_t n = s->api->reader_pread(rd, buf, want, *pos);
 		if (n <= 0) {
 			err = n < 0 ? (int)-n : SD_ECORRUPT;
@@ -177,7 +159,7 @@ static int send_by_pread(ftp_session *s, sd_reader *rd, uint64_t *pos, uint64_t 
 		}
 		*pos += (uint64_t)n;
 		*sent += olen;
-		ftp_bw_take(s->srv->bw, s->bw, olen);
+		sd_bw_take(s->srv->bw, s->bw, olen);
 	}
 	free(obuf);
 	free(buf);
@@ -275,7 +257,7 @@ static int receive(ftp_session *s, sd_upload *up, uint64_t *got, int *interrupte
 			*interrupted = w == 0 ? ETIMEDOUT : s->srv->stopping ? ESHUTDOWN : ECANCELED;
 			break;
 		}
-		ssize_t n = ftp_io_recv(&s->data, buf, ftp_bw_chunk(s->srv->bw, s->bw, XFER_BUF));
+		ssize_t n = ftp_io_recv(&s->data, buf, sd_bw_chunk(s->srv->bw, s->bw, XFER_BUF));
 		if (n == -EAGAIN)
 			continue;
 		if (n == 0 && s->srv->stopping) { /* our own shutdown(), not the client's EOF */
@@ -310,7 +292,7 @@ static int receive(ftp_session *s, sd_upload *up, uint64_t *got, int *interrupte
 		}
 		if (len > 0)
 			werr = s->api->upload_write(up, in, len);
-		ftp_bw_take(s->srv->bw, s->bw, (size_t)n);
+		sd_bw_take(s->srv->bw, s->bw, (size_t)n);
 	}
 	if (!werr && pending_cr)
 		werr = s->api->upload_write(up, "\r", 1);

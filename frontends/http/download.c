@@ -61,22 +61,29 @@ typedef struct rd_body {
 	sd_core *core;
 	sd_reader *rd; /* owned by the request (hreq.rd), not by the body */
 	uint64_t off;
+	hreq *limited; /* the request, when its user has a bandwidth_limit */
 } rd_body;
 
 static ssize_t rd_body_read(void *cls, uint64_t pos, char *buf, size_t max)
 {
 	rd_body *b = cls;
+	if (b->limited)
+		max = sd__http_throttle_chunk(b->limited, max);
 	ssize_t n = b->api->reader_pread(b->rd, buf, max, b->off + pos);
-	if (n > 0)
+	if (n > 0) {
+		if (b->limited)
+			sd__http_throttle(b->limited, (size_t)n); /* may sleep */
 		return n;
+	}
 	b->api->log(b->core, SD_LOG_ERROR, HTTP_SRC, "event=read_error offset=%llu err=\"%s\"",
 		    (unsigned long long)(b->off + pos), b->api->strerror(n < 0 ? (int)n : -EIO));
 	return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
 /* A response sending len bytes of r->rd from off: from the content's
- * descriptor (sendfile without TLS) when the store has one, else through
- * reader_pread. r->rd stays open until the request completes. */
+ * descriptor (sendfile without TLS) when the store has one and the user
+ * has no bandwidth_limit, else through reader_pread. r->rd stays open
+ * until the request completes. */
 static struct MHD_Response *file_body(hreq *r, uint64_t off, uint64_t len)
 {
 	http_srv *s = r->srv;
@@ -84,7 +91,8 @@ static struct MHD_Response *file_body(hreq *r, uint64_t off, uint64_t len)
 		return MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
 	int fd;
 	uint64_t base;
-	if (s->api->reader_fd(r->rd, &fd, &base) == 0) {
+	int limited = sd__http_throttled(r);
+	if (!limited && s->api->reader_fd(r->rd, &fd, &base) == 0) {
 		/* MHD closes the descriptor it is given; the reader's is its own */
 		int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
 		if (dfd >= 0) {
@@ -96,7 +104,7 @@ static struct MHD_Response *file_body(hreq *r, uint64_t off, uint64_t len)
 		}
 	}
 	rd_body *b = sd_xmalloc(sizeof *b);
-	*b = (rd_body){s->api, s->core, r->rd, off};
+	*b = (rd_body){s->api, s->core, r->rd, off, limited ? r : NULL};
 	struct MHD_Response *resp =
 	    MHD_create_response_from_callback(len, 64 * 1024, rd_body_read, b, free);
 	if (!resp)
@@ -109,7 +117,10 @@ static struct MHD_Response *file_body(hreq *r, uint64_t off, uint64_t len)
 static ssize_t rd_pread(void *arg, void *buf, size_t len, uint64_t off)
 {
 	hreq *r = arg;
-	return r->srv->api->reader_pread(r->rd, buf, len, off);
+	ssize_t n = r->srv->api->reader_pread(r->rd, buf, sd__http_throttle_chunk(r, len), off);
+	if (n > 0)
+		sd__http_throttle(r, (size_t)n); /* bandwidth_limit */
+	return n;
 }
 
 enum MHD_Result sd__http_serve_file(struct MHD_Connection *c, hreq *r, const char *path,
@@ -131,6 +142,8 @@ enum MHD_Result sd__http_serve_reader(struct MHD_Connection *c, hreq *r, const s
 {
 	http_srv *s = r->srv;
 	sd_stat st = *stp;
+	if (strcmp(r->method, "GET") == 0)
+		r->xfer = 2; /* a transfer line at completion (access.c) */
 	char etag[SD_SHA256_HEX + 2];
 	snprintf(etag, sizeof etag, "\"%s\"", st.sha256);
 	const char *ctype = sd__http_mime(path);

@@ -41,7 +41,10 @@ typedef struct hbody {
 static ssize_t h_pread(void *arg, void *buf, size_t len, uint64_t off)
 {
 	hreq *r = arg;
-	return r->srv->api->handle_pread(r->sess, r->hid, buf, len, off);
+	ssize_t n = r->srv->api->handle_pread(r->sess, r->hid, buf, sd__http_throttle_chunk(r, len), off);
+	if (n > 0)
+		sd__http_throttle(r, (size_t)n); /* bandwidth_limit */
+	return n;
 }
 
 static ssize_t hbody_read(void *cls, uint64_t pos, char *buf, size_t max)

@@ -25,11 +25,17 @@
  *   history.c   /api/v1/versions, /trash, /rollback, ?at= (history.h)
  *   links.c     /api/v1/links and /s/<token>: share links (teams.h)
  *   shares.c    /api/v1/admin/groups, /shares, /links (teams.h)
+ *   tus.c       /api/v1/tus: resumable uploads (tus 1.0) on the engine's
+ *               upload sessions
+ *   partial.c   PUT /api/v1/fs/<path> with Content-Range (RFC 9110 partial
+ *               PUT) on a handle: one version per request
  *      |
  *   upload.c    streamed uploads, instant upload (header and /api/v1/instant)
  *   download.c  file bodies from readers: ranges, conditionals, multipart
  *      |
  *   args.c      query arguments, headers, path arguments of a request
+ *   access.c    the access and transfer lines of each request (leaf)
+ *   throttle.c  bandwidth_limit: per-user budgets (util/bw.c)
  *      |
  *   reply.c     answers: JSON bodies, errors, status mapping (leaf)
  *   wire.c      HTTP text formats: percent-decoding, dates, ranges, MIME
@@ -51,6 +57,7 @@
 #include <sys/types.h>
 
 #include "storaged.h"
+#include "bw.h"
 #include "net.h"
 #include "util.h"
 #include "util/sdjson.h" /* the JSON form of engine types, shared with storagectl */
@@ -88,7 +95,11 @@ typedef struct http_conf {
 	int64_t dav_depth_infinity;  /* PROPFIND Depth: infinity up to this many entries; 0 refuses */
 	int64_t dav_lock_timeout;    /* ms granted when the client names none (or Infinite) */
 	int64_t dav_lock_max_timeout; /* ms: the longest lock granted */
+	char *cors_origins;      /* origins browsers may call from: "", "*" or a list */
+	int64_t bandwidth_limit; /* bytes/s per user, 0 = none (throttle.c) */
 } http_conf;
+
+typedef struct http_throttle http_throttle;
 
 /* --------------------------------------------------------- the server */
 
@@ -102,6 +113,7 @@ typedef struct http_srv {
 	char *tls_cert_pem, *tls_key_pem;
 	atomic_long open_conns;
 	unsigned char hkey[32];  /* handles.c: key of the handle ids' MACs */
+	http_throttle *throttle; /* bandwidth_limit; NULL when none */
 } http_srv;
 
 /* ---------------------------------------------------- request context */
@@ -184,10 +196,42 @@ struct hreq {
 	int json_over;
 	/* admin route (copied tail of the URL) */
 	char route[256];
+	/* access.c: when the request began, its target as received, and
+	 * whether it moved a file (1 in, 2 out: a transfer line at the end) */
+	int64_t t0_us;
+	char target[1024];
+	int xfer;
+	int xfer_dedup;
+	sd_bw_slot *bws;  /* throttle.c: the user's bandwidth slot, if limited */
 	/* handle API: the handle the URL names (handles.c) */
 	sd_handle hid;
 	char hname[72];
 };
+
+/* -------------------------------------------------------- throttle.c */
+
+/* A limiter of rate bytes/s per user, nslots users at once (NULL when rate
+ * is 0: no limit). With one, every connection has a thread of its own
+ * (module.c), so the calls below may sleep. */
+http_throttle *sd__http_throttle_new(int64_t rate, int nslots);
+void sd__http_throttle_free(http_throttle *t);
+/* n body bytes of r moved (in or out): charge r's user, sleeping while it
+ * is over its budget. No-op without a limit or an authenticated user. */
+void sd__http_throttle(hreq *r, size_t n);
+/* Is r's user limited (an authenticated request with a limiter on)? */
+int sd__http_throttled(hreq *r);
+/* How much a limited body read should move at once (max when unlimited). */
+size_t sd__http_throttle_chunk(hreq *r, size_t max);
+/* Give r's slot back (request completion). */
+void sd__http_throttle_release(hreq *r);
+
+/* ---------------------------------------------------------- access.c */
+
+/* The request's first call: its start time and target, for its line. */
+void sd__http_access_begin(hreq *r, const char *url, const char *method);
+/* The request is over (completed: answered in full): its access line and,
+ * when it moved a file (r->xfer), its transfer line. c may be NULL. */
+void sd__http_access_end(struct MHD_Connection *c, hreq *r, int completed);
 
 /* ---------------------------------------------------------- routes.c */
 
@@ -195,6 +239,9 @@ struct hreq {
  * route table, authenticate, check rights and method, run the handler. */
 enum MHD_Result sd__http_dispatch(struct MHD_Connection *c, hreq *r, const char *url,
 				  const char *method);
+/* CORS (cors_origins): the request's Origin header when the configuration
+ * lets pages of that origin call the API, else NULL. */
+const char *sd__http_cors_origin(struct MHD_Connection *c, hreq *r);
 
 /* ------------------------------------------------------------ auth.c */
 
@@ -235,6 +282,9 @@ enum MHD_Result sd__http_h_truncate(struct MHD_Connection *c, hreq *r, const cha
 enum MHD_Result sd__http_h_attrs(struct MHD_Connection *c, hreq *r, const char *id);
 enum MHD_Result sd__http_h_sync(struct MHD_Connection *c, hreq *r, const char *id);
 enum MHD_Result sd__http_h_close(struct MHD_Connection *c, hreq *r, const char *id);
+/* tus.c: /api/v1/tus[/<id>], resumable uploads (tus 1.0); authenticates
+ * by itself (OPTIONS needs no credentials) */
+enum MHD_Result sd__http_tus(struct MHD_Connection *c, hreq *r, const char *tail);
 /* hdata.c: GET/HEAD/PUT /api/v1/handles/<id>/data */
 enum MHD_Result sd__http_h_data(struct MHD_Connection *c, hreq *r, const char *id);
 
@@ -253,11 +303,20 @@ enum MHD_Result sd__http_handle_errno(struct MHD_Connection *c, hreq *r, int err
 
 /* ---------------------------------------------------------- upload.c */
 
-/* Start a body upload to r->path (r->shown, r->up_flags set): refuses a
- * Content-Range (partial PUT), checks X-Checksum-SHA256, tries instant
+/* Start a body upload to r->path (r->shown, r->up_flags set): hands a
+ * Content-Range to partial.c (refused on ID uploads), checks X-Checksum-SHA256, tries instant
  * upload by header, pre-checks the quota from Content-Length, then
  * upload_begin. Answers, or enters RQ_BODY with BODY_UPLOAD. */
 enum MHD_Result sd__http_upload_start(struct MHD_Connection *c, hreq *r);
+
+/* --------------------------------------------------------- partial.c */
+
+/* PUT of r->path with Content-Range `range` (RFC 9110 partial PUT): checks
+ * the range, opens a handle of the request's session (the working copy)
+ * and enters RQ_BODY; the body is written at the range's start and
+ * committed as one version when it is complete. Answers at once on a
+ * malformed range (400), a range past the end (409), If-Match (412). */
+enum MHD_Result sd__http_partial_put(struct MHD_Connection *c, hreq *r, const char *range);
 
 /* -------------------------------------------------------- download.c */
 

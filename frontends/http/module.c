@@ -12,7 +12,9 @@
  *    keeps enforcing the connection limit, the per-address limit, the idle
  *    timeout and the per-connection memory limit through its options.
  *  - MHD runs its own thread pool (`threads`); every blocking engine call
- *    (argon2 verify, hashing, fsync) runs on a pool thread.
+ *    (argon2 verify, hashing, fsync) runs on a pool thread. With a
+ *    bandwidth_limit it runs a thread per connection instead, so that a
+ *    request over its user's budget can sleep (throttle.c).
  *  - MHD's own unescaping is replaced by the identity, so the handlers see
  *    the raw target and decode it exactly once (args.c).
  *  - Uploads are streamed: each body chunk goes straight to
@@ -81,6 +83,10 @@ static const sd_conf_item http_conf_table[] = {
      "WebDAV lock timeout granted when the client asks for none or for Infinite"},
     {"dav_lock_max_timeout", SD_CONF_DURATION, OFF(dav_lock_max_timeout), "1h",
      "the longest WebDAV lock timeout granted (1s-7d); longer requests get this"},
+    {"cors_origins", SD_CONF_STR, OFF(cors_origins), "",
+     "Origins (scheme://host[:port], comma-separated, or *) whose web pages may call the API from a browser (CORS: preflights answered, Access-Control-Allow-Origin on answers), e.g. for tus-js-client or Uppy; empty: none."},
+    {"bandwidth_limit", SD_CONF_SIZE, OFF(bandwidth_limit), "0",
+     "Bytes per second per user over all the user's HTTP uploads and downloads together; 0 = unlimited. When set, each connection is served by a thread of its own (threads is not used)."},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -205,6 +211,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		r = sd_xcalloc(1, sizeof *r);
 		r->srv = s;
 		*con_cls = r;
+		sd__http_access_begin(r, url, method);
 		/* Without a body, answer from the next call: a response queued
 		 * in the first call makes libmicrohttpd close the connection
 		 * (it cannot know the request is complete), losing keep-alive.
@@ -257,6 +264,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 			break;
 		}
 		*upload_data_size = 0;
+		sd__http_throttle(r, n); /* bandwidth_limit (throttle.c) */
 		return MHD_YES;
 	}
 	/* last call: the whole body has arrived */
@@ -275,7 +283,6 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void request_completed(void *cls, struct MHD_Connection *c, void **con_cls,
 			      enum MHD_RequestTerminationCode toe)
 {
-	(void)c;
 	http_srv *s = cls;
 	hreq *r = *con_cls;
 	if (!r)
@@ -299,6 +306,8 @@ static void request_completed(void *cls, struct MHD_Connection *c, void **con_cl
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK && r->state != RQ_ANSWERED)
 		r->status = 0;
 	count_status(r);
+	sd__http_access_end(c, r, toe == MHD_REQUEST_TERMINATED_COMPLETED_OK);
+	sd__http_throttle_release(r);
 	sd_buf_free(&r->json);
 	sd_buf_free(&r->path);
 	free(r);
@@ -408,6 +417,8 @@ static int http_init(const sd_core_api *api, sd_core *core, const sd_module_conf
 		bad = "max_json_body must be 1K-16M";
 	else if (cf->list_limit < 1 || cf->list_limit > 100000)
 		bad = "list_limit must be 1-100000";
+	else if (cf->bandwidth_limit < 0)
+		bad = "bandwidth_limit must not be negative";
 	else if ((cf->tls_cert && *cf->tls_cert) != (cf->tls_key && *cf->tls_key))
 		bad = "tls_cert and tls_key must be set together";
 	else if (!cf->metrics || (strcmp(cf->metrics, "open") != 0 && strcmp(cf->metrics, "token") != 0 &&
@@ -445,6 +456,7 @@ static int http_init(const sd_core_api *api, sd_core *core, const sd_module_conf
 			 mc->section, api->strerror(rc));
 		return rc;
 	}
+	s->throttle = sd__http_throttle_new(cf->bandwidth_limit, (int)cf->max_connections);
 	if ((rc = bind_listener(s)) < 0)
 		return rc;
 	return 0;
@@ -458,12 +470,14 @@ static int http_start(void *state)
 	int tls = s->tls_cert_pem != NULL;
 	if (tls)
 		flags |= MHD_USE_TLS;
+	if (s->throttle) /* throttle.c: a limited request sleeps in its own thread */
+		flags |= MHD_USE_THREAD_PER_CONNECTION;
 	struct MHD_OptionItem opts[32];
 	int n = 0;
 #define OPT(o, v, p) opts[n++] = (struct MHD_OptionItem){(o), (intptr_t)(v), (p)}
 	OPT(MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, s); /* first, or MHD warns */
 	OPT(MHD_OPTION_LISTEN_SOCKET, s->listen_fd, NULL);
-	if (cf->threads > 1)
+	if (cf->threads > 1 && !s->throttle)
 		OPT(MHD_OPTION_THREAD_POOL_SIZE, cf->threads, NULL);
 	OPT(MHD_OPTION_CONNECTION_LIMIT, cf->max_connections, NULL);
 	if (cf->max_per_ip > 0)
@@ -518,6 +532,7 @@ static void http_destroy(void *state)
 		free(s->tls_key_pem);
 	}
 	free(s->tls_cert_pem);
+	sd__http_throttle_free(s->throttle);
 	memset(s->hkey, 0, sizeof s->hkey);
 	free(s);
 }

@@ -59,6 +59,16 @@ enum MHD_Result sd__http_queue(struct MHD_Connection *c, hreq *r, unsigned statu
 	if (!resp)
 		return MHD_NO;
 	MHD_add_response_header(resp, "Server", "storaged/" "http");
+	const char *origin = sd__http_cors_origin(c, r);
+	if (origin) { /* cors_origins: this page may read the answer */
+		MHD_add_response_header(resp, "Access-Control-Allow-Origin", origin);
+		MHD_add_response_header(resp, "Vary", "Origin");
+		MHD_add_response_header(
+		    resp, "Access-Control-Expose-Headers",
+		    "Location, ETag, Content-Range, Retry-After, X-Checksum-SHA256, Tus-Resumable, "
+		    "Tus-Version, Tus-Extension, Tus-Checksum-Algorithm, Upload-Offset, "
+		    "Upload-Length, Upload-Metadata, Upload-Expires");
+	}
 	r->status = (int)status;
 	r->bytes_out = body_len;
 	r->state = RQ_ANSWERED;

@@ -3,7 +3,10 @@
  * every request goes through on its first handler call.
  *
  * Dispatch, in this order:
- *   1. request line plus headers over max_header_size: 431;
+ *   1. request line plus headers over max_header_size: 431; a CORS
+ *      preflight (OPTIONS with Origin and Access-Control-Request-Method)
+ *      from an origin of cors_origins: 204 with the Access-Control-Allow-*
+ *      headers, before any route or credentials (a preflight has none);
  *   2. the first row whose path matches (exact, or with R_TREE the path
  *      followed by "/" and a tail; a "*" component of a row's path matches
  *      one non-empty component of the URL, which the handler gets as its
@@ -23,6 +26,7 @@
  */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dav.h"
 #include "http.h"
@@ -84,6 +88,8 @@ static const http_route routes[] = {
     {"POST", "/api/v1/handles/*/sync", R_AUTH | R_RO_OK, sd__http_h_sync},
     {"POST", "/api/v1/handles/*/close", R_AUTH | R_RO_OK, sd__http_h_close},
     {"GET HEAD DELETE", "/api/v1/handles/*", R_AUTH | R_RO_OK, sd__http_h_handle},
+    /* resumable uploads (tus.c): OPTIONS is open, the rest authenticate there */
+    {"OPTIONS POST HEAD PATCH DELETE", "/api/v1/tus", R_TREE, sd__http_tus},
     {"*", "/api", R_TREE | R_AUTH, no_route},
 };
 
@@ -180,6 +186,49 @@ static enum MHD_Result method_not_allowed(struct MHD_Connection *c, hreq *r,
 	return sd__http_queue(c, r, 405, resp, len);
 }
 
+const char *sd__http_cors_origin(struct MHD_Connection *c, hreq *r)
+{
+	const char *list = r->srv->conf->cors_origins;
+	if (!list || !*list)
+		return NULL;
+	const char *o = sd__http_hdr(c, "Origin");
+	if (!o || !*o || strcmp(o, "null") == 0)
+		return NULL;
+	size_t n = strlen(o);
+	for (const char *p = list; *p;) {
+		while (*p == ' ' || *p == ',')
+			p++;
+		const char *e = p;
+		while (*e && *e != ' ' && *e != ',')
+			e++;
+		size_t k = (size_t)(e - p);
+		if ((k == 1 && *p == '*') || (k == n && strncasecmp(p, o, n) == 0))
+			return o;
+		p = e;
+	}
+	return NULL;
+}
+
+/* A CORS preflight from an allowed origin: what the page may send. */
+static enum MHD_Result cors_preflight(struct MHD_Connection *c, hreq *r)
+{
+	struct MHD_Response *resp =
+	    MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+	if (!resp)
+		return MHD_NO;
+	MHD_add_response_header(resp, "Access-Control-Allow-Methods",
+				"GET, HEAD, PUT, POST, PATCH, DELETE, OPTIONS");
+	const char *rh = sd__http_hdr(c, "Access-Control-Request-Headers");
+	MHD_add_response_header(
+	    resp, "Access-Control-Allow-Headers",
+	    rh && *rh ? rh
+		      : "Authorization, Content-Type, Content-Range, If-Match, X-Checksum-SHA256, "
+			"Tus-Resumable, Upload-Length, Upload-Metadata, Upload-Offset, "
+			"Upload-Checksum, X-HTTP-Method-Override");
+	MHD_add_response_header(resp, "Access-Control-Max-Age", "600");
+	return sd__http_queue(c, r, 204, resp, 0);
+}
+
 enum MHD_Result sd__http_dispatch(struct MHD_Connection *c, hreq *r, const char *url,
 				  const char *method)
 {
@@ -193,6 +242,9 @@ enum MHD_Result sd__http_dispatch(struct MHD_Connection *c, hreq *r, const char 
 		return sd__http_reply_error(c, r, 431, "headers_too_large",
 					    "request headers exceed %lld bytes",
 					    (long long)s->conf->max_header_size);
+	if (strcmp(method, "OPTIONS") == 0 && sd__http_hdr(c, "Access-Control-Request-Method") &&
+	    sd__http_cors_origin(c, r))
+		return cors_preflight(c, r);
 
 	const http_route *rt = NULL;
 	const char *tail = NULL;

@@ -11,9 +11,9 @@
  *  1. An upload is visible only after upload_commit succeeds; every other
  *     ending (error, client gone, checksum mismatch) ends in upload_abort,
  *     in module.c's body intake or request completion.
- *  2. Nothing is begun for a request carrying Content-Range: partial PUT is
- *     not implemented, and storing a fragment as the whole file loses data
- *     (RFC 9110 section 14.5: answer 400).
+ *  2. A request carrying Content-Range is never stored as the whole file
+ *     (that loses the rest of it): it is a partial PUT (partial.c), or
+ *     refused (ID uploads).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -103,6 +103,7 @@ static enum MHD_Result finish_upload(struct MHD_Connection *c, hreq *r)
 		return sd__http_reply_errno(c, r, rc);
 	}
 	count_upload(r, "stream");
+	r->xfer_dedup = dedup;
 	return reply_stored(c, r, r->existed ? 200 : 201, &st, dedup, 0);
 }
 
@@ -110,13 +111,14 @@ enum MHD_Result sd__http_upload_start(struct MHD_Connection *c, hreq *r)
 {
 	http_srv *s = r->srv;
 	/* A body with Content-Range is a piece of the file (curl -C N -T sends
-	 * the tail). Storing it as the whole file loses the rest, so, as RFC
-	 * 9110 section 14.5 asks of a server without partial PUT, refuse it
-	 * before reading a byte and touch nothing. */
-	if (sd__http_hdr(c, MHD_HTTP_HEADER_CONTENT_RANGE))
+	 * the tail): a partial PUT (partial.c), never the whole file. An ID
+	 * upload makes a new file, which has no pieces to apply a range to. */
+	const char *crange = sd__http_hdr(c, MHD_HTTP_HEADER_CONTENT_RANGE);
+	if (crange && r->file_id[0])
 		return sd__http_reply_error(c, r, 400, "partial_put",
-					    "Content-Range on an upload is not supported: "
-					    "send the whole file without Content-Range");
+					    "Content-Range on an ID upload: send the whole file");
+	if (crange)
+		return sd__http_partial_put(c, r, crange);
 	const char *sum = sd__http_hdr(c, "X-Checksum-SHA256");
 	if (sum) {
 		if (!sd_is_sha256_hex(sum))
@@ -183,6 +185,7 @@ enum MHD_Result sd__http_upload_start(struct MHD_Connection *c, hreq *r)
 	r->state = RQ_BODY;
 	r->body = BODY_UPLOAD;
 	r->finish = finish_upload;
+	r->xfer = 1;
 	return MHD_YES;
 }
 

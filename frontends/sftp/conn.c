@@ -9,8 +9,10 @@
  *   C_READY --cb_subsystem("sftp")--> C_SFTP --sd__sftp_serve() returns--> C_END
  *   C_AUTH: too many failures / address blocked / grace over --> C_END
  *   C_KEX: kex failure --> C_END
- *   C_READY --cb_shell/cb_exec--> C_REFUSE --refuse_command(): message on
- *           stderr, exit status 1--> C_END
+ *   C_READY --cb_shell/cb_exec (not a hash command) on the first channel-->
+ *           C_REFUSE --refuse_command(): message on stderr, exit 1--> C_END
+ *   C_READY, C_SFTP --exec of a hash command on any channel--> served
+ *           between polls (sd__sftp_exec_pump), the state unchanged
  *   C_SFTP ends on client EOF, idle timeout, module stop, protocol error, or
  *   credentials no longer valid (the engine said -SD_EAUTH: the channel is
  *   closed with exit status 1 and disconnect message "authentication no
@@ -24,9 +26,12 @@
  *  2. The engine session made by the login is closed when the connection
  *     ends, whatever the path (it abandons anything still open), and the
  *     listener slot is given back exactly once, after that.
- *  3. Only one session channel per connection, and only the "sftp"
- *     subsystem; pty is denied, shell/exec get a clear message and exit 1,
- *     forwarding and every other request get libssh's default refusal.
+ *  3. Session channels only after login, at most SFTP_MAX_CHANNELS at
+ *     once: one "sftp" subsystem, and exec channels for the hash commands
+ *     (exec.c: sha256sum, md5sum, sha1sum on the user's files). pty is
+ *     denied; any other exec or shell gets a clear message and exit 1 (on
+ *     the first channel this ends the connection, as before); forwarding
+ *     and every other request get libssh's default refusal.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -65,6 +70,7 @@ static int auth_done(struct conn *c, const char *method, sd_session *sess)
 		return SSH_AUTH_DENIED;
 	}
 	c->sess = sess;
+	c->bws = sd_bw_acquire(c->srv->bw, si.uid);
 	snprintf(c->user, sizeof(c->user), "%s", si.user);
 	c->readonly = (si.flags & SD_USER_READONLY) != 0;
 	c->state = C_READY;
@@ -149,26 +155,51 @@ static int cb_pty(ssh_session ssh, ssh_channel ch, const char *term, int w, int 
 	return -1; /* no terminals here */
 }
 
+static int is_hash_cmd(const char *cmd)
+{
+	static const char *const names[] = {"sha256sum", "md5sum", "sha1sum", NULL};
+	while (*cmd == ' ' || *cmd == '\t')
+		cmd++;
+	for (int i = 0; names[i]; i++) {
+		size_t n = strlen(names[i]);
+		if (strncmp(cmd, names[i], n) == 0 && (cmd[n] == '\0' || cmd[n] == ' ' || cmd[n] == '\t'))
+			return 1;
+	}
+	return 0;
+}
+
+/* A shell or exec request on channel x. The hash commands run (exec.c);
+ * anything else on the connection's first channel ends the connection as
+ * always (C_REFUSE), and on a channel beside the SFTP one gets the same
+ * refusal on that channel only. */
+static int take_command(struct xchan *x, const char *what, const char *cmd)
+{
+	struct conn *c = x->c;
+	if (x->pending || x->ch == c->chan)
+		return 1;
+	if (c->state == C_READY && !c->chan && !is_hash_cmd(cmd)) {
+		c->chan = x->ch;
+		c->refuse_what = what;
+		c->state = C_REFUSE;
+		return 0; /* accepted, to be able to print why it ends at once */
+	}
+	if (c->state != C_READY && c->state != C_SFTP)
+		return 1;
+	x->cmd = sd_xstrdup(cmd);
+	x->pending = 1;
+	return 0;
+}
+
 static int cb_shell(ssh_session ssh, ssh_channel ch, void *ud)
 {
-	struct conn *c = ud;
 	(void)ssh, (void)ch;
-	if (c->state != C_READY)
-		return 1;
-	c->refuse_what = "shell";
-	c->state = C_REFUSE;
-	return 0; /* accepted, to be able to print why it ends at once */
+	return take_command(ud, "shell", "");
 }
 
 static int cb_exec(ssh_session ssh, ssh_channel ch, const char *cmd, void *ud)
 {
-	struct conn *c = ud;
-	(void)ssh, (void)ch, (void)cmd;
-	if (c->state != C_READY)
-		return 1;
-	c->refuse_what = "exec";
-	c->state = C_REFUSE;
-	return 0;
+	(void)ssh, (void)ch;
+	return take_command(ud, "exec", cmd);
 }
 
 static int cb_env(ssh_session ssh, ssh_channel ch, const char *n, const char *v, void *ud)
@@ -179,40 +210,89 @@ static int cb_env(ssh_session ssh, ssh_channel ch, const char *n, const char *v,
 
 static int cb_subsystem(ssh_session ssh, ssh_channel ch, const char *sub, void *ud)
 {
-	struct conn *c = ud;
+	struct xchan *x = ud;
+	struct conn *c = x->c;
 	(void)ssh, (void)ch;
-	if (c->state != C_READY || strcmp(sub, "sftp") != 0)
+	if (c->state != C_READY || c->chan || x->pending || strcmp(sub, "sftp") != 0)
 		return 1;
+	c->chan = x->ch;
 	c->state = C_SFTP;
 	return 0;
 }
 
 static void cb_close(ssh_session ssh, ssh_channel ch, void *ud)
 {
-	struct conn *c = ud;
+	struct xchan *x = ud;
 	(void)ssh, (void)ch;
-	c->peer_closed = 1;
+	x->closed = 1;
+	if (x->ch == x->c->chan)
+		x->c->peer_closed = 1;
 }
 
 static ssh_channel cb_channel_open(ssh_session ssh, void *ud)
 {
 	struct conn *c = ud;
-	if (c->state != C_READY || c->chan != NULL)
-		return NULL; /* invariant 3: one session channel, after auth */
-	c->chan = ssh_channel_new(ssh);
-	if (c->chan == NULL)
+	int slot = -1;
+	if (c->state != C_READY && c->state != C_SFTP)
+		return NULL; /* invariant 3: after auth only */
+	for (int i = 0; i < SFTP_MAX_CHANNELS && slot < 0; i++)
+		if (!c->xch[i])
+			slot = i;
+	if (slot < 0)
 		return NULL;
-	memset(&c->ccb, 0, sizeof(c->ccb));
-	c->ccb.userdata = c;
-	c->ccb.channel_pty_request_function = cb_pty;
-	c->ccb.channel_shell_request_function = cb_shell;
-	c->ccb.channel_exec_request_function = cb_exec;
-	c->ccb.channel_env_request_function = cb_env;
-	c->ccb.channel_subsystem_request_function = cb_subsystem;
-	c->ccb.channel_close_function = cb_close;
-	ssh_callbacks_init(&c->ccb);
-	ssh_set_channel_callbacks(c->chan, &c->ccb);
-	return c->chan;
+	struct xchan *x = sd_xcalloc(1, sizeof *x);
+	x->c = c;
+	x->ch = ssh_channel_new(ssh);
+	if (x->ch == NULL) {
+		free(x);
+		return NULL;
+	}
+	x->cb.userdata = x;
+	x->cb.channel_pty_request_function = cb_pty;
+	x->cb.channel_shell_request_function = cb_shell;
+	x->cb.channel_exec_request_function = cb_exec;
+	x->cb.channel_env_request_function = cb_env;
+	x->cb.channel_subsystem_request_function = cb_subsystem;
+	x->cb.channel_close_function = cb_close;
+	ssh_callbacks_init(&x->cb);
+	ssh_set_channel_callbacks(x->ch, &x->cb);
+	c->xch[slot] = x;
+	return x->ch;
+}
+
+/* Close a channel the way sshd does after a command: exit-status, EOF,
+ * CLOSE; libssh keeps it until the client's CLOSE arrives. */
+static void xchan_free(struct conn *c, int i)
+{
+	struct xchan *x = c->xch[i];
+	ssh_remove_channel_callbacks(x->ch, &x->cb);
+	if (x->ch != c->chan)
+		ssh_channel_free(x->ch);
+	free(x->cmd);
+	free(x);
+	c->xch[i] = NULL;
+}
+
+int sd__sftp_exec_pump(void *arg)
+{
+	struct conn *c = arg;
+	int served = 0;
+	for (int i = 0; i < SFTP_MAX_CHANNELS; i++) {
+		struct xchan *x = c->xch[i];
+		if (!x || x->ch == c->chan)
+			continue;
+		if (x->pending) {
+			int st = sd__sftp_exec(c, x->ch, x->cmd);
+			ssh_channel_request_send_exit_status(x->ch, st);
+			ssh_channel_send_eof(x->ch);
+			ssh_channel_close(x->ch);
+			xchan_free(c, i);
+			served++;
+		} else if (x->closed) {
+			xchan_free(c, i); /* opened and closed without a request */
+		}
+	}
+	return served;
 }
 
 /* ------------------------------------------------------------ sessions */
@@ -269,8 +349,7 @@ static void wait_client_gone(struct conn *c, int64_t ms)
 
 static void refuse_command(struct conn *c)
 {
-	static const char msg[] =
-	    "storaged: this server offers SFTP only; shell and command execution are refused\r\n";
+	static const char msg[] = SFTP_REFUSE_MSG;
 	ssh_channel_write_stderr(c->chan, msg, (uint32_t)(sizeof(msg) - 1));
 	end_channel(c, 1);
 	SLOG(c->srv, SD_LOG_INFO, "event=refused user=%s addr=%s what=%s", c->user, c->addr,
@@ -326,6 +405,8 @@ static int handshake(struct conn *c)
 			rc = -1;
 			break;
 		}
+		if (c->state == C_READY)
+			sd__sftp_exec_pump(c); /* "ssh host sha256sum f" before any sftp */
 		if (c->chan != NULL && ssh_channel_is_eof(c->chan) && c->state == C_READY) {
 			rc = -1;
 			break;
@@ -379,7 +460,21 @@ void *sd__sftp_conn_main(void *arg)
 		x.idle_ms = s->conf->idle_timeout;
 		x.stopping = &s->stopping;
 		x.pool = s->pool;
+		x.bw = s->bw;
+		x.bws = c->bws;
+		/* exec channels beside the sftp one are served between requests */
+		x.ev = ssh_event_new();
+		if (x.ev && ssh_event_add_session(x.ev, c->ssh) != SSH_OK) {
+			ssh_event_free(x.ev);
+			x.ev = NULL;
+		}
+		x.aux = sd__sftp_exec_pump;
+		x.aux_arg = c;
 		rc = sd__sftp_serve(&x);
+		if (x.ev) {
+			ssh_event_remove_session(x.ev, c->ssh);
+			ssh_event_free(x.ev);
+		}
 		SLOG(s, SD_LOG_INFO, "event=session_end user=%s addr=%s ms=%" PRId64 " reason=\"%s\"",
 		     c->user, c->addr, sd_mono_ms() - t0,
 		     rc == 0 ? "client closed" : rc == -ETIMEDOUT ? "idle timeout"
@@ -399,9 +494,14 @@ void *sd__sftp_conn_main(void *arg)
 	pthread_mutex_lock(&s->mu);
 	c->fd = -1;
 	pthread_mutex_unlock(&s->mu);
+	for (int i = 0; i < SFTP_MAX_CHANNELS; i++)
+		if (c->xch[i])
+			xchan_free(c, i);
 	if (c->chan != NULL)
 		ssh_channel_free(c->chan);
 	c->chan = NULL;
+	sd_bw_release(s->bw, c->bws);
+	c->bws = NULL;
 	s->api->session_close(c->sess); /* abandons anything still open */
 	c->sess = NULL;
 	ssh_disconnect(c->ssh);

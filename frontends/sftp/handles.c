@@ -88,6 +88,7 @@ fx_handle *sd__sftp_handle_alloc(fx_sess *s, int *idx)
 			uint32_t gen = h->gen + 1;
 			memset(h, 0, sizeof(*h));
 			h->gen = gen;
+			h->t0 = sd_mono_ms();
 			*idx = i;
 			return h;
 		}
@@ -130,6 +131,24 @@ int sd__sftp_handle_file(fx_sess *s, fx_handle *h)
 	return s->x->api->handle_open(s->x->sess, h->path, fl, h->omode, &h->fh, NULL);
 }
 
+/* The transfer line of a file handle that moved bytes (docs/logs.md). */
+static void xfer_line(fx_sess *s, fx_handle *h, int rc, int abandon)
+{
+	const sd_core_api *api = s->x->api;
+	for (int in = 1; in >= 0; in--) {
+		uint64_t n = in ? h->nwritten : h->nread;
+		if (!n || (in && !h->writable))
+			continue;
+		sd_xfer_rec x = {.proto = "sftp", .user = s->x->user, .addr = s->x->addr,
+				 .cmd = in ? "write" : "read", .path = h->path, .incoming = in,
+				 .bytes = n, .ms = sd_mono_ms() - h->t0,
+				 .result = abandon ? "aborted" : rc < 0 && in ? "failed" : "ok",
+				 .reason = abandon ? "session ended before CLOSE"
+					   : rc < 0 && in ? api->strerror(rc) : NULL};
+		api->log_transfer(s->x->core, &x);
+	}
+}
+
 int sd__sftp_handle_close(fx_sess *s, fx_handle *h, int abandon)
 {
 	const sd_core_api *api = s->x->api;
@@ -140,6 +159,8 @@ int sd__sftp_handle_close(fx_sess *s, fx_handle *h, int abandon)
 		else
 			rc = api->handle_close(s->x->sess, h->fh);
 	}
+	if (h->state == H_FILE && h->path)
+		xfer_line(s, h, rc, abandon);
 	free(h->path);
 	free(h->last);
 	h->path = NULL;

@@ -1,4 +1,4 @@
 # frontends/sftp/module.mk - the SFTP front end (libssh server API).
 MODULES += sftp
-sftp_PKGS := libssh
+sftp_PKGS := libssh libcrypto
 sftp_LDLIBS :=

@@ -148,6 +148,8 @@ int sd__sftp_op_read(fx_sess *s, uint32_t id, fx_rd *r)
 	if (n == 0)
 		return sd__sftp_status(s, id, SSH_FX_EOF, "End of file");
 	s->bytes_out += (uint64_t)n;
+	h->nread += (uint64_t)n;
+	sd_bw_take(s->x->bw, s->x->bws, (size_t)n); /* bandwidth_limit (util/bw.c) */
 	put_be32(w.p + lenpos, (uint32_t)n);
 	w.len += (size_t)n;
 	return sd__sftp_send(s, &w, id);
@@ -181,6 +183,8 @@ int sd__sftp_op_write(fx_sess *s, uint32_t id, fx_rd *r)
 	if ((size_t)n != len)
 		return sd__sftp_status(s, id, SSH_FX_FAILURE, "short write");
 	s->bytes_in += len;
+	h->nwritten += len;
+	sd_bw_take(s->x->bw, s->x->bws, len);
 	return sd__sftp_ok(s, id);
 }
 

@@ -73,6 +73,8 @@ typedef struct fx_handle {
 	unsigned oflags; /* SD_O_* of the OPEN (for a reopen) */
 	uint32_t omode;  /* permissions of the OPEN (for a reopen) */
 	int readable, writable;
+	uint64_t nread, nwritten; /* bytes moved through it: its transfer line */
+	int64_t t0;               /* mono ms of the OPEN */
 	/* H_DIR */
 	char *last;      /* last name sent, NULL before the first page */
 	int eof;

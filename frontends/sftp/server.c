@@ -169,6 +169,11 @@ static int sftp_init(const sd_core_api *api, sd_core *core, const sd_module_conf
 	char hostalgos[64];
 
 	*state = NULL;
+	if (conf->bandwidth_limit < 0) {
+		api->log(core, SD_LOG_ERROR, "sftp",
+			 "event=init_failed reason=\"bandwidth_limit must not be negative\"");
+		return -SD_ECONFIG;
+	}
 	if (conf->max_read < 32768 || conf->max_read > 4 * 1024 * 1024) {
 		api->log(core, SD_LOG_ERROR, "sftp",
 			 "event=init_failed reason=\"max_read must be between 32K and 4M\"");
@@ -206,6 +211,7 @@ static int sftp_init(const sd_core_api *api, sd_core *core, const sd_module_conf
 	    (rc = set_bind(s, SSH_BIND_OPTIONS_HOSTKEY_ALGORITHMS, hostalgos, "host key algorithms")) < 0 ||
 	    (rc = set_bind(s, SSH_BIND_OPTIONS_PUBKEY_ACCEPTED_KEY_TYPES, PUBKEY_TYPES, "key types")) < 0)
 		return rc;
+	s->bw = sd_bw_new(conf->bandwidth_limit, (int)conf->max_sessions);
 	s->lis = sd_listener_open(host, port, (int)conf->max_sessions, (int)conf->max_per_ip, err,
 				  sizeof(err));
 	if (s->lis == NULL) {
@@ -256,6 +262,7 @@ static void sftp_destroy(void *state)
 	if (s == NULL)
 		return;
 	sd_listener_close(s->lis);
+	sd_bw_free(s->bw);
 	if (s->bind != NULL)
 		ssh_bind_free(s->bind);
 	pthread_mutex_destroy(&s->mu);
@@ -279,6 +286,8 @@ static const sd_conf_item sftp_conf_table[] = {
 	 "open files and directories per SFTP session"},
 	{"max_read", SD_CONF_SIZE, offsetof(sftp_conf, max_read), "256K",
 	 "largest READ reply and WRITE request (advertised with limits@openssh.com)"},
+	{"bandwidth_limit", SD_CONF_SIZE, offsetof(sftp_conf, bandwidth_limit), "0",
+	 "Bytes per second per user over all the user's SFTP reads and writes (every session together); 0 = unlimited."},
 	{NULL, 0, 0, NULL, NULL},
 };
 

@@ -27,6 +27,7 @@
 #include <libssh/server.h>
 
 #include "core/storaged.h"
+#include "bw.h"
 #include "net.h"
 
 #pragma GCC visibility push(hidden)
@@ -46,6 +47,7 @@ typedef struct sftp_conf {
 	int64_t max_auth_tries;    /* failed attempts per connection */
 	int64_t handles_per_session;
 	int64_t max_read;          /* bytes per READ reply and per WRITE request */
+	int64_t bandwidth_limit;   /* bytes/s per user, 0 = none (util/bw.c) */
 } sftp_conf;
 
 /* The module's state (server.c). */
@@ -55,6 +57,7 @@ struct srv {
 	sftp_conf *conf;
 	char keydir[4096];  /* where the host keys are */
 	sd_listener *lis;   /* admission: max_sessions, max_per_ip */
+	sd_bw *bw;          /* bandwidth_limit, per user */
 	ssh_bind bind;      /* host keys and algorithms; never listens */
 	pthread_t accept_thr;
 	int accept_started;
@@ -68,6 +71,23 @@ struct srv {
 /* Connection states (conn.c has the diagram). */
 enum cstate { C_KEX = 0, C_AUTH, C_READY, C_SFTP, C_REFUSE, C_END };
 
+/* What a refused shell or command prints on stderr (exit status 1). */
+#define SFTP_REFUSE_MSG                                                                          \
+	"storaged: this server offers SFTP only; of commands it runs sha256sum, md5sum and "     \
+	"sha1sum on your files, nothing else\r\n"
+
+/* A session channel of a connection (conn.c): the sftp one, or one that
+ * runs a hash command (exec.c), with its own callbacks. */
+#define SFTP_MAX_CHANNELS 4
+struct xchan {
+	struct conn *c;
+	ssh_channel ch;
+	struct ssh_channel_callbacks_struct cb;
+	char *cmd;      /* an exec (or shell: "") request waiting to be served */
+	int pending;
+	int closed;     /* the client sent CHANNEL_CLOSE */
+};
+
 /* One SSH connection, touched by its own thread only, except next, fd and
  * done (under srv.mu). */
 struct conn {
@@ -80,13 +100,14 @@ struct conn {
 	enum cstate state;
 	char addr[SD_ADDR_MAX]; /* the listener slot's address */
 	sd_session *sess;  /* set by a successful login */
+	sd_bw_slot *bws;   /* the user's bandwidth slot, from login to the end */
 	char user[SD_USERNAME_MAX + 1];
 	int readonly;
 	int auth_fails;
 	int blocked;
-	ssh_channel chan;
+	ssh_channel chan;  /* the sftp channel (or the refused first one) */
+	struct xchan *xch[SFTP_MAX_CHANNELS];
 	struct ssh_server_callbacks_struct scb;
-	struct ssh_channel_callbacks_struct ccb;
 	const char *refuse_what;
 	int peer_closed;   /* the client sent CHANNEL_CLOSE */
 };
@@ -117,6 +138,13 @@ void sd__sftp_pool_free(fx_pool *p);
  * dead, and read back as zeros if used again), and with heap = 1 the free
  * pages of malloc's arenas (malloc_trim), e.g. after the key exchange. */
 void sd__sftp_release_memory(int heap);
+/* exec.c: run the command line cmd of an exec request on channel ch
+ * (sha256sum, md5sum, sha1sum; anything else is refused with a message),
+ * writing its output on ch. Returns the exit status to send. */
+int sd__sftp_exec(struct conn *c, ssh_channel ch, const char *cmd);
+/* conn.c: serve the exec channels with a request waiting, and free the
+ * ones the client closed (called between SFTP requests). */
+int sd__sftp_exec_pump(void *conn);
 
 /* What the protocol engine needs to serve one authenticated channel. */
 typedef struct sftp_ctx {
@@ -133,6 +161,14 @@ typedef struct sftp_ctx {
 	int64_t idle_ms;
 	volatile int *stopping;   /* set by module stop: leave soon */
 	fx_pool *pool;            /* commit threads; NULL: commit in place */
+	sd_bw *bw;                /* bandwidth_limit: every READ and WRITE draws */
+	sd_bw_slot *bws;          /* from the user's slot (NULL: no limit) */
+	/* may be NULL: waiting for input polls the whole session through ev
+	 * and calls aux(aux_arg) whenever something else arrived (an exec
+	 * channel beside this one, exec.c) */
+	ssh_event ev;
+	int (*aux)(void *arg);
+	void *aux_arg;
 } sftp_ctx;
 
 /* serve.c: serve the SFTP subsystem on ctx->chan until the client leaves,

@@ -476,6 +476,29 @@ static int wait_input_or_job(fx_sess *s, int ms)
 	return 0;
 }
 
+/* Wait up to a second for input on the channel. With an event on the
+ * whole session (ctx->ev) the wait ends as soon as anything arrives, so
+ * that a request on another channel (an exec beside the SFTP one) is
+ * served at once through ctx->aux. Bytes available, 0, SSH_EOF, SSH_ERROR. */
+static int wait_input(sftp_ctx *x)
+{
+	if (!x->ev)
+		return ssh_channel_poll_timeout(x->chan, 1000, 0);
+	int64_t until = sd_mono_ms() + 1000;
+	for (;;) {
+		int a = ssh_channel_poll(x->chan, 0);
+		if (a != 0)
+			return a;
+		if (x->aux)
+			x->aux(x->aux_arg);
+		int64_t left = until - sd_mono_ms();
+		if (left <= 0)
+			return 0;
+		if (ssh_event_dopoll(x->ev, (int)left) == SSH_ERROR)
+			return ssh_channel_poll(x->chan, 0) == SSH_EOF ? SSH_EOF : SSH_ERROR;
+	}
+}
+
 /* Make sure [in_off, in_off + need) is buffered. Blocks in slices of one
  * second so that the idle timeout, module stop and lost credentials
  * (invariant 4) are noticed. 0, 2 (jobs are pending and one may have
@@ -505,8 +528,7 @@ static int fill(fx_sess *s, size_t need)
 		}
 		{
 			int64_t t0 = sd__sftp_mono_us();
-			avail = s->pending > 0 ? wait_input_or_job(s, 1000)
-					       : ssh_channel_poll_timeout(s->x->chan, 1000, 0);
+			avail = s->pending > 0 ? wait_input_or_job(s, 1000) : wait_input(s->x);
 			s->us_wait += sd__sftp_mono_us() - t0;
 		}
 		if (avail == 0 && s->pending > 0)

@@ -271,7 +271,8 @@ class Daemon:
                 rc = self.proc.returncode
                 self._reap()
                 return False, f"storaged exited {rc} during start-up:\n" + self.logtext()
-            if "event=ready" in self.logtext(log_only=True) and want <= listening_ports():
+            log = self.logtext(log_only=True)
+            if ("event=ready" in log or "\"event\":\"ready\"" in log) and want <= listening_ports():
                 return True, self.logtext()
             time.sleep(0.05)
         self.kill()

@@ -787,38 +787,8 @@ def test_lockout_after_repeated_failures(make_daemon, rsa_cert):
     assert r.code == 200, f"block lifts after auth_block_time: {r}"
 
 
-# ---------------------------------------------------------------- partial PUT refused
-
-def test_partial_put_refused_touches_nothing(httpd):
-    d = httpd
-    al = ("partial", "pw-partial")
-    d.add_user(*al)
-    data = os.urandom(1000)
-    assert req(d, "PUT", "/api/v1/fs/p.bin", "--data-binary", "@-", user=al, input=data).code == 201
-    st0 = get(d, "/api/v1/stat/p.bin", user=al).json()
-    r = req(d, "PUT", "/api/v1/fs/p.bin", "--data-binary", "@-", "-H",
-            "Content-Range: bytes 100-199/1000", user=al, input=os.urandom(100))
-    assert r.code == 400 and r.json()["error"] == "partial_put", f"PUT with Content-Range: 400: {r}"
-    st1 = get(d, "/api/v1/stat/p.bin", user=al).json()
-    assert (st1["sha256"], st1["versions"], st1["size"]) == (st0["sha256"], st0["versions"], 1000), \
-        f"the file is unchanged: {st0} -> {st1}"
-    r = req(d, "PUT", "/api/v1/fs/new-partial.bin", "--data-binary", "@-", "-H",
-            "Content-Range: bytes 0-99/1000", user=al, input=os.urandom(100))
-    assert r.code == 400 and r.json()["error"] == "partial_put", f"on a new path: 400: {r}"
-    assert get(d, "/api/v1/fs/new-partial.bin", user=al).code == 404, "the new path stays absent"
-    src = d.path("partial-src")
-    with open(src, "wb") as f:
-        f.write(data[:600] + os.urandom(400))
-    r = curl(*auth(al), "-C", "600", "-T", src, d.base + "/api/v1/fs/p.bin")
-    assert r.code == 400, f"curl -C 600 -T (sends Content-Range): 400: {r}"
-    assert get(d, "/api/v1/stat/p.bin", user=al).json()["sha256"] == st0["sha256"], "still unchanged"
-    r = req(d, "POST", "/api/v1/upload", "--data-binary", "@-", "-H",
-            "Content-Range: bytes 0-99/1000", user=al, input=os.urandom(100))
-    assert r.code == 400 and r.json()["error"] == "partial_put", f"POST /api/v1/upload: 400: {r}"
-    assert get(d, "/api/v1/fs/uploads", user=al).code == 404, "nothing under /uploads"
-    d.ctl("gc", "--now", check=False)
-    assert d.tmp_files() == [], f"no temp file after gc: {d.tmp_files()}"
-
+# ---------------------------------------------------------------- partial PUT
+# PUT with Content-Range is a partial PUT now: test_resumable.py.
 
 # ---------------------------------------------------------------- .. inside the tree and past the root
 

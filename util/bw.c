@@ -1,39 +1,31 @@
 /*
- * ftp_bw.c - the per-user bandwidth limiter (bandwidth_limit).
- *
- * One slot per user with a live session, shared by all that user's
- * sessions and transfers (uploads and downloads alike). A slot holds the
- * monotonic time at which the user's next byte may go; each transfer
- * chunk pushes it forward by len / rate and sleeps until then. After an
- * idle spell at most BURST_MS of credit is kept.
- *
- * Invariants:
- *  1. bw->lock guards every slot; sleeping happens outside the lock.
- *  2. A slot with refs == 0 is free; nslots = max_clients, so there is
- *     always a slot for a new user (each live user holds a connection).
+ * bw.c - the per-user bandwidth limiter of every front end (design and
+ * invariants in bw.h). It was FTP's; SFTP and HTTP use the same one.
  */
-#include "ftp.h"
-
+#include <pthread.h>
 #include <stdlib.h>
 
-#define BURST_MS 200
+#include "bw.h"
+#include "util.h"
 
-struct ftp_bw_slot {
+#define BURST_MS SD_BW_BURST_MS
+
+struct sd_bw_slot {
 	int64_t uid;
 	int refs;
 	double next_ms; /* monotonic ms when the next byte may go */
 };
 
-struct ftp_bw {
+struct sd_bw {
 	int64_t rate; /* bytes per second, > 0 */
 	pthread_mutex_t lock;
 	int nslots;
-	ftp_bw_slot *slots;
+	sd_bw_slot *slots;
 };
 
-ftp_bw *ftp_bw_new(int64_t rate, int nslots)
+sd_bw *sd_bw_new(int64_t rate, int nslots)
 {
-	ftp_bw *bw = sd_xcalloc(1, sizeof *bw);
+	sd_bw *bw = sd_xcalloc(1, sizeof *bw);
 	bw->rate = rate;
 	pthread_mutex_init(&bw->lock, NULL);
 	if (rate > 0) {
@@ -43,7 +35,7 @@ ftp_bw *ftp_bw_new(int64_t rate, int nslots)
 	return bw;
 }
 
-void ftp_bw_free(ftp_bw *bw)
+void sd_bw_free(sd_bw *bw)
 {
 	if (!bw)
 		return;
@@ -52,14 +44,14 @@ void ftp_bw_free(ftp_bw *bw)
 	free(bw);
 }
 
-ftp_bw_slot *ftp_bw_acquire(ftp_bw *bw, int64_t uid)
+sd_bw_slot *sd_bw_acquire(sd_bw *bw, int64_t uid)
 {
 	if (bw->rate <= 0)
 		return NULL;
-	ftp_bw_slot *free_slot = NULL, *got = NULL;
+	sd_bw_slot *free_slot = NULL, *got = NULL;
 	pthread_mutex_lock(&bw->lock);
 	for (int i = 0; i < bw->nslots; i++) {
-		ftp_bw_slot *e = &bw->slots[i];
+		sd_bw_slot *e = &bw->slots[i];
 		if (e->refs > 0 && e->uid == uid) {
 			got = e;
 			break;
@@ -78,7 +70,7 @@ ftp_bw_slot *ftp_bw_acquire(ftp_bw *bw, int64_t uid)
 	return got;
 }
 
-void ftp_bw_release(ftp_bw *bw, ftp_bw_slot *slot)
+void sd_bw_release(sd_bw *bw, sd_bw_slot *slot)
 {
 	if (!slot)
 		return;
@@ -87,10 +79,15 @@ void ftp_bw_release(ftp_bw *bw, ftp_bw_slot *slot)
 	pthread_mutex_unlock(&bw->lock);
 }
 
-void ftp_bw_take(ftp_bw *bw, ftp_bw_slot *slot, size_t n)
+int sd_bw_on(const sd_bw *bw)
+{
+	return bw && bw->rate > 0;
+}
+
+int64_t sd_bw_charge(sd_bw *bw, sd_bw_slot *slot, size_t n)
 {
 	if (!slot)
-		return;
+		return 0;
 	pthread_mutex_lock(&bw->lock);
 	double now = (double)sd_mono_ms();
 	if (slot->next_ms < now - BURST_MS)
@@ -98,11 +95,17 @@ void ftp_bw_take(ftp_bw *bw, ftp_bw_slot *slot, size_t n)
 	slot->next_ms += (double)n * 1000.0 / (double)bw->rate;
 	double wait = slot->next_ms - now;
 	pthread_mutex_unlock(&bw->lock);
-	if (wait > 0)
-		sd_sleep_ms((int64_t)wait);
+	return wait > 0 ? (int64_t)wait : 0;
 }
 
-size_t ftp_bw_chunk(ftp_bw *bw, ftp_bw_slot *slot, size_t max)
+void sd_bw_take(sd_bw *bw, sd_bw_slot *slot, size_t n)
+{
+	int64_t wait = sd_bw_charge(bw, slot, n);
+	if (wait > 0)
+		sd_sleep_ms(wait);
+}
+
+size_t sd_bw_chunk(sd_bw *bw, sd_bw_slot *slot, size_t max)
 {
 	if (!slot)
 		return max;
