@@ -20,10 +20,25 @@ static int64_t mono_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
+/* The target as logged: a share link's token (/s/<token>...) is a
+ * credential, so only its first 4 characters are kept ("/s/AbCd.../a.txt"):
+ * enough to tell links apart in a log, not enough to use one (SECURITY.md). */
+static void log_target(char *out, size_t outlen, const char *url)
+{
+	if (strncmp(url, "/s/", 3) != 0) {
+		snprintf(out, outlen, "%s", url);
+		return;
+	}
+	const char *tok = url + 3;
+	size_t n = strcspn(tok, "/?");
+	snprintf(out, outlen, "/s/%.*s%s%s", (int)(n < 4 ? n : 4), tok, n > 4 ? "..." : "",
+		 tok + n);
+}
+
 void sd__http_access_begin(hreq *r, const char *url, const char *method)
 {
 	r->t0_us = mono_us();
-	snprintf(r->target, sizeof r->target, "%s", url ? url : "");
+	log_target(r->target, sizeof r->target, url ? url : "");
 	if (!r->method[0])
 		snprintf(r->method, sizeof r->method, "%s", method ? method : "");
 }

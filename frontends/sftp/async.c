@@ -219,8 +219,11 @@ static int reply_job(fx_sess *s, fx_job *j)
 {
 	fx_handle *h = &s->h[j->idx];
 	int rc;
+	sd__sftp_xfer_line(s, h, j->rc, 0);
 	free(h->path);
+	free(h->last);
 	h->path = NULL;
+	h->last = NULL;
 	h->fh = 0;
 	h->state = H_FREE;
 	s->pending--;

@@ -131,8 +131,7 @@ int sd__sftp_handle_file(fx_sess *s, fx_handle *h)
 	return s->x->api->handle_open(s->x->sess, h->path, fl, h->omode, &h->fh, NULL);
 }
 
-/* The transfer line of a file handle that moved bytes (docs/logs.md). */
-static void xfer_line(fx_sess *s, fx_handle *h, int rc, int abandon)
+void sd__sftp_xfer_line(fx_sess *s, fx_handle *h, int rc, int abandon)
 {
 	const sd_core_api *api = s->x->api;
 	for (int in = 1; in >= 0; in--) {
@@ -160,7 +159,7 @@ int sd__sftp_handle_close(fx_sess *s, fx_handle *h, int abandon)
 			rc = api->handle_close(s->x->sess, h->fh);
 	}
 	if (h->state == H_FILE && h->path)
-		xfer_line(s, h, rc, abandon);
+		sd__sftp_xfer_line(s, h, rc, abandon);
 	free(h->path);
 	free(h->last);
 	h->path = NULL;

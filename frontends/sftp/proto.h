@@ -197,6 +197,9 @@ void sd__sftp_consume(fx_sess *s);
 
 /* ------------------------------------------------------------- handles.c */
 
+/* The transfer line (docs/logs.md) of a file handle that moved bytes,
+ * at its close: the commit's result rc, or abandon (session ended). */
+void sd__sftp_xfer_line(fx_sess *s, fx_handle *h, int rc, int abandon);
 /* Ready a table of at most n slots with random generations (it grows on
  * demand). 0, or -errno when the kernel gives no random bytes (the caller
  * refuses the session). */
