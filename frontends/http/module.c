@@ -11,6 +11,10 @@
  *    with MHD_OPTION_LISTEN_SOCKET; MHD closes it in MHD_stop_daemon. MHD
  *    keeps enforcing the connection limit, the per-address limit, the idle
  *    timeout and the per-connection memory limit through its options.
+ *  - Request framing (RFC 9112 section 6.3): Content-Length values that
+ *    disagree, or Content-Length together with Transfer-Encoding, answer
+ *    400 and close the connection: a proxy in front may frame the body
+ *    differently (request smuggling).
  *  - MHD runs its own thread pool (`threads`); every blocking engine call
  *    (argon2 verify, hashing, fsync) runs on a pool thread.
  *  - MHD's own unescaping is replaced by the identity, so the handlers see
@@ -36,6 +40,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http.h"
 #include "sys.h"
@@ -174,6 +179,66 @@ static int request_has_body(struct MHD_Connection *c)
 	return *cl != '\0';
 }
 
+/* Request framing check (see the notes at the top): every Content-Length
+ * header (and every element of a comma list) must carry the same decimal
+ * value, and Transfer-Encoding excludes Content-Length. */
+typedef struct framing {
+	int n_cl, n_te, bad;
+	uint64_t cl;
+} framing;
+
+static enum MHD_Result framing_hdr(void *cls, enum MHD_ValueKind kind, const char *key,
+				   const char *value)
+{
+	(void)kind;
+	framing *f = cls;
+	if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+		f->n_te++;
+		return MHD_YES;
+	}
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+		return MHD_YES;
+	const char *p = value ? value : "";
+	do {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p < '0' || *p > '9') {
+			f->bad = 1;
+			return MHD_YES;
+		}
+		uint64_t v = 0;
+		while (*p >= '0' && *p <= '9') {
+			if (v > (UINT64_MAX - 9) / 10) {
+				f->bad = 1;
+				return MHD_YES;
+			}
+			v = v * 10 + (uint64_t)(*p++ - '0');
+		}
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p && *p != ',') {
+			f->bad = 1;
+			return MHD_YES;
+		}
+		if (f->n_cl++ && v != f->cl)
+			f->bad = 1;
+		f->cl = v;
+	} while (*p);
+	return MHD_YES;
+}
+
+/* Why the request's framing is refused, or NULL. */
+static const char *framing_error(struct MHD_Connection *c)
+{
+	framing f = {0};
+	MHD_get_connection_values(c, MHD_HEADER_KIND, framing_hdr, &f);
+	if (f.bad)
+		return "conflicting or malformed Content-Length headers";
+	if (f.n_cl && f.n_te)
+		return "Content-Length together with Transfer-Encoding";
+	return NULL;
+}
+
 static enum MHD_Result first_call(struct MHD_Connection *c, hreq *r, const char *url,
 				  const char *method)
 {
@@ -193,6 +258,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		r = sd_xcalloc(1, sizeof *r);
 		r->srv = s;
 		*con_cls = r;
+		const char *why = framing_error(c);
+		if (why) {
+			client_addr(c, r->addr);
+			s->api->log(s->core, SD_LOG_INFO, HTTP_SRC,
+				    "event=bad_framing addr=%s msg=\"%s\"", r->addr, why);
+			/* answered in the first call: MHD closes the connection */
+			return sd__http_reply_error(c, r, 400, "bad_request", "%s", why);
+		}
+		/* Without a body, answer from the next call: a response queued
+		 * in the first call makes libmicrohttpd close the connection
+		 * (it cannot know the request is complete), losing keep-alive.
+		 * With a body, the first call is where we may refuse (or answer
+		 * an instant upload) before "100 Continue". */
 		/* Without a body, answer from the next call: a response queued
 		 * in the first call makes libmicrohttpd close the connection
 		 * (it cannot know the request is complete), losing keep-alive.

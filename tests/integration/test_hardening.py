@@ -1,0 +1,98 @@
+"""Hardening (issue 18): what a hostile client or a crash must not achieve, one regression
+test per defect found, against the real daemon with raw sockets where a real client would
+not send the bytes (curl, paramiko, ftplib otherwise).
+
+Covers: conflicting Content-Length / Content-Length with Transfer-Encoding (400, nothing
+stored).
+"""
+import base64
+import hashlib
+import os
+import socket
+
+import pytest
+
+from conftest import HOST, curl, daemon_scope, free_port
+
+ALICE = ("alice", "pw-alice")
+
+
+def basic(user):
+    return base64.b64encode(f"{user[0]}:{user[1]}".encode()).decode()
+
+
+def raw_http(port, data, timeout=5.0):
+    """Send raw bytes; return everything the server sent until it closed (or timeout)."""
+    s = socket.create_connection((HOST, port))
+    s.settimeout(timeout)
+    got = b""
+    try:
+        s.sendall(data)
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            got += b
+    except (socket.timeout, ConnectionResetError):
+        pass
+    finally:
+        s.close()
+    return got
+
+
+def status_of(resp):
+    line = resp.split(b"\r\n", 1)[0]
+    parts = line.split(b" ")
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+
+
+@pytest.fixture(scope="module")
+def hd():
+    port = free_port()
+    sections = {"http": {"enabled": "yes", "module": "http", "listen": f"{HOST}:{port}",
+                         "threads": "2"}}
+    with daemon_scope(sections, name="hard") as d:
+        d.port = port
+        d.base = f"http://{HOST}:{port}"
+        d.add_user(*ALICE)
+        yield d
+
+
+def get_file(d, path):
+    return curl("-u", f"{ALICE[0]}:{ALICE[1]}", d.base + "/api/v1/fs/" + path)
+
+
+def test_conflicting_content_length_refused(hd):
+    d = hd
+    a = basic(ALICE)
+    # two Content-Length headers that disagree: 400, the connection closed, nothing stored
+    resp = raw_http(d.port, (f"PUT /api/v1/fs/smuggle1.bin HTTP/1.1\r\nHost: x\r\n"
+                             f"Authorization: Basic {a}\r\nContent-Length: 5\r\n"
+                             f"Content-Length: 50\r\n\r\nhello").encode())
+    assert status_of(resp) == 400, f"conflicting Content-Length answers 400: {resp[:300]!r}"
+    assert b"Content-Length" in resp, f"the answer says why: {resp[:400]!r}"
+    r = get_file(d, "smuggle1.bin")
+    assert r.code == 404, f"nothing stored after a refused request: {r}"
+    # one header with a comma list that disagrees
+    resp = raw_http(d.port, (f"PUT /api/v1/fs/smuggle2.bin HTTP/1.1\r\nHost: x\r\n"
+                             f"Authorization: Basic {a}\r\nContent-Length: 5, 50\r\n\r\n"
+                             f"hello").encode())
+    assert status_of(resp) in (400,), f"Content-Length: 5, 50 answers 400: {resp[:300]!r}"
+    assert get_file(d, "smuggle2.bin").code == 404, "nothing stored (comma list)"
+    # Content-Length with Transfer-Encoding: 400 too
+    resp = raw_http(d.port, (f"PUT /api/v1/fs/smuggle3.bin HTTP/1.1\r\nHost: x\r\n"
+                             f"Authorization: Basic {a}\r\nContent-Length: 5\r\n"
+                             f"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n").encode())
+    assert status_of(resp) == 400, f"CL + TE answers 400: {resp[:300]!r}"
+    assert get_file(d, "smuggle3.bin").code == 404, "nothing stored (CL + TE)"
+    # a GET with conflicting lengths too (no route may see it)
+    resp = raw_http(d.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n"
+                    b"Content-Length: 3\r\n\r\nabc")
+    assert status_of(resp) == 400, f"GET with conflicting Content-Length: {resp[:300]!r}"
+    # the same value twice and a plain upload still work
+    resp = raw_http(d.port, (f"PUT /api/v1/fs/same-twice.bin HTTP/1.1\r\nHost: x\r\n"
+                             f"Authorization: Basic {a}\r\nContent-Length: 5\r\n"
+                             f"Content-Length: 5\r\nConnection: close\r\n\r\nhello").encode())
+    assert status_of(resp) == 201, f"an identical repeated Content-Length is one: {resp[:300]!r}"
+    r = get_file(d, "same-twice.bin")
+    assert r.code == 200 and r.body == b"hello", f"stored as sent: {r}"
