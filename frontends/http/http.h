@@ -43,6 +43,7 @@
 
 #include <microhttpd.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -87,7 +88,10 @@ typedef struct http_srv {
 	sd_core *core;
 	const sd_module_conf *mc;
 	http_conf *conf;
-	int listen_fd;           /* bound in init; owned by MHD after start */
+	int listen_fd;           /* bound in init; the acceptor's (module.c) */
+	int stop_pipe[2];        /* written by stop: the acceptor returns */
+	int acceptor_running;
+	pthread_t acceptor;
 	struct MHD_Daemon *daemon;
 	char *tls_cert_pem, *tls_key_pem;
 	atomic_long open_conns;

@@ -3,12 +3,11 @@ test per defect found, against the real daemon with raw sockets where a real cli
 not send the bytes (curl, paramiko, ftplib otherwise).
 
 Covers: conflicting Content-Length / Content-Length with Transfer-Encoding (400, nothing
-stored).
+stored), connections over max_connections (a fast 503, never a hang).
 """
 import base64
-import hashlib
-import os
 import socket
+import time
 
 import pytest
 
@@ -96,3 +95,28 @@ def test_conflicting_content_length_refused(hd):
     assert status_of(resp) == 201, f"an identical repeated Content-Length is one: {resp[:300]!r}"
     r = get_file(d, "same-twice.bin")
     assert r.code == 200 and r.body == b"hello", f"stored as sent: {r}"
+
+
+def test_over_max_connections_fast_503(make_daemon):
+    port = free_port()
+    d = make_daemon({"http": {"enabled": "yes", "module": "http", "listen": f"{HOST}:{port}",
+                              "threads": "1", "max_connections": "2", "max_per_ip": "0"}},
+                    name="maxconn")
+    held = [socket.create_connection((HOST, port)) for _ in range(2)]
+    time.sleep(0.5)
+    try:
+        answers = []
+        for _ in range(5):
+            t = time.time()
+            resp = raw_http(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", timeout=5.0)
+            answers.append((status_of(resp), time.time() - t))
+        for st, took in answers:
+            assert took < 2.0, f"over max_connections the answer is fast, not a hang: {answers}"
+            assert st == 503, f"over max_connections: 503 (got {answers})"
+        assert d.log_count("event=refused reason=\"max_connections\"") >= 5, "logged"
+    finally:
+        for s in held:
+            s.close()
+    time.sleep(0.5)
+    r = curl(f"http://{HOST}:{port}/healthz")
+    assert r.code == 200, f"served again once connections are free: {r}"
