@@ -346,7 +346,8 @@ typedef struct http_range {
 	uint64_t first, last; /* inclusive */
 } http_range;
 /* Parse a Range header against a size. Returns the number of satisfiable
- * ranges (1..HTTP_MAX_RANGES), 0 if the header must be ignored (not
+ * ranges (1..HTTP_MAX_RANGES), sorted, with overlapping or adjacent ones
+ * merged (their lengths add up to at most size), 0 if the header must be ignored (not
  * "bytes=" or malformed), -1 if unsatisfiable (answer 416). */
 int sd__http_parse_range(const char *h, uint64_t size, http_range *out);
 

@@ -3,9 +3,12 @@ test per defect found, against the real daemon with raw sockets where a real cli
 not send the bytes (curl, paramiko, ftplib otherwise).
 
 Covers: conflicting Content-Length / Content-Length with Transfer-Encoding (400, nothing
-stored), connections over max_connections (a fast 503, never a hang).
+stored), connections over max_connections (a fast 503, never a hang), overlapping ranges
+(coalesced: never more than the file).
 """
 import base64
+import hashlib
+import os
 import socket
 import time
 
@@ -95,6 +98,35 @@ def test_conflicting_content_length_refused(hd):
     assert status_of(resp) == 201, f"an identical repeated Content-Length is one: {resp[:300]!r}"
     r = get_file(d, "same-twice.bin")
     assert r.code == 200 and r.body == b"hello", f"stored as sent: {r}"
+
+
+def test_overlapping_ranges_coalesced(hd):
+    d = hd
+    data = os.urandom(10000)
+    r = curl("-u", f"{ALICE[0]}:{ALICE[1]}", "-T", "-", d.base + "/api/v1/fs/ranges.bin",
+             input=data)
+    assert r.code == 201, f"upload: {r}"
+    # 16 ranges each covering the whole file: the answer is the file once
+    r = curl("-u", f"{ALICE[0]}:{ALICE[1]}", "-H", "Range: bytes=" + ",".join(["0-"] * 16),
+             d.base + "/api/v1/fs/ranges.bin")
+    assert r.code in (200, 206) and len(r.body) <= len(data) + 1024, \
+        f"16 whole-file ranges send the file once, not 16 times: {r.code} {len(r.body)} bytes"
+    assert data in r.body or r.body == data, "the bytes are the file's"
+    # overlapping and adjacent ranges merge into one: a single 206 part
+    r = curl("-u", f"{ALICE[0]}:{ALICE[1]}", "-H", "Range: bytes=100-199,150-299,300-399,0-9",
+             d.base + "/api/v1/fs/ranges.bin")
+    assert r.code == 206, f"partial content: {r}"
+    ctype = r.header("Content-Type") or ""
+    assert ctype.startswith("multipart/byteranges"), f"two disjoint ranges: multipart: {ctype}"
+    assert r.body.count(b"Content-Range:") == 2, f"0-9 and 100-399 (merged): {r.body[:600]!r}"
+    assert b"bytes 100-399/10000" in r.body and b"bytes 0-9/10000" in r.body, \
+        f"merged ranges sorted: {r.body[:600]!r}"
+    assert data[100:400] in r.body and data[0:10] in r.body, "the parts' bytes"
+    # a single range still answers a plain 206
+    r = curl("-u", f"{ALICE[0]}:{ALICE[1]}", "-H", "Range: bytes=5-9,7-8",
+             d.base + "/api/v1/fs/ranges.bin")
+    assert r.code == 206 and r.body == data[5:10], f"5-9 and 7-8 merge to 5-9: {r}"
+    assert r.header("Content-Range") == "bytes 5-9/10000", f"Content-Range: {r.headers}"
 
 
 def test_over_max_connections_fast_503(make_daemon):
