@@ -123,6 +123,8 @@ const sd_conf_item sd_conf_table[] = {
 	 "A handle that outlives its connection (the HTTP handle API) and is not used for this long is abandoned: unsaved writes are dropped, the previous version stays, and the journal says so."},
 	{"show_history_folders", SD_CONF_BOOL, F(show_history_folders), "no",
 	 "List the virtual folders /.snapshots (the tree as it was at past moments) and /.trash (deleted files) in listings of a user's root; hidden or not, they are always reachable by name."},
+	{"disk_reserve", SD_CONF_SIZE, F(disk_reserve), "0",
+	 "Free space on the disk holding data_dir that is never offered to uploads: statvfs answers (df over SFTP) show the rest, and an HTTP upload announcing more than the rest (Content-Length) is refused with 507 before its body is read."},
 	{NULL, 0, 0, NULL, NULL},
 };
 
@@ -150,6 +152,7 @@ static const conf_range conf_ranges[] = {
 	{"max_handles", 16, 1000000, "16..1000000"},
 	{"max_handles_per_user", 1, 1000000, "1..1000000"},
 	{"handle_idle_timeout", 1000, 7LL * 86400000, "1s..7d"},
+	{"disk_reserve", 0, INT64_MAX, "at least 0"},
 	{NULL, 0, 0, NULL},
 };
 

@@ -4,10 +4,10 @@ not send the bytes (curl, paramiko, ftplib otherwise).
 
 Covers: conflicting Content-Length / Content-Length with Transfer-Encoding (400, nothing
 stored), connections over max_connections (a fast 503, never a hang), overlapping ranges
-(coalesced: never more than the file).
+(coalesced: never more than the file), an upload larger than the disk less disk_reserve
+(507 before 100 Continue).
 """
 import base64
-import hashlib
 import os
 import socket
 import time
@@ -152,3 +152,56 @@ def test_over_max_connections_fast_503(make_daemon):
     time.sleep(0.5)
     r = curl(f"http://{HOST}:{port}/healthz")
     assert r.code == 200, f"served again once connections are free: {r}"
+
+
+# ---------------------------------------------------------------- disk space
+
+def limits_sections(hport, sport, fport):
+    return {
+        "http": {"enabled": "yes", "module": "http", "listen": f"{HOST}:{hport}",
+                 "threads": "2"},
+        "sftp": {"enabled": "yes", "module": "sftp", "listen": f"{HOST}:{sport}"},
+        "ftp": {"enabled": "yes", "module": "ftp", "listen": f"{HOST}:{fport}"},
+    }
+
+
+@pytest.fixture(scope="module")
+def ld():
+    """HTTP, SFTP and FTP; alice (no quota), carol (quota 2M)."""
+    hport, sport, fport = free_port(), free_port(), free_port()
+    with daemon_scope(limits_sections(hport, sport, fport),
+                      name="limits") as d:
+        d.hport, d.sport, d.fport = hport, sport, fport
+        d.base = f"http://{HOST}:{hport}"
+        d.add_user(*ALICE)
+        d.add_user("carol", "pw-carol", "--quota", "2M")
+        yield d
+
+
+def expect_continue(port, path, length, user=ALICE):
+    """PUT with Expect: 100-continue and no body: the server's first answer."""
+    s = socket.create_connection((HOST, port))
+    s.settimeout(10)
+    try:
+        s.sendall((f"PUT {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Basic {basic(user)}\r\n"
+                   f"Content-Length: {length}\r\nExpect: 100-continue\r\n\r\n").encode())
+        return s.recv(4096)
+    finally:
+        s.close()
+
+
+def test_expect_continue_larger_than_disk_507(ld, make_daemon):
+    d = ld
+    resp = expect_continue(d.hport, "/api/v1/fs/huge.bin", 1 << 62)
+    assert status_of(resp) == 507, f"Content-Length 2^62 without quota: 507, no 100: {resp[:200]!r}"
+    assert b"space" in resp, f"says why: {resp[:400]!r}"
+    resp = expect_continue(d.hport, "/api/v1/fs/fine.bin", 1000)
+    assert status_of(resp) == 100, f"a small body gets 100 Continue: {resp[:200]!r}"
+    # disk_reserve: the reserve is never offered (here more than any disk)
+    port = free_port()
+    d2 = make_daemon({"http": {"enabled": "yes", "module": "http", "listen": f"{HOST}:{port}",
+                               "threads": "1"}}, storaged={"disk_reserve": "100000T"},
+                     name="reserve")
+    d2.add_user(*ALICE)
+    resp = expect_continue(port, "/api/v1/fs/r.bin", 10)
+    assert status_of(resp) == 507, f"nothing left past disk_reserve: 507: {resp[:200]!r}"
