@@ -71,6 +71,8 @@ typedef struct sd_conf {
 	int64_t max_handles_per_user;
 	int64_t handle_idle_timeout;
 	int show_history_folders;  /* list /.snapshots and /.trash in "/" */
+	int64_t max_file_size;     /* 0 = no limit */
+	int64_t max_hole;          /* 0 = no limit */
 	int64_t disk_reserve;      /* bytes kept free: not offered to uploads */
 
 	char *config_path;         /* as given */

@@ -488,6 +488,10 @@ uint64_t sd__upload_size(const sd_upload *up);
 void sd__upload_set_mtime(sd_upload *up, int64_t mtime);
 int sd__upload_commit(sd_upload *up, const char *expect, sd_stat *st, int *dedup);
 void sd__upload_abort(sd_upload *up);
+/* The bytes user uid's quota allows one file whose stored content is
+ * `existing` bytes now (counted back): *room, or -1 when unlimited. 0 or
+ * -SD_EAUTH for an unknown user. */
+int sd__quota_room(sd_dbc *d, int64_t uid, uint64_t existing, int64_t *room);
 
 /* ---- instant.c */
 int sd__instant_begin(sd_core *c, const sd_principal *u, const char *npath, unsigned flags,

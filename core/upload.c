@@ -33,7 +33,7 @@ struct sd_upload {
 SD_SQL(q_user_quota, "SELECT quota_bytes, used_bytes FROM users WHERE id = ?1");
 
 /* Quota room for a new content of path (existing size counts back). */
-static int quota_room(sd_dbc *d, int64_t uid, uint64_t existing, int64_t *room)
+int sd__quota_room(sd_dbc *d, int64_t uid, uint64_t existing, int64_t *room)
 {
 	sqlite3_stmt *st = sd_db_stmt(d, &q_user_quota);
 	sqlite3_bind_int64(st, 1, uid);
@@ -129,7 +129,7 @@ int sd__upload_begin(sd_core *c, const sd_principal *u, const sd_cred *cred, con
 			r = -EINVAL; /* nothing to resume */
 	}
 	if (r == 0)
-		r = quota_room(d, u->id, existing, &up->room);
+		r = sd__quota_room(d, u->id, existing, &up->room);
 	sd_db_read_end(c->db, d);
 	if (r < 0)
 		goto fail;
@@ -155,6 +155,11 @@ int sd__upload_write(sd_upload *up, const void *buf, size_t len)
 		return up->dead;
 	if (up->room >= 0 && sd__wpipe_size(up->p) + len > (uint64_t)up->room) {
 		up->dead = -EDQUOT;
+		return up->dead;
+	}
+	int64_t maxf = up->c->conf->max_file_size;
+	if (maxf > 0 && sd__wpipe_size(up->p) + len > (uint64_t)maxf) {
+		up->dead = -EFBIG;
 		return up->dead;
 	}
 	int r = sd__wpipe_write(up->p, buf, len);

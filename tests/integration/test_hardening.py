@@ -4,8 +4,7 @@ not send the bytes (curl, paramiko, ftplib otherwise).
 
 Covers: conflicting Content-Length / Content-Length with Transfer-Encoding (400, nothing
 stored), connections over max_connections (a fast 503, never a hang), overlapping ranges
-(coalesced: never more than the file), an upload larger than the disk less disk_reserve
-(507 before 100 Continue).
+(coalesced: never more than the file).
 """
 import base64
 import os
@@ -14,7 +13,7 @@ import time
 
 import pytest
 
-from conftest import HOST, curl, daemon_scope, free_port
+from conftest import HOST, SftpSession, curl, daemon_scope, free_port
 
 ALICE = ("alice", "pw-alice")
 
@@ -154,7 +153,7 @@ def test_over_max_connections_fast_503(make_daemon):
     assert r.code == 200, f"served again once connections are free: {r}"
 
 
-# ---------------------------------------------------------------- disk space
+# ---------------------------------------------------------------- bounded work, disk space
 
 def limits_sections(hport, sport, fport):
     return {
@@ -167,15 +166,99 @@ def limits_sections(hport, sport, fport):
 
 @pytest.fixture(scope="module")
 def ld():
-    """HTTP, SFTP and FTP; alice (no quota), carol (quota 2M)."""
+    """max_file_size 4M and max_hole 1M; alice (no quota), carol (quota 2M)."""
     hport, sport, fport = free_port(), free_port(), free_port()
     with daemon_scope(limits_sections(hport, sport, fport),
-                      name="limits") as d:
+                      storaged={"max_file_size": "4M", "max_hole": "1M"}, name="limits") as d:
         d.hport, d.sport, d.fport = hport, sport, fport
         d.base = f"http://{HOST}:{hport}"
         d.add_user(*ALICE)
         d.add_user("carol", "pw-carol", "--quota", "2M")
         yield d
+
+
+def sftp_err(fn):
+    """Run fn; return the IOError it raised and how long it took (None if it did not)."""
+    t = time.time()
+    try:
+        fn()
+    except IOError as e:
+        return e, time.time() - t
+    return None, time.time() - t
+
+
+def test_sftp_holes_and_sizes_refused_up_front(ld):
+    d = ld
+    with SftpSession(d.sport, *ALICE) as s:
+        # 1 byte at 1 TiB: refused at the WRITE, nothing hashed
+        f = s.open("/hole.bin", "w")
+        e, took = sftp_err(lambda: (f.seek(1 << 40), f.write(b"x"), f.flush()))
+        assert e is not None and took < 5, f"WRITE at 1 TiB refused at once: {e} after {took:.1f}s"
+        f.close()
+        st = s.stat("/hole.bin")
+        assert st.st_size == 0, f"the refused write left nothing: {st.st_size}"
+        # a hole within max_hole is fine
+        f = s.open("/small-hole.bin", "w")
+        f.seek(512 * 1024)
+        f.write(b"y")
+        f.close()
+        assert s.stat("/small-hole.bin").st_size == 512 * 1024 + 1, "a 512K hole is allowed"
+        # FSETSTAT / SETSTAT extending to 4 GiB: refused (hole and max_file_size)
+        f = s.open("/ext.bin", "w")
+        f.write(b"abc")
+        e, took = sftp_err(lambda: f.truncate(4 << 30))
+        assert e is not None and took < 5, f"FSETSTAT size 4 GiB refused: {e} {took:.1f}s"
+        f.close()
+        e, took = sftp_err(lambda: s.truncate("/ext.bin", 4 << 30))
+        assert e is not None and took < 5, f"SETSTAT size 4 GiB refused: {e} {took:.1f}s"
+        assert s.stat("/ext.bin").st_size == 3, "the file keeps its content"
+        # growing in steps below max_hole still stops at max_file_size (4M)
+        f = s.open("/steps.bin", "w")
+        for i in range(1, 4):
+            f.seek(i * 1024 * 1024)
+            f.write(b"z")
+            f.flush()
+        e, _ = sftp_err(lambda: (f.seek(4 * 1024 * 1024), f.write(b"z"), f.flush()))
+        assert e is not None, "a write past max_file_size (4M) is refused"
+        f.close()
+        assert s.stat("/steps.bin").st_size == 3 * 1024 * 1024 + 1, "steps below the limit kept"
+    # the quota is checked when the size is set, not after hashing at close
+    with SftpSession(d.sport, "carol", "pw-carol") as s:
+        f = s.open("/q.bin", "w")
+        f.write(b"q" * (1200 * 1024))
+        f.flush()
+        e, took = sftp_err(lambda: f.truncate(2200 * 1024))
+        assert e is not None and took < 5, f"extending past the 2M quota refused: {e}"
+        assert "quota" in str(e).lower(), f"the error names the quota: {e}"
+        e, _ = sftp_err(lambda: (f.write(b"more"), f.flush()))
+        assert e is not None and "quota" in str(e).lower(), f"later writes fail too: {e}"
+        f.close()  # the commit fails: the file was new, nothing appears
+        e, _ = sftp_err(lambda: s.stat("/q.bin"))
+        assert e is not None, "a new file refused by the quota leaves nothing"
+
+
+def test_max_file_size_streamed_uploads(ld):
+    d = ld
+    big = os.urandom(4 * 1024 * 1024 + 1)
+    r = curl("-u", f"{ALICE[0]}:{ALICE[1]}", "-T", "-", d.base + "/api/v1/fs/big.bin", input=big)
+    assert r.code == 413, f"HTTP upload past max_file_size: 413: {r}"
+    assert curl("-u", f"{ALICE[0]}:{ALICE[1]}", d.base + "/api/v1/fs/big.bin").code == 404, \
+        "nothing stored"
+    import ftplib
+    import io
+    f = ftplib.FTP()
+    f.connect(HOST, d.fport, timeout=30)
+    f.login(*ALICE)
+    try:
+        f.storbinary("STOR big-ftp.bin", io.BytesIO(big))
+        code = "226"
+    except ftplib.error_perm as e:
+        code = str(e)[:3]
+    assert code == "552", f"FTP STOR past max_file_size: 552 ({code})"
+    f.quit()
+    ok = os.urandom(4 * 1024 * 1024)
+    r = curl("-u", f"{ALICE[0]}:{ALICE[1]}", "-T", "-", d.base + "/api/v1/fs/ok.bin", input=ok)
+    assert r.code == 201, f"exactly max_file_size is fine: {r}"
 
 
 def expect_continue(port, path, length, user=ALICE):
@@ -205,3 +288,4 @@ def test_expect_continue_larger_than_disk_507(ld, make_daemon):
     d2.add_user(*ALICE)
     resp = expect_continue(port, "/api/v1/fs/r.bin", 10)
     assert status_of(resp) == 507, f"nothing left past disk_reserve: 507: {resp[:200]!r}"
+
