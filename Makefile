@@ -20,8 +20,12 @@ VERSION    := 0.1.0
 
 CC      ?= cc
 PKGS    := sqlite3 libsodium libcrypto inih
+# CFLAGS from the command line (make all CFLAGS="-O1 -fsanitize=...")
+# replace only the optimisation and debug flags: the project's own flags
+# below are always added (override), so a sanitizer build keeps -Werror,
+# -fPIC, -pthread and the include paths.
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -pthread \
+override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -pthread \
            -I. -Icore -Iutil $(shell pkg-config --cflags $(PKGS)) \
            -DSD_VERSION='"$(VERSION)"' -DSD_MODULE_DIR='"$(MODDIR)"'
 LDLIBS  := $(shell pkg-config --libs $(PKGS)) -ldl -lpthread -lm
@@ -100,7 +104,7 @@ storaged: $(BUILD)/core/main.o $(BUILD)/libsdcore.a
 JANSSON_CFLAGS := $(shell pkg-config --cflags jansson 2>/dev/null)
 JANSSON_LIBS   := $(shell pkg-config --libs jansson 2>/dev/null)
 CLI_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c) util/sdjson.c)
-$(CLI_OBJ): CPPFLAGS += $(JANSSON_CFLAGS)
+$(CLI_OBJ): override CPPFLAGS += $(JANSSON_CFLAGS)
 $(CLI_OBJ): $(wildcard cli/*.h) util/sdjson.h
 
 storagectl: $(CLI_OBJ) $(BUILD)/libsdcore.a

@@ -26,9 +26,9 @@ CLIENT_SO   := $(BUILD)/libstoraged.so.$(CLIENT_SOVER)
 CLIENT_TEST_SRC := $(wildcard tests/client/*.c)
 CLIENT_TEST_BIN := $(CLIENT_TEST_SRC:tests/client/%.c=$(BUILD)/tests/client-%)
 
-$(CLIENT_OBJ): CPPFLAGS += $(CLIENT_CFLAGS)
+$(CLIENT_OBJ): override CPPFLAGS += $(CLIENT_CFLAGS)
 $(CLIENT_OBJ): $(CLIENT_HDRS)
-$(STOR_OBJ): CPPFLAGS += $(CLIENT_CFLAGS) $(shell pkg-config --cflags inih)
+$(STOR_OBJ): override CPPFLAGS += $(CLIENT_CFLAGS) $(shell pkg-config --cflags inih)
 $(STOR_OBJ): $(CLIENT_HDRS) $(wildcard client/stor/*.h)
 
 $(CLIENT_SO): $(CLIENT_OBJ) client/libstoraged.map

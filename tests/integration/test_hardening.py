@@ -289,3 +289,57 @@ def test_expect_continue_larger_than_disk_507(ld, make_daemon):
     resp = expect_continue(port, "/api/v1/fs/r.bin", 10)
     assert status_of(resp) == 507, f"nothing left past disk_reserve: 507: {resp[:200]!r}"
 
+
+# ---------------------------------------------------------------- SFTP handles of another session
+
+def test_sftp_fsetstat_other_sessions_handle(ld):
+    """A handle of session A used in session B: "invalid handle" (SSH_FX_INVALID_HANDLE or
+    failure), never a confusing path error, and A's file untouched."""
+    import paramiko
+    from paramiko.sftp import CMD_CLOSE, CMD_FSETSTAT, CMD_FSTAT, CMD_WRITE
+    from paramiko.sftp_client import long as int64
+    d = ld
+    with SftpSession(d.sport, *ALICE) as a, SftpSession(d.sport, *ALICE) as b:
+        fa = a.open("/other-handle.bin", "w")
+        fa.write(b"A" * 100)
+        fa.flush()
+        for cmd, args in ((CMD_FSETSTAT, (paramiko.SFTPAttributes.from_stat(os.stat("/")),)),
+                          (CMD_FSTAT, ()), (CMD_WRITE, (int64(0), b"B" * 10)), (CMD_CLOSE, ())):
+            if cmd == CMD_FSETSTAT:
+                at = paramiko.SFTPAttributes()
+                at.st_size = 5
+                args = (at,)
+            try:
+                b._request(cmd, fa.handle, *args)
+                err = None
+            except IOError as e:
+                err = e
+            assert err is not None, f"op {cmd} with another session's handle refused"
+            msg = str(err).lower()
+            assert "handle" in msg and "path" not in msg, \
+                f"op {cmd}: the error says the handle is invalid: {err!r}"
+        fa.close()
+        assert a.stat("/other-handle.bin").st_size == 100, "A's file untouched"
+
+
+# ---------------------------------------------------------------- build
+
+def test_make_cflags_keeps_project_flags_and_o1_ubsan_builds(tmp_path):
+    """`make all CFLAGS=...` replaces only -O2 -g: -Werror, -fPIC, -pthread and the include
+    paths stay; util/util.c and client/http.c build at -O1 with UBSan (GCC used to see a
+    NULL format string there: -Wformat-truncation)."""
+    import subprocess
+    from conftest import ROOT
+    for src in ("util/util.c", "client/http.c"):
+        obj = "build/" + src[:-2] + ".o"
+        r = subprocess.run(["make", "-s", "-n", "-B", obj, "CFLAGS=-O1 -fsanitize=undefined"],
+                           cwd=ROOT, capture_output=True, text=True, timeout=60)
+        lines = [ln for ln in r.stdout.splitlines() if f" -c -o {obj} " in ln + " "]
+        assert r.returncode == 0 and lines, f"make -n {obj}: {r.stdout} {r.stderr}"
+        cmd = lines[-1]
+        for flag in ("-O1", "-fsanitize=undefined", "-Werror", "-Wall", "-fPIC", "-pthread",
+                     "-Icore"):
+            assert f" {flag} " in f" {cmd} ", f"{flag} in the compile line: {cmd}"
+        cmd = cmd.replace(f"-o {obj}", f"-o {tmp_path}/x.o")
+        r = subprocess.run(cmd, shell=True, cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, f"{src} at -O1 with UBSan and -Werror: {r.stderr[-2000:]}"
