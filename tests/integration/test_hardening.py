@@ -343,3 +343,32 @@ def test_make_cflags_keeps_project_flags_and_o1_ubsan_builds(tmp_path):
         cmd = cmd.replace(f"-o {obj}", f"-o {tmp_path}/x.o")
         r = subprocess.run(cmd, shell=True, cwd=ROOT, capture_output=True, text=True, timeout=120)
         assert r.returncode == 0, f"{src} at -O1 with UBSan and -Werror: {r.stderr[-2000:]}"
+
+
+# ---------------------------------------------------------------- FTP: names invalid in both charsets
+
+def test_ftp_gb18030_invalid_names_refused_not_changed(make_daemon):
+    """fallback_charset = GB18030: a name with a raw 0xFF byte (invalid in UTF-8 and in
+    GB18030) is refused 553, never stored with the byte dropped; IAC IAC still means 0xFF
+    (also refused: 0xFF is no GB18030 lead byte); Telnet IAC IP is still dropped."""
+    import ftplib
+    port = free_port()
+    d = make_daemon({"ftp": {"enabled": "yes", "listen": f"{HOST}:{port}",
+                             "fallback_charset": "GB18030"}}, name="gbff")
+    d.add_user("gbu", "pw-gbu-1")
+    f = ftplib.FTP(encoding="latin-1")
+    f.connect(HOST, port, timeout=20)
+    f.login("gbu", "pw-gbu-1")
+    lat = lambda b: b.decode("latin-1")  # noqa: E731
+    for name in (b"x\xff", b"\xff", b"\xc2\xd4\xff\x9c", b"\xb6\xff\xde\xf8", b"y\xff\xff"):
+        try:
+            r = f.sendcmd("MKD " + lat(name))
+        except ftplib.error_perm as e:
+            r = str(e)
+        assert r.startswith("553"), f"MKD {name!r}: 553, not stored under another name: {r!r}"
+    # a Telnet command inside the line is still dropped: IAC NOP
+    r = f.sendcmd("MKD " + lat(b"ok\xff\xf1dir"))
+    assert r.startswith("257") and "okdir" in r, f"IAC NOP dropped: {r!r}"
+    names = sorted(f.nlst())
+    f.quit()
+    assert names == ["okdir"], f"nothing else was stored (no 'x', '', 'y', ...): {names}"
