@@ -134,6 +134,14 @@ static int wait_input(ftp_session *s)
 	int64_t deadline = sd_mono_ms() + c->idle_timeout;
 	for (;;) {
 		int64_t left = deadline - sd_mono_ms();
+		if (s->state != FTP_LOGGED_IN && s->grace_end - sd_mono_ms() <= 0) {
+			s->api->log(s->core, SD_LOG_INFO, FTP_SRC,
+				    "event=disconnect reason=login_grace_time addr=%s", s->addr);
+			ftp_reply(s, 421, "Login grace time exceeded, closing.");
+			return 0;
+		}
+		if (s->state != FTP_LOGGED_IN && s->grace_end - sd_mono_ms() < left)
+			left = s->grace_end - sd_mono_ms();
 		if (left <= 0) {
 			ftp_reply(s, 421, "Timeout.");
 			return 0;

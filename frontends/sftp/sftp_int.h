@@ -43,6 +43,8 @@ typedef struct sftp_conf {
 	int64_t max_auth_tries;    /* failed attempts per connection */
 	int64_t handles_per_session;
 	int64_t max_read;          /* bytes per READ reply and per WRITE request */
+	char *max_startups;        /* "start:rate:full", parsed into srv.startups */
+	int64_t login_grace_time;  /* ms from accept to the sftp subsystem */
 } sftp_conf;
 
 /* The module's state (server.c). */
@@ -59,6 +61,7 @@ struct srv {
 	pthread_mutex_t mu; /* guards conns, and conn.fd / conn.done */
 	struct conn *conns; /* every started connection, finished ones until reaped */
 	atomic_int live;    /* connections with a thread: the storaged_sessions gauge */
+	sd_startups startups; /* connections not logged in yet (max_startups) */
 };
 
 /* Connection states (conn.c has the diagram). */
@@ -85,6 +88,7 @@ struct conn {
 	struct ssh_channel_callbacks_struct ccb;
 	const char *refuse_what;
 	int peer_closed;   /* the client sent CHANNEL_CLOSE */
+	int startup;       /* counted in srv.startups (not logged in yet) */
 };
 
 /* keys.c: find or create the host key directory, generate missing keys,

@@ -372,3 +372,106 @@ def test_ftp_gb18030_invalid_names_refused_not_changed(make_daemon):
     names = sorted(f.nlst())
     f.quit()
     assert names == ["okdir"], f"nothing else was stored (no 'x', '', 'y', ...): {names}"
+
+
+# ---------------------------------------------------------------- pre-login limits
+
+def _held(socks, wait=0.5):
+    """The sockets the server kept open (not closed within `wait`): their count."""
+    time.sleep(wait)
+    n = 0
+    for s in socks:
+        s.settimeout(0.05)
+        closed = False
+        try:
+            while True:
+                b = s.recv(4096)
+                if not b:
+                    closed = True
+                    break
+                if b.startswith(b"421"):
+                    closed = True
+                    break
+        except socket.timeout:
+            pass
+        except (ConnectionResetError, OSError):
+            closed = True
+        n += 0 if closed else 1
+    return n
+
+
+def _all_closed_within(socks, seconds):
+    deadline = time.time() + seconds
+    for s in socks:
+        while True:
+            left = deadline - time.time()
+            if left <= 0:
+                return False
+            s.settimeout(left)
+            try:
+                b = s.recv(4096)
+                if not b:
+                    break
+            except socket.timeout:
+                return False
+            except (ConnectionResetError, OSError):
+                break
+    return True
+
+
+def test_ftp_prelogin_budget_and_grace_time(make_daemon):
+    import ftplib
+    port = free_port()
+    d = make_daemon({"ftp": {"enabled": "yes", "listen": f"{HOST}:{port}", "max_clients": "20",
+                             "max_per_ip": "50", "max_startups": "4:50:8",
+                             "login_grace_time": "2s"}}, name="ftp-startups")
+    d.add_user("honest", "pw-honest-1")
+    logged = []
+    for _ in range(3):
+        f = ftplib.FTP()
+        f.connect(HOST, port, timeout=10)
+        f.login("honest", "pw-honest-1")
+        logged.append(f)
+    t0 = time.time()
+    flood = [socket.create_connection((HOST, port)) for _ in range(30)]
+    held = _held(flood)
+    assert held <= 8, f"at most max_startups' full (8) connections wait to log in: {held}"
+    assert held >= 4, f"below start (4) every connection is let in: {held}"
+    # logged-in sessions are untouched
+    for f in logged:
+        assert f.voidcmd("NOOP").startswith("200"), "a logged-in session still works"
+    # the silent ones are closed after the grace time (2s), with 421
+    assert _all_closed_within(flood, 6.0), "silent connections closed after login_grace_time"
+    took = time.time() - t0
+    assert took >= 1.5, f"not before the grace time: {took:.1f}s"
+    for s in flood:
+        s.close()
+    assert d.log_count("reason=login_grace_time") >= 4, "grace time closes are logged"
+    assert d.log_count("reason=max_startups") >= 20, "refusals are logged"
+    # an honest login now works at once
+    f = ftplib.FTP()
+    f.connect(HOST, port, timeout=10)
+    f.login("honest", "pw-honest-1")
+    f.quit()
+    for f in logged:
+        f.quit()
+
+
+def test_sftp_prelogin_budget_and_grace_time(make_daemon):
+    port = free_port()
+    d = make_daemon({"sftp": {"enabled": "yes", "module": "sftp", "listen": f"{HOST}:{port}",
+                              "max_sessions": "20", "max_per_ip": "50", "max_startups": "4:50:8",
+                              "login_grace_time": "2s"}}, name="sftp-startups")
+    d.add_user("honest", "pw-honest-1")
+    with SftpSession(port, "honest", "pw-honest-1") as s0:
+        s0.listdir("/")
+        flood = [socket.create_connection((HOST, port)) for _ in range(30)]
+        held = _held(flood)
+        assert 4 <= held <= 8, f"4..8 (max_startups 4:50:8) silent connections held: {held}"
+        assert s0.listdir("/") == [], "a logged-in session still works"
+        assert _all_closed_within(flood, 8.0), "silent connections closed after login_grace_time"
+        for s in flood:
+            s.close()
+        assert d.log_count("reason=max_startups") >= 20, "refusals are logged"
+        with SftpSession(port, "honest", "pw-honest-1") as s1:
+            assert s1.listdir("/") == [], "an honest login works once the silent ones are gone"
