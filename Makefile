@@ -4,7 +4,10 @@
 #                   libstoraged (client library) and stor (client tools)
 #   make run        install deps, build, run the daemon with ./storaged.conf
 #   make test       install deps, build, unit tests (plain + ASan/UBSan),
-#                   integration tests against the real daemon
+#                   integration tests against the real daemon (and one
+#                   run against the ASan/UBSan daemon, integration-asan)
+#   make asan       the daemon and its modules under ASan/UBSan:
+#                   build/asan/storaged, build/asan/frontends/*.so
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make clean
 
@@ -67,7 +70,7 @@ TEST_MODULES := $(BUILD)/tests/testmod.so $(BUILD)/tests/badabi.so $(BUILD)/test
 # libstoraged, stor and their test programs (client/client.mk)
 include client/client.mk
 
-.PHONY: all deps run test unit unit-asan integration install clean doc-config bench
+.PHONY: all deps run test unit unit-asan integration integration-asan asan install clean doc-config bench
 all: storaged storagectl $(MODULE_SOS) client
 
 deps:
@@ -126,6 +129,36 @@ frontends/$(1).so: $$($(1)_SRC) $$($(1)_HDR) core/storaged.h $(UTIL_HDRS) $(BUIL
 endef
 $(foreach m,$(MODULES),$(eval $(call module_rule,$(m))))
 
+# make asan: the daemon and every module built with ASan/UBSan (and the
+# engine's test-build invariant checks, SD_TEST_BUILD), beside the plain
+# build. The integration harness runs them when SD_STORAGED and
+# SD_MODULE_DIR point at them (integration-asan below).
+ASAN_DAEMON := $(ASAN_BUILD)/storaged
+ASAN_MODULE_SOS := $(MODULES:%=$(ASAN_BUILD)/frontends/%.so)
+$(ASAN_BUILD)/libsdutil.a: $(UTIL_SRC:%.c=$(ASAN_BUILD)/%.o)
+	$(AR) rcs $@ $^
+$(ASAN_DAEMON): $(ASAN_BUILD)/core/main.o $(ASAN_BUILD)/libsdcore.a
+	$(CC) $(CFLAGS) $(SAN_FLAGS) $(LDFLAGS) -rdynamic -o $@ $^ $(LDLIBS)
+define asan_module_rule
+$(ASAN_BUILD)/frontends/$(1).so: $$($(1)_SRC) $$($(1)_HDR) core/storaged.h $(UTIL_HDRS) $(ASAN_BUILD)/libsdutil.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CPPFLAGS) $$(CFLAGS) $(SAN_FLAGS) -DSD_TEST_BUILD $$(LDFLAGS) $$(if $$($(1)_PKGS),$$(shell pkg-config --cflags $$($(1)_PKGS))) -shared \
+		-Wl,--no-undefined -Wl,--exclude-libs,ALL -o $$@ $$($(1)_SRC) $(ASAN_BUILD)/libsdutil.a \
+		$$(if $$($(1)_PKGS),$$(shell pkg-config --libs $$($(1)_PKGS))) $$($(1)_LDLIBS) -lpthread
+endef
+$(foreach m,$(MODULES),$(eval $(call asan_module_rule,$(m))))
+asan: $(ASAN_DAEMON) $(ASAN_MODULE_SOS)
+
+# The ASan/UBSan daemon under the integration tests that reach every
+# protocol's parsers (a sanitizer report fails the run: the daemon's exit
+# status must be 0). ASAN_PYTEST: which tests.
+ASAN_PYTEST ?= tests/integration/test_hardening.py tests/integration/test_resolver.py
+ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=86 \
+	SD_STORAGED=$(CURDIR)/$(ASAN_DAEMON) SD_MODULE_DIR=$(CURDIR)/$(ASAN_BUILD)/frontends
+integration-asan: all asan
+	@$(ASAN_ENV) tests/integration/run.sh $(ASAN_PYTEST)
+
 # ---------------------------------------------------------------- tests
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell pkg-config --libs check 2>/dev/null)
@@ -171,6 +204,7 @@ test: deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory unit-asan
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory integration-asan
 
 run: deps
 	@$(MAKE) --no-print-directory all
