@@ -70,7 +70,7 @@ TEST_MODULES := $(BUILD)/tests/testmod.so $(BUILD)/tests/badabi.so $(BUILD)/test
 # libstoraged, stor and their test programs (client/client.mk)
 include client/client.mk
 
-.PHONY: all deps run test unit unit-asan integration integration-asan asan install clean doc-config bench
+.PHONY: all deps run test unit unit-asan integration integration-asan asan fuzz install clean doc-config bench
 all: storaged storagectl $(MODULE_SOS) client
 
 deps:
@@ -209,6 +209,38 @@ test: deps
 run: deps
 	@$(MAKE) --no-print-directory all
 	./storaged -c storaged.conf
+
+# ---------------------------------------------------------------- fuzzing
+# libFuzzer harnesses (fuzz/*.c, Debian clang) of the parsers that read
+# network or config bytes; seed corpora in fuzz/corpus/<harness>/ (found
+# crashes go there too, as regression inputs). `make fuzz` builds them and
+# runs each for FUZZ_SECONDS (default 15: about a minute in all); new
+# inputs go to build/fuzz/work/<harness>/, never into the committed seeds.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 15
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	-std=c11 -D_GNU_SOURCE -I. -Icore -Iutil -DSD_VERSION='"$(VERSION)"' -DSD_MODULE_DIR='"$(MODDIR)"'
+FUZZ_UTIL := $(UTIL_SRC)
+FUZZ_HTTP := frontends/http/wire.c frontends/http/ranges.c
+FUZZ_BINS := $(BUILD)/fuzz/fuzz_http_wire $(BUILD)/fuzz/fuzz_http_mpw $(BUILD)/fuzz/fuzz_sftp_packet \
+	$(BUILD)/fuzz/fuzz_conf
+$(BUILD)/fuzz/fuzz_http_%: fuzz/fuzz_http_%.c $(FUZZ_HTTP) frontends/http/http.h $(UTIL_HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Ifrontends/http $(shell pkg-config --cflags libmicrohttpd jansson) -o $@ \
+		$< $(FUZZ_HTTP) $(FUZZ_UTIL) $(shell pkg-config --libs libmicrohttpd jansson) $(LDLIBS)
+$(BUILD)/fuzz/fuzz_sftp_packet: fuzz/fuzz_sftp_packet.c frontends/sftp/wire.c $(wildcard frontends/sftp/*.h) $(UTIL_HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Ifrontends/sftp -o $@ $< frontends/sftp/wire.c $(FUZZ_UTIL) -lssh $(LDLIBS)
+$(BUILD)/fuzz/fuzz_conf: fuzz/fuzz_conf.c core/conf.c $(HDRS) $(BUILD)/libsdcore.a
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< core/conf.c $(BUILD)/libsdcore.a $(LDLIBS)
+fuzz: $(FUZZ_BINS)
+	@set -e; for b in $(FUZZ_BINS); do n=$$(basename $$b); mkdir -p $(BUILD)/fuzz/work/$$n; \
+		echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+		$$b -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
+			-artifact_prefix=$(BUILD)/fuzz/crash-$$n- $(BUILD)/fuzz/work/$$n fuzz/corpus/$$n \
+			2>$(BUILD)/fuzz/$$n.log || { tail -40 $(BUILD)/fuzz/$$n.log; exit 1; }; \
+		grep -E "stat::number_of_executed_units|cov:" $(BUILD)/fuzz/$$n.log | tail -2; done
 
 # Benchmarks against peer servers (by hand; rewrites docs/benchmarks.md).
 # BENCH_ARGS=--quick for a smaller run.

@@ -11,7 +11,7 @@ BUILD="build-essential pkg-config libsqlite3-dev libsodium-dev libssl-dev \
 libinih-dev libjansson-dev check libmicrohttpd-dev libssh-dev libgnutls28-dev \
 libcurl4-openssl-dev"
 TEST="sqlite3 openssl curl lftp openssh-client python3 python3-paramiko python3-pytest \
-python3-pytest-timeout rclone valgrind procps psmisc sshfs rsync"
+python3-pytest-timeout rclone valgrind procps psmisc sshfs rsync clang"
 PACKAGE="debhelper devscripts lintian rpm dpkg-dev fakeroot"
 BENCH="vsftpd openssh-server nginx hyperfine linux-perf"
 
