@@ -127,6 +127,8 @@ const sd_conf_item sd_conf_table[] = {
 	 "Largest file: a write, truncate or upload that would make a file larger fails (EFBIG: FTP 552, SFTP failure, HTTP 413) before any byte of it is stored or hashed; 0 = no limit."},
 	{"max_hole", SD_CONF_SIZE, F(max_hole), "1G",
 	 "Most a single write or size change of an open file (SFTP, HTTP handles) may skip past the file's end (a hole, zeros that are still hashed at commit); more fails (EFBIG) at once. The quota is checked at the same moment. 0 = no limit."},
+	{"user", SD_CONF_STR, F(user), "",
+	 "Started as root (make run, by hand), the daemon binds its ports and then serves as this unprivileged user (and its group), never as root: the data directory (created for it if missing) must belong to it, and files are created as it from the start. Empty: run as started. The packaged unit starts as User=storaged already."},
 	{"disk_reserve", SD_CONF_SIZE, F(disk_reserve), "0",
 	 "Free space on the disk holding data_dir that is never offered to uploads: statvfs answers (df over SFTP) show the rest, and an HTTP upload announcing more than the rest (Content-Length) is refused with 507 before its body is read."},
 	{NULL, 0, 0, NULL, NULL},

@@ -74,6 +74,7 @@ typedef struct sd_conf {
 	int64_t max_file_size;     /* 0 = no limit */
 	int64_t max_hole;          /* 0 = no limit */
 	int64_t disk_reserve;      /* bytes kept free: not offered to uploads */
+	char *user;                /* started as root: serve as this user ("" = stay) */
 
 	char *config_path;         /* as given */
 	char *config_dir;          /* absolute directory of the file */

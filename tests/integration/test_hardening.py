@@ -475,3 +475,72 @@ def test_sftp_prelogin_budget_and_grace_time(make_daemon):
         assert d.log_count("reason=max_startups") >= 20, "refusals are logged"
         with SftpSession(port, "honest", "pw-honest-1") as s1:
             assert s1.listdir("/") == [], "an honest login works once the silent ones are gone"
+
+
+# ---------------------------------------------------------------- privileges
+
+def _free_low_port():
+    for p in range(1023, 900, -1):
+        s = socket.socket()
+        try:
+            s.bind((HOST, p))
+            return p
+        except OSError:
+            continue
+        finally:
+            s.close()
+    raise AssertionError("no free port below 1024")
+
+
+def test_started_as_root_serves_as_user(make_daemon):
+    """user = nobody: ports (one below 1024) bound as root, then every thread is nobody; the
+    data directory is made for nobody and everything in it belongs to nobody."""
+    import pwd
+    assert os.geteuid() == 0, "the suite runs as root"
+    nobody = pwd.getpwnam("nobody")
+    low, sport = _free_low_port(), free_port()
+    d = make_daemon({"http": {"enabled": "yes", "module": "http", "listen": f"{HOST}:{low}",
+                              "threads": "2"},
+                     "sftp": {"enabled": "yes", "module": "sftp", "listen": f"{HOST}:{sport}"}},
+                    storaged={"user": "nobody"}, name="priv", start=False)
+    os.chmod(d.tmp, 0o755)  # nobody must reach its data directory
+    d.start()
+    assert d.log_count("event=privileges_dropped user=nobody") == 1, "the drop is logged"
+    with open(f"/proc/{d.pid}/status") as f:
+        ids = {ln.split(":")[0]: ln.split()[1:] for ln in f if ln.startswith(("Uid", "Gid"))}
+    assert ids["Uid"] == [str(nobody.pw_uid)] * 4, f"real, effective, saved, fs uid: {ids}"
+    assert ids["Gid"] == [str(nobody.pw_gid)] * 4, f"every gid: {ids}"
+    for t in os.listdir(f"/proc/{d.pid}/task"):
+        with open(f"/proc/{d.pid}/task/{t}/status") as f:
+            uid = [ln.split()[1:] for ln in f if ln.startswith("Uid")][0]
+        assert uid == [str(nobody.pw_uid)] * 4, f"thread {t} is nobody too: {uid}"
+    d.add_user(*ALICE)  # storagectl as root becomes the data directory's owner
+    data = os.urandom(200000)
+    r = curl("-u", f"{ALICE[0]}:{ALICE[1]}", "-T", "-", f"http://{HOST}:{low}/api/v1/fs/p.bin",
+             input=data)
+    assert r.code == 201, f"served on port {low} (bound as root) after the drop: {r}"
+    with SftpSession(sport, *ALICE) as s:
+        with s.open("/q.bin", "w") as f:
+            f.write(b"q" * 1000)
+        assert sorted(s.listdir("/")) == ["p.bin", "q.bin"], "SFTP works as nobody"
+    for root, dirs, files in os.walk(d.data):
+        for n in dirs + files:
+            st = os.lstat(os.path.join(root, n))
+            assert st.st_uid == nobody.pw_uid, f"{os.path.join(root, n)} belongs to nobody"
+    assert os.stat(d.data).st_uid == nobody.pw_uid, "the data directory was made for nobody"
+    d.signal(__import__("signal").SIGHUP)  # the log can be reopened as nobody
+    time.sleep(0.5)
+    assert d.alive(), "SIGHUP after the drop"
+
+
+def test_user_refuses_data_dir_of_another(make_daemon):
+    port = free_port()
+    d = make_daemon({"http": {"enabled": "yes", "module": "http", "listen": f"{HOST}:{port}"}},
+                    storaged={"user": "nobody"}, name="priv2", start=False)
+    d.add_user(*ALICE)  # as root: the data directory is root's
+    ok, text = d.try_start()
+    assert not ok and "belongs to another user" in text, f"refused with a reason: {text[-400:]}"
+    d2 = make_daemon({"http": {"enabled": "yes", "module": "http", "listen": f"{HOST}:{free_port()}"}},
+                     storaged={"user": "no-such-user-xyz"}, name="priv3", start=False)
+    ok, text = d2.try_start()
+    assert not ok and "no such user" in text, f"unknown user refused: {text[-400:]}"
