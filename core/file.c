@@ -344,9 +344,10 @@ static int need_working_copy(sd_file *f, int sequential_ok)
  * at once, not after minutes of hashing; and the quota (read once, then
  * whenever the file grows past the room it allowed) refuses a file that
  * cannot fit before its bytes are taken. 0, -EFBIG or -EDQUOT. After
- * -EDQUOT the unsaved writes are dead: the next commit drops them and
- * fails (the previous version stays, as when the commit itself finds the
- * quota exceeded); -EFBIG only refuses the one call. */
+ * -EDQUOT on a file with unsaved writes those are dead: the next commit
+ * drops them and fails (the previous version stays, as when the commit
+ * itself finds the quota exceeded); -EFBIG, and -EDQUOT with nothing
+ * unsaved, only refuse the one call. */
 static int may_grow(sd_file *f, uint64_t new_size, uint64_t hole)
 {
 	const sd_conf *cf = f->c->conf;
@@ -365,9 +366,11 @@ static int may_grow(sd_file *f, uint64_t new_size, uint64_t hole)
 	if (r < 0)
 		return r;
 	f->room_ok = room < 0 ? UINT64_MAX : (uint64_t)room;
-	if (new_size > f->room_ok)
+	if (new_size <= f->room_ok)
+		return 0;
+	if (f->dirty) /* what was written before cannot commit whole */
 		f->dead = -EDQUOT;
-	return f->dead;
+	return -EDQUOT;
 }
 
 ssize_t sd__file_pwrite(sd_file *f, const void *buf, size_t len, uint64_t off)

@@ -371,7 +371,7 @@ START_TEST(t_table_sane)
 		for (const sd_conf_item *jt = it + 1; jt->name; jt++)
 			ck_assert_msg(strcmp(it->name, jt->name) != 0, "key %s twice", it->name);
 	}
-	ck_assert_int_eq(n, 29);
+	ck_assert_int_eq(n, 33);
 }
 END_TEST
 
