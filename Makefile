@@ -4,7 +4,10 @@
 #                   libstoraged (client library) and stor (client tools)
 #   make run        install deps, build, run the daemon with ./storaged.conf
 #   make test       install deps, build, unit tests (plain + ASan/UBSan),
-#                   integration tests against the real daemon
+#                   integration tests against the real daemon (and one
+#                   run against the ASan/UBSan daemon, integration-asan)
+#   make asan       the daemon and its modules under ASan/UBSan:
+#                   build/asan/storaged, build/asan/frontends/*.so
 #   make test-backends  the S3/RADOS blob stores against a Ceph cluster the
 #                   test starts (minutes; not part of make test)
 #   make install    PREFIX=/usr/local DESTDIR=
@@ -22,8 +25,12 @@ VERSION    := 0.1.0
 
 CC      ?= cc
 PKGS    := sqlite3 libsodium libcrypto inih libcurl
+# CFLAGS from the command line (make all CFLAGS="-O1 -fsanitize=...")
+# replace only the optimisation and debug flags: the project's own flags
+# below are always added (override), so a sanitizer build keeps -Werror,
+# -fPIC, -pthread and the include paths.
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -pthread \
+override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -pthread \
            -I. -Icore -Iutil $(shell pkg-config --cflags $(PKGS)) \
            -DSD_VERSION='"$(VERSION)"' -DSD_MODULE_DIR='"$(MODDIR)"'
 LDLIBS  := $(shell pkg-config --libs $(PKGS)) -ldl -lpthread -lm
@@ -72,7 +79,7 @@ TEST_MODULES := $(BUILD)/tests/testmod.so $(BUILD)/tests/badabi.so $(BUILD)/test
 # libstoraged, stor and their test programs (client/client.mk)
 include client/client.mk
 
-.PHONY: all deps run test unit unit-asan integration install clean doc-config bench test-backends
+.PHONY: all deps run test unit unit-asan integration integration-asan asan fuzz install clean doc-config bench test-backends
 all: storaged storagectl $(MODULE_SOS) $(STORE_SOS) client
 
 deps:
@@ -109,7 +116,7 @@ storaged: $(BUILD)/core/main.o $(BUILD)/libsdcore.a
 JANSSON_CFLAGS := $(shell pkg-config --cflags jansson 2>/dev/null)
 JANSSON_LIBS   := $(shell pkg-config --libs jansson 2>/dev/null)
 CLI_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard cli/*.c) util/sdjson.c)
-$(CLI_OBJ): CPPFLAGS += $(JANSSON_CFLAGS)
+$(CLI_OBJ): override CPPFLAGS += $(JANSSON_CFLAGS)
 $(CLI_OBJ): $(wildcard cli/*.h) util/sdjson.h
 
 storagectl: $(CLI_OBJ) $(BUILD)/libsdcore.a
@@ -134,6 +141,36 @@ $(foreach m,$(MODULES),$(eval $(call module_rule,$(m))))
 frontends/store_%.so: core/store/%.c core/store.h core/store_module.h core/storaged.h $(UTIL_HDRS) $(BUILD)/libsdutil.a
 	$(CC) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -shared -Wl,--no-undefined -Wl,--exclude-libs,ALL \
 		-o $@ $< $(BUILD)/libsdutil.a $($*_STORE_LIBS) -lpthread
+
+# make asan: the daemon and every module built with ASan/UBSan (and the
+# engine's test-build invariant checks, SD_TEST_BUILD), beside the plain
+# build. The integration harness runs them when SD_STORAGED and
+# SD_MODULE_DIR point at them (integration-asan below).
+ASAN_DAEMON := $(ASAN_BUILD)/storaged
+ASAN_MODULE_SOS := $(MODULES:%=$(ASAN_BUILD)/frontends/%.so)
+$(ASAN_BUILD)/libsdutil.a: $(UTIL_SRC:%.c=$(ASAN_BUILD)/%.o)
+	$(AR) rcs $@ $^
+$(ASAN_DAEMON): $(ASAN_BUILD)/core/main.o $(ASAN_BUILD)/libsdcore.a
+	$(CC) $(CFLAGS) $(SAN_FLAGS) $(LDFLAGS) -rdynamic -o $@ $^ $(LDLIBS)
+define asan_module_rule
+$(ASAN_BUILD)/frontends/$(1).so: $$($(1)_SRC) $$($(1)_HDR) core/storaged.h $(UTIL_HDRS) $(ASAN_BUILD)/libsdutil.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CPPFLAGS) $$(CFLAGS) $(SAN_FLAGS) -DSD_TEST_BUILD $$(LDFLAGS) $$(if $$($(1)_PKGS),$$(shell pkg-config --cflags $$($(1)_PKGS))) -shared \
+		-Wl,--no-undefined -Wl,--exclude-libs,ALL -o $$@ $$($(1)_SRC) $(ASAN_BUILD)/libsdutil.a \
+		$$(if $$($(1)_PKGS),$$(shell pkg-config --libs $$($(1)_PKGS))) $$($(1)_LDLIBS) -lpthread
+endef
+$(foreach m,$(MODULES),$(eval $(call asan_module_rule,$(m))))
+asan: $(ASAN_DAEMON) $(ASAN_MODULE_SOS)
+
+# The ASan/UBSan daemon under the integration tests that reach every
+# protocol's parsers (a sanitizer report fails the run: the daemon's exit
+# status must be 0). ASAN_PYTEST: which tests.
+ASAN_PYTEST ?= tests/integration/test_hardening.py tests/integration/test_resolver.py
+ASAN_ENV := ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:exitcode=86 \
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1:exitcode=86 \
+	SD_STORAGED=$(CURDIR)/$(ASAN_DAEMON) SD_MODULE_DIR=$(CURDIR)/$(ASAN_BUILD)/frontends
+integration-asan: all asan
+	@$(ASAN_ENV) tests/integration/run.sh $(ASAN_PYTEST)
 
 # ---------------------------------------------------------------- tests
 CHECK_CFLAGS := $(shell pkg-config --cflags check 2>/dev/null)
@@ -180,6 +217,7 @@ test: deps
 	@$(MAKE) --no-print-directory unit
 	@$(MAKE) --no-print-directory unit-asan
 	@$(MAKE) --no-print-directory integration
+	@$(MAKE) --no-print-directory integration-asan
 
 # The remote blob stores against a real single-host Ceph cluster that the
 # script starts and stops (minutes: not part of `make test`).
@@ -190,6 +228,38 @@ test-backends: all $(BUILD)/tests/test_backends
 run: deps
 	@$(MAKE) --no-print-directory all
 	./storaged -c storaged.conf
+
+# ---------------------------------------------------------------- fuzzing
+# libFuzzer harnesses (fuzz/*.c, Debian clang) of the parsers that read
+# network or config bytes; seed corpora in fuzz/corpus/<harness>/ (found
+# crashes go there too, as regression inputs). `make fuzz` builds them and
+# runs each for FUZZ_SECONDS (default 15: about a minute in all); new
+# inputs go to build/fuzz/work/<harness>/, never into the committed seeds.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 15
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	-std=c11 -D_GNU_SOURCE -I. -Icore -Iutil -DSD_VERSION='"$(VERSION)"' -DSD_MODULE_DIR='"$(MODDIR)"'
+FUZZ_UTIL := $(UTIL_SRC)
+FUZZ_HTTP := frontends/http/wire.c frontends/http/ranges.c
+FUZZ_BINS := $(BUILD)/fuzz/fuzz_http_wire $(BUILD)/fuzz/fuzz_http_mpw $(BUILD)/fuzz/fuzz_sftp_packet \
+	$(BUILD)/fuzz/fuzz_conf
+$(BUILD)/fuzz/fuzz_http_%: fuzz/fuzz_http_%.c $(FUZZ_HTTP) frontends/http/http.h $(UTIL_HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Ifrontends/http $(shell pkg-config --cflags libmicrohttpd jansson) -o $@ \
+		$< $(FUZZ_HTTP) $(FUZZ_UTIL) $(shell pkg-config --libs libmicrohttpd jansson) $(LDLIBS)
+$(BUILD)/fuzz/fuzz_sftp_packet: fuzz/fuzz_sftp_packet.c frontends/sftp/wire.c $(wildcard frontends/sftp/*.h) $(UTIL_HDRS)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -Ifrontends/sftp -o $@ $< frontends/sftp/wire.c $(FUZZ_UTIL) -lssh $(LDLIBS)
+$(BUILD)/fuzz/fuzz_conf: fuzz/fuzz_conf.c core/conf.c $(HDRS) $(BUILD)/libsdcore.a
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_FLAGS) -o $@ $< core/conf.c $(BUILD)/libsdcore.a $(LDLIBS)
+fuzz: $(FUZZ_BINS)
+	@set -e; for b in $(FUZZ_BINS); do n=$$(basename $$b); mkdir -p $(BUILD)/fuzz/work/$$n; \
+		echo "fuzz: $$n for $(FUZZ_SECONDS)s"; \
+		$$b -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 -timeout=10 -rss_limit_mb=2048 \
+			-artifact_prefix=$(BUILD)/fuzz/crash-$$n- $(BUILD)/fuzz/work/$$n fuzz/corpus/$$n \
+			2>$(BUILD)/fuzz/$$n.log || { tail -40 $(BUILD)/fuzz/$$n.log; exit 1; }; \
+		grep -E "stat::number_of_executed_units|cov:" $(BUILD)/fuzz/$$n.log | tail -2; done
 
 # Benchmarks against peer servers (by hand; rewrites docs/benchmarks.md).
 # BENCH_ARGS=--quick for a smaller run.

@@ -32,9 +32,9 @@ FUSE_LIBS   := $(shell pkg-config --libs fuse3 2>/dev/null)
 CLIENT_TEST_SRC := $(wildcard tests/client/*.c)
 CLIENT_TEST_BIN := $(CLIENT_TEST_SRC:tests/client/%.c=$(BUILD)/tests/client-%)
 
-$(CLIENT_OBJ): CPPFLAGS += $(CLIENT_CFLAGS)
+$(CLIENT_OBJ): override CPPFLAGS += $(CLIENT_CFLAGS)
 $(CLIENT_OBJ): $(CLIENT_HDRS)
-$(STOR_OBJ): CPPFLAGS += $(CLIENT_CFLAGS) $(shell pkg-config --cflags inih)
+$(STOR_OBJ): override CPPFLAGS += $(CLIENT_CFLAGS) $(shell pkg-config --cflags inih)
 $(STOR_OBJ): $(CLIENT_HDRS) $(wildcard client/stor/*.h)
 
 $(CLIENT_SO): $(CLIENT_OBJ) client/libstoraged.map

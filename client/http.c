@@ -103,6 +103,8 @@ void sdc__buf_puts(sdc_buf *b, const char *s)
 
 void sdc__buf_printf(sdc_buf *b, const char *fmt, ...)
 {
+	if (!fmt) /* see sd_buf_vprintf: GCC -O1 -fsanitize=undefined */
+		return;
 	va_list ap;
 	va_start(ap, fmt);
 	int n = vsnprintf(NULL, 0, fmt, ap);

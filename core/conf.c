@@ -161,6 +161,14 @@ const sd_conf_item sd_conf_table[] = {
 	 "A resumable upload (tus, docs/rest-api.md) that receives nothing for this long expires: the cleaner removes what it received, and its id answers 404."},
 	{"max_uploads_per_user", SD_CONF_INT, F(max_uploads_per_user), "100",
 	 "Resumable uploads one user may have in progress at once; creating another fails until one completes, is deleted or expires."},
+	{"max_file_size", SD_CONF_SIZE, F(max_file_size), "0",
+	 "Largest file: a write, truncate or upload that would make a file larger fails (EFBIG: FTP 552, SFTP failure, HTTP 413) before any byte of it is stored or hashed; 0 = no limit."},
+	{"max_hole", SD_CONF_SIZE, F(max_hole), "1G",
+	 "Most a single write or size change of an open file (SFTP, HTTP handles) may skip past the file's end (a hole, zeros that are still hashed at commit); more fails (EFBIG) at once. The quota is checked at the same moment. 0 = no limit."},
+	{"user", SD_CONF_STR, F(user), "",
+	 "Started as root (make run, by hand), the daemon binds its ports and then serves as this unprivileged user (and its group), never as root: the data directory (created for it if missing) must belong to it, and files are created as it from the start. Empty: run as started. The packaged unit starts as User=storaged already."},
+	{"disk_reserve", SD_CONF_SIZE, F(disk_reserve), "0",
+	 "Free space on the disk holding data_dir that is never offered to uploads: statvfs answers (df over SFTP) show the rest, and an HTTP upload announcing more than the rest (Content-Length) is refused with 507 before its body is read."},
 	{NULL, 0, 0, NULL, NULL},
 };
 
@@ -195,6 +203,9 @@ static const conf_range conf_ranges[] = {
 	{"webhook_retries", 0, 20, "0..20"},
 	{"upload_expiry", 1000, 365LL * 86400000, "1s..365d"},
 	{"max_uploads_per_user", 1, 100000, "1..100000"},
+	{"max_file_size", 0, INT64_MAX, "at least 0"},
+	{"max_hole", 0, INT64_MAX, "at least 0"},
+	{"disk_reserve", 0, INT64_MAX, "at least 0"},
 	{NULL, 0, 0, NULL},
 };
 

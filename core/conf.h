@@ -98,6 +98,10 @@ typedef struct sd_conf {
 	int64_t webhook_retries;
 	int64_t upload_expiry;       /* ms a resumable upload lives unused */
 	int64_t max_uploads_per_user;
+	int64_t max_file_size;     /* 0 = no limit */
+	int64_t max_hole;          /* 0 = no limit */
+	int64_t disk_reserve;      /* bytes kept free: not offered to uploads */
+	char *user;                /* started as root: serve as this user ("" = stay) */
 
 	char *config_path;         /* as given */
 	char *config_dir;          /* absolute directory of the file */

@@ -94,6 +94,11 @@ struct sd_file {
 	unsigned need;
 	unsigned chk_gen;  /* c->team_mem_gen at the last check */
 	int64_t chk_ms;    /* monotonic ms of the last check */
+	int64_t qowner;    /* whose quota the file counts against: its tree's owner
+			    * (the user, or a shared folder's account) */
+	uint64_t room_ok;  /* sizes up to this passed the quota (0: not known) */
+	uint64_t committed; /* size of the version the quota counts now (0: pending) */
+	int dead;          /* -EDQUOT: the unsaved writes can never commit */
 };
 
 /* ------------------------------------------------------------ open modes */
@@ -306,9 +311,11 @@ int sd__file_open(sd_core *c, const sd_principal *u, const char *npath, unsigned
 		if (n.kind == SD_KIND_FILE)
 			st.versions = sd__version_count(d, n.id);
 		f->shared = n.share != 0;
+		f->qowner = n.owner;
 	} else if (r == -ENOENT && (flags & SD_O_CREAT)) {
 		r = sd__view_parent(&v, npath, 0, 0, &dir, &leaf);
 		f->shared = dir.share != 0;
+		f->qowner = dir.owner;
 	}
 	sd__view_close(&v);
 	sd_db_read_end(c->db, d);
@@ -341,6 +348,7 @@ int sd__file_open(sd_core *c, const sd_principal *u, const char *npath, unsigned
 	if (r < 0)
 		goto fail;
 	f->node = st.id;
+	f->committed = st.size;
 	f->okey = sd_xasprintf("n%lld", (long long)st.id);
 	if ((r = open_acquire(f, 0, tk)) < 0)
 		goto fail;
@@ -401,6 +409,42 @@ static int need_working_copy(sd_file *f, int sequential_ok)
 	return 0;
 }
 
+/* May the file grow to new_size, skipping `hole` bytes past its end? Checked
+ * before anything is written (issue 18): every byte of a hole is hashed at
+ * commit, so a write of 1 byte at 1 TiB or a truncate to 4 GiB must fail
+ * at once, not after minutes of hashing; and the quota (read once, then
+ * whenever the file grows past the room it allowed) refuses a file that
+ * cannot fit before its bytes are taken. 0, -EFBIG or -EDQUOT. After
+ * -EDQUOT on a file with unsaved writes those are dead: the next commit
+ * drops them and fails (the previous version stays, as when the commit
+ * itself finds the quota exceeded); -EFBIG, and -EDQUOT with nothing
+ * unsaved, only refuse the one call. */
+static int may_grow(sd_file *f, uint64_t new_size, uint64_t hole)
+{
+	const sd_conf *cf = f->c->conf;
+	if (new_size <= f->size)
+		return 0;
+	if (cf->max_file_size > 0 && new_size > (uint64_t)cf->max_file_size)
+		return -EFBIG;
+	if (cf->max_hole > 0 && hole > (uint64_t)cf->max_hole)
+		return -EFBIG;
+	if (new_size <= f->room_ok)
+		return 0;
+	int64_t room;
+	sd_dbc *d = sd_db_read_begin(f->c->db);
+	int r = sd__quota_room(d, f->qowner > 0 ? f->qowner : f->u.id,
+			       f->pending ? 0 : f->committed, &room);
+	sd_db_read_end(f->c->db, d);
+	if (r < 0)
+		return r;
+	f->room_ok = room < 0 ? UINT64_MAX : (uint64_t)room;
+	if (new_size <= f->room_ok)
+		return 0;
+	if (f->dirty) /* what was written before cannot commit whole */
+		f->dead = -EDQUOT;
+	return -EDQUOT;
+}
+
 ssize_t sd__file_pwrite(sd_file *f, const void *buf, size_t len, uint64_t off)
 {
 	if (!(f->flags & SD_O_WRITE))
@@ -409,9 +453,14 @@ ssize_t sd__file_pwrite(sd_file *f, const void *buf, size_t len, uint64_t off)
 		off = f->size;
 	if (off > (uint64_t)INT64_MAX - len)
 		return -EFBIG;
+	if (f->dead)
+		return f->dead;
+	int r;
+	if (len && (r = may_grow(f, off + len, off > f->size ? off - f->size : 0)) < 0)
+		return r;
 	int seq = (f->wp == NULL || f->wmode == W_SEQ) && off == f->size &&
 		  (f->wp != NULL || f->size == 0);
-	int r = need_working_copy(f, seq);
+	r = need_working_copy(f, seq);
 	if (r < 0)
 		return r;
 	if (len == 0)
@@ -453,8 +502,13 @@ int sd__file_truncate(sd_file *f, uint64_t size)
 		return -EBADF;
 	if (size > (uint64_t)INT64_MAX)
 		return -EFBIG;
+	if (f->dead)
+		return f->dead;
 	if (size == f->size)
 		return 0;
+	int r;
+	if (size > f->size && (r = may_grow(f, size, size - f->size)) < 0)
+		return r;
 	if (size == 0 && (!f->wp || f->wmode == W_SEQ)) {
 		/* truncating to nothing: start a fresh sequential copy */
 		sd__wpipe_free(f->wp, 1);
@@ -463,7 +517,7 @@ int sd__file_truncate(sd_file *f, uint64_t size)
 		f->dirty = 1;
 		return 0;
 	}
-	int r = need_working_copy(f, 0);
+	r = need_working_copy(f, 0);
 	if (r < 0)
 		return r;
 	if ((r = sd__wpipe_drain(f->wp)) < 0)
@@ -567,6 +621,15 @@ static int commit(sd_file *f, int closing)
 	char hex[SD_SHA256_HEX];
 	uint64_t size;
 	int r;
+	if (f->dead) { /* as a failed commit: the data is gone */
+		sd__wpipe_free(f->wp, 1);
+		f->wp = NULL;
+		f->wmode = W_CLEAN;
+		f->dirty = 0;
+		r = f->dead;
+		f->dead = 0;
+		return r;
+	}
 	if (!f->wp && (r = need_working_copy(f, 1)) < 0) /* truncated to 0, or new */
 		return r;
 	if ((r = sd__wpipe_finish(f->wp, hex, &size)) < 0)
@@ -598,7 +661,8 @@ static int commit(sd_file *f, int closing)
 	/* the committed content is the new base */
 	sd__reader_close(f->base);
 	f->base = NULL;
-	f->base_size = f->size = size;
+	f->base_size = f->size = f->committed = size;
+	f->room_ok = 0; /* the quota counts the new content now: ask again */
 	if (!closing && size > 0 && (r = sd__reader_open_hex(c, hex, size, &f->base)) < 0)
 		return r;
 	return 0;

@@ -662,6 +662,10 @@ void sd__upload_set_mtime(sd_upload *up, int64_t mtime);
 void sd__upload_set_locks(sd_upload *up, unsigned how, const sd_locktoks *tk);
 int sd__upload_commit(sd_upload *up, const char *expect, sd_stat *st, int *dedup);
 void sd__upload_abort(sd_upload *up);
+/* The bytes user uid's quota allows one file whose stored content is
+ * `existing` bytes now (counted back): *room, or -1 when unlimited. 0 or
+ * -SD_EAUTH for an unknown user. */
+int sd__quota_room(sd_dbc *d, int64_t uid, uint64_t existing, int64_t *room);
 
 /* ---- rupload.c: resumable uploads (design notes and R1-R5 there);
  * contracts of the calls in storaged.h (rup_*) */

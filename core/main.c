@@ -15,8 +15,12 @@
  *   4. load (dlopen + ABI checks) every enabled section's module, before
  *      the data directory is touched        exit 1 on error
  *   5. sd_core_open()                        exit 1 on error
+ *      (started as root with `user` set: from here on files are created
+ *      as that user, setfsuid/setfsgid, while binding keeps root)
  *   6. init every module (it parses its section and binds its listening
- *      sockets, so a port in use fails here), then start them all
+ *      sockets, so a port in use fails here), then drop root for good
+ *      (`user`: setgroups/setgid/setuid, every thread), then start them
+ *      all (no module serves a byte as root)
  *                                            exit 1 on error, after
  *      stopping/unloading what was started and closing the core
  *   7. log event=listening per module and event=ready (tests wait for it),
@@ -30,8 +34,13 @@
  * 2 bad command line or configuration.
  */
 #include <errno.h>
+#include <grp.h>
+#include <pwd.h>
 #include <stddef.h>
 #include <getopt.h>
+#include <sys/fsuid.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,6 +227,63 @@ static void stop_all(sd_loaded_module *mods, size_t n)
 		sd_module_unload(&mods[i]);
 }
 
+/* Started as root with `user` set: find the user (into *pw), make sure the
+ * data directory is theirs (created for them if missing; one owned by
+ * anybody else refuses to start), hand them the log file (SIGHUP reopens
+ * it after the drop), and from now on create files as them (fs ids; this
+ * thread and every thread it starts). 0 or -1 (said on stderr and in the
+ * log). */
+static int prepare_user(const sd_conf *conf, struct passwd *pw)
+{
+	const char *why = NULL;
+	struct passwd *p = getpwnam(conf->user);
+	struct stat st;
+	if (!p) {
+		why = "no such user";
+	} else if (p->pw_uid == 0) {
+		why = "the user is root";
+	} else {
+		*pw = *p; /* the numbers are what is used afterwards */
+		pw->pw_name = conf->user; /* not getpwnam's buffer, which later calls reuse */
+		if (stat(conf->data_dir, &st) != 0 && errno == ENOENT &&
+		    (mkdir(conf->data_dir, 0750) != 0 || chown(conf->data_dir, pw->pw_uid, pw->pw_gid) != 0))
+			why = "cannot create the data directory for the user";
+		else if (stat(conf->data_dir, &st) != 0)
+			why = "cannot stat the data directory";
+		else if (st.st_uid != pw->pw_uid)
+			why = "the data directory belongs to another user (chown -R it to the user)";
+	}
+	if (why) {
+		fprintf(stderr, "storaged: user = %s: %s\n", conf->user, why);
+		sd_log(SD_LOG_ERROR, "core", "event=failed reason=\"user = %s: %s\"", conf->user, why);
+		return -1;
+	}
+	if (conf->log_file && conf->log_file[0] && chown(conf->log_file, pw->pw_uid, pw->pw_gid) != 0)
+		sd_log(SD_LOG_WARN, "core", "event=log_chown_failed file=\"%s\" err=\"%s\"", conf->log_file,
+		       strerror(errno));
+	setfsgid(pw->pw_gid);
+	setfsuid(pw->pw_uid);
+	return 0;
+}
+
+/* Drop root for good, in every thread (glibc applies set*id to all):
+ * supplementary groups, group, user. Checked: root cannot come back. */
+static int drop_root(const struct passwd *pw, char *err, size_t errlen)
+{
+	if (initgroups(pw->pw_name, pw->pw_gid) != 0 || setgid(pw->pw_gid) != 0 ||
+	    setuid(pw->pw_uid) != 0) {
+		snprintf(err, errlen, "cannot become user %s: %s", pw->pw_name, strerror(errno));
+		return -1;
+	}
+	if (setuid(0) == 0 || geteuid() == 0) {
+		snprintf(err, errlen, "root could be regained after becoming %s", pw->pw_name);
+		return -1;
+	}
+	sd_log(SD_LOG_INFO, "core", "event=privileges_dropped user=%s uid=%ld gid=%ld", pw->pw_name,
+	       (long)pw->pw_uid, (long)pw->pw_gid);
+	return 0;
+}
+
 static int run(sd_conf *conf, const char *argv0)
 {
 	char err[ERRLEN];
@@ -273,6 +339,21 @@ static int run(sd_conf *conf, const char *argv0)
 		nmods++;
 	}
 
+	/* started as root with `user`: files are made as the user from now on
+	 * (fs ids, inherited by the threads the engine starts); root stays for
+	 * binding until the modules are initialised */
+	struct passwd pw_copy = {0};
+	int drop = 0;
+	if (conf->user && conf->user[0] && geteuid() == 0) {
+		if (prepare_user(conf, &pw_copy) < 0) {
+			stop_all(mods, nmods);
+			free(mods);
+			sd_log_close();
+			return 1;
+		}
+		drop = 1;
+	}
+
 	/* 5. the engine */
 	err[0] = '\0';
 	sd_core *core = sd_core_open(conf, SD_CORE_RECOVER | SD_CORE_THREADS, err, sizeof err);
@@ -298,6 +379,8 @@ static int run(sd_conf *conf, const char *argv0)
 		if (sd_module_init(&mods[next++], api, core, conf, s, err, sizeof err) < 0)
 			failed = 1;
 	}
+	if (!failed && drop && drop_root(&pw_copy, err, sizeof err) < 0)
+		failed = 1;
 	for (size_t i = 0; i < nmods && !failed; i++)
 		if (sd_module_start(&mods[i], err, sizeof err) < 0)
 			failed = 1;

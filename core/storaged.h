@@ -164,7 +164,7 @@ typedef struct sd_fsinfo {
 	uint64_t disk_free;  /* free bytes, reserved blocks included (f_bfree) */
 	int64_t quota; /* the user's quota, 0 = unlimited */
 	int64_t used;  /* the user's logical bytes now */
-	uint64_t disk_avail; /* bytes the server may still write (f_bavail) */
+	uint64_t disk_avail; /* bytes the server may still write (f_bavail less disk_reserve) */
 } sd_fsinfo;
 
 /* A proof-of-possession challenge: answer with the lowercase hex SHA-256 of

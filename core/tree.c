@@ -1278,6 +1278,9 @@ int sd__tree_fsinfo(sd_core *c, const sd_principal *u, sd_fsinfo *out)
 				     &out->disk_free);
 	if (r < 0)
 		return r;
+	/* what the server may still write: the reserve is not offered */
+	uint64_t reserve = (uint64_t)c->conf->disk_reserve;
+	out->disk_avail = out->disk_avail > reserve ? out->disk_avail - reserve : 0;
 	sd_dbc *d = sd_db_read_begin(c->db);
 	sqlite3_stmt *st = sd_db_stmt(d, &q_used_get);
 	sqlite3_bind_int64(st, 1, u->id);

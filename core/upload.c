@@ -35,7 +35,7 @@ struct sd_upload {
 SD_SQL(q_user_quota, "SELECT quota_bytes, used_bytes FROM users WHERE id = ?1");
 
 /* Quota room for a new content of path (existing size counts back). */
-static int quota_room(sd_dbc *d, int64_t uid, uint64_t existing, int64_t *room)
+int sd__quota_room(sd_dbc *d, int64_t uid, uint64_t existing, int64_t *room)
 {
 	sqlite3_stmt *st = sd_db_stmt(d, &q_user_quota);
 	sqlite3_bind_int64(st, 1, uid);
@@ -114,7 +114,7 @@ int sd__upload_begin(sd_core *c, const sd_principal *u, const sd_cred *cred, con
 		r = -EINVAL; /* nothing to resume */
 	if (r == 0) { /* the quota of the tree's owner: the user or the shared folder */
 		sd_dbc *d = sd_db_read_begin(c->db);
-		r = quota_room(d, n.owner, existing, &up->room);
+		r = sd__quota_room(d, n.owner, existing, &up->room);
 		sd_db_read_end(c->db, d);
 	}
 	if (r < 0)
@@ -143,6 +143,11 @@ int sd__upload_write(sd_upload *up, const void *buf, size_t len)
 		up->dead = -EDQUOT;
 		sd__event(up->c, SD_EV_QUOTA, &up->u, up->npath, NULL,
 			  (int64_t)(sd__wpipe_size(up->p) + len), NULL, "quota exceeded");
+		return up->dead;
+	}
+	int64_t maxf = up->c->conf->max_file_size;
+	if (maxf > 0 && sd__wpipe_size(up->p) + len > (uint64_t)maxf) {
+		up->dead = -EFBIG;
 		return up->dead;
 	}
 	int r = sd__wpipe_write(up->p, buf, len);

@@ -13,7 +13,7 @@ libinih-dev libjansson-dev check libmicrohttpd-dev libssh-dev libgnutls28-dev \
 libcurl4-openssl-dev librados-dev libxml2-dev zlib1g-dev libfuse3-dev"
 TEST="sqlite3 openssl curl lftp openssh-client python3 python3-paramiko python3-pytest \
 python3-pytest-timeout python3-tuspy fail2ban rclone valgrind procps psmisc sshfs rsync litmus \
-cadaver davfs2 unzip fuse3 git attr"
+cadaver davfs2 unzip fuse3 git attr clang"
 PACKAGE="debhelper devscripts lintian rpm dpkg-dev fakeroot"
 CEPH="ceph-mon ceph-mgr ceph-osd radosgw ceph-common"
 BENCH="vsftpd openssh-server nginx libnginx-mod-http-dav-ext apache2 hyperfine linux-perf fio"

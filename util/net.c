@@ -213,3 +213,51 @@ void sd_listener_close(sd_listener *l)
 	pthread_mutex_destroy(&l->m);
 	free(l);
 }
+
+/* ------------------------------------------------------------ startups */
+
+int sd_startups_parse(const char *text, sd_startups *out)
+{
+	long a = 0, b = 0, c = 0;
+	char tail = 0;
+	int k = text ? sscanf(text, "%ld:%ld:%ld%c", &a, &b, &c, &tail) : 0;
+	if (k == 1 && strchr(text, ':') == NULL) {
+		c = a;
+		b = 100;
+	} else if (k != 3) {
+		return -EINVAL;
+	}
+	if (a < 1 || a > c || c > 1000000 || b < 0 || b > 100)
+		return -EINVAL;
+	out->start = (int)a;
+	out->rate = (int)b;
+	out->full = (int)c;
+	out->n = 0;
+	return 0;
+}
+
+int sd_startups_enter(sd_startups *s)
+{
+	int n = __atomic_load_n(&s->n, __ATOMIC_SEQ_CST);
+	if (n >= s->full)
+		return 0;
+	if (n >= s->start) {
+		/* refuse with probability rate% at start, 100% at full */
+		int p = s->full > s->start
+			    ? s->rate + (100 - s->rate) * (n - s->start) / (s->full - s->start)
+			    : 100;
+		uint32_t r = 0;
+		if (sd_random_bytes(&r, sizeof r) < 0 || (int)(r % 100) < p)
+			return 0;
+	}
+	if (__atomic_add_fetch(&s->n, 1, __ATOMIC_SEQ_CST) > s->full) {
+		__atomic_sub_fetch(&s->n, 1, __ATOMIC_SEQ_CST);
+		return 0;
+	}
+	return 1;
+}
+
+void sd_startups_leave(sd_startups *s)
+{
+	__atomic_sub_fetch(&s->n, 1, __ATOMIC_SEQ_CST);
+}

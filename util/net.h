@@ -59,4 +59,24 @@ int sd_listener_live(sd_listener *l);
  * Limits are per listener: two listeners count separately. */
 void sd_listener_close(sd_listener *l);
 
+/* The pre-login budget of a front end (OpenSSH's MaxStartups model):
+ * connections not logged in yet. Below `start` every connection is let in;
+ * from `start` on a new one is refused with probability rate% rising
+ * linearly to 100% at `full`; at `full` every new one is refused. A
+ * connection let in counts until sd_startups_leave (at login, or at its
+ * end if it never logged in), so never more than `full` are waiting to log
+ * in and the rest of the connection slots stay for logged-in sessions.
+ * Thread-safe. */
+typedef struct sd_startups {
+	int start, rate, full;
+	int n; /* counted now (atomic) */
+} sd_startups;
+/* Parse "start:rate:full" or a single "full" (start = full, no random
+ * drop): 1 <= start <= full <= 1000000, 0 <= rate <= 100. 0 or -EINVAL. */
+int sd_startups_parse(const char *text, sd_startups *out);
+/* Count one more connection waiting to log in: 1, or 0 when refused (and
+ * not counted). */
+int sd_startups_enter(sd_startups *s);
+void sd_startups_leave(sd_startups *s);
+
 #endif

@@ -131,6 +131,10 @@ void sd_buf_puts(sd_buf *b, const char *s)
 
 void sd_buf_vprintf(sd_buf *b, const char *fmt, va_list ap)
 {
+	/* Without this, GCC with -fsanitize=undefined at -O1 and above sees a
+	 * path where fmt is NULL and fails the build (-Wformat-truncation). */
+	if (!fmt)
+		return;
 	va_list ap2;
 	va_copy(ap2, ap);
 	int n = vsnprintf(NULL, 0, fmt, ap2);

@@ -75,6 +75,8 @@ typedef struct ftp_conf {
 	int64_t max_line;
 	int64_t max_login_failures;
 	char *banner;
+	char *max_startups;       /* "start:rate:full", parsed into ftp_server.startups */
+	int64_t login_grace_time; /* ms */
 } ftp_conf;
 
 /* ------------------------------------------------------------ ftp_io.c */
@@ -141,6 +143,7 @@ typedef struct ftp_server {
 	ftp_tls *tls; /* NULL when no certificate is configured */
 	char pasv_ip[INET_ADDRSTRLEN]; /* advertised IPv4 address or "" */
 	sd_bw *bw;
+	sd_startups startups;  /* connections not logged in yet (max_startups) */
 
 	pthread_mutex_t lock;  /* guards sessions */
 	ftp_session *sessions; /* all sessions with a thread, live or done */
@@ -207,6 +210,8 @@ struct ftp_session {
 	struct sockaddr_storage peer, local;
 	char addr[SD_ADDR_MAX]; /* peer address text */
 	int implicit;           /* came in on the implicit TLS port */
+	int startup;            /* counted in srv->startups (not logged in yet) */
+	int64_t grace_end;      /* sd_mono_ms() by which a login must be done */
 
 	enum ftp_login_state state;
 	enum ftp_tls_state tls_state;

@@ -17,6 +17,10 @@
 const sd_conf_item ftp_conf_table[] = {
 	{"max_clients", SD_CONF_INT, offsetof(ftp_conf, max_clients), "200",
 	 "Most simultaneous FTP sessions; more are answered 421 and closed."},
+	{"max_startups", SD_CONF_STR, offsetof(ftp_conf, max_startups), "10:30:100",
+	 "Connections not logged in yet, as OpenSSH's MaxStartups start:rate:full: from start on a new one is refused (421) with probability rate%, rising to 100% at full; keep full below max_clients so that clients that never log in cannot take every slot."},
+	{"login_grace_time", SD_CONF_DURATION, offsetof(ftp_conf, login_grace_time), "30s",
+	 "A connection not logged in this long after it was accepted is closed (421)."},
 	{"max_per_ip", SD_CONF_INT, offsetof(ftp_conf, max_per_ip), "20",
 	 "Most simultaneous sessions from one client address."},
 	{"idle_timeout", SD_CONF_DURATION, offsetof(ftp_conf, idle_timeout), "5m",
@@ -82,6 +86,11 @@ int ftp_conf_check(ftp_server *srv)
 		return ftp_conf_error(srv, "max_clients must be 1..100000");
 	if (conf->max_per_ip < 1)
 		return ftp_conf_error(srv, "max_per_ip must be at least 1");
+	if (sd_startups_parse(conf->max_startups, &srv->startups) < 0)
+		return ftp_conf_error(srv, "max_startups must be start:rate:full (1 <= start <= full, "
+					   "rate 0..100) or one number");
+	if (conf->login_grace_time < 1000 || conf->login_grace_time > INT32_MAX)
+		return ftp_conf_error(srv, "login_grace_time must be 1s..24 days");
 	if (conf->max_line < 512 || conf->max_line > 65536)
 		return ftp_conf_error(srv, "max_line must be 512..65536");
 	if (conf->idle_timeout < 1000 || conf->data_timeout < 1000)

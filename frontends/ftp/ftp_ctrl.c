@@ -29,11 +29,25 @@
 
 #define IDLE_CHECK_MS 10000
 
-/* Telnet: drop IAC command sequences in place, keep IAC IAC as 0xFF.
- * Returns the new length. */
+/* Telnet: drop IAC command sequences in place (IAC + 240..250, IAC +
+ * WILL/WONT/DO/DONT + option), keep IAC IAC as 0xFF. An IAC followed by a
+ * byte that is no Telnet command (a raw 0xFF inside a file name, which
+ * clients send unescaped) is no sequence: both bytes stay, so the name
+ * keeps its bytes and is judged as sent (553 when invalid) instead of being
+ * stored under a name with bytes dropped. Returns the new length. p has
+ * room for n + 1 bytes when an IAC is pending from the previous chunk
+ * (fill keeps that byte free), for the IAC that must come back. */
 static size_t iac_filter(ftp_session *s, char *p, size_t n)
 {
 	size_t o = 0;
+	if (s->iac == 1 && n > 0 && (unsigned char)p[0] < 240) {
+		/* the IAC ended the previous chunk and was no sequence: put it
+		 * back in front, then filter as if it had come with this chunk */
+		memmove(p + 1, p, n);
+		p[0] = (char)255;
+		n++;
+		s->iac = 0;
+	}
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)p[i];
 		switch (s->iac) {
@@ -49,7 +63,11 @@ static size_t iac_filter(ftp_session *s, char *p, size_t n)
 				s->iac = 0;
 			} else if (c >= 251 && c <= 254) {
 				s->iac = 2;
+			} else if (c >= 240) {
+				s->iac = 0;
 			} else {
+				p[o++] = (char)255;
+				p[o++] = (char)c;
 				s->iac = 0;
 			}
 			break;
@@ -66,6 +84,12 @@ static size_t iac_filter(ftp_session *s, char *p, size_t n)
 static ssize_t fill(ftp_session *s)
 {
 	size_t room = s->rcap - s->rlen;
+	if (s->iac == 1) { /* iac_filter may have to put an IAC back */
+		if (room > 1)
+			room--;
+		else
+			s->iac = 0; /* no room for it: the line is too long anyway */
+	}
 	if (room == 0)
 		return 0;
 	ssize_t n = ftp_io_recv(&s->ctrl, s->rbuf + s->rlen, room);
@@ -110,6 +134,14 @@ static int wait_input(ftp_session *s)
 	int64_t deadline = sd_mono_ms() + c->idle_timeout;
 	for (;;) {
 		int64_t left = deadline - sd_mono_ms();
+		if (s->state != FTP_LOGGED_IN && s->grace_end - sd_mono_ms() <= 0) {
+			s->api->log(s->core, SD_LOG_INFO, FTP_SRC,
+				    "event=disconnect reason=login_grace_time addr=%s", s->addr);
+			ftp_reply(s, 421, "Login grace time exceeded, closing.");
+			return 0;
+		}
+		if (s->state != FTP_LOGGED_IN && s->grace_end - sd_mono_ms() < left)
+			left = s->grace_end - sd_mono_ms();
 		if (left <= 0) {
 			ftp_reply(s, 421, "Timeout.");
 			return 0;

@@ -66,6 +66,10 @@ static int login_done(ftp_session *s, sd_session *sess)
 	snprintf(s->uname, sizeof s->uname, "%s", info.user);
 	s->readonly = s->anon || (info.flags & SD_USER_READONLY) != 0;
 	s->state = FTP_LOGGED_IN;
+	if (s->startup) { /* no longer waiting to log in: its pre-login slot goes */
+		sd_startups_leave(&s->srv->startups);
+		s->startup = 0;
+	}
 	s->bw = sd_bw_acquire(s->srv->bw, s->uid);
 	s->api->log(s->core, SD_LOG_INFO, FTP_SRC, "event=login user=%s addr=%s tls=%s%s", s->uname,
 		    s->addr, s->tls_state == FTP_TLS_CONTROL ? "yes" : "no", s->anon ? " anonymous=1" : "");

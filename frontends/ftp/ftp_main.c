@@ -88,6 +88,8 @@ static void *session_thread(void *arg)
 	ftp_session *s = arg;
 	ftp_server *srv = s->srv;
 	ftp_session_run(s);
+	if (s->startup)
+		sd_startups_leave(&srv->startups);
 	sd_listener_leave(s->listener, s->addr);
 	int live = live_total(srv);
 	pthread_mutex_lock(&srv->lock);
@@ -121,6 +123,8 @@ static void start_session(ftp_server *srv, sd_listener *l, int fd, const char *a
 	s->data.fd = -1;
 	s->pasv_fd = -1;
 	s->implicit = implicit;
+	s->startup = 1;
+	s->grace_end = sd_mono_ms() + srv->conf->login_grace_time;
 	s->cd_in = s->cd_out = (iconv_t)-1;
 	socklen_t len = sizeof s->peer;
 	(void)getpeername(fd, (struct sockaddr *)&s->peer, &len);
@@ -139,6 +143,7 @@ static void start_session(ftp_server *srv, sd_listener *l, int fd, const char *a
 	if (r != 0) {
 		srv->api->log(srv->core, SD_LOG_ERROR, FTP_SRC, "event=thread_failed err=\"%s\"", strerror(r));
 		sd_listener_leave(l, addr);
+		sd_startups_leave(&srv->startups);
 		refuse(fd, implicit ? NULL : "421 Service not available.\r\n");
 		s->ctrl.fd = -1;
 		session_free(s);
@@ -160,6 +165,17 @@ static void accept_from(ftp_server *srv, sd_listener *l, int implicit)
 	if (admit == SD_ADMIT_OK && live_total(srv) > srv->conf->max_clients) {
 		sd_listener_leave(l, addr); /* both listeners together are full */
 		admit = SD_ADMIT_FULL;
+	}
+	if (admit == SD_ADMIT_OK && !sd_startups_enter(&srv->startups)) {
+		/* too many connections are waiting to log in (max_startups) */
+		sd_listener_leave(l, addr);
+		srv->api->log(srv->core, SD_LOG_WARN, FTP_SRC,
+			      "event=refused reason=max_startups addr=%s", addr);
+		srv->api->metric_add(srv->core, "storaged_connections_refused_total",
+				     "frontend=\"ftp\",reason=\"max_startups\"", 1);
+		refuse(fd, implicit ? NULL : "421 Too many connections waiting to log in, "
+					     "try again later.\r\n");
+		return;
 	}
 	if (admit == SD_ADMIT_OK) {
 		start_session(srv, l, fd, addr, implicit);

@@ -89,6 +89,7 @@ int ftp_reply_err(ftp_session *s, int err, const char *what)
 		break;
 	case EDQUOT:
 	case ENOSPC:
+	case EFBIG:
 		code = 552;
 		break;
 	case EBUSY:

@@ -52,6 +52,7 @@
 
 #include <microhttpd.h>
 #include <jansson.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -108,7 +109,10 @@ typedef struct http_srv {
 	sd_core *core;
 	const sd_module_conf *mc;
 	http_conf *conf;
-	int listen_fd;           /* bound in init; owned by MHD after start */
+	int listen_fd;           /* bound in init; the acceptor's (module.c) */
+	int stop_pipe[2];        /* written by stop: the acceptor returns */
+	int acceptor_running;
+	pthread_t acceptor;
 	struct MHD_Daemon *daemon;
 	char *tls_cert_pem, *tls_key_pem;
 	atomic_long open_conns;
@@ -420,7 +424,8 @@ typedef struct http_range {
 	uint64_t first, last; /* inclusive */
 } http_range;
 /* Parse a Range header against a size. Returns the number of satisfiable
- * ranges (1..HTTP_MAX_RANGES), 0 if the header must be ignored (not
+ * ranges (1..HTTP_MAX_RANGES), sorted, with overlapping or adjacent ones
+ * merged (their lengths add up to at most size), 0 if the header must be ignored (not
  * "bytes=" or malformed), -1 if unsatisfiable (answer 416). */
 int sd__http_parse_range(const char *h, uint64_t size, http_range *out);
 

@@ -7,10 +7,17 @@
  *
  * Design notes
  *  - The listening socket is bound in init with sd_tcp_listen (so "port in
- *    use" fails start-up with the section named) and handed to MHD in start
- *    with MHD_OPTION_LISTEN_SOCKET; MHD closes it in MHD_stop_daemon. MHD
- *    keeps enforcing the connection limit, the per-address limit, the idle
- *    timeout and the per-connection memory limit through its options.
+ *    use" fails start-up with the section named). MHD does not listen: our
+ *    acceptor thread accepts every connection and hands it over with
+ *    MHD_add_connection, or, when max_connections are open, answers 503 at
+ *    once (HTTPS: closes it). MHD left alone stops accepting at its limit and
+ *    the extra clients hang in the listen queue until they time out. MHD
+ *    keeps enforcing the connection limit (a backstop), the per-address
+ *    limit, the idle timeout and the per-connection memory limit.
+ *  - Request framing (RFC 9112 section 6.3): Content-Length values that
+ *    disagree, or Content-Length together with Transfer-Encoding, answer
+ *    400 and close the connection: a proxy in front may frame the body
+ *    differently (request smuggling).
  *  - MHD runs its own thread pool (`threads`); every blocking engine call
  *    (argon2 verify, hashing, fsync) runs on a pool thread. With a
  *    bandwidth_limit it runs a thread per connection instead, so that a
@@ -33,11 +40,15 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dav.h"
 #include "http.h"
@@ -192,6 +203,66 @@ static int request_has_body(struct MHD_Connection *c)
 	return *cl != '\0';
 }
 
+/* Request framing check (see the notes at the top): every Content-Length
+ * header (and every element of a comma list) must carry the same decimal
+ * value, and Transfer-Encoding excludes Content-Length. */
+typedef struct framing {
+	int n_cl, n_te, bad;
+	uint64_t cl;
+} framing;
+
+static enum MHD_Result framing_hdr(void *cls, enum MHD_ValueKind kind, const char *key,
+				   const char *value)
+{
+	(void)kind;
+	framing *f = cls;
+	if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+		f->n_te++;
+		return MHD_YES;
+	}
+	if (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) != 0)
+		return MHD_YES;
+	const char *p = value ? value : "";
+	do {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p < '0' || *p > '9') {
+			f->bad = 1;
+			return MHD_YES;
+		}
+		uint64_t v = 0;
+		while (*p >= '0' && *p <= '9') {
+			if (v > (UINT64_MAX - 9) / 10) {
+				f->bad = 1;
+				return MHD_YES;
+			}
+			v = v * 10 + (uint64_t)(*p++ - '0');
+		}
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p && *p != ',') {
+			f->bad = 1;
+			return MHD_YES;
+		}
+		if (f->n_cl++ && v != f->cl)
+			f->bad = 1;
+		f->cl = v;
+	} while (*p);
+	return MHD_YES;
+}
+
+/* Why the request's framing is refused, or NULL. */
+static const char *framing_error(struct MHD_Connection *c)
+{
+	framing f = {0};
+	MHD_get_connection_values(c, MHD_HEADER_KIND, framing_hdr, &f);
+	if (f.bad)
+		return "conflicting or malformed Content-Length headers";
+	if (f.n_cl && f.n_te)
+		return "Content-Length together with Transfer-Encoding";
+	return NULL;
+}
+
 static enum MHD_Result first_call(struct MHD_Connection *c, hreq *r, const char *url,
 				  const char *method)
 {
@@ -212,6 +283,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		r->srv = s;
 		*con_cls = r;
 		sd__http_access_begin(r, url, method);
+		const char *why = framing_error(c);
+		if (why) {
+			client_addr(c, r->addr);
+			s->api->log(s->core, SD_LOG_INFO, HTTP_SRC,
+				    "event=bad_framing addr=%s msg=\"%s\"", r->addr, why);
+			/* answered in the first call: MHD closes the connection */
+			return sd__http_reply_error(c, r, 400, "bad_request", "%s", why);
+		}
 		/* Without a body, answer from the next call: a response queued
 		 * in the first call makes libmicrohttpd close the connection
 		 * (it cannot know the request is complete), losing keep-alive.
@@ -462,11 +541,74 @@ static int http_init(const sd_core_api *api, sd_core *core, const sd_module_conf
 	return 0;
 }
 
+/* ------------------------------------------------------- the acceptor */
+
+/* Over max_connections: a plain HTTP client gets a 503 it can read, an
+ * HTTPS one a closed socket (no TLS session for a refusal). Whatever the
+ * client already sent is read first so that the close is a FIN, not a
+ * reset that could destroy the answer in flight. */
+static void refuse_busy(http_srv *s, int fd, const char *addr)
+{
+	static const char busy[] =
+	    "HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nRetry-After: 1\r\n"
+	    "Content-Type: application/json\r\nContent-Length: 68\r\n\r\n"
+	    "{\"error\":\"busy\",\"message\":\"too many connections, try again later\"}\n";
+	char junk[4096];
+	for (int i = 0; i < 4 && recv(fd, junk, sizeof junk, MSG_DONTWAIT) > 0; i++)
+		;
+	if (!s->tls_cert_pem && send(fd, busy, sizeof busy - 1, MSG_DONTWAIT | MSG_NOSIGNAL) > 0)
+		shutdown(fd, SHUT_WR);
+	sd_sys_close(fd);
+	s->api->metric_add(s->core, "storaged_connections_refused_total", "frontend=\"http\"", 1);
+	s->api->log(s->core, SD_LOG_INFO, HTTP_SRC,
+		    "event=refused reason=\"max_connections\" section=%s addr=%s", s->mc->section,
+		    addr);
+}
+
+static void *acceptor_main(void *arg)
+{
+	http_srv *s = arg;
+	for (;;) {
+		struct pollfd p[2] = {{.fd = s->listen_fd, .events = POLLIN},
+				      {.fd = s->stop_pipe[0], .events = POLLIN}};
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			sd_sleep_ms(10);
+			continue;
+		}
+		if (p[1].revents)
+			break;
+		if (!(p[0].revents & POLLIN))
+			continue;
+		struct sockaddr_storage peer;
+		socklen_t plen = sizeof peer;
+		int fd = accept4(s->listen_fd, (struct sockaddr *)&peer, &plen,
+				 SOCK_CLOEXEC | SOCK_NONBLOCK);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+				sd_sleep_ms(50); /* the connection waits in the queue */
+			continue;
+		}
+		if (atomic_load(&s->open_conns) >= (long)s->conf->max_connections) {
+			char addr[SD_ADDR_MAX];
+			sd_addr_text(&peer, addr, sizeof addr);
+			refuse_busy(s, fd, addr);
+			continue;
+		}
+		/* on MHD_NO (per-address limit, its own backstop limit) MHD has
+		 * closed the socket already */
+		MHD_add_connection(s->daemon, fd, (struct sockaddr *)&peer, plen);
+	}
+	return NULL;
+}
+
 static int http_start(void *state)
 {
 	http_srv *s = state;
 	http_conf *cf = s->conf;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG |
+			 MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
 	int tls = s->tls_cert_pem != NULL;
 	if (tls)
 		flags |= MHD_USE_TLS;
@@ -476,7 +618,6 @@ static int http_start(void *state)
 	int n = 0;
 #define OPT(o, v, p) opts[n++] = (struct MHD_OptionItem){(o), (intptr_t)(v), (p)}
 	OPT(MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_logger, s); /* first, or MHD warns */
-	OPT(MHD_OPTION_LISTEN_SOCKET, s->listen_fd, NULL);
 	if (cf->threads > 1 && !s->throttle)
 		OPT(MHD_OPTION_THREAD_POOL_SIZE, cf->threads, NULL);
 	OPT(MHD_OPTION_CONNECTION_LIMIT, cf->max_connections, NULL);
@@ -502,7 +643,22 @@ static int http_start(void *state)
 			    s->mc->section);
 		return -EIO;
 	}
-	s->listen_fd = -1; /* MHD owns and closes it now */
+	int rc;
+	if (pipe2(s->stop_pipe, O_CLOEXEC) < 0) {
+		rc = -errno;
+	} else if ((rc = -pthread_create(&s->acceptor, NULL, acceptor_main, s)) < 0) {
+		sd_sys_close(s->stop_pipe[0]);
+		sd_sys_close(s->stop_pipe[1]);
+	}
+	if (rc < 0) {
+		s->api->log(s->core, SD_LOG_ERROR, HTTP_SRC,
+			    "event=start_error section=%s err=\"no acceptor thread: %s\"",
+			    s->mc->section, s->api->strerror(rc));
+		MHD_stop_daemon(s->daemon);
+		s->daemon = NULL;
+		return rc;
+	}
+	s->acceptor_running = 1;
 	s->api->log(s->core, SD_LOG_INFO, HTTP_SRC,
 		    "event=listening section=%s addr=%s port=%d tls=%s threads=%lld",
 		    s->mc->section, s->mc->listen_host ? s->mc->listen_host : "*",
@@ -513,6 +669,15 @@ static int http_start(void *state)
 static void http_stop(void *state)
 {
 	http_srv *s = state;
+	if (s && s->acceptor_running) {
+		/* first: nothing is handed to MHD once it stops */
+		char b = 1;
+		(void)sd_sys_write(s->stop_pipe[1], &b, 1);
+		pthread_join(s->acceptor, NULL);
+		sd_sys_close(s->stop_pipe[0]);
+		sd_sys_close(s->stop_pipe[1]);
+		s->acceptor_running = 0;
+	}
 	if (s && s->daemon) {
 		MHD_stop_daemon(s->daemon);
 		s->daemon = NULL;

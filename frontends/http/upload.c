@@ -167,6 +167,16 @@ enum MHD_Result sd__http_upload_start(struct MHD_Connection *c, hreq *r)
 		if (rc != -SD_ECHALLENGE && rc != -SD_ESENDDATA)
 			return sd__http_reply_errno(c, r, rc);
 	}
+	/* Before "100 Continue": a body the disk cannot hold (less the
+	 * engine's disk_reserve) is refused now, not after gigabytes. */
+	if (clen > 0) {
+		sd_fsinfo fi;
+		if (s->api->fsinfo(r->sess, &fi) == 0 && (uint64_t)clen > fi.disk_avail)
+			return sd__http_reply_error(c, r, 507, "disk_full",
+						    "the upload (%lld bytes) is larger than the space "
+						    "left on the server (%llu bytes)",
+						    (long long)clen, (unsigned long long)fi.disk_avail);
+	}
 	rc = s->api->upload_begin(r->sess, r->path.data, r->up_flags, 0, 0644, &r->up);
 	if (rc < 0) {
 		r->up = NULL;

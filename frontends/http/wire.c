@@ -7,7 +7,10 @@
  * Invariants:
  *  1. Decoded output goes into an sd_buf and is bounded by the caller's
  *     maximum; a result that does not fit is an error, never a truncation.
- *  2. Range parsing never yields a range outside [0, size).
+ *  2. Range parsing never yields a range outside [0, size), and never
+ *     ranges that overlap or touch: they are sorted and coalesced, so a
+ *     download never sends more than the file (the "Apache Killer" of 2011
+ *     asked for the whole file many times over).
  *  3. A multipart boundary comes from sd_random_bytes or not at all.
  */
 #include <errno.h>
@@ -343,7 +346,26 @@ int sd__http_parse_range(const char *h, uint64_t size, http_range *out)
 			break;
 		p++;
 	}
-	return n ? n : -1;
+	if (!n)
+		return -1;
+	/* sort (insertion: n <= HTTP_MAX_RANGES) and coalesce */
+	for (int i = 1; i < n; i++) {
+		http_range t = out[i];
+		int j = i;
+		for (; j > 0 && out[j - 1].first > t.first; j--)
+			out[j] = out[j - 1];
+		out[j] = t;
+	}
+	int m = 0;
+	for (int i = 1; i < n; i++) {
+		if (out[i].first <= out[m].last + 1) {
+			if (out[i].last > out[m].last)
+				out[m].last = out[i].last;
+		} else {
+			out[++m] = out[i];
+		}
+	}
+	return m + 1;
 }
 
 /* ------------------------------------------------- multipart/byteranges */

@@ -42,7 +42,6 @@
 #include "sftp_int.h"
 #include "util.h"
 
-#define LOGIN_GRACE_MS 120000 /* from accept to the sftp subsystem */
 #define SSH_IO_TIMEOUT_S 60L  /* libssh's own blocking waits (kex, window) */
 #define CLIENT_CLOSE_WAIT_MS 5000 /* after a clean end, for the client to hang up */
 
@@ -74,6 +73,10 @@ static int auth_done(struct conn *c, const char *method, sd_session *sess)
 	snprintf(c->user, sizeof(c->user), "%s", si.user);
 	c->readonly = (si.flags & SD_USER_READONLY) != 0;
 	c->state = C_READY;
+	if (c->startup) { /* logged in: its pre-login slot goes */
+		sd_startups_leave(&c->srv->startups);
+		c->startup = 0;
+	}
 	SLOG(c->srv, SD_LOG_INFO, "event=login user=%s addr=%s method=%s%s", c->user, c->addr, method,
 	     c->readonly ? " readonly=1" : "");
 	c->srv->api->metric_add(c->srv->core, "storaged_logins_total",
@@ -362,14 +365,23 @@ static int handshake(struct conn *c)
 {
 	struct srv *s = c->srv;
 	ssh_event ev;
-	int64_t deadline = sd_mono_ms() + LOGIN_GRACE_MS;
+	int64_t deadline = sd_mono_ms() + s->conf->login_grace_time;
+	long tmo = (long)((s->conf->login_grace_time + 999) / 1000);
 	int rc = 0;
 
-	if (ssh_handle_key_exchange(c->ssh) != SSH_OK) {
+	/* a client that stays silent before or during the key exchange is
+	 * bounded by the grace time too */
+	if (tmo < SSH_IO_TIMEOUT_S)
+		ssh_options_set(c->ssh, SSH_OPTIONS_TIMEOUT, &tmo);
+	rc = ssh_handle_key_exchange(c->ssh);
+	tmo = SSH_IO_TIMEOUT_S;
+	ssh_options_set(c->ssh, SSH_OPTIONS_TIMEOUT, &tmo);
+	if (rc != SSH_OK) {
 		SLOG(s, SD_LOG_INFO, "event=kex_failed addr=%s reason=\"%s\"", c->addr,
 		     ssh_get_error(c->ssh));
 		return -1;
 	}
+	rc = 0;
 	c->state = C_AUTH;
 	ev = ssh_event_new();
 	if (ev == NULL || ssh_event_add_session(ev, c->ssh) != SSH_OK) {
@@ -508,6 +520,8 @@ void *sd__sftp_conn_main(void *arg)
 	ssh_free(c->ssh);
 	c->ssh = NULL;
 	c->state = C_END;
+	if (c->startup)
+		sd_startups_leave(&s->startups);
 	sd_listener_leave(s->lis, c->addr); /* invariant 2: the slot, once */
 	pthread_mutex_lock(&s->mu);
 	c->done = 1;

@@ -86,9 +86,11 @@ static void start_conn(struct srv *s, int fd, const char *addr)
 			sd_sys_close(fd);
 		ssh_free(ssh);
 		sd_listener_leave(s->lis, addr);
+		sd_startups_leave(&s->startups);
 		return;
 	}
 	c = sd_xcalloc(1, sizeof(*c));
+	c->startup = 1;
 	c->srv = s;
 	c->ssh = ssh;
 	c->fd = fd;
@@ -111,6 +113,7 @@ static void start_conn(struct srv *s, int fd, const char *addr)
 		ssh_free(ssh);
 		free(c);
 		sd_listener_leave(s->lis, addr);
+		sd_startups_leave(&s->startups);
 		return;
 	}
 	s->api->metric_add(s->core, "storaged_connections_total", "frontend=\"sftp\"", 1);
@@ -137,6 +140,15 @@ static void *accept_main(void *arg)
 			else
 				SLOG(s, SD_LOG_WARN, "event=refused addr=%s reason=%s", addr,
 				     admit == SD_ADMIT_FULL ? "max_sessions" : "max_per_ip");
+			sd_sys_close(fd);
+			continue;
+		}
+		if (!sd_startups_enter(&s->startups)) {
+			/* too many connections are waiting to log in */
+			sd_listener_leave(s->lis, addr);
+			SLOG(s, SD_LOG_WARN, "event=refused addr=%s reason=max_startups", addr);
+			s->api->metric_add(s->core, "storaged_connections_refused_total",
+					   "frontend=\"sftp\",reason=\"max_startups\"", 1);
 			sd_sys_close(fd);
 			continue;
 		}
@@ -188,8 +200,17 @@ static int sftp_init(const sd_core_api *api, sd_core *core, const sd_module_conf
 			 "and handles_per_session (<= 65536) must be positive\"");
 		return -SD_ECONFIG;
 	}
+	sd_startups su;
+	if (sd_startups_parse(conf->max_startups, &su) < 0 || conf->login_grace_time < 1000 ||
+	    conf->login_grace_time > 86400000) {
+		api->log(core, SD_LOG_ERROR, "sftp",
+			 "event=init_failed reason=\"max_startups must be start:rate:full (1 <= start <= "
+			 "full, rate 0..100) or one number; login_grace_time 1s..1d\"");
+		return -SD_ECONFIG;
+	}
 	s = sd_xcalloc(1, sizeof(*s));
 	*state = s;
+	s->startups = su;
 	s->api = api;
 	s->core = core;
 	s->conf = conf;
@@ -288,6 +309,10 @@ static const sd_conf_item sftp_conf_table[] = {
 	 "largest READ reply and WRITE request (advertised with limits@openssh.com)"},
 	{"bandwidth_limit", SD_CONF_SIZE, offsetof(sftp_conf, bandwidth_limit), "0",
 	 "Bytes per second per user over all the user's SFTP reads and writes (every session together); 0 = unlimited."},
+	{"max_startups", SD_CONF_STR, offsetof(sftp_conf, max_startups), "10:30:32",
+	 "connections not logged in yet, as OpenSSH's MaxStartups start:rate:full: from start on a new one is closed with probability rate%, rising to 100% at full; keep full below max_sessions so that clients that never log in cannot take every slot"},
+	{"login_grace_time", SD_CONF_DURATION, offsetof(sftp_conf, login_grace_time), "30s",
+	 "a connection that has not logged in and started the sftp subsystem this long after it was accepted is closed (OpenSSH's LoginGraceTime)"},
 	{NULL, 0, 0, NULL, NULL},
 };
 

@@ -48,6 +48,8 @@ typedef struct sftp_conf {
 	int64_t handles_per_session;
 	int64_t max_read;          /* bytes per READ reply and per WRITE request */
 	int64_t bandwidth_limit;   /* bytes/s per user, 0 = none (util/bw.c) */
+	char *max_startups;        /* "start:rate:full", parsed into srv.startups */
+	int64_t login_grace_time;  /* ms from accept to the sftp subsystem */
 } sftp_conf;
 
 /* The module's state (server.c). */
@@ -66,6 +68,7 @@ struct srv {
 	struct conn *conns; /* every started connection, finished ones until reaped */
 	atomic_int live;    /* connections with a thread: the storaged_sessions gauge */
 	fx_pool *pool;      /* commit threads shared by every session (async.c) */
+	sd_startups startups; /* connections not logged in yet (max_startups) */
 };
 
 /* Connection states (conn.c has the diagram). */
@@ -110,6 +113,7 @@ struct conn {
 	struct ssh_server_callbacks_struct scb;
 	const char *refuse_what;
 	int peer_closed;   /* the client sent CHANNEL_CLOSE */
+	int startup;       /* counted in srv.startups (not logged in yet) */
 };
 
 /* keys.c: find or create the host key directory, generate missing keys,

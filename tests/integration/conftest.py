@@ -35,9 +35,11 @@ import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
-STORAGED = os.path.join(ROOT, "storaged")
+# SD_STORAGED / SD_MODULE_DIR: another build of the daemon and its modules (make
+# integration-asan points them at the ASan/UBSan build in build/asan/).
+STORAGED = os.environ.get("SD_STORAGED") or os.path.join(ROOT, "storaged")
 STORAGECTL = os.path.join(ROOT, "storagectl")
-MODULE_DIR = os.path.join(ROOT, "frontends")
+MODULE_DIR = os.environ.get("SD_MODULE_DIR") or os.path.join(ROOT, "frontends")
 PY = "/usr/bin/python3"
 HOST = "127.0.0.1"
 KEEP = os.environ.get("KEEP") == "1"

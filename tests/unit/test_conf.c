@@ -373,8 +373,8 @@ START_TEST(t_table_sane)
 	}
 	/* 29, + blob_store, cache_dir, cache_size, store_capacity, + upload_expiry,
 	 * max_uploads_per_user, log_format, access_log, xferlog and 10 hook_ and
-	 * webhook_ keys */
-	ck_assert_int_eq(n, 48);
+	 * webhook_ keys, + max_file_size, max_hole, user, disk_reserve */
+	ck_assert_int_eq(n, 52);
 }
 END_TEST
 

@@ -733,14 +733,23 @@ START_TEST(test_quota)
 	ck_assert_int_eq(T.api->user_set_quota(T.c, "alice", 1000), 0);
 	size_t n = 5000;
 	char *d = pattern(n, 9);
-	/* growing past the quota: refused at commit, the old version stays */
+	/* growing past the quota: refused at the write that would pass it,
+	 * before anything is stored or hashed (issue 18); nothing was written,
+	 * so there is nothing to commit */
 	sd_handle f = xopen("/q", SD_O_WRITE);
-	xwrite(f, d, n, 0);
-	int r = T.api->handle_sync(U, f);
-	ck_assert_int_eq(r, -EDQUOT);
+	ck_assert_int_eq(T.api->handle_pwrite(U, f, d, n, 0), -EDQUOT);
+	ck_assert_int_eq(T.api->handle_sync(U, f), 0);
 	ck_assert_int_eq(T.api->handle_abandon(U, f), 0);
+	expect_content("/q", "abc", 3);
+	/* with unsaved writes before it, those are dead: the commit fails and
+	 * the old version stays */
 	f = xopen("/q", SD_O_WRITE | SD_O_TRUNC);
-	write_seq(f, d, n);
+	size_t off = 0, chunk = 777;
+	ssize_t w = 0;
+	while (off < n && (w = T.api->handle_pwrite(U, f, d + off, chunk, off)) > 0)
+		off += chunk;
+	ck_assert_int_eq(w, -EDQUOT);
+	ck_assert_uint_le(off, 1000); /* refused when it would pass 1000 bytes */
 	ck_assert_int_eq(T.api->handle_close(U, f), -EDQUOT);
 	expect_content("/q", "abc", 3);
 	ck_assert_int_eq(versions("/q"), 1);
