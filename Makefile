@@ -23,7 +23,8 @@ PKGS    := sqlite3 libsodium libcrypto inih
 CFLAGS  ?= -O2 -g
 CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -pthread \
            -I. -Icore -Iutil $(shell pkg-config --cflags $(PKGS)) \
-           -DSD_VERSION='"$(VERSION)"' -DSD_MODULE_DIR='"$(MODDIR)"'
+           -DSD_VERSION='"$(VERSION)"' -DSD_MODULE_DIR='"$(MODDIR)"' \
+           -DSD_DATA_DIR='"$(DATADIR)"'
 LDLIBS  := $(shell pkg-config --libs $(PKGS)) -ldl -lpthread -lm
 
 BUILD   := build
@@ -190,6 +191,8 @@ install: all install-client
 	install -m 0755 storaged $(DESTDIR)$(SBINDIR)/storaged
 	install -m 0755 storagectl $(DESTDIR)$(BINDIR)/storagectl
 	$(if $(MODULE_SOS),install -m 0644 $(MODULE_SOS) $(DESTDIR)$(MODDIR)/)
+	install -d $(DESTDIR)$(DATADIR)/web
+	install -m 0644 $(wildcard frontends/http/web/*) $(DESTDIR)$(DATADIR)/web/
 	test -e $(DESTDIR)$(SYSCONFDIR)/storaged/storaged.conf || \
 		sed 's|^module_dir *=.*|module_dir = $(MODDIR)|' packaging/storaged.conf \
 		> $(DESTDIR)$(SYSCONFDIR)/storaged/storaged.conf

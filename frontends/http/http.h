@@ -23,6 +23,9 @@
  *               and multipart writes
  *   admin.c     /api/v1/admin/...
  *   history.c   /api/v1/versions, /trash, /rollback, ?at= (history.h)
+ *   web.c       the web client: assets at / and /web/, browser sessions
+ *               (cookie + CSRF token) at /api/v1/session; auth.c asks it
+ *               about a request with the session cookie
  *      |
  *   upload.c    streamed uploads, instant upload (header and /api/v1/instant)
  *   download.c  file bodies from readers: ranges, conditionals, multipart
@@ -78,6 +81,10 @@ typedef struct http_conf {
 	int64_t max_json_body;   /* bytes of a JSON request body */
 	int64_t list_limit;      /* default and max page size of listings */
 	char *metrics;           /* "open" | "token" (an admin's credentials) | "off" */
+	int web_client;          /* serve the web client at / */
+	char *web_root;          /* its assets */
+	int64_t session_idle;    /* ms: a browser session unused this long ends */
+	int64_t session_max;     /* ms: a browser session's longest life */
 } http_conf;
 
 /* --------------------------------------------------------- the server */
@@ -92,6 +99,7 @@ typedef struct http_srv {
 	char *tls_cert_pem, *tls_key_pem;
 	atomic_long open_conns;
 	unsigned char hkey[32];  /* handles.c: key of the handle ids' MACs */
+	struct http_web *web;    /* web.c: assets and browser sessions */
 } http_srv;
 
 /* ---------------------------------------------------- request context */
@@ -150,6 +158,7 @@ struct hreq {
 	uint64_t discarded;  /* body bytes dropped (BODY_DISCARD) */
 	char addr[SD_ADDR_MAX];
 	int authed;
+	int web;                     /* a web client request: no Basic challenge on 401 */
 	sd_session *sess;            /* from authentication; closed at completion */
 	sd_session_info who;         /* the session's user as of authentication */
 	sd_reader *rd;               /* file being sent; closed at completion */
@@ -193,6 +202,19 @@ enum MHD_Result sd__http_dispatch(struct MHD_Connection *c, hreq *r, const char 
  * was queued (*ret set) and -1. */
 int sd__http_authenticate(struct MHD_Connection *c, hreq *r, enum MHD_Result *ret);
 
+/* ------------------------------------------------------------- web.c */
+
+/* Load the assets of web_root (when web_client) and set up the session
+ * table: 0 (a missing web_root only disables the pages, with a warning). */
+int sd__http_web_init(http_srv *s);
+/* Revoke the tokens of the sessions still open; free it all. */
+void sd__http_web_free(http_srv *s);
+/* 1 if the request carries the session cookie. */
+int sd__http_web_has_cookie(struct MHD_Connection *c);
+/* Authenticate the request by its session cookie (and, for a writing
+ * method, its X-CSRF-Token): as sd__http_authenticate. */
+int sd__http_web_authenticate(struct MHD_Connection *c, hreq *r, enum MHD_Result *ret);
+
 /* ---------------------------------------------------------- handlers */
 
 /* Every handler is called from the first handler call of its request with
@@ -225,6 +247,11 @@ enum MHD_Result sd__http_h_truncate(struct MHD_Connection *c, hreq *r, const cha
 enum MHD_Result sd__http_h_attrs(struct MHD_Connection *c, hreq *r, const char *id);
 enum MHD_Result sd__http_h_sync(struct MHD_Connection *c, hreq *r, const char *id);
 enum MHD_Result sd__http_h_close(struct MHD_Connection *c, hreq *r, const char *id);
+/* web.c: GET / (index.html), GET /web/<name>, and /api/v1/session
+ * (POST login, GET who and CSRF token, DELETE logout) */
+enum MHD_Result sd__http_web_index(struct MHD_Connection *c, hreq *r, const char *tail);
+enum MHD_Result sd__http_web_asset(struct MHD_Connection *c, hreq *r, const char *tail);
+enum MHD_Result sd__http_web_session(struct MHD_Connection *c, hreq *r, const char *tail);
 /* hdata.c: GET/HEAD/PUT /api/v1/handles/<id>/data */
 enum MHD_Result sd__http_h_data(struct MHD_Connection *c, hreq *r, const char *id);
 

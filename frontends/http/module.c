@@ -69,6 +69,14 @@ static const sd_conf_item http_conf_table[] = {
      "default and largest page of a directory listing"},
     {"metrics", SD_CONF_STR, OFF(metrics), "token",
      "who may GET /metrics: open (anyone who reaches the port), token (an admin's credentials: Bearer token or Basic), off (404)"},
+    {"web_client", SD_CONF_BOOL, OFF(web_client), "yes",
+     "serve the web client (docs/web-client.md) at / from web_root"},
+    {"web_root", SD_CONF_PATH, OFF(web_root), SD_DATA_DIR "/web",
+     "folder of the web client's files (read once at start; missing: no web client, with a warning)"},
+    {"session_idle", SD_CONF_DURATION, OFF(session_idle), "30m",
+     "a web client session unused this long ends (its cookie stops working)"},
+    {"session_max", SD_CONF_DURATION, OFF(session_max), "12h",
+     "longest life of a web client session, however busy"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -431,6 +439,8 @@ static int http_init(const sd_core_api *api, sd_core *core, const sd_module_conf
 			 mc->section, api->strerror(rc));
 		return rc;
 	}
+	if ((rc = sd__http_web_init(s)) < 0)
+		return rc;
 	if ((rc = bind_listener(s)) < 0)
 		return rc;
 	return 0;
@@ -504,6 +514,7 @@ static void http_destroy(void *state)
 		free(s->tls_key_pem);
 	}
 	free(s->tls_cert_pem);
+	sd__http_web_free(s);
 	memset(s->hkey, 0, sizeof s->hkey);
 	free(s);
 }

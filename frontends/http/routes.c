@@ -71,6 +71,11 @@ static const http_route routes[] = {
     {"POST", "/api/v1/handles/*/sync", R_AUTH | R_RO_OK, sd__http_h_sync},
     {"POST", "/api/v1/handles/*/close", R_AUTH | R_RO_OK, sd__http_h_close},
     {"GET HEAD DELETE", "/api/v1/handles/*", R_AUTH | R_RO_OK, sd__http_h_handle},
+    /* the web client (web.c, docs/web-client.md): the session row
+     * authenticates by itself (login has no credentials yet) */
+    {"GET HEAD", "/", 0, sd__http_web_index},
+    {"GET HEAD", "/web/*", 0, sd__http_web_asset},
+    {"GET HEAD POST DELETE", "/api/v1/session", 0, sd__http_web_session},
     {"*", "/api", R_TREE | R_AUTH, no_route},
 };
 
