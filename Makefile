@@ -64,7 +64,7 @@ TEST_MODULES := $(BUILD)/tests/testmod.so $(BUILD)/tests/badabi.so $(BUILD)/test
 # libstoraged, stor and their test programs (client/client.mk)
 include client/client.mk
 
-.PHONY: all deps run test unit unit-asan integration install clean doc-config bench
+.PHONY: all deps run test unit unit-asan integration install clean doc-config bench test-browser
 all: storaged storagectl $(MODULE_SOS) client
 
 deps:
@@ -179,6 +179,12 @@ bench:
 	@packaging/install-deps.sh --bench
 	@$(MAKE) --no-print-directory all
 	bench/run.sh $(BENCH_ARGS)
+
+# The web client end to end in Debian's headless chromium (tests/browser/):
+# screenshots in tests/browser/artifacts/.
+test-browser: all
+	@packaging/install-deps.sh --browser
+	/usr/bin/python3 tests/browser/run.py
 
 # Regenerate the key reference inside docs/configuration.md.
 doc-config: all
