@@ -223,6 +223,37 @@ async function main() {
 			await waitRow("big.bin");
 			await shot("05-instant");
 		});
+		await t("pause, resume, and resume after a dropped connection", async () => {
+			const other = crypto.randomBytes(BIG);
+			const op = path.join(work, "resume.bin");
+			fs.writeFileSync(op, other);
+			await filesIntoPage([op]);
+			await dropFiles("");
+			const li = "#up-list li[data-path='/resume.bin']";
+			await page.waitForFunction((s) => {
+				const l = document.querySelector(s);
+				return l && l.dataset.state === "uploading" && l.querySelector("progress").value > 0;
+			}, { timeout: 60000, polling: 20 }, li);
+			await page.click(li + " .up-pause");
+			await page.waitForSelector(li + "[data-state='paused']");
+			const at = await page.$eval(li + " progress", (p) => p.value);
+			await new Promise((r) => setTimeout(r, 500));
+			await page.click(li + " .up-pause"); /* Resume */
+			await page.waitForFunction((s, at) => {
+				const l = document.querySelector(s);
+				return l.dataset.state === "uploading" && l.querySelector("progress").value > 0;
+			}, { timeout: 30000, polling: 20 }, li, at);
+			await page.setOfflineMode(true);
+			await page.waitForSelector(li + "[data-state='retrying']", { timeout: 30000 });
+			await shot("05b-retrying");
+			await new Promise((r) => setTimeout(r, 1500));
+			await page.setOfflineMode(false);
+			await page.waitForSelector(li + "[data-state='done']", { timeout: 120000 });
+			const s = await rest("GET", "/api/v1/stat/resume.bin", "alice:pw-alice");
+			assert(s.status === 200 && s.json().sha256 === sha(other), "resumed upload stored " + s.buf);
+			const v = s.json().versions;
+			assert(v === 1, "versions " + v);
+		});
 		await t("download and compare the bytes", async () => {
 			const cdp = await page.target().createCDPSession();
 			await cdp.send("Browser.setDownloadBehavior", { behavior: "allow", downloadPath: dl });

@@ -44,10 +44,14 @@ function el(tag, attrs, ...kids) {
 	return e;
 }
 
+let statusTimer = null;
 function status(msg, bad) {
 	const s = $("status");
 	s.textContent = msg || "";
 	s.className = bad ? "bad" : "";
+	clearTimeout(statusTimer);
+	if (msg)
+		statusTimer = setTimeout(() => { s.textContent = ""; }, bad ? 15000 : 6000);
 }
 
 /* Percent-encode each component of a path ("/a b/c" -> "/a%20b/c"). */
@@ -710,22 +714,30 @@ const Uploads = {
 			} catch (e) {
 				if (e.status > 0 && e.status !== 404)
 					throw e;
-				if (e.status === 0 && ++fails > 8)
-					throw e;
 				if (e.status === 0) {
+					if (++fails > 30)
+						throw e;
 					this.set(job, "retrying", "connection lost, resuming");
-					await sleep(500 * fails);
+					await sleep(Math.min(500 * fails, 5000));
 				}
 				await this.waitUnpaused(job);
-				/* where the server is: the handle's size, or a new handle */
-				try {
-					const st = await api("GET", "/api/v1/handles/" + h);
-					off = Math.min(off, st.size);
-				} catch (e2) {
-					if (e2.status !== 404)
-						throw e2;
-					h = await open();
-					off = 0;
+				/* where the server is: the handle's size (what arrived, in
+				 * order), or a new handle when this one is gone (expired) */
+				for (;;) {
+					try {
+						const st = await api("GET", "/api/v1/handles/" + h);
+						off = Math.min(st.size, f.size);
+						break;
+					} catch (e2) {
+						if (e2.status === 404) {
+							h = await open();
+							off = 0;
+							break;
+						}
+						if (e2.status > 0 || ++fails > 30)
+							throw e2;
+						await sleep(Math.min(500 * fails, 5000));
+					}
 				}
 				this.progress(job, off);
 			}
