@@ -359,6 +359,8 @@ async function main() {
 			assert(who === "dave", "who " + who);
 		});
 		await t("phone-sized screen", async () => {
+			await rest("PUT", "/api/v1/fs/a%20rather%20long%20file%20name%20for%20a%20phone.txt", "dave:pw-dave-123", "hello");
+			await rest("POST", "/api/v1/fs/photos?op=mkdir", "dave:pw-dave-123");
 			await page.setViewport({ width: 390, height: 800 });
 			await page.goto(base + "/#/files/", { waitUntil: "load" });
 			await page.waitForSelector("#list[data-loaded='1']");

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""make test-browser: start storaged (HTTP with the web client from the source tree) with
+"""make test-browser (run.py --bench: the listing benchmark, bench.js): start storaged (HTTP with the web client from the source tree) with
 users alice and root (admin), run e2e.js in Debian's headless chromium, stop the daemon
 (it must exit 0). Screenshots go to tests/browser/artifacts/. Exit status: e2e's."""
 import os
@@ -23,8 +23,19 @@ def main():
         d.start()
         d.add_user("alice", "pw-alice")
         d.add_user("root", "pw-root", "--admin")
-        rc = subprocess.run(["node", os.path.join(HERE, "e2e.js"), f"http://{HOST}:{port}",
-                             d.work, arts], cwd=HERE, timeout=900).returncode
+        if "--bench" in sys.argv:
+            # a folder of 10,000 small files, stored with storagectl import
+            src = os.path.join(d.work, "big")
+            os.makedirs(src)
+            for i in range(10000):
+                with open(os.path.join(src, f"file-{i:05d}.txt"), "w") as f:
+                    f.write(str(i))
+            d.ctl("import", "alice", src, "/big", "-j", "4", timeout=900)
+            rc = subprocess.run(["node", os.path.join(HERE, "bench.js"), f"http://{HOST}:{port}",
+                                 "5"], cwd=HERE, timeout=900).returncode
+        else:
+            rc = subprocess.run(["node", os.path.join(HERE, "e2e.js"), f"http://{HOST}:{port}",
+                                 d.work, arts], cwd=HERE, timeout=900).returncode
         if not d.alive():
             print("storaged died during the browser tests:\n" + d.logtext()[-3000:])
             rc = 1

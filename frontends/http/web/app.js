@@ -286,9 +286,11 @@ const Files = {
 		$("list-info").textContent = "Loading...";
 		let after = "";
 		const t0 = performance.now();
+		window.firstListingMs = 0;
 		try {
 			for (;;) {
-				let u = "/api/v1/fs" + encPath(this.dir) + "?limit=1000" + (after ? "&after=" + encodeURIComponent(after) : "");
+				/* a small first page paints at once; then big pages */
+				let u = "/api/v1/fs" + encPath(this.dir) + "?limit=" + (after ? 1000 : 200) + (after ? "&after=" + encodeURIComponent(after) : "");
 				if (this.at)
 					u += "&at=" + encodeURIComponent(this.at);
 				const j = await api("GET", u);
