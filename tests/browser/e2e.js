@@ -358,6 +358,17 @@ async function main() {
 			const who = await page.$eval("#who", (e) => e.textContent);
 			assert(who === "dave", "who " + who);
 		});
+		await t("another user's content: instant after the proof of possession", async () => {
+			/* alice holds these bytes, dave does not: the server challenges,
+			 * the page proves it has them by hashing the asked ranges */
+			await filesIntoPage([bigPath]);
+			const t0 = Date.now();
+			await dropFiles("");
+			await page.waitForSelector("#up-list li[data-path='/big.bin'][data-state='instant']", { timeout: 60000 });
+			console.log(`   instant upload by proof of possession of 50 MiB in ${Date.now() - t0} ms`);
+			const s = await rest("GET", "/api/v1/stat/big.bin", "dave:pw-dave-123");
+			assert(s.status === 200 && s.json().sha256 === sha(big), "dave's big.bin " + s.buf);
+		});
 		await t("phone-sized screen", async () => {
 			await rest("PUT", "/api/v1/fs/a%20rather%20long%20file%20name%20for%20a%20phone.txt", "dave:pw-dave-123", "hello");
 			await rest("POST", "/api/v1/fs/photos?op=mkdir", "dave:pw-dave-123");

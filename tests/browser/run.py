@@ -36,6 +36,9 @@ def main():
         else:
             rc = subprocess.run(["node", os.path.join(HERE, "e2e.js"), f"http://{HOST}:{port}",
                                  d.work, arts], cwd=HERE, timeout=900).returncode
+        if rc == 0 and "--bench" not in sys.argv and "via=proof" not in d.logtext(log_only=True):
+            print("FAIL: no instant upload by proof of possession in the daemon's log")
+            rc = 1
         if not d.alive():
             print("storaged died during the browser tests:\n" + d.logtext()[-3000:])
             rc = 1
