@@ -5,6 +5,7 @@
 #   make run        install deps, build, run the daemon with ./storaged.conf
 #   make test       install deps, build, unit tests (plain + ASan/UBSan),
 #                   integration tests against the real daemon
+#   make test-browser  the web client end to end in headless chromium
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make clean
 
