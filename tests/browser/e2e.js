@@ -369,6 +369,29 @@ async function main() {
 			const s = await rest("GET", "/api/v1/stat/big.bin", "dave:pw-dave-123");
 			assert(s.status === 200 && s.json().sha256 === sha(big), "dave's big.bin " + s.buf);
 		});
+		await t("account: a new token, revoked; a new password", async () => {
+			await page.click("#nav-account");
+			await page.waitForSelector("#tokens tr[data-state='active']");
+			await page.type("#token-form input[name=password]", "pw-dave-123");
+			await page.click("#token-form button[type=submit]");
+			await page.waitForSelector("#new-token:not([hidden]) code");
+			const tok = await page.$eval("#new-token code", (e) => e.textContent);
+			const bearer = { Authorization: "Bearer " + tok };
+			assert((await fetch(base + "/api/v1/me", { headers: bearer })).status === 200, "new token refused");
+			await page.waitForSelector("#tokens tr[data-state='active'] .act-revoke");
+			const ids = await page.$$eval("#tokens tr[data-state='active']", (rs) => rs.map((r) => Number(r.dataset.id)));
+			const newest = Math.max(...ids);
+			await page.click(`#tokens tr[data-id='${newest}'] .act-revoke`);
+			await page.waitForSelector(`#tokens tr[data-id='${newest}'][data-state='revoked']`);
+			assert((await fetch(base + "/api/v1/me", { headers: bearer })).status === 401, "revoked token still works");
+			await shot("13-account");
+			await page.type("#password-form input[name=old]", "pw-dave-123");
+			await page.type("#password-form input[name=new]", "pw-dave-new");
+			await page.click("#password-form button[type=submit]");
+			await page.waitForFunction(() => /Password changed/.test(document.getElementById("status").textContent));
+			await logout();
+			await login("dave", "pw-dave-new");
+		});
 		await t("phone-sized screen", async () => {
 			await rest("PUT", "/api/v1/fs/a%20rather%20long%20file%20name%20for%20a%20phone.txt", "dave:pw-dave-123", "hello");
 			await rest("POST", "/api/v1/fs/photos?op=mkdir", "dave:pw-dave-123");

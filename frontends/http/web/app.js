@@ -11,6 +11,7 @@
  *                        #/past/<path>?at=<time>   a folder as it was
  *                        #/versions/<path>  a file's versions
  *                        #/trash          deleted items
+ *                        #/account        own password and tokens
  *                        #/admin          users and the dashboard (admins)
  */
 "use strict";
@@ -195,6 +196,9 @@ function route() {
 	} else if (h.startsWith("/trash")) {
 		$("nav-trash").classList.add("on");
 		Trash.show();
+	} else if (h.startsWith("/account")) {
+		$("nav-account").classList.add("on");
+		Account.show();
 	} else if (h.startsWith("/admin") && S.admin) {
 		$("nav-admin").classList.add("on");
 		Admin.show();
@@ -880,6 +884,96 @@ const Trash = {
 			go("#/trash");
 		} catch (e) {
 			status(e.status === 409 ? it.path + " exists: use Restore to... and another path." : e.message, true);
+		}
+	},
+};
+
+/* ---------------------------------------------------------- account */
+
+const Account = {
+	async show() {
+		const v = $("view");
+		v.append(el("h1", { text: "Account" }));
+		const me = await api("GET", "/api/v1/me").catch(() => null);
+		if (me)
+			v.append(el("p", { id: "usage", text: "Used " + fmtSize(me.used) + (me.quota ? " of " + fmtSize(me.quota) : " (no quota)") + "." }));
+		if (S.readonly) {
+			v.append(el("p", { text: "This session is read-only: nothing to change here." }));
+			return;
+		}
+		const pw = el("form", { id: "password-form", class: "inline" },
+			el("input", { name: "old", type: "password", placeholder: "current password", required: true, autocomplete: "current-password" }),
+			el("input", { name: "new", type: "password", placeholder: "new password", required: true, autocomplete: "new-password" }),
+			el("button", { type: "submit" }, "Change password"));
+		pw.addEventListener("submit", async (e) => {
+			e.preventDefault();
+			const f = new FormData(pw);
+			try {
+				await api("POST", "/api/v1/me/password", { json: { old: f.get("old"), new: f.get("new") } });
+				pw.reset();
+				status("Password changed. Sessions of other clients that logged in with the old one have ended.");
+			} catch (err) {
+				status(err.status === 403 ? "The current password is wrong." : err.message, true);
+			}
+		});
+		const tk = el("form", { id: "token-form", class: "inline" },
+			el("select", { name: "scope" }, el("option", { value: "rw", text: "read-write" }), el("option", { value: "ro", text: "read-only" })),
+			el("input", { name: "days", type: "number", min: 0, placeholder: "expires in days (empty: never)" }),
+			el("input", { name: "password", type: "password", placeholder: "your password", required: true, autocomplete: "current-password" }),
+			el("button", { type: "submit" }, "New API token"));
+		const shown = el("p", { id: "new-token", class: "note", hidden: true });
+		tk.addEventListener("submit", async (e) => {
+			e.preventDefault();
+			const f = new FormData(tk);
+			const body = { scope: f.get("scope") };
+			if (f.get("days"))
+				body.expires = Number(f.get("days")) * 86400;
+			/* With the password, not the session: the session's own token
+			 * expires, and the server lets no expiring token make a
+			 * credential that outlives it. */
+			const cred = new TextEncoder().encode(S.user + ":" + f.get("password"));
+			let bin = "";
+			for (const b of cred)
+				bin += String.fromCharCode(b);
+			try {
+				const j = await api("POST", "/api/v1/me/tokens", { json: body, noLogout: true, headers: { Authorization: "Basic " + btoa(bin) } });
+				tk.elements.password.value = "";
+				shown.hidden = false;
+				shown.replaceChildren("New token (shown once, copy it now): ", el("code", { text: j.token }));
+				this.tokens();
+			} catch (err) {
+				status(err.status === 401 ? "Wrong password." : err.message, true);
+			}
+		});
+		v.append(el("h2", { text: "Password" }), pw, el("h2", { text: "API tokens" }),
+			el("p", { class: "info", text: "Each browser login is a token too (read-write, expiring " +
+				"after the longest session): revoking one ends that browser session." }),
+			tk, shown, el("table", { class: "tbl", id: "tokens" }));
+		this.tokens();
+	},
+
+	async tokens() {
+		const tbl = $("tokens");
+		try {
+			const j = await api("GET", "/api/v1/me/tokens");
+			tbl.replaceChildren(el("tr", {}, el("th", { text: "Id" }), el("th", { text: "Scope" }), el("th", { text: "Created" }),
+				el("th", { text: "Expires" }), el("th", { text: "State" }), el("th")));
+			for (const x of j.tokens) {
+				const act = el("td");
+				if (x.state === "active")
+					act.append(el("button", { type: "button", class: "act-revoke", onclick: async () => {
+						try {
+							await api("DELETE", "/api/v1/me/tokens/" + x.id);
+							status("Token " + x.id + " revoked.");
+							this.tokens();
+						} catch (err) { status(err.message, true); }
+					} }, "Revoke"));
+				tbl.append(el("tr", { "data-id": x.id, "data-state": x.state }, el("td", { text: x.id }), el("td", { text: x.scope }),
+					el("td", { text: fmtTime(x.created) }), el("td", { text: x.expires ? fmtTime(x.expires) : "never" }),
+					el("td", { text: x.state }), act));
+			}
+		} catch (err) {
+			status(err.message, true);
 		}
 	},
 };
