@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""make test-browser (run.py --bench: the listing benchmark, bench.js): start storaged (HTTP with the web client from the source tree) with
+"""make test-browser (run.py --bench: the listing benchmark, bench.js; --bench-upload: 1 GiB against curl): start storaged (HTTP with the web client from the source tree) with
 users alice and root (admin), run e2e.js in Debian's headless chromium, stop the daemon
 (it must exit 0). Screenshots go to tests/browser/artifacts/. Exit status: e2e's."""
 import os
@@ -33,10 +33,18 @@ def main():
             d.ctl("import", "alice", src, "/big", "-j", "4", timeout=900)
             rc = subprocess.run(["node", os.path.join(HERE, "bench.js"), f"http://{HOST}:{port}",
                                  "5"], cwd=HERE, timeout=900).returncode
+        elif "--bench-upload" in sys.argv:
+            files = []
+            for n in ("a.bin", "b.bin"):
+                files.append(os.path.join(d.work, n))
+                subprocess.run(["head", "-c", "1G", "/dev/urandom"], check=True,
+                               stdout=open(files[-1], "wb"))
+            rc = subprocess.run(["node", os.path.join(HERE, "bench-upload.js"),
+                                 f"http://{HOST}:{port}", *files], cwd=HERE, timeout=900).returncode
         else:
             rc = subprocess.run(["node", os.path.join(HERE, "e2e.js"), f"http://{HOST}:{port}",
                                  d.work, arts], cwd=HERE, timeout=900).returncode
-        if rc == 0 and "--bench" not in sys.argv and "via=proof" not in d.logtext(log_only=True):
+        if rc == 0 and "--bench" not in " ".join(sys.argv) and "via=proof" not in d.logtext(log_only=True):
             print("FAIL: no instant upload by proof of possession in the daemon's log")
             rc = 1
         if not d.alive():

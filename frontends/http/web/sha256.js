@@ -33,11 +33,12 @@
 		/* Compress the 64-byte blocks of d from off: returns the bytes used. */
 		blocks(d, off, end) {
 			const w = this.w, h = this.h;
+			const dv = new DataView(d.buffer, d.byteOffset, d.byteLength);
 			let h0 = h[0], h1 = h[1], h2 = h[2], h3 = h[3], h4 = h[4], h5 = h[5], h6 = h[6], h7 = h[7];
 			let p = off;
 			while (end - p >= 64) {
 				for (let i = 0; i < 16; i++, p += 4)
-					w[i] = (d[p] << 24) | (d[p + 1] << 16) | (d[p + 2] << 8) | d[p + 3];
+					w[i] = dv.getInt32(p);
 				for (let i = 16; i < 64; i++) {
 					const a = w[i - 15], b = w[i - 2];
 					const s0 = ((a >>> 7) | (a << 25)) ^ ((a >>> 18) | (a << 14)) ^ (a >>> 3);
