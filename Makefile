@@ -10,6 +10,7 @@
 #                   build/asan/storaged, build/asan/frontends/*.so
 #   make test-backends  the S3/RADOS blob stores against a Ceph cluster the
 #                   test starts (minutes; not part of make test)
+#   make test-browser  the web client end to end in headless chromium
 #   make install    PREFIX=/usr/local DESTDIR=
 #   make clean
 
@@ -32,7 +33,8 @@ PKGS    := sqlite3 libsodium libcrypto inih libcurl
 CFLAGS  ?= -O2 -g
 override CFLAGS += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -fPIC -pthread \
            -I. -Icore -Iutil $(shell pkg-config --cflags $(PKGS)) \
-           -DSD_VERSION='"$(VERSION)"' -DSD_MODULE_DIR='"$(MODDIR)"'
+           -DSD_VERSION='"$(VERSION)"' -DSD_MODULE_DIR='"$(MODDIR)"' \
+           -DSD_DATA_DIR='"$(DATADIR)"'
 LDLIBS  := $(shell pkg-config --libs $(PKGS)) -ldl -lpthread -lm
 
 BUILD   := build
@@ -79,7 +81,7 @@ TEST_MODULES := $(BUILD)/tests/testmod.so $(BUILD)/tests/badabi.so $(BUILD)/test
 # libstoraged, stor and their test programs (client/client.mk)
 include client/client.mk
 
-.PHONY: all deps run test unit unit-asan integration integration-asan asan fuzz install clean doc-config bench test-backends
+.PHONY: all deps run test unit unit-asan integration integration-asan asan fuzz install clean doc-config bench test-backends test-browser
 all: storaged storagectl $(MODULE_SOS) $(STORE_SOS) client
 
 deps:
@@ -268,6 +270,12 @@ bench:
 	@$(MAKE) --no-print-directory all
 	bench/run.sh $(BENCH_ARGS)
 
+# The web client end to end in Debian's headless chromium (tests/browser/):
+# screenshots in tests/browser/artifacts/.
+test-browser: all
+	@packaging/install-deps.sh --browser
+	/usr/bin/python3 tests/browser/run.py
+
 # Regenerate the key reference inside docs/configuration.md.
 doc-config: all
 	docs/gen-config-reference.sh ./storaged storaged.conf docs/configuration.md > docs/configuration.md.new
@@ -279,6 +287,8 @@ install: all install-client
 	install -m 0755 storaged $(DESTDIR)$(SBINDIR)/storaged
 	install -m 0755 storagectl $(DESTDIR)$(BINDIR)/storagectl
 	$(if $(MODULE_SOS),install -m 0644 $(MODULE_SOS) $(DESTDIR)$(MODDIR)/)
+	install -d $(DESTDIR)$(DATADIR)/web
+	install -m 0644 $(wildcard frontends/http/web/*) $(DESTDIR)$(DATADIR)/web/
 	test -e $(DESTDIR)$(SYSCONFDIR)/storaged/storaged.conf || \
 		sed 's|^module_dir *=.*|module_dir = $(MODDIR)|' packaging/storaged.conf \
 		> $(DESTDIR)$(SYSCONFDIR)/storaged/storaged.conf

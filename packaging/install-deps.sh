@@ -6,6 +6,10 @@
 #   packaging/install-deps.sh --package  also what `make deb` / `make rpm` need
 #   packaging/install-deps.sh --bench    also the peer servers for bench/
 #   packaging/install-deps.sh --ceph     also a Ceph cluster for make test-backends
+#   packaging/install-deps.sh --browser  also Debian's chromium and node, and the
+#                                        npm packages of tests/browser (puppeteer-core,
+#                                        pinned by its package-lock.json; it never
+#                                        downloads a browser: the tests use Debian's)
 set -eu
 
 BUILD="build-essential pkg-config libsqlite3-dev libsodium-dev libssl-dev \
@@ -17,13 +21,21 @@ cadaver davfs2 unzip fuse3 git attr clang"
 PACKAGE="debhelper devscripts lintian rpm dpkg-dev fakeroot"
 CEPH="ceph-mon ceph-mgr ceph-osd radosgw ceph-common"
 BENCH="vsftpd openssh-server nginx libnginx-mod-http-dav-ext apache2 hyperfine linux-perf fio"
+BROWSER="chromium"
 
 want="$BUILD $TEST"
+browser=0
 for arg in "$@"; do
 	case "$arg" in
 	--package) want="$want $PACKAGE" ;;
 	--bench) want="$want $BENCH" ;;
 	--ceph) want="$want $CEPH" ;;
+	--browser)
+		want="$want $BROWSER"
+		browser=1
+		# node and npm: Debian's, unless a node with npm is there already
+		command -v npm >/dev/null 2>&1 || want="$want nodejs npm"
+		;;
 	*) echo "install-deps.sh: unknown option $arg" >&2; exit 2 ;;
 	esac
 done
@@ -34,7 +46,20 @@ for p in $want; do
 		missing="$missing $p"
 	fi
 done
-[ -z "$missing" ] && exit 0
+# tests/browser's npm packages, exactly as its lock file pins them
+npm_deps() {
+	[ "$browser" = 1 ] || return 0
+	dir=$(cd "$(dirname "$0")/../tests/browser" && pwd)
+	if [ ! -f "$dir/node_modules/.package-lock.json" ] ||
+	   [ "$dir/package-lock.json" -nt "$dir/node_modules/.package-lock.json" ]; then
+		echo "install-deps.sh: npm ci in tests/browser" >&2
+		(cd "$dir" && PUPPETEER_SKIP_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund >/dev/null)
+	fi
+}
+if [ -z "$missing" ]; then
+	npm_deps
+	exit 0
+fi
 
 if [ "$(id -u)" != 0 ]; then
 	echo "install-deps.sh: missing packages:$missing (run as root to install)" >&2
@@ -53,4 +78,5 @@ apt-get update -qq >/dev/null
 # shellcheck disable=SC2086
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
 [ "$made_policy" = 1 ] && rm -f "$policy"
+npm_deps
 exit 0

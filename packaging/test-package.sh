@@ -163,13 +163,14 @@ if [ -f "$DEB" ]; then
 	for f in /usr/sbin/storaged /usr/bin/storagectl /etc/storaged/storaged.conf \
 		/lib/systemd/system/storaged.service /usr/lib/sysusers.d/storaged.conf \
 		/usr/share/man/man8/storaged.8.gz /usr/share/man/man8/storagectl.8.gz \
-		/usr/share/man/man5/storaged.conf.5.gz "$MODDIR/"; do
+		/usr/share/man/man5/storaged.conf.5.gz "$MODDIR/" \
+		/usr/share/storaged/web/index.html /usr/share/storaged/web/app.js; do
 		grep -qxF "$f" "$TMP/deb.files" || missing="$missing $f"
 	done
 	for m in $EXPECTED_MODULES; do
 		grep -qxF "$MODDIR/$m.so" "$TMP/deb.files" || missing="$missing $MODDIR/$m.so"
 	done
-	check_eq ".deb holds daemon, storagectl, modules ($(echo $EXPECTED_MODULES)), config, unit, man pages" "" "${missing# }"
+	check_eq ".deb holds daemon, storagectl, modules ($(echo $EXPECTED_MODULES)), config, unit, man pages, web client" "" "${missing# }"
 	# The client packages built beside it.
 	cmissing=""
 	for pf in "libstoraged0:/usr/lib/$MULTIARCH/libstoraged.so.0 /usr/lib/$MULTIARCH/libstoraged.so.0.1.0" \
@@ -381,6 +382,12 @@ if installed; then
 				sed 's/^/       /' "$TMP/out" | tail -n 10
 			fi
 		done
+		# the web client from the installed files (default web_root)
+		case " $ENABLED_FES " in
+		*" http "*)
+			check "http: the web client is served at / from /usr/share/storaged/web" \
+				sh -c "curl -fsS --max-time 30 http://127.0.0.1:$PORT_http/ | grep -q /web/app.js" ;;
+		esac
 		# One store behind every front end: a file uploaded over one is
 		# served by the next.
 		set -- $ENABLED_FES
@@ -459,7 +466,8 @@ if packaging/build-rpm.sh "$VERSION" > "$TMP/build-rpm.out" 2>&1 && [ -f "$RPM" 
 	rpm -qlp "$RPM" > "$TMP/rpm.files" 2>/dev/null
 	missing=""
 	for f in /usr/sbin/storaged /usr/bin/storagectl /usr/lib64/storaged /etc/storaged/storaged.conf \
-		/usr/lib/systemd/system/storaged.service /usr/lib/sysusers.d/storaged.conf /var/lib/storaged; do
+		/usr/lib/systemd/system/storaged.service /usr/lib/sysusers.d/storaged.conf /var/lib/storaged \
+		/usr/share/storaged/web/index.html; do
 		grep -qxF "$f" "$TMP/rpm.files" || missing="$missing $f"
 	done
 	for p in /usr/share/man/man8/storaged.8 /usr/share/man/man8/storagectl.8 /usr/share/man/man5/storaged.conf.5; do

@@ -7,7 +7,8 @@
  * token is refused on the very next request) and remembers verified
  * passwords against the stored hash, so a keep-alive request costs a row
  * read, not an Argon2id verification. The session lives for the request
- * and is closed when it completes (module.c).
+ * and is closed when it completes (module.c). Without an Authorization
+ * header, the web client's session cookie is asked of web.c.
  *
  * Invariants:
  *  1. Secrets are wiped from this module's buffers once the engine has
@@ -50,6 +51,8 @@ int sd__http_authenticate(struct MHD_Connection *c, hreq *r, enum MHD_Result *re
 {
 	http_srv *s = r->srv;
 	const char *h = sd__http_hdr(c, MHD_HTTP_HEADER_AUTHORIZATION);
+	if (!h && sd__http_web_has_cookie(c)) /* a browser session (web.c) */
+		return sd__http_web_authenticate(c, r, ret);
 	if (!h)
 		return refuse(c, r, ret, "authentication required");
 	while (*h == ' ')

@@ -29,6 +29,9 @@
  *               upload sessions
  *   partial.c   PUT /api/v1/fs/<path> with Content-Range (RFC 9110 partial
  *               PUT) on a handle: one version per request
+ *   web.c       the web client: assets at / and /web/, browser sessions
+ *               (cookie + CSRF token) at /api/v1/session; auth.c asks it
+ *               about a request with the session cookie
  *      |
  *   upload.c    streamed uploads, instant upload (header and /api/v1/instant)
  *   download.c  file bodies from readers: ranges, conditionals, multipart
@@ -98,6 +101,10 @@ typedef struct http_conf {
 	int64_t dav_lock_max_timeout; /* ms: the longest lock granted */
 	char *cors_origins;      /* origins browsers may call from: "", "*" or a list */
 	int64_t bandwidth_limit; /* bytes/s per user, 0 = none (throttle.c) */
+	int web_client;          /* serve the web client at / */
+	char *web_root;          /* its assets */
+	int64_t session_idle;    /* ms: a browser session unused this long ends */
+	int64_t session_max;     /* ms: a browser session's longest life */
 } http_conf;
 
 typedef struct http_throttle http_throttle;
@@ -118,6 +125,7 @@ typedef struct http_srv {
 	atomic_long open_conns;
 	unsigned char hkey[32];  /* handles.c: key of the handle ids' MACs */
 	http_throttle *throttle; /* bandwidth_limit; NULL when none */
+	struct http_web *web;    /* web.c: assets and browser sessions */
 } http_srv;
 
 /* ---------------------------------------------------- request context */
@@ -176,6 +184,7 @@ struct hreq {
 	uint64_t discarded;  /* body bytes dropped (BODY_DISCARD) */
 	char addr[SD_ADDR_MAX];
 	int authed;
+	int web;                     /* a web client request: no Basic challenge on 401 */
 	sd_session *sess;            /* from authentication; closed at completion */
 	sd_session_info who;         /* the session's user as of authentication */
 	sd_reader *rd;               /* file being sent; closed at completion */
@@ -254,6 +263,19 @@ const char *sd__http_cors_origin(struct MHD_Connection *c, hreq *r);
  * was queued (*ret set) and -1. */
 int sd__http_authenticate(struct MHD_Connection *c, hreq *r, enum MHD_Result *ret);
 
+/* ------------------------------------------------------------- web.c */
+
+/* Load the assets of web_root (when web_client) and set up the session
+ * table: 0 (a missing web_root only disables the pages, with a warning). */
+int sd__http_web_init(http_srv *s);
+/* Revoke the tokens of the sessions still open; free it all. */
+void sd__http_web_free(http_srv *s);
+/* 1 if the request carries the session cookie. */
+int sd__http_web_has_cookie(struct MHD_Connection *c);
+/* Authenticate the request by its session cookie (and, for a writing
+ * method, its X-CSRF-Token): as sd__http_authenticate. */
+int sd__http_web_authenticate(struct MHD_Connection *c, hreq *r, enum MHD_Result *ret);
+
 /* ---------------------------------------------------------- handlers */
 
 /* Every handler is called from the first handler call of its request with
@@ -289,6 +311,11 @@ enum MHD_Result sd__http_h_close(struct MHD_Connection *c, hreq *r, const char *
 /* tus.c: /api/v1/tus[/<id>], resumable uploads (tus 1.0); authenticates
  * by itself (OPTIONS needs no credentials) */
 enum MHD_Result sd__http_tus(struct MHD_Connection *c, hreq *r, const char *tail);
+/* web.c: GET / (index.html), GET /web/<name>, and /api/v1/session
+ * (POST login, GET who and CSRF token, DELETE logout) */
+enum MHD_Result sd__http_web_index(struct MHD_Connection *c, hreq *r, const char *tail);
+enum MHD_Result sd__http_web_asset(struct MHD_Connection *c, hreq *r, const char *tail);
+enum MHD_Result sd__http_web_session(struct MHD_Connection *c, hreq *r, const char *tail);
 /* hdata.c: GET/HEAD/PUT /api/v1/handles/<id>/data */
 enum MHD_Result sd__http_h_data(struct MHD_Connection *c, hreq *r, const char *id);
 

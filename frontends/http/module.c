@@ -98,6 +98,14 @@ static const sd_conf_item http_conf_table[] = {
      "Origins (scheme://host[:port], comma-separated, or *) whose web pages may call the API from a browser (CORS: preflights answered, Access-Control-Allow-Origin on answers), e.g. for tus-js-client or Uppy; empty: none."},
     {"bandwidth_limit", SD_CONF_SIZE, OFF(bandwidth_limit), "0",
      "Bytes per second per user over all the user's HTTP uploads and downloads together; 0 = unlimited. When set, each connection is served by a thread of its own (threads is not used)."},
+    {"web_client", SD_CONF_BOOL, OFF(web_client), "yes",
+     "serve the web client (docs/web-client.md) at / from web_root"},
+    {"web_root", SD_CONF_PATH, OFF(web_root), SD_DATA_DIR "/web",
+     "folder of the web client's files (read once at start; missing: no web client, with a warning)"},
+    {"session_idle", SD_CONF_DURATION, OFF(session_idle), "30m",
+     "a web client session unused this long ends (its cookie stops working)"},
+    {"session_max", SD_CONF_DURATION, OFF(session_max), "12h",
+     "longest life of a web client session, however busy"},
     {NULL, 0, 0, NULL, NULL},
 };
 
@@ -536,6 +544,8 @@ static int http_init(const sd_core_api *api, sd_core *core, const sd_module_conf
 		return rc;
 	}
 	s->throttle = sd__http_throttle_new(cf->bandwidth_limit, (int)cf->max_connections);
+	if ((rc = sd__http_web_init(s)) < 0)
+		return rc;
 	if ((rc = bind_listener(s)) < 0)
 		return rc;
 	return 0;
@@ -698,6 +708,7 @@ static void http_destroy(void *state)
 	}
 	free(s->tls_cert_pem);
 	sd__http_throttle_free(s->throttle);
+	sd__http_web_free(s);
 	memset(s->hkey, 0, sizeof s->hkey);
 	free(s);
 }

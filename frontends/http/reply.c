@@ -69,6 +69,12 @@ enum MHD_Result sd__http_queue(struct MHD_Connection *c, hreq *r, unsigned statu
 		    "Tus-Version, Tus-Extension, Tus-Checksum-Algorithm, Upload-Offset, "
 		    "Upload-Length, Upload-Metadata, Upload-Expires");
 	}
+	/* Nothing the API sends is a page of this origin: a stored .html or
+	 * .svg opened in a browser runs no script next to the web client's
+	 * session (web.c's pages carry their own policy). */
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	if (!MHD_get_response_header(resp, "Content-Security-Policy"))
+		MHD_add_response_header(resp, "Content-Security-Policy", "sandbox; default-src 'none'");
 	r->status = (int)status;
 	r->bytes_out = body_len;
 	r->state = RQ_ANSWERED;
@@ -113,7 +119,11 @@ enum MHD_Result sd__http_reply_json(struct MHD_Connection *c, hreq *r, unsigned 
 	struct MHD_Response *resp = sd__http_json_response(obj, &len);
 	if (!resp)
 		return MHD_NO;
-	if (status == 401) {
+	/* no Basic challenge for the web client (the browser would pop up its
+	 * own login dialog over the page) */
+	if (status == 401 && !r->web &&
+	    !MHD_lookup_connection_value(c, MHD_COOKIE_KIND, "sd_session") &&
+	    !MHD_lookup_connection_value(c, MHD_HEADER_KIND, "X-Requested-With")) {
 		sd_buf h = SD_BUF_INIT;
 		sd_buf_printf(&h, "Basic realm=\"%s\", charset=\"UTF-8\"",
 			      r->srv->conf->auth_realm ? r->srv->conf->auth_realm : "storaged");

@@ -90,6 +90,11 @@ static const http_route routes[] = {
     {"GET HEAD DELETE", "/api/v1/handles/*", R_AUTH | R_RO_OK, sd__http_h_handle},
     /* resumable uploads (tus.c): OPTIONS is open, the rest authenticate there */
     {"OPTIONS POST HEAD PATCH DELETE", "/api/v1/tus", R_TREE, sd__http_tus},
+    /* the web client (web.c, docs/web-client.md): the session row
+     * authenticates by itself (login has no credentials yet) */
+    {"GET HEAD", "/", 0, sd__http_web_index},
+    {"GET HEAD", "/web/*", 0, sd__http_web_asset},
+    {"GET HEAD POST DELETE", "/api/v1/session", 0, sd__http_web_session},
     {"*", "/api", R_TREE | R_AUTH, no_route},
 };
 
