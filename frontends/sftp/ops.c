@@ -196,6 +196,29 @@ static int reply_stat(fx_sess *s, uint32_t id, const sd_stat *st)
 	return sd__sftp_send(s, &w, id);
 }
 
+/* A file this session created and has not closed yet is not in the tree
+ * (creates become visible at commit), but its creator sees it: sshfs
+ * (and FUSE under it) stats a file right after OPEN with CREAT, and fails
+ * the create when the file is not there. The attributes are the open
+ * handle's. -ENOENT when no handle of this session is open on path. */
+static int stat_pending(fx_sess *s, const char *path, sd_stat *st)
+{
+	int rc;
+	char *canon = sd__sftp_canonical(s, path, &rc);
+	if (!canon)
+		return -ENOENT;
+	rc = -ENOENT;
+	for (int i = 0; i < s->nh && rc == -ENOENT; i++) {
+		fx_handle *h = &s->h[i];
+		if (h->state == H_FILE && h->writable && h->path && strcmp(h->path, canon) == 0 &&
+		    sd__sftp_handle_file(s, h) == 0 &&
+		    s->x->api->handle_fstat(s->x->sess, h->fh, st) == 0)
+			rc = 0;
+	}
+	free(canon);
+	return rc;
+}
+
 int sd__sftp_op_stat(fx_sess *s, uint32_t id, fx_rd *r)
 {
 	char path[SD_PATH_MAX + 1];
@@ -205,6 +228,8 @@ int sd__sftp_op_stat(fx_sess *s, uint32_t id, fx_rd *r)
 		return rc < 0 ? rc : 0;
 	/* v3 STAT/LSTAT carry no flags; anything after the path is ignored */
 	rc = s->x->api->stat(s->x->sess, path, &st);
+	if (rc == -ENOENT)
+		rc = stat_pending(s, path, &st);
 	if (rc < 0)
 		return sd__sftp_err(s, id, rc);
 	return reply_stat(s, id, &st);

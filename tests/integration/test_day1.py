@@ -292,6 +292,40 @@ def test_sftp_df_over_sshfs(dd, keypair):
     assert abs(int(a[3].rstrip("%")) - int(b[3].rstrip("%"))) <= 1, f"use%: {a} vs {b}"
 
 
+def test_sshfs_writes_through_storaged_sftp(dd, keypair):
+    """sshfs on storaged's own SFTP creates, writes, renames and removes files: it stats a file
+    right after OPEN with CREAT, and a create is in the tree only at CLOSE, so the creating
+    session answers that stat from its open handle (before, every create over sshfs failed)."""
+    need("sshfs")
+    need("fusermount")
+    u = fresh_user(dd, "sshfsw", "sshfsw-pw-1")
+    dd.add_key("sshfsw", keypair + ".pub")
+    mnt = dd.path("mntw")
+    os.makedirs(mnt, exist_ok=True)
+    src = dd.path("sshfs-src.bin")
+    data = os.urandom(300_000)
+    with open(src, "wb") as f:
+        f.write(data)
+    r = run(["sshfs", "-p", str(dd.sftp), "-o", f"IdentityFile={keypair}",
+             "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+             "-o", "LogLevel=ERROR", "-o", "BatchMode=yes", f"{u[0]}@{HOST}:/", mnt], timeout=30)
+    assert r.returncode == 0, f"sshfs mount: {out(r)}"
+    try:
+        r = run(["sh", "-c", f"cp {src} {mnt}/big.bin && mkdir {mnt}/d && echo hello > {mnt}/d/a.txt"
+                 f" && echo gone > {mnt}/d/b.txt && mv {mnt}/d/a.txt {mnt}/d/c.txt"
+                 f" && rm {mnt}/d/b.txt && cmp {src} {mnt}/big.bin && ls {mnt}/d"], timeout=60)
+        assert r.returncode == 0, f"writes over sshfs: {out(r)}"
+        assert r.stdout.split() == ["c.txt"], f"listing over sshfs: {r.stdout!r}"
+    finally:
+        run(["fusermount", "-u", mnt])
+    with SftpSession(dd.sftp, *u) as s:
+        with s.open("/big.bin", "r") as f:
+            assert f.read() == data, "the file written over sshfs, read over SFTP"
+        with s.open("/d/c.txt", "r") as f:
+            assert f.read() == b"hello\n"
+        assert sorted(s.listdir("/d")) == ["c.txt"], "renamed and removed over sshfs"
+
+
 # ---------------------------------------------------------------- 5: SFTP ~ and statuses
 
 def test_sftp_cd_tilde_in_openssh_sftp(dd, keypair):
