@@ -10,7 +10,9 @@
  *   2. the first row whose path matches (exact, or with R_TREE the path
  *      followed by "/" and a tail; a "*" component of a row's path matches
  *      one non-empty component of the URL, which the handler gets as its
- *      tail; R_DAV: under dav_prefix, see dav.c) is the route; none: 404;
+ *      tail; R_DAV: under dav_prefix, see dav.c) is the route, or a later
+ *      row of the very same path that takes the method when it does not;
+ *      none: 404;
  *   3. R_AUTH (or R_AUTH_PRIVATE without public_ids): authenticate (401,
  *      429); a read-only credential may only GET or HEAD (403 read_only),
  *      except on R_RO_OK rows, whose handlers check it themselves;
@@ -254,12 +256,19 @@ enum MHD_Result sd__http_dispatch(struct MHD_Connection *c, hreq *r, const char 
 	const http_route *rt = NULL;
 	const char *tail = NULL;
 	char seg[SEG_MAX];
-	for (size_t i = 0; i < sizeof routes / sizeof routes[0] && !rt; i++)
+	size_t nroutes = sizeof routes / sizeof routes[0], i;
+	for (i = 0; i < nroutes && !rt; i++)
 		if ((tail = (routes[i].flags & R_DAV) ? sd__dav_match(s, url)
 						      : match(&routes[i], url, seg)))
 			rt = &routes[i];
 	if (!rt)
 		return no_route(c, r, NULL);
+	/* rows of the same path for other methods (GET / is the web client,
+	 * OPTIONS / WebDAV's): the one that takes this method */
+	for (; i < nroutes && !method_ok(rt->methods, method); i++)
+		if (!(routes[i].flags & R_DAV) && strcmp(routes[i].path, rt->path) == 0 &&
+		    method_ok(routes[i].methods, method))
+			rt = &routes[i];
 
 	if ((rt->flags & R_METRICS) && strcmp(s->conf->metrics, "open") != 0) {
 		if (strcmp(s->conf->metrics, "token") != 0) /* off */
