@@ -3,6 +3,7 @@
  * clocks. See util.h for the contracts.
  */
 #include "util.h"
+#include "sys.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -176,6 +177,22 @@ char *sd_buf_steal(sd_buf *b)
 	b->data = NULL;
 	b->len = b->cap = 0;
 	return p;
+}
+
+int sd_buf_read_fd(sd_buf *b, int fd, size_t max)
+{
+	for (;;) {
+		sd_buf_reserve(b, 64 * 1024);
+		ssize_t n = sd_sys_read(fd, b->data + b->len, 64 * 1024);
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			return 0;
+		b->len += (size_t)n;
+		b->data[b->len] = '\0';
+		if (b->len > max)
+			return -EFBIG;
+	}
 }
 
 /* ------------------------------------------------------------- hex */

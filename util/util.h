@@ -44,6 +44,10 @@ void sd_buf_vprintf(sd_buf *b, const char *fmt, va_list ap);
 void sd_buf_reset(sd_buf *b);   /* len = 0, keeps memory */
 void sd_buf_free(sd_buf *b);    /* releases memory, back to SD_BUF_INIT */
 char *sd_buf_steal(sd_buf *b);  /* returns data (never NULL), buffer reset */
+/* Append what is left to read of fd (to EOF) to b, NUL-terminated: 0,
+ * -EFBIG once b would hold more than max bytes, or -errno (sd_sys_read).
+ * On an error b holds what was read; the caller frees it. */
+int sd_buf_read_fd(sd_buf *b, int fd, size_t max);
 
 /* Lowercase hex of n bytes into out (2n+1 bytes). */
 void sd_hex(const unsigned char *in, size_t n, char *out);

@@ -218,18 +218,6 @@ static int need_parent(struct MHD_Connection *c, hreq *r, const char *path, enum
 	return -1;
 }
 
-static int has_body(struct MHD_Connection *c)
-{
-	if (sd__http_hdr(c, MHD_HTTP_HEADER_TRANSFER_ENCODING))
-		return 1;
-	const char *cl = sd__http_hdr(c, MHD_HTTP_HEADER_CONTENT_LENGTH);
-	if (!cl)
-		return 0;
-	while (*cl == ' ' || *cl == '0')
-		cl++;
-	return *cl != '\0';
-}
-
 /* ------------------------------------------------------------ bodies */
 
 static int body_feed(hreq *r, const char *data, size_t len)
@@ -436,7 +424,7 @@ static enum MHD_Result del(struct MHD_Connection *c, hreq *r)
 static enum MHD_Result mkcol(struct MHD_Connection *c, hreq *r)
 {
 	enum MHD_Result ret;
-	if (has_body(c))
+	if (sd__http_has_body(c))
 		return sd__dav_error(c, r, 415, NULL, NULL, "MKCOL takes no body");
 	sd_stat st;
 	int rc = r->srv->api->stat(r->sess, r->path.data, &st);

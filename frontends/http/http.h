@@ -248,6 +248,9 @@ void sd__http_access_end(struct MHD_Connection *c, hreq *r, int completed);
 
 /* ---------------------------------------------------------- routes.c */
 
+/* module.c: does the request carry a body (Content-Length > 0, or
+ * Transfer-Encoding)? */
+int sd__http_has_body(struct MHD_Connection *c);
 /* The first handler call of a request (headers complete): match the
  * route table, authenticate, check rights and method, run the handler. */
 enum MHD_Result sd__http_dispatch(struct MHD_Connection *c, hreq *r, const char *url,

@@ -198,8 +198,7 @@ static void upload_feed(hreq *r, const char *data, size_t len)
 	}
 }
 
-/* Does the request carry a body (Content-Length > 0 or chunked)? */
-static int request_has_body(struct MHD_Connection *c)
+int sd__http_has_body(struct MHD_Connection *c)
 {
 	if (sd__http_hdr(c, MHD_HTTP_HEADER_TRANSFER_ENCODING))
 		return 1;
@@ -304,7 +303,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 		 * (it cannot know the request is complete), losing keep-alive.
 		 * With a body, the first call is where we may refuse (or answer
 		 * an instant upload) before "100 Continue". */
-		if (!request_has_body(c)) {
+		if (!sd__http_has_body(c)) {
 			r->deferred = 1;
 			return MHD_YES;
 		}
@@ -429,25 +428,10 @@ static int read_pem(http_srv *s, const char *path, char **out)
 		return fd;
 	}
 	sd_buf b = SD_BUF_INIT;
-	int rc = 0;
-	for (;;) {
-		sd_buf_reserve(&b, 64 * 1024);
-		ssize_t n = sd_sys_read(fd, b.data + b.len, 64 * 1024);
-		if (n < 0) {
-			rc = (int)n;
-			break;
-		}
-		if (n == 0)
-			break;
-		b.len += (size_t)n;
-		b.data[b.len] = '\0';
-		if (b.len > PEM_MAX) {
-			s->api->log(s->core, SD_LOG_ERROR, HTTP_SRC,
-				    "event=tls_error file=%s err=\"larger than 1 MiB\"", path);
-			rc = -EFBIG;
-			break;
-		}
-	}
+	int rc = sd_buf_read_fd(&b, fd, PEM_MAX);
+	if (rc == -EFBIG)
+		s->api->log(s->core, SD_LOG_ERROR, HTTP_SRC,
+			    "event=tls_error file=%s err=\"larger than 1 MiB\"", path);
 	sd_sys_close(fd);
 	if (rc < 0) {
 		if (b.data)

@@ -11,7 +11,8 @@
  *      followed by "/" and a tail; a "*" component of a row's path matches
  *      one non-empty component of the URL, which the handler gets as its
  *      tail; R_DAV: under dav_prefix, see dav.c) is the route, or a later
- *      row of the very same path that takes the method when it does not;
+ *      row of the very same path and flags that takes the method when it
+ *      does not;
  *      none: 404;
  *   3. R_AUTH (or R_AUTH_PRIVATE without public_ids): authenticate (401,
  *      429); a read-only credential may only GET or HEAD (403 read_only),
@@ -266,8 +267,8 @@ enum MHD_Result sd__http_dispatch(struct MHD_Connection *c, hreq *r, const char 
 	/* rows of the same path for other methods (GET / is the web client,
 	 * OPTIONS / WebDAV's): the one that takes this method */
 	for (; i < nroutes && !method_ok(rt->methods, method); i++)
-		if (!(routes[i].flags & R_DAV) && strcmp(routes[i].path, rt->path) == 0 &&
-		    method_ok(routes[i].methods, method))
+		if (!(routes[i].flags & R_DAV) && routes[i].flags == rt->flags &&
+		    strcmp(routes[i].path, rt->path) == 0 && method_ok(routes[i].methods, method))
 			rt = &routes[i];
 
 	if ((rt->flags & R_METRICS) && strcmp(s->conf->metrics, "open") != 0) {

@@ -117,22 +117,7 @@ static int load_asset(http_srv *s, const char *dir, const char *name, web_asset 
 		return -EINVAL;
 	}
 	sd_buf b = SD_BUF_INIT;
-	int rc = 0;
-	for (;;) {
-		sd_buf_reserve(&b, 64 * 1024);
-		ssize_t n = sd_sys_read(fd, b.data + b.len, 64 * 1024);
-		if (n < 0) {
-			rc = (int)n;
-			break;
-		}
-		if (n == 0)
-			break;
-		b.len += (size_t)n;
-		if (b.len > WEB_ASSET_MAX) {
-			rc = -EFBIG;
-			break;
-		}
-	}
+	int rc = sd_buf_read_fd(&b, fd, WEB_ASSET_MAX);
 	sd_sys_close(fd);
 	if (rc < 0) {
 		sd_buf_free(&b);
