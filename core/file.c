@@ -99,6 +99,7 @@ struct sd_file {
 	uint64_t room_ok;  /* sizes up to this passed the quota (0: not known) */
 	uint64_t committed; /* size of the version the quota counts now (0: pending) */
 	int dead;          /* -EDQUOT: the unsaved writes can never commit */
+	int quota_told;    /* its quota_exceeded event has fired */
 };
 
 /* ------------------------------------------------------------ open modes */
@@ -442,6 +443,11 @@ static int may_grow(sd_file *f, uint64_t new_size, uint64_t hole)
 		return 0;
 	if (f->dirty) /* what was written before cannot commit whole */
 		f->dead = -EDQUOT;
+	if (!f->quota_told) { /* quota_exceeded (events.c), once per open */
+		f->quota_told = 1;
+		sd__event(f->c, SD_EV_QUOTA, &f->u, f->npath, NULL, (int64_t)new_size, NULL,
+			  "quota exceeded");
+	}
 	return -EDQUOT;
 }
 
